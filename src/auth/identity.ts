@@ -1,0 +1,37 @@
+/** Who is calling. Built by the bearer verifier or the session store; read by policy, headers and logs. */
+export type IdentityKind = 'user' | 'app' | 'ci' | 'anonymous'
+
+export interface Identity {
+  readonly kind: IdentityKind
+  /** Stable id: Entra object id (`oid`), or the mapped user claim of an extra issuer. Empty for anonymous. */
+  readonly id: string
+  /** upn / preferred_username (Entra), or the mapped user claim (extra issuers). */
+  readonly name?: string
+  readonly email?: string
+  readonly displayName?: string
+  /** Entra group object ids, or issuer-qualified values ("gitlab-ci:platform/infra"). */
+  readonly groups: readonly string[]
+  /** Entra app roles (user tokens) or application permissions (app-only tokens). */
+  readonly roles: readonly string[]
+  /** Client id that obtained the token (`azp` / `appid`). */
+  readonly appId?: string
+  /** "entra" or the `name` of an extra issuer. */
+  readonly issuer: string
+  readonly tenantId?: string
+  /** Seconds since epoch when the credential expires (token `exp`, or session end). */
+  readonly expiresAt?: number
+  /** Seconds since epoch when the credential was issued (token `iat`, or sign-in time); for revocation. */
+  readonly issuedAt?: number
+  /** Where `groups` came from; `overage-unresolved` means the token had too many groups and they could not be read. */
+  readonly groupsSource?: 'token' | 'graph' | 'overage-unresolved' | 'none'
+  /** GitLab CI job facts (kind `ci`), for the access log. */
+  readonly ci?: {
+    readonly projectPath?: string
+    readonly ref?: string
+    readonly refProtected?: boolean
+    readonly pipelineId?: string
+    readonly jobId?: string
+  }
+}
+
+export const ANONYMOUS: Identity = Object.freeze({ kind: 'anonymous', id: '', groups: Object.freeze([]), roles: Object.freeze([]), issuer: '' })

@@ -1,0 +1,2 @@
+/** What kind of GitLab traffic a request is (SPEC `iap.gitlab.route`). */
+export type RouteClass = 'web' | 'api' | 'graphql' | 'git' | 'lfs' | 'cable' | 'iap' | 'other'
