@@ -1,0 +1,105 @@
+/**
+ * The admin listener: `/healthz` (process alive), `/readyz` (config loaded, keys fetched, stores
+ * reachable), `/metrics` (Prometheus text) and `POST /admin/revoke`. Never on the main listener.
+ */
+import { timingSafeEqual, createHash } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Metrics } from '../metrics/registry.ts'
+
+export interface ReadinessCheck {
+  /** Short name shown in /readyz details. */
+  readonly name: string
+  check(): { ready: boolean; detail?: Record<string, unknown> }
+}
+
+export interface AdminDeps {
+  readonly metrics: Metrics
+  readonly token?: string
+  readonly checks: readonly ReadinessCheck[]
+  /** Ends a user's sessions everywhere and revokes their bearer tokens issued before now. */
+  readonly revoke?: (user: string) => Promise<{ sessionsEnded: number }>
+  /** False once shutdown began: readiness fails so the load balancer drains us. */
+  readonly accepting: () => boolean
+}
+
+const MAX_BODY = 4096
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n'
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
+}
+
+/** Constant-time comparison of the presented bearer token with the configured one. */
+function hasAdminToken(req: IncomingMessage, token: string | undefined): boolean {
+  if (!token) return false
+  const header = req.headers.authorization
+  if (typeof header !== 'string' || !/^Bearer /i.test(header)) return false
+  const digest = (text: string) => createHash('sha256').update(text).digest()
+  return timingSafeEqual(digest(header.slice(7).trim()), digest(token))
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let size = 0
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > MAX_BODY) {
+        reject(new Error('body too large'))
+        req.destroy()
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    req.on('error', reject)
+  })
+}
+
+export function createAdminHandler(deps: AdminDeps) {
+  return async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]
+    try {
+      if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return sendJson(res, 200, { status: 'ok' })
+      if (path === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
+        const details: Record<string, unknown> = {}
+        let ready = deps.accepting()
+        if (!ready) details.shutdown = { ready: false }
+        for (const check of deps.checks) {
+          const result = check.check()
+          details[check.name] = { ready: result.ready, ...result.detail }
+          if (!result.ready) ready = false
+        }
+        return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not-ready', checks: details })
+      }
+      if (path === '/metrics' && req.method === 'GET') {
+        const text = await deps.metrics.render()
+        res.writeHead(200, { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' })
+        res.end(text)
+        return
+      }
+      if (path === '/admin/revoke') {
+        if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' })
+        if (!hasAdminToken(req, deps.token)) {
+          res.setHeader('www-authenticate', 'Bearer realm="gitlab-iap-admin"')
+          return sendJson(res, 401, { error: deps.token ? 'invalid admin token' : 'admin API disabled: set admin.token' })
+        }
+        if (!deps.revoke) return sendJson(res, 501, { error: 'revocation is not available' })
+        let user: unknown
+        try {
+          user = (JSON.parse(await readBody(req)) as { user?: unknown }).user
+        } catch {
+          return sendJson(res, 400, { error: 'body must be JSON {"user": "<oid|upn>"}' })
+        }
+        if (typeof user !== 'string' || user.length === 0 || user.length > 256) return sendJson(res, 400, { error: 'body must be JSON {"user": "<oid|upn>"}' })
+        const result = await deps.revoke(user)
+        return sendJson(res, 200, { revoked: user, revokedAt: new Date().toISOString(), ...result })
+      }
+      sendJson(res, 404, { error: 'not found' })
+    } catch (err) {
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error', code: (err as { code?: string }).code })
+      else res.destroy()
+    }
+  }
+}

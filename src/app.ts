@@ -1,0 +1,334 @@
+/**
+ * Composition root and the request pipeline. A request moves one way:
+ * context → /-/iap/ endpoints → canonical path → GitLab attribution → authentication → policy →
+ * respond or forward → one access-log record. The hot path awaits nothing for cached credentials.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { AuthOutcome, Authenticator } from './auth/authenticate.ts'
+import type { Config } from './config/schema.ts'
+import { attribute, type Attribution } from './gitlab/attribute.ts'
+import { checkCanonicalPath } from './http/canonical-path.ts'
+import { isBrowserNavigation, sendRedirect, sendStatusPage, wwwAuthenticate, writeSocketResponse } from './http/respond.ts'
+import type { AccessLog } from './logs/index.ts'
+import type { Metrics } from './metrics/registry.ts'
+import { createCidrSet, type CidrSet } from './net/cidr.ts'
+import type { Decision } from './policy/decision.ts'
+import { compilePolicy, decide, type CompiledPolicy } from './policy/index.ts'
+import { createForwarder, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
+import { sanitizeRequestHeaders, setIdentityHeaders } from './proxy/headers.ts'
+import type { RequestContext } from './server/context.ts'
+import { createRequestContext, isTrustedPeer } from './server/request-context.ts'
+
+/** Minimal operational logger (pino-compatible), for events that are not access-log records. */
+export interface OpsLogger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+/** Handles the reserved `/-/iap/*` endpoints; returns false when the path is not one of them. */
+export type IapEndpoints = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => boolean | Promise<boolean>
+
+/** Resolves a numeric GitLab project id to its path (`undefined` when it cannot be resolved). */
+export type ProjectResolver = (id: string) => Promise<string | undefined>
+
+/** Last-moment additions to the headers sent to GitLab for an allowed request (identity assertion, cookie cleanup). */
+export type UpstreamHeaderHook = (req: IncomingMessage, ctx: RequestContext) => void
+
+export interface AppDeps {
+  readonly metrics: Metrics
+  readonly accessLog: AccessLog
+  readonly authenticator: Authenticator
+  readonly log: OpsLogger
+  readonly iapEndpoints?: IapEndpoints
+  readonly resolveProject?: ProjectResolver
+  readonly upstreamHeaders?: UpstreamHeaderHook
+  /** True when browser sign-in is configured: anonymous navigations are redirected to /-/iap/login. */
+  readonly browserLogin?: boolean
+}
+
+export interface App {
+  handleRequest(req: IncomingMessage, res: ServerResponse): void
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void
+  /** Swaps config-derived state (policy, trusted proxies) atomically; in-flight requests keep theirs. */
+  reload(config: Config): void
+  readonly config: Config
+  close(): void
+}
+
+/** Everything derived from one config version. A request captures it once and uses it throughout. */
+interface ConfigState {
+  readonly config: Config
+  readonly policy: CompiledPolicy
+  readonly trusted: CidrSet
+}
+
+const kContext = Symbol('gitlab-iap.context')
+type WithContext = IncomingMessage & { [kContext]?: RequestContext }
+
+function buildState(config: Config): ConfigState {
+  return { config, policy: compilePolicy(config), trusted: createCidrSet(config.server.trustedProxies) }
+}
+
+const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as Promise<T>)?.then === 'function'
+
+const GIT_ROUTES = new Set(['git', 'lfs'])
+
+export function createApp(initialConfig: Config, deps: AppDeps): App {
+  let state = buildState(initialConfig)
+  const scheme = initialConfig.server.tls ? 'https' : 'http'
+
+  const forwarder: Forwarder = createForwarder(initialConfig.upstream, {
+    onResponse(req, proxyRes) {
+      const ctx = (req as WithContext)[kContext]
+      if (!ctx) return
+      ctx.upstreamNs = process.hrtime.bigint() - ctx.startNs
+      ctx.status = proxyRes.statusCode
+    },
+    onError(req, target, failure) {
+      const ctx = (req as WithContext)[kContext]
+      if (!ctx) return
+      ctx.error = failure
+      deps.log.warn({ requestId: ctx.id, code: failure === 'upstream-timeout' ? 'IAP_ERR_UPSTREAM_TIMEOUT' : 'IAP_ERR_UPSTREAM_UNREACHABLE', failure }, 'forwarding failed')
+      const status = failure === 'upstream-timeout' ? 504 : 502
+      if ('writeHead' in target) {
+        sendStatusPage(req, target as ServerResponse, {
+          status,
+          title: status === 504 ? 'GitLab did not answer in time' : 'GitLab is unavailable',
+          message: status === 504 ? 'The request to GitLab timed out. Try again.' : 'The proxy could not reach GitLab. Try again shortly.',
+          requestId: ctx.id,
+          reason: failure,
+        })
+      } else {
+        ctx.status = status
+        writeSocketResponse(target, status, ctx.id)
+      }
+    },
+  })
+
+  function finish(ctx: RequestContext, res: ServerResponse | undefined, socketBytes: { read: number; written: number } | undefined, socket: Duplex | undefined): void {
+    const endNs = process.hrtime.bigint()
+    if (res) {
+      if (!res.writableFinished) ctx.aborted = true
+      // What the client got is what we log; 499 (nginx's convention) when it left before any response.
+      ctx.status = res.headersSent ? res.statusCode : 499
+    }
+    const s = socket as (Duplex & { bytesRead?: number; bytesWritten?: number }) | undefined
+    if (s && socketBytes) {
+      ctx.bytesIn = (s.bytesRead ?? 0) - socketBytes.read
+      ctx.bytesOut = (s.bytesWritten ?? 0) - socketBytes.written
+    }
+    try {
+      deps.metrics.observeRequest(ctx, endNs)
+    } catch (err) {
+      deps.log.error({ err, requestId: ctx.id }, 'metrics failed')
+    }
+    deps.accessLog.write(ctx, endNs)
+  }
+
+  /** The shared part of the pipeline for requests and websocket handshakes; returns the decision. */
+  function evaluate(
+    req: IncomingMessage,
+    ctx: RequestContext,
+    s: ConfigState,
+    attr: Attribution,
+    done: (decision: Decision, outcome: AuthOutcome | undefined) => void,
+  ): void {
+    const afterAuth = (outcome: AuthOutcome) => {
+      ctx.authMethod = outcome.method
+      if (!outcome.ok) {
+        deps.metrics.authFailure(outcome.reason)
+        done({ result: 'challenge', rule: null, reason: outcome.reason }, outcome)
+        return
+      }
+      ctx.identity = outcome.identity
+      const decideNow = (projectUnresolved: boolean) =>
+        decide(
+          s.policy,
+          { method: ctx.method, path: ctx.path, route: ctx.route, project: ctx.project, projectUnresolved, clientIp: ctx.clientIp },
+          ctx.identity,
+        )
+      if (attr.projectId !== undefined && s.policy.needsProjects) {
+        const resolve = deps.resolveProject
+        if (!resolve) return done(decideNow(true), outcome)
+        resolve(attr.projectId).then(
+          (path) => {
+            if (path !== undefined) ctx.project = path
+            done(decideNow(path === undefined), outcome)
+          },
+          () => done(decideNow(true), outcome),
+        )
+        return
+      }
+      done(decideNow(false), outcome)
+    }
+    let outcome: AuthOutcome | Promise<AuthOutcome>
+    try {
+      outcome = deps.authenticator.authenticate(req, ctx)
+    } catch (err) {
+      deps.log.error({ err, requestId: ctx.id }, 'authentication failed unexpectedly')
+      outcome = { ok: false, method: 'none', reason: 'internal-error', description: 'authentication failed', status: 503 }
+    }
+    if (isPromise(outcome)) {
+      outcome.then(afterAuth, (err: unknown) => {
+        deps.log.error({ err, requestId: ctx.id }, 'authentication failed unexpectedly')
+        afterAuth({ ok: false, method: 'none', reason: 'internal-error', description: 'authentication failed', status: 503 })
+      })
+    } else {
+      afterAuth(outcome)
+    }
+  }
+
+  function prepareUpstream(req: IncomingMessage, ctx: RequestContext, s: ConfigState, outcome: AuthOutcome | undefined, websocket: boolean): void {
+    sanitizeRequestHeaders(req, { requestId: ctx.id, peerTrusted: isTrustedPeer(req, s.trusted), scheme, websocket })
+    if (outcome?.ok) {
+      if (outcome.forwardAuthorization === null) delete req.headers.authorization
+      else if (outcome.forwardAuthorization !== undefined) req.headers.authorization = outcome.forwardAuthorization
+      setIdentityHeaders(req.headers, ctx.identity)
+    }
+    deps.upstreamHeaders?.(req, ctx)
+  }
+
+  function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    const s = state
+    const ctx = createRequestContext(req, s.trusted, false)
+    ;(req as WithContext)[kContext] = ctx
+    const socket = req.socket
+    const socketBytes = { read: socket.bytesRead, written: socket.bytesWritten }
+    res.once('close', () => finish(ctx, res, socketBytes, socket))
+    res.setHeader('x-request-id', ctx.id)
+
+    if (!deps.accessLog.healthy && s.config.accessLog.onError === 'deny') {
+      ctx.decision = { result: 'deny', rule: null, reason: 'access-log-unavailable' }
+      return sendStatusPage(req, res, { status: 503, title: 'Temporarily unavailable', message: 'The access log cannot be written; requests are refused until it can.', requestId: ctx.id })
+    }
+
+    const problem = checkCanonicalPath(ctx.path)
+    if (problem) {
+      ctx.decision = { result: 'deny', rule: null, reason: problem }
+      return sendStatusPage(req, res, { status: 400, title: 'Bad request', message: 'The request path is not in canonical form.', requestId: ctx.id, reason: problem })
+    }
+    const attr = attribute(ctx.method, ctx.path)
+    ctx.route = attr.route
+    if (attr.project !== undefined) ctx.project = attr.project
+
+    if (attr.route === 'iap') {
+      const endpoints = deps.iapEndpoints
+      const handled = endpoints ? endpoints(req, res, ctx) : false
+      const notFound = (ok: boolean) => {
+        if (ok) return
+        ctx.decision = { result: 'deny', rule: null, reason: 'iap-endpoint-unknown' }
+        sendStatusPage(req, res, { status: 404, title: 'Not found', message: 'No such gitlab-iap endpoint.', requestId: ctx.id })
+      }
+      if (isPromise(handled)) {
+        handled.then(notFound, (err: unknown) => {
+          deps.log.error({ err, requestId: ctx.id }, 'iap endpoint failed')
+          sendStatusPage(req, res, { status: 500, title: 'Internal error', message: 'The sign-in endpoint failed.', requestId: ctx.id })
+        })
+      } else notFound(handled)
+      return
+    }
+
+    evaluate(req, ctx, s, attr, (decision, outcome) => {
+      ctx.decision = decision
+      if (res.destroyed) return
+      if (decision.result === 'allow') {
+        prepareUpstream(req, ctx, s, outcome, false)
+        forwarder.web(req, res)
+        return
+      }
+      if (decision.result === 'challenge') {
+        if (outcome && !outcome.ok && outcome.status === 503) {
+          return sendStatusPage(req, res, { status: 503, title: 'Sign-in temporarily unavailable', message: outcome.description, requestId: ctx.id, reason: outcome.reason }, { 'retry-after': '5' })
+        }
+        const failed = outcome && !outcome.ok ? outcome : undefined
+        if (!failed && deps.browserLogin && isBrowserNavigation(req) && !GIT_ROUTES.has(ctx.route) && ctx.route !== 'api') {
+          return sendRedirect(res, `/-/iap/login?rd=${encodeURIComponent(ctx.target)}`, ctx.id)
+        }
+        return sendStatusPage(
+          req,
+          res,
+          {
+            status: 401,
+            title: 'Sign-in required',
+            message: failed ? failed.description : 'This request needs a valid credential.',
+            requestId: ctx.id,
+            reason: failed?.reason ?? decision.reason,
+          },
+          { 'www-authenticate': wwwAuthenticate(failed?.reason ?? 'credentials-missing', failed?.description, GIT_ROUTES.has(ctx.route)) },
+        )
+      }
+      sendStatusPage(req, res, {
+        status: 403,
+        title: 'Access denied',
+        message: 'Your identity is not allowed to reach this page.',
+        requestId: ctx.id,
+        rule: decision.rule,
+        reason: decision.reason,
+      })
+    })
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const s = state
+    const ctx = createRequestContext(req, s.trusted, true)
+    ;(req as WithContext)[kContext] = ctx
+    const tcp = socket as Duplex & { bytesRead: number; bytesWritten: number }
+    const socketBytes = { read: tcp.bytesRead, written: tcp.bytesWritten }
+    socket.on('error', () => socket.destroy())
+    let logged = false
+    socket.once('close', () => {
+      if (logged) return
+      logged = true
+      ctx.status = ctx.status ?? 499
+      finish(ctx, undefined, socketBytes, socket)
+    })
+    const refuse = (status: number, reason: string, extra: string[] = []) => {
+      ctx.decision = ctx.decision ?? { result: 'deny', rule: null, reason }
+      ctx.status = status
+      writeSocketResponse(socket, status, ctx.id, extra)
+    }
+    // Only websocket upgrades exist in GitLab; `Upgrade: h2c` would tunnel past the policy (SECURITY.md §4 item 4).
+    if (typeof req.headers.upgrade !== 'string' || req.headers.upgrade.toLowerCase() !== 'websocket' || req.method !== 'GET') {
+      return refuse(400, 'upgrade-not-websocket')
+    }
+    const problem = checkCanonicalPath(ctx.path)
+    if (problem) return refuse(400, problem)
+    const attr = attribute(ctx.method, ctx.path)
+    ctx.route = attr.route
+    if (attr.project !== undefined) ctx.project = attr.project
+    if (attr.route === 'iap') return refuse(404, 'iap-endpoint-unknown')
+
+    evaluate(req, ctx, s, attr, (decision, outcome) => {
+      ctx.decision = decision
+      if (socket.destroyed) return
+      if (decision.result === 'allow') {
+        prepareUpstream(req, ctx, s, outcome, true)
+        ctx.status = 101
+        forwarder.ws(req, socket, head)
+        return
+      }
+      if (decision.result === 'challenge') {
+        const failed = outcome && !outcome.ok ? outcome : undefined
+        if (failed?.status === 503) return refuse(503, failed.reason)
+        return refuse(401, failed?.reason ?? decision.reason, wwwAuthenticate(failed?.reason ?? 'credentials-missing', failed?.description, false).map((v) => `www-authenticate: ${v}`))
+      }
+      refuse(403, decision.reason)
+    })
+  }
+
+  return {
+    handleRequest,
+    handleUpgrade,
+    reload(config: Config) {
+      state = buildState(config)
+    },
+    get config() {
+      return state.config
+    },
+    close() {
+      forwarder.close()
+    },
+  }
+}

@@ -1,0 +1,69 @@
+/** `gitlab-iap check`: validate the config and print a readable summary. Exit 0 valid, 1 invalid. */
+import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
+import type { Config } from '../config/schema.ts'
+import { formatDurationMs } from '../config/units.ts'
+import { compilePolicy } from '../policy/index.ts'
+import { parseCommandArgs } from './args.ts'
+import type { CliIo } from './io.ts'
+
+export const CHECK_HELP = `Usage: gitlab-iap check [--config FILE]
+
+Validate the configuration and print a summary (listeners, issuers, rules in order).
+The config file is --config, else $GITLAB_IAP_CONFIG, else ./config.yaml.
+Exit status: 0 valid, 1 invalid.
+`
+
+export function summarizeConfig(config: Config, path: string): string {
+  const lines: string[] = []
+  const out = (line = '') => lines.push(line)
+  out(`config ${path}: valid`)
+  out()
+  out('listeners')
+  out(`  main   ${config.server.listen} (${config.server.tls ? 'https' : 'http'}), public URL ${config.server.publicUrl}`)
+  out(`  admin  ${config.admin.listen}${config.admin.token ? '' : ' (admin API disabled: no admin.token)'}`)
+  out(`  trusted proxies: ${config.server.trustedProxies.length ? config.server.trustedProxies.join(', ') : 'none'}`)
+  out(`upstream ${config.upstream.url} (timeout ${config.upstream.timeoutSeconds}s${config.upstream.apiToken ? ', numeric project ids resolved with apiToken' : ''})`)
+  out()
+  out('issuers')
+  if (config.entra) {
+    const e = config.entra
+    out(`  entra      tenant ${e.tenantId}, client ${e.clientId}, authority ${e.authority}`)
+    out(`             audiences ${[e.clientId, ...e.audiences].join(', ')}; algorithms ${e.algorithms.join(', ')}; browser sign-in ${e.clientSecret ? 'on' : 'off'}`)
+  } else out('  entra      not configured (no Entra tokens or browser sign-in)')
+  for (const issuer of config.issuers) {
+    out(`  ${issuer.name.padEnd(10)} ${issuer.issuer} (kind ${issuer.kind}), audiences ${issuer.audiences.join(', ')}`)
+  }
+  out()
+  out(`sessions ${config.session.store}${config.session.store === 'redis' && config.session.redis ? ` (${redactUrl(config.session.redis.url)})` : ''}, absolute ${formatDurationMs(config.session.absoluteTimeout)}, idle ${formatDurationMs(config.session.idleTimeout)}, refresh every ${formatDurationMs(config.session.refreshInterval)}`)
+  out(`access log ${config.accessLog.output}${config.accessLog.integrity ? ', integrity chain on' : ''}`)
+  out()
+  const policy = compilePolicy(config)
+  out(`policy (first match decides; default ${config.policy.default}; ${policy.ruleNames.length} rules)`)
+  config.policy.rules.forEach((rule, i) => {
+    const where = [rule.paths ? `paths ${rule.paths.join(' ')}` : '', rule.projects ? `projects ${rule.projects.join(' ')}` : '', rule.methods ? `methods ${rule.methods.join(',')}` : '', rule.sourceIps ? `from ${rule.sourceIps.join(',')}` : '']
+      .filter(Boolean)
+      .join('; ')
+    const outcome = rule.public
+      ? 'public'
+      : rule.deny
+        ? 'deny'
+        : `allow ${[rule.groups && `groups ${rule.groups.join(',')}`, rule.users && `users ${rule.users.join(',')}`, rule.roles && `roles ${rule.roles.join(',')}`, rule.apps && `apps ${rule.apps.join(',')}`].filter(Boolean).join('; ')}`
+    out(`  ${String(i + 1).padStart(2)}. ${rule.name}: ${where} → ${outcome}`)
+  })
+  return lines.join('\n') + '\n'
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@')
+}
+
+export async function runCheck(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } })
+  if (values.help) {
+    io.stdout.write(CHECK_HELP)
+    return 0
+  }
+  const { config, path } = loadConfigFile(resolveConfigPath(values.config, io.env), io.env)
+  io.stdout.write(summarizeConfig(config, path))
+  return 0
+}

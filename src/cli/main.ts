@@ -1,0 +1,89 @@
+/** argv → command. Every command prints --help; bad input is one line on stderr and a non-zero exit. */
+import { z } from 'zod'
+import { configSchema } from '../config/schema.ts'
+import { isIapError } from '../errors.ts'
+import { runCheck } from './check.ts'
+import { processIo, fail, type CliIo } from './io.ts'
+import { runServe } from './serve.ts'
+
+type Command = (argv: string[], io: CliIo) => Promise<number>
+
+const HELP = `Usage: gitlab-iap <command> [options]
+
+Commands:
+  serve     run the proxy
+  check     validate the config and print a summary
+  explain   print the policy decision for a hypothetical request
+  logs      query access logs (and \`logs verify\` the integrity chain)
+  demo      start a self-contained demo on loopback
+  schema    print the JSON Schema of config.yaml
+
+Run \`gitlab-iap <command> --help\` for a command's options.
+`
+
+/** JSON Schema of config.yaml, for editors (`# yaml-language-server: $schema=...`). */
+export function configJsonSchema(): object {
+  return {
+    $id: 'https://gitlab-iap.dev/config.schema.json',
+    title: 'gitlab-iap config.yaml',
+    ...z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }),
+  }
+}
+
+const commands: Record<string, Command> = {
+  serve: runServe,
+  check: runCheck,
+  schema: async (argv, io) => {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      io.stdout.write('Usage: gitlab-iap schema\n\nPrint the JSON Schema of config.yaml.\n')
+      return 0
+    }
+    io.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n')
+    return 0
+  },
+}
+
+/** Registers a command implemented in its own module (explain, logs, demo). */
+export function registerCommand(name: string, run: Command): void {
+  commands[name] = run
+}
+
+async function loadOptionalCommands(): Promise<void> {
+  // Commands in their own modules; each registers itself when present.
+  const optional: [string, string, string][] = [
+    ['explain', './explain.ts', 'runExplain'],
+    ['logs', './logs.ts', 'runLogs'],
+    ['demo', './demo.ts', 'runDemo'],
+  ]
+  for (const [name, file, exportName] of optional) {
+    if (commands[name]) continue
+    try {
+      const mod = (await import(file)) as Record<string, Command>
+      if (typeof mod[exportName] === 'function') commands[name] = mod[exportName]
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err
+    }
+  }
+}
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(HELP)
+    return name === undefined ? 1 : 0
+  }
+  if (name === '--version' || name === 'version') {
+    const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string }
+    io.stdout.write(`gitlab-iap ${pkg.version}\n`)
+    return 0
+  }
+  await loadOptionalCommands()
+  const command = commands[name]
+  if (!command) return fail(io, `unknown command "${name}" (see gitlab-iap --help)`, 2)
+  try {
+    return await command(rest, io)
+  } catch (err) {
+    if (isIapError(err)) return fail(io, err.message, err.code === 'IAP_ERR_CLI_USAGE' ? 2 : 1)
+    return fail(io, `unexpected error: ${(err as Error).message ?? String(err)}`, 1)
+  }
+}

@@ -1,0 +1,46 @@
+/** `gitlab-iap serve`: run the proxy until SIGTERM/SIGINT, then drain and exit 0. */
+import pino from 'pino'
+import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
+import { startServer } from '../server/start.ts'
+import { parseCommandArgs } from './args.ts'
+import type { CliIo } from './io.ts'
+
+export const SERVE_HELP = `Usage: gitlab-iap serve [--config FILE]
+
+Run the proxy. The config file is --config, else $GITLAB_IAP_CONFIG, else ./config.yaml.
+Access-log records go to accessLog.output (stdout by default); the proxy's own messages go to stderr.
+SIGTERM/SIGINT: stop accepting, finish in-flight requests (server.shutdownGraceSeconds), exit 0.
+`
+
+export async function runServe(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } })
+  if (values.help) {
+    io.stdout.write(SERVE_HELP)
+    return 0
+  }
+  const configPath = resolveConfigPath(values.config, io.env)
+  const { config } = loadConfigFile(configPath, io.env)
+  // Operational messages go to stderr so stdout stays pure access-log NDJSON.
+  const log = pino({ base: { service: 'gitlab-iap' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }))
+  const server = await startServer(config, { log })
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down')
+      server.shutdown().then(
+        () => {
+          log.info({}, 'stopped')
+          resolve(0)
+          // Everything is drained and closed; do not let a stray handle (a client library's timer) hold the exit.
+          setTimeout(() => process.exit(0), 200).unref()
+        },
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed')
+          resolve(1)
+        },
+      )
+    }
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+  })
+}

@@ -1,0 +1,109 @@
+/**
+ * Responses the proxy writes itself (never forwarded): small HTML or JSON bodies chosen by `Accept`,
+ * always carrying the request id, never the policy text, a token or a cookie.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+
+export interface StatusPage {
+  readonly status: number
+  readonly title: string
+  readonly message: string
+  readonly requestId: string
+  /** Name of the rule that decided (403 pages). */
+  readonly rule?: string | null
+  /** Stable reason (401/403/503), shown to help users and support staff. */
+  readonly reason?: string
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+}
+
+export function statusText(status: number): string {
+  return STATUS_TEXT[status] ?? 'Error'
+}
+
+/** True for a browser navigation: GET/HEAD that accepts HTML (SPEC "Endpoints"). */
+export function isBrowserNavigation(req: IncomingMessage): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false
+  const accept = req.headers.accept
+  return typeof accept === 'string' && accept.includes('text/html')
+}
+
+function prefersJson(req: IncomingMessage): boolean {
+  const accept = req.headers.accept
+  if (typeof accept !== 'string' || accept === '') return true
+  return !accept.includes('text/html')
+}
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!)
+}
+
+export function renderStatusPage(page: StatusPage, json: boolean): { body: string; contentType: string } {
+  if (json) {
+    const body: Record<string, unknown> = { error: statusText(page.status), message: page.message, requestId: page.requestId }
+    if (page.rule !== undefined && page.rule !== null) body.rule = page.rule
+    if (page.reason) body.reason = page.reason
+    return { body: JSON.stringify(body) + '\n', contentType: 'application/json; charset=utf-8' }
+  }
+  const rows = [
+    page.rule ? `<p>Rule: <code>${escapeHtml(page.rule)}</code></p>` : '',
+    page.reason ? `<p>Reason: <code>${escapeHtml(page.reason)}</code></p>` : '',
+    `<p>Request id: <code>${escapeHtml(page.requestId)}</code></p>`,
+  ].join('')
+  const body =
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
+    `<title>${page.status} ${escapeHtml(page.title)}</title>` +
+    `<style>body{font:16px system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .25rem}</style>` +
+    `</head><body><h1>${escapeHtml(page.title)}</h1><p>${escapeHtml(page.message)}</p>${rows}</body></html>\n`
+  return { body, contentType: 'text/html; charset=utf-8' }
+}
+
+/** Writes a status page unless headers were already sent (then the response is cut). */
+export function sendStatusPage(req: IncomingMessage, res: ServerResponse, page: StatusPage, headers: Record<string, string | string[]> = {}): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  const { body, contentType } = renderStatusPage(page, prefersJson(req))
+  res.writeHead(page.status, {
+    ...headers,
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'x-request-id': page.requestId,
+  })
+  res.end(req.method === 'HEAD' ? undefined : body)
+}
+
+/** `WWW-Authenticate` values for a 401: Bearer always, Basic too on git/LFS routes so git asks its credential helper. */
+export function wwwAuthenticate(reason: string | undefined, description: string | undefined, basic: boolean): string[] {
+  const quoted = (text: string) => text.replace(/["\\\r\n]/g, ' ')
+  const bearer = reason && reason !== 'credentials-missing'
+    ? `Bearer realm="gitlab-iap", error="invalid_token", error_description="${quoted(description ?? reason)}"`
+    : 'Bearer realm="gitlab-iap"'
+  return basic ? [bearer, 'Basic realm="gitlab-iap"'] : [bearer]
+}
+
+export function sendRedirect(res: ServerResponse, location: string, requestId: string, headers: Record<string, string | string[]> = {}): void {
+  res.writeHead(302, { ...headers, location, 'cache-control': 'no-store', 'content-length': 0, 'x-request-id': requestId })
+  res.end()
+}
+
+/** Answers on a raw socket (websocket handshakes that are refused) and closes it. */
+export function writeSocketResponse(socket: Duplex, status: number, requestId: string, extraHeaders: string[] = []): void {
+  if (socket.destroyed) return
+  const body = JSON.stringify({ error: statusText(status), requestId }) + '\n'
+  socket.end(
+    `HTTP/1.1 ${status} ${statusText(status)}\r\n` +
+      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${requestId}\r\ncache-control: no-store\r\nconnection: close\r\n` +
+      extraHeaders.map((h) => `${h}\r\n`).join('') +
+      `\r\n${body}`,
+  )
+}

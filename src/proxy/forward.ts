@@ -1,0 +1,94 @@
+/**
+ * Forwarding to GitLab with http-proxy-3: bodies stream both ways, the request-target goes out
+ * byte-for-byte (`toProxy`: no WHATWG re-normalisation, SECURITY.md §4.1), `Host` is kept,
+ * connections are reused through a keep-alive agent, and every error is answered (502/504).
+ */
+import { Agent, type IncomingMessage, type ServerResponse } from 'node:http'
+import { Agent as HttpsAgent } from 'node:https'
+import type { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
+import { createProxyServer } from 'http-proxy-3'
+import type { Config } from '../config/schema.ts'
+
+export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset'
+
+export interface ForwardHooks {
+  /** Upstream response headers arrived. */
+  onResponse(req: IncomingMessage, proxyRes: IncomingMessage): void
+  /** Forwarding failed; `res` may already have headers sent. */
+  onError(req: IncomingMessage, res: ServerResponse | Duplex, failure: ForwardFailure): void
+}
+
+export interface Forwarder {
+  web(req: IncomingMessage, res: ServerResponse): void
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer): void
+  close(): void
+}
+
+const TIMEOUT_CODE = 'IAP_UPSTREAM_IDLE_TIMEOUT'
+
+/**
+ * A keep-alive agent whose sockets fail with a recognisable error after `idleMs` without traffic,
+ * so a stalled upstream becomes a 504 rather than a hang, and is told apart from a reset (502).
+ */
+function createUpstreamAgent(https: boolean, idleMs: number): Agent {
+  const agent = https
+    ? new HttpsAgent({ keepAlive: true, timeout: idleMs, maxFreeSockets: 256, scheduling: 'lifo' })
+    : new Agent({ keepAlive: true, timeout: idleMs, maxFreeSockets: 256, scheduling: 'lifo' })
+  const create = agent.createConnection.bind(agent) as (...args: unknown[]) => Socket
+  ;(agent as unknown as { createConnection: (...args: unknown[]) => Socket }).createConnection = (...args: unknown[]) => {
+    const socket = create(...args)
+    socket.on('timeout', () => socket.destroy(Object.assign(new Error('upstream idle timeout'), { code: TIMEOUT_CODE })))
+    return socket
+  }
+  return agent
+}
+
+function classify(err: NodeJS.ErrnoException): ForwardFailure {
+  switch (err.code) {
+    case TIMEOUT_CODE:
+    case 'ETIMEDOUT':
+    case 'ECONNECTTIMEOUT':
+      return 'upstream-timeout'
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return 'upstream-reset'
+    default:
+      return 'upstream-unreachable'
+  }
+}
+
+export function createForwarder(upstream: Config['upstream'], hooks: ForwardHooks): Forwarder {
+  const target = new URL(upstream.url)
+  const idleMs = upstream.timeoutSeconds * 1000
+  const agent = createUpstreamAgent(target.protocol === 'https:', idleMs)
+  const proxy = createProxyServer({
+    target: upstream.url,
+    xfwd: false,
+    changeOrigin: false,
+    toProxy: true,
+    followRedirects: false,
+    agent,
+    connectTimeout: upstream.connectTimeoutSeconds * 1000,
+  })
+  const wsOptions = { target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, agent: false as const }
+
+  proxy.on('proxyRes', (proxyRes, req) => hooks.onResponse(req, proxyRes))
+  // Without an 'error' listener http-proxy-3 re-throws and the process dies (SECURITY.md §4 item 5).
+  proxy.on('error', (err, req, res) => hooks.onError(req, res as ServerResponse | Duplex, classify(err as NodeJS.ErrnoException)))
+  // The client went away: http-proxy-3 already destroyed the upstream request; nothing to answer.
+  proxy.on('econnreset', () => {})
+
+  return {
+    web(req, res) {
+      proxy.web(req, res, (err) => hooks.onError(req, res, classify(err as NodeJS.ErrnoException)))
+    },
+    ws(req, socket, head) {
+      proxy.ws(req, socket, head, wsOptions, (err) => hooks.onError(req, socket, classify(err as NodeJS.ErrnoException)))
+    },
+    close() {
+      agent.destroy()
+      proxy.close()
+    },
+  }
+}

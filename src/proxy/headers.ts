@@ -1,0 +1,102 @@
+/**
+ * Header hygiene between the client and GitLab. Runs on `req.headers` before `proxy.web()`:
+ * http-proxy-3 copies `req.headers` wholesale and skips its `proxyReq` event for `Expect` requests,
+ * so nothing here may be left to a `proxyReq` listener (SECURITY.md §4).
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { Identity } from '../auth/identity.ts'
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must not pass on. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'expect', 'http2-settings'])
+
+/**
+ * Headers that carry identity or request provenance to GitLab: only the proxy sets them.
+ * Compared after folding `_` to `-`, so `X_Forwarded_User` (read as `X-Forwarded-User` by Rack/Puma) goes too.
+ */
+const PROXY_OWNED = new Set([
+  'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-user-id', 'x-forwarded-groups', 'x-forwarded-preferred-username',
+  'x-forwarded-access-token', 'x-iap-assertion', 'x-iap-authorization', 'x-auth-request-user', 'x-auth-request-email',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-prefix',
+  'x-forwarded-uri', 'x-original-url', 'x-rewrite-url', 'x-real-ip', 'forwarded', 'x-request-id', 'x-client-ip',
+])
+
+/** Provenance headers a trusted proxy (ingress) may hand us; we extend rather than replace them. */
+const TRUSTED_PROVENANCE = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'] as const
+
+function normalizeName(name: string): string {
+  return name.includes('_') ? name.replaceAll('_', '-') : name
+}
+
+export interface ForwardHeaderOptions {
+  readonly requestId: string
+  /** The socket peer is in `server.trustedProxies`. */
+  readonly peerTrusted: boolean
+  /** `https` when the main listener terminates TLS. */
+  readonly scheme: 'http' | 'https'
+  /** Keep `Connection: upgrade` + `Upgrade: websocket` (websocket handshakes only). */
+  readonly websocket: boolean
+}
+
+/**
+ * Strips hop-by-hop headers (and every header nominated in `Connection`), every proxy-owned header
+ * (and its underscore variants), then sets X-Forwarded-For/-Proto/-Host and X-Request-Id.
+ * Mutates and returns `req.headers`.
+ */
+export function sanitizeRequestHeaders(req: IncomingMessage, options: ForwardHeaderOptions): IncomingHttpHeaders {
+  const headers = req.headers
+  const trusted: Partial<Record<(typeof TRUSTED_PROVENANCE)[number], string>> = {}
+  if (options.peerTrusted) {
+    for (const name of TRUSTED_PROVENANCE) {
+      const value = headers[name]
+      if (typeof value === 'string' && value !== '') trusted[name] = value
+    }
+  }
+  const upgrade = headers.upgrade
+  const nominated = headers.connection
+  if (typeof nominated === 'string') {
+    for (const token of nominated.split(',')) {
+      const name = token.trim().toLowerCase()
+      if (name !== '') delete headers[name]
+    }
+  }
+  for (const name of Object.keys(headers)) {
+    const normalized = normalizeName(name)
+    if (HOP_BY_HOP.has(normalized) || PROXY_OWNED.has(normalized)) delete headers[name]
+  }
+  const peer = req.socket.remoteAddress ?? ''
+  const peerAddress = peer.startsWith('::ffff:') ? peer.slice(7) : peer
+  headers['x-forwarded-for'] = trusted['x-forwarded-for'] ? `${trusted['x-forwarded-for']}, ${peerAddress}` : peerAddress
+  headers['x-forwarded-proto'] = trusted['x-forwarded-proto']?.split(',')[0]?.trim() || options.scheme
+  const host = trusted['x-forwarded-host'] ?? headers.host
+  if (host) headers['x-forwarded-host'] = host
+  headers['x-request-id'] = options.requestId
+  if (options.websocket) {
+    headers.connection = 'Upgrade'
+    if (typeof upgrade === 'string') headers.upgrade = upgrade
+  }
+  return headers
+}
+
+/** The SPEC's identity headers for GitLab; nothing for anonymous requests or app/CI identities without a user. */
+export function setIdentityHeaders(headers: IncomingHttpHeaders, identity: Identity): void {
+  if (identity.kind === 'anonymous') return
+  if (identity.id) headers['x-forwarded-user-id'] = identity.id
+  if (identity.kind === 'user' || identity.kind === 'ci') {
+    if (identity.name) headers['x-forwarded-user'] = identity.name
+    if (identity.email) headers['x-forwarded-email'] = identity.email
+  }
+  if (identity.groups.length > 0) headers['x-forwarded-groups'] = identity.groups.join(',')
+}
+
+/** Removes one cookie (the IAP's own session cookie) from the Cookie header, keeping GitLab's cookies. */
+export function removeCookie(headers: IncomingHttpHeaders, cookieName: string): void {
+  const cookie = headers.cookie
+  if (typeof cookie !== 'string' || !cookie.includes(cookieName)) return
+  const kept = cookie
+    .split(';')
+    .filter((pair) => pair.slice(0, pair.indexOf('=') === -1 ? undefined : pair.indexOf('=')).trim() !== cookieName)
+    .join(';')
+    .trim()
+  if (kept === '') delete headers.cookie
+  else headers.cookie = kept
+}

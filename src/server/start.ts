@@ -1,0 +1,128 @@
+/**
+ * Builds every dependency once from the config, opens the main and admin listeners, and owns
+ * graceful shutdown: stop accepting, fail readiness, let in-flight requests finish (bounded), close.
+ */
+import { readFileSync } from 'node:fs'
+import { createServer as createHttpServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
+import { randomUUID } from 'node:crypto'
+import { createAdminHandler, type ReadinessCheck } from '../admin/routes.ts'
+import { createApp, type App, type AppDeps, type OpsLogger } from '../app.ts'
+import { createAuthenticator } from '../auth/authenticate.ts'
+import type { Config } from '../config/schema.ts'
+import { IapError } from '../errors.ts'
+import { createAccessLog } from '../logs/index.ts'
+import { createMetrics, type Metrics } from '../metrics/registry.ts'
+
+export interface RunningServer {
+  readonly app: App
+  readonly metrics: Metrics
+  readonly instanceId: string
+  /** Bound address of the main listener (useful with port 0). */
+  readonly mainAddress: AddressInfo
+  readonly adminAddress: AddressInfo
+  /** Stops accepting, drains in-flight requests up to the grace period, then closes everything. */
+  shutdown(graceMs?: number): Promise<void>
+}
+
+export interface StartOptions {
+  readonly log: OpsLogger
+}
+
+function parseListen(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(':')
+  const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1')
+  return { host, port: Number(listen.slice(colon + 1)) }
+}
+
+function listen(server: Server, address: string, name: string): Promise<AddressInfo> {
+  const { host, port } = parseListen(address)
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new IapError('IAP_ERR_LISTEN_FAILED', `${name} listener cannot listen on ${address}: ${err.message}`, { cause: err }))
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.off('error', onError)
+      resolve(server.address() as AddressInfo)
+    })
+  })
+}
+
+export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
+  const instanceId = randomUUID()
+  const log = options.log
+  const metrics = createMetrics()
+  const accessLog = createAccessLog(config.accessLog, { instanceId })
+  const authenticator = createAuthenticator()
+  const deps: AppDeps = { metrics, accessLog, authenticator, log }
+  const app = createApp(config, deps)
+  let accepting = true
+
+  const mainHandler = (req: IncomingMessage, res: ServerResponse) => app.handleRequest(req, res)
+  const serverOptions = {
+    // Slowloris guard: the whole header block within this time; no cap on body time (git, LFS, artifacts).
+    headersTimeout: config.server.headersTimeoutSeconds * 1000,
+    requestTimeout: 0,
+    keepAliveTimeout: 65_000,
+    maxHeaderSize: config.server.maxHeaderBytes,
+  }
+  const main = config.server.tls
+    ? createHttpsServer({ ...serverOptions, cert: readFileSync(config.server.tls.cert), key: readFileSync(config.server.tls.key) }, mainHandler)
+    : createHttpServer(serverOptions, mainHandler)
+  main.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => app.handleUpgrade(req, socket, head))
+  main.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // Malformed requests (smuggling attempts, oversized headers) never reach the pipeline; answer and close.
+    if (!socket.writable) return socket.destroy()
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+  })
+  const upgraded = new Set<Socket>()
+  main.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
+    upgraded.add(socket)
+    socket.once('close', () => upgraded.delete(socket))
+  })
+
+  const checks: ReadinessCheck[] = [
+    { name: 'config', check: () => ({ ready: true }) },
+    { name: 'auth', check: () => ({ ready: authenticator.isReady(), detail: authenticator.readiness() }) },
+    { name: 'accessLog', check: () => ({ ready: accessLog.healthy || config.accessLog.onError === 'serve' }) },
+  ]
+  const admin = createHttpServer(createAdminHandler({ metrics, token: config.admin.token, checks, accepting: () => accepting }))
+
+  const mainAddress = await listen(main, config.server.listen, 'main')
+  let adminAddress: AddressInfo
+  try {
+    adminAddress = await listen(admin, config.admin.listen, 'admin')
+  } catch (err) {
+    main.close()
+    throw err
+  }
+  log.info({ main: `${mainAddress.address}:${mainAddress.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, instanceId }, 'gitlab-iap listening')
+
+  let shuttingDown: Promise<void> | undefined
+  async function shutdown(graceMs = config.server.shutdownGraceSeconds * 1000): Promise<void> {
+    shuttingDown ??= (async () => {
+      accepting = false
+      const closed = new Promise<void>((resolve) => main.close(() => resolve()))
+      // Keep-alive connections become idle as their last response ends; close them as they do.
+      const sweeper = setInterval(() => main.closeIdleConnections(), 50)
+      main.closeIdleConnections()
+      const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, graceMs, 'timeout').unref())
+      const result = await Promise.race([closed, deadline])
+      clearInterval(sweeper)
+      if (result === 'timeout') {
+        log.warn({ graceMs }, 'shutdown grace period over; closing remaining connections')
+        main.closeAllConnections()
+      }
+      for (const socket of upgraded) socket.destroy()
+      app.close()
+      await authenticator.close()
+      await new Promise<void>((resolve) => admin.close(() => resolve()))
+      admin.closeAllConnections()
+      await accessLog.close()
+    })()
+    return shuttingDown
+  }
+
+  return { app, metrics, instanceId, mainAddress, adminAddress, shutdown }
+}

@@ -1,0 +1,117 @@
+import { request } from 'node:http'
+import { afterEach, describe, expect, it } from 'vitest'
+import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
+import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
+import { rawRequest } from '../../helpers/http.ts'
+
+const cleanups: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!()
+})
+async function setup(config?: (upstreamUrl: string) => Record<string, unknown>): Promise<{ upstream: Upstream; proxy: ServeHandle }> {
+  const upstream = await startUpstream()
+  cleanups.push(() => upstream.close())
+  const proxy = await startServe(config ? config(upstream.url) : baseConfig(upstream.url))
+  cleanups.push(() => proxy.stop())
+  return { upstream, proxy }
+}
+
+describe('upstream faults', () => {
+  it('answers 502 with the request id when GitLab is down', async () => {
+    const proxy = await startServe(baseConfig('http://127.0.0.1:9'))
+    cleanups.push(() => proxy.stop())
+    const res = await fetch(`${proxy.url}/dashboard`, { headers: { accept: 'text/html' } })
+    expect(res.status).toBe(502)
+    const id = res.headers.get('x-request-id')!
+    expect(id).toMatch(/^[0-9a-f-]{36}$/)
+    expect(await res.text()).toContain(id)
+  })
+
+  it('answers 504 when GitLab stays silent longer than upstream.timeoutSeconds', async () => {
+    const { proxy } = await setup((url) => baseConfig(url, { upstream: { url, timeoutSeconds: 1 } }))
+    const started = Date.now()
+    const res = await fetch(`${proxy.url}/-/test/slow?ms=5000`, { headers: { accept: 'application/json' } })
+    expect(res.status).toBe(504)
+    expect(Date.now() - started).toBeLessThan(4000)
+    expect(((await res.json()) as { reason: string }).reason).toBe('upstream-timeout')
+  })
+
+  it('aborts the upstream request when the client disconnects', async () => {
+    const { upstream, proxy } = await setup()
+    const url = new URL(proxy.url)
+    const req = request({ host: url.hostname, port: url.port, path: '/-/test/slow?ms=4000', agent: false })
+    req.on('error', () => {})
+    req.end()
+    await expect.poll(() => upstream.reached('/-/test/slow').length, { timeout: 3000 }).toBe(1)
+    req.destroy()
+    await expect.poll(() => upstream.abandoned.length, { timeout: 3000 }).toBe(1)
+  })
+})
+
+describe('trusted proxies', () => {
+  it('extends X-Forwarded-For and keeps the request id only from a trusted peer', async () => {
+    const { upstream, proxy } = await setup((url) => baseConfig(url, { server: { listen: '127.0.0.1:0', publicUrl: 'https://gitlab.example.com', trustedProxies: ['127.0.0.0/8'] } }))
+    await rawRequest(proxy.url, 'GET', '/api/v4/x', { 'X-Forwarded-For': '203.0.113.7', 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'gitlab.example.com', 'X-Request-Id': 'ingress-id-1' })
+    const seen = upstream.requests.at(-1)!.headers
+    expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1')
+    expect(seen['x-forwarded-proto']).toBe('https')
+    expect(seen['x-forwarded-host']).toBe('gitlab.example.com')
+    expect(seen['x-request-id']).toBe('ingress-id-1')
+  })
+})
+
+describe('SIGTERM', () => {
+  it('stops accepting, finishes in-flight requests and exits 0', async () => {
+    const { proxy } = await setup()
+    const inflight = fetch(`${proxy.url}/-/test/slow?ms=800`).then(async (r) => ({ status: r.status, body: await r.text() }))
+    await new Promise((r) => setTimeout(r, 200))
+    const exit = proxy.stop('SIGTERM')
+    await new Promise((r) => setTimeout(r, 100))
+    await expect(fetch(`${proxy.url}/api/v4/late`)).rejects.toThrow()
+    const done = await inflight
+    expect(done.status).toBe(200)
+    expect(JSON.parse(done.body)).toEqual({ slept: 800 })
+    expect(await exit).toBe(0)
+  })
+})
+
+describe('streaming memory', () => {
+  it('proxies a 1 GiB upload with bounded memory', { timeout: 120_000 }, async () => {
+    const { upstream, proxy } = await setup()
+    const pid = proxy.process.pid!
+    const rssMiB = async () => {
+      const { readFile } = await import('node:fs/promises')
+      const status = await readFile(`/proc/${pid}/status`, 'utf8')
+      return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024
+    }
+    const url = new URL(proxy.url)
+    const upload = (total: number) => new Promise<void>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: '/-/test/upload', headers: { 'content-length': total, 'content-type': 'application/octet-stream' }, agent: false }, (res) => {
+        res.resume()
+        res.on('end', resolve)
+      })
+      req.on('error', reject)
+      const chunk = Buffer.alloc(1024 * 1024, 7)
+      let sent = 0
+      const write = () => {
+        while (sent < total) {
+          sent += chunk.length
+          if (!req.write(chunk)) return void req.once('drain', write)
+        }
+        req.end()
+      }
+      write()
+    })
+    // "Idle" is a process that has already served a streaming request (JIT, pools and heap warmed up).
+    await upload(64 * 1024 * 1024)
+    const idle = await rssMiB()
+    let peak = idle
+    const sampler = setInterval(() => rssMiB().then((v) => (peak = Math.max(peak, v)), () => {}), 50)
+    const total = 1024 * 1024 * 1024
+    await upload(total)
+    clearInterval(sampler)
+    expect(upstream.uploads.at(-1)).toBe(total)
+    console.info(`1 GiB upload: idle ${idle.toFixed(1)} MiB, peak ${peak.toFixed(1)} MiB (+${(peak - idle).toFixed(1)} MiB)`)
+    expect(peak - idle).toBeLessThan(64)
+  })
+})

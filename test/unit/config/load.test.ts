@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { parseConfig } from '../../../src/config/load.ts'
+import { parseDurationMs, parseSizeBytes } from '../../../src/config/units.ts'
+import { configJsonSchema } from '../../../src/cli/main.ts'
+import { isIapError } from '../../../src/errors.ts'
+
+const minimal = `
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+`
+const errorOf = (text: string, env: NodeJS.ProcessEnv = {}) => {
+  try {
+    parseConfig(text, env)
+  } catch (err) {
+    if (isIapError(err)) return err
+    throw err
+  }
+  throw new Error('expected the config to be rejected')
+}
+
+describe('config loading', () => {
+  it('fills defaults and freezes the result', () => {
+    const config = parseConfig(minimal, {})
+    expect(config.server.listen).toBe('0.0.0.0:8080')
+    expect(config.upstream.timeoutSeconds).toBe(3600)
+    expect(config.session.absoluteTimeout).toBe(12 * 3600_000)
+    expect(config.session.refreshInterval).toBe(600_000)
+    expect(config.accessLog.rotate.size).toBe(100 * 1024 * 1024)
+    expect(config.policy.default).toBe('deny')
+    expect(Object.isFrozen(config.server)).toBe(true)
+  })
+
+  it('expands ${VAR} and names a missing variable with its key path', () => {
+    const text = `${minimal}admin: { token: "\${ADMIN_TOKEN}" }\n`
+    expect(parseConfig(text, { ADMIN_TOKEN: 'a-long-admin-token-value' }).admin.token).toBe('a-long-admin-token-value')
+    const err = errorOf(text)
+    expect(err.code).toBe('IAP_ERR_CONFIG_ENV_MISSING')
+    expect(err.message).toBe('admin.token: environment variable ADMIN_TOKEN is not set')
+  })
+
+  it('keeps $$ as a literal dollar', () => {
+    expect(parseConfig(`${minimal}admin: { token: "pa$$word-0123456789" }\n`, {}).admin.token).toBe('pa$word-0123456789')
+  })
+
+  it.each([
+    [`${minimal}bogus: 1\n`, 'unknown key "bogus"'],
+    [`${minimal}session: { store: redis }\n`, 'session.redis: `session.store: redis` needs `session.redis.url`'],
+    [`${minimal}session: { idleTimeout: 5x }\n`, 'session.idleTimeout: invalid duration "5x"'],
+    [`${minimal}accessLog: { rotate: { size: lots } }\n`, 'accessLog.rotate.size: invalid size "lots"'],
+    [`upstream: { url: "http://gitlab:8181" }\nserver: { publicUrl: "https://g.example.com", trustedProxies: ["10.0.0.0/33"] }\n`, 'server.trustedProxies[0]: "10.0.0.0/33" has an invalid prefix length'],
+    [`${minimal}entra: { tenantId: "nope", clientId: "x" }\n`, 'entra.tenantId: must be the tenant GUID'],
+    [`${minimal}entra: { tenantId: "00000000-0000-0000-0000-000000000000", clientId: "x", algorithms: [HS256] }\n`, 'entra.algorithms[0]'],
+    [`${minimal}policy: { rules: [ { name: a, paths: ["/x"] } ] }\n`, 'policy.rules[0]: a rule needs exactly one outcome'],
+    [`${minimal}policy: { rules: [ { name: a, public: true } ] }\n`, 'policy.rules[0]: a rule needs `paths` or `projects`'],
+    [`${minimal}policy: { rules: [ { name: a, paths: ["/x"], public: true }, { name: a, paths: ["/y"], deny: true } ] }\n`, 'policy.rules[1].name: duplicate rule name "a"'],
+    [
+      `${minimal}groups: { admins: "6c0bd1d2-0000-4000-8000-000000000001" }\npolicy: { rules: [ { name: x, paths: ["/"], public: true }, { name: y, paths: ["/"], public: true }, { name: admin-area, paths: ["/admin"], groups: [admns] } ] }\n`,
+      'policy.rules[2].groups[0]: unknown group alias "admns"',
+    ],
+    [`upstream: { url: "http://gitlab:8181" }\nserver: { publicUrl: "https://g.example.com", listen: "8080" }\n`, 'server.listen: must be "host:port"'],
+    [`server: { publicUrl: "https://g.example.com" }\n`, 'upstream: is required'],
+    ['server: [\n', 'invalid YAML'],
+  ])('rejects %j with the key path', (text, message) => {
+    const err = errorOf(text)
+    expect(err.code).toBe('IAP_ERR_CONFIG_INVALID')
+    expect(err.message).toContain(message)
+  })
+
+  it('accepts the shipped config.example.yaml', () => {
+    const env = { IAP_ADMIN_TOKEN: 'x'.repeat(20), GITLAB_API_TOKEN: 't', ENTRA_CLIENT_SECRET: 's', IAP_SESSION_SECRET: 's'.repeat(32), IAP_LOG_KEY: 'k'.repeat(32) }
+    const config = parseConfig(readFileSync(new URL('../../../config.example.yaml', import.meta.url), 'utf8'), env)
+    expect(config.policy.rules.map((r) => r.name)).toContain('secret-projects')
+  })
+
+  it('ships a config.schema.json identical to the schema the code exports', () => {
+    const shipped = JSON.parse(readFileSync(new URL('../../../config.schema.json', import.meta.url), 'utf8'))
+    expect(shipped).toEqual(JSON.parse(JSON.stringify(configJsonSchema())))
+    expect(shipped.additionalProperties).toBe(false)
+    expect(Object.keys(shipped.properties)).toEqual(['server', 'admin', 'upstream', 'entra', 'issuers', 'session', 'groups', 'policy', 'accessLog'])
+  })
+})
+
+describe('units', () => {
+  it.each([
+    ['90s', 90_000],
+    ['10m', 600_000],
+    ['12h', 43_200_000],
+    ['7d', 604_800_000],
+    ['250ms', 250],
+    ['1.5h', 5_400_000],
+  ])('duration %s', (text, ms) => expect(parseDurationMs(text)).toBe(ms))
+  it.each(['', '10', 'h', '10 minutes', '-5m'])('rejects duration %j', (text) => expect(parseDurationMs(text)).toBeUndefined())
+  it.each([
+    ['100MiB', 104_857_600],
+    ['1GiB', 1_073_741_824],
+    ['512KiB', 524_288],
+    ['10MB', 10_000_000],
+    ['4096', 4096],
+  ])('size %s', (text, bytes) => expect(parseSizeBytes(text)).toBe(bytes))
+  it.each(['lots', '1TiB', '-1MiB'])('rejects size %j', (text) => expect(parseSizeBytes(text)).toBeUndefined())
+})
