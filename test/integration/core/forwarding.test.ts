@@ -159,6 +159,16 @@ describe('forwarding', () => {
     ws.close()
   })
 
+  it('passes websocket upgrades on *.ws routes with the path intact', async () => {
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/group/project/-/jobs/42/terminal.ws?x=%2F`)
+    const first = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (data) => resolve(String(data)))
+      ws.once('error', reject)
+    })
+    expect(JSON.parse(first).url).toBe('/group/project/-/jobs/42/terminal.ws?x=%2F')
+    ws.close()
+  })
+
   it('refuses non-websocket upgrades such as h2c', async () => {
     const res = await rawRequest(proxy.url, 'GET', '/api/v4/x', { Connection: 'Upgrade, HTTP2-Settings', Upgrade: 'h2c', 'HTTP2-Settings': 'AAMAAABkAARAAAAAAAIAAAAA' }).catch((e: Error) => e)
     // Node surfaces a refused upgrade as a normal response with the proxy's 400.
