@@ -1,0 +1,102 @@
+/** Resource figures: streaming upload memory, websockets held open, cold start. */
+import { request } from 'node:http'
+import WebSocket from 'ws'
+import type { IapContenders } from './iap.ts'
+import { iapConfig, startIapProcess } from './iap.ts'
+import { rssMiB, sampleRss } from './processes.ts'
+
+export interface ResourceResults {
+  readonly lines: string[]
+  readonly json: Record<string, unknown>
+}
+
+export interface ResourceContext {
+  readonly upstreamUrl: string
+  readonly upstreamPort: number
+  readonly bareUrl: string
+  readonly barePid: number
+  readonly iap: IapContenders
+  readonly quick: boolean
+}
+
+function upload(base: string, bytes: number, path = '/public/upload'): Promise<number> {
+  const url = new URL(base)
+  const t0 = performance.now()
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method: 'PUT', path, headers: { 'content-length': bytes }, agent: false }, (res) => {
+      res.resume()
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`upload status ${res.statusCode}`))))
+    })
+    req.on('error', reject)
+    const chunk = Buffer.alloc(1024 * 1024, 1)
+    let sent = 0
+    const write = () => {
+      while (sent < bytes) {
+        sent += chunk.length
+        if (!req.write(chunk)) return void req.once('drain', write)
+      }
+      req.end()
+    }
+    write()
+  })
+}
+
+async function holdWebsockets(base: string, count: number, path: string): Promise<WebSocket[]> {
+  const sockets: WebSocket[] = []
+  for (let i = 0; i < count; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, count - i) }, () => new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(`${base.replace('http', 'ws')}${path}`)
+        ws.once('open', () => resolve())
+        ws.once('error', reject)
+        sockets.push(ws)
+      })),
+    )
+  }
+  return sockets
+}
+
+export async function runResourceBenches(ctx: ResourceContext): Promise<ResourceResults> {
+  const lines: string[] = []
+  const json: Record<string, unknown> = {}
+  const GiB = 1024 ** 3
+  const size = ctx.quick ? GiB / 4 : GiB
+
+  // Streaming upload: time and peak RSS over idle, for gitlab-iap and bare http-proxy-3.
+  for (const [name, base, pid, path] of [['gitlab-iap', ctx.iap.main.url, ctx.iap.main.pid, '/public/upload'], ['http-proxy-3', ctx.bareUrl, ctx.barePid, '/upload']] as const) {
+    await upload(base, 64 * 1024 * 1024, path)
+    const idle = rssMiB(pid)
+    const sampler = sampleRss(pid)
+    const ms = await upload(base, size, path)
+    const peak = sampler.stop()
+    json[`upload:${name}`] = { bytes: size, ms, idleMiB: idle, peakMiB: peak }
+    lines.push(`- ${(size / GiB).toFixed(2)} GiB streaming upload through ${name}: ${(ms / 1000).toFixed(2)} s (${((size / 2 ** 20) / (ms / 1000)).toFixed(0)} MiB/s), peak RSS ${peak.toFixed(0)} MiB = idle ${idle.toFixed(0)} MiB + ${(peak - idle).toFixed(1)} MiB`)
+  }
+
+  // Websockets held open.
+  const count = ctx.quick ? 200 : 1000
+  for (const [name, base, pid, path] of [['gitlab-iap', ctx.iap.main.url, ctx.iap.main.pid, '/public/ws'], ['http-proxy-3', ctx.bareUrl, ctx.barePid, '/ws']] as const) {
+    const before = rssMiB(pid)
+    const sockets = await holdWebsockets(base, count, path)
+    await new Promise((r) => setTimeout(r, 500))
+    const after = rssMiB(pid)
+    for (const ws of sockets) ws.terminate()
+    json[`websockets:${name}`] = { count, beforeMiB: before, afterMiB: after }
+    lines.push(`- ${count} websockets held open through ${name}: RSS ${before.toFixed(0)} → ${after.toFixed(0)} MiB (${(((after - before) * 1024) / count).toFixed(1)} KiB each)`)
+  }
+
+  // Cold start to ready (config loaded, keys fetched, listeners up).
+  const starts: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const p = await startIapProcess(iapConfig(ctx.upstreamUrl, ctx.iap.idp))
+    starts.push(p.readyMs)
+    await p.stop()
+  }
+  starts.sort((a, b) => a - b)
+  json.coldStartMs = starts
+  lines.push(`- cold start to ready (median of 3): ${starts[1]!.toFixed(0)} ms`)
+
+  lines.push(`- JWKS fetches during the whole run: ${ctx.iap.idp.jwksFetches()} (a cached token costs no network I/O)`)
+  json.jwksFetches = ctx.iap.idp.jwksFetches()
+  return { lines, json }
+}
