@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import { createProxyServer } from 'http-proxy-3'
 import type { Config } from '../config/schema.ts'
+import { stripHopByHop } from './headers.ts'
 
 export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset'
 
@@ -73,7 +74,17 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
   })
   const wsOptions = { target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, agent: false as const }
 
-  proxy.on('proxyRes', (proxyRes, req) => hooks.onResponse(req, proxyRes))
+  proxy.on('proxyRes', (proxyRes, req, res) => {
+    // Runs before http-proxy-3 copies the headers: GitLab's hop-by-hop headers stay on the GitLab hop,
+    // and keep-alive towards the client follows the client's own request (a `Connection: close` is honoured).
+    stripHopByHop(proxyRes.headers)
+    proxyRes.headers.connection = (res as ServerResponse).shouldKeepAlive === false ? 'close' : 'keep-alive'
+    // GitLab cut its response short (reset or half-close): cut ours too rather than leave the client waiting.
+    proxyRes.once('close', () => {
+      if (!proxyRes.complete) (res as ServerResponse).destroy()
+    })
+    hooks.onResponse(req, proxyRes)
+  })
   // Without an 'error' listener http-proxy-3 re-throws and the process dies (SECURITY.md §4 item 5).
   proxy.on('error', (err, req, res) => hooks.onError(req, res as ServerResponse | Duplex, classify(err as NodeJS.ErrnoException)))
   // The client went away: http-proxy-3 already destroyed the upstream request; nothing to answer.

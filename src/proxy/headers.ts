@@ -23,6 +23,18 @@ const PROXY_OWNED = new Set([
 /** Provenance headers a trusted proxy (ingress) may hand us; we extend rather than replace them. */
 const TRUSTED_PROVENANCE = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'] as const
 
+/** Removes hop-by-hop headers (and those nominated in `Connection`) from a header object, in place. */
+export function stripHopByHop(headers: IncomingHttpHeaders): void {
+  const nominated = headers.connection
+  if (typeof nominated === 'string') {
+    for (const token of nominated.split(',')) {
+      const name = token.trim().toLowerCase()
+      if (name !== '' && name !== 'transfer-encoding') delete headers[name]
+    }
+  }
+  for (const name of HOP_BY_HOP) delete headers[name]
+}
+
 function normalizeName(name: string): string {
   return name.includes('_') ? name.replaceAll('_', '-') : name
 }

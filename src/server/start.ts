@@ -63,6 +63,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
     // Slowloris guard: the whole header block within this time; no cap on body time (git, LFS, artifacts).
     headersTimeout: config.server.headersTimeoutSeconds * 1000,
     requestTimeout: 0,
+    // Node checks header deadlines on this interval (default 30 s, which would let slowloris linger).
+    connectionsCheckingInterval: 1000,
     keepAliveTimeout: 65_000,
     maxHeaderSize: config.server.maxHeaderBytes,
   }

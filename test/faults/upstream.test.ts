@@ -1,0 +1,78 @@
+/**
+ * Upstream faults: down, slow, resetting, half-closing. Each is answered (502/504) with the request id,
+ * the proxy keeps serving, and no socket or file descriptor is leaked (counted in /proc).
+ */
+import { readdirSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { baseConfig, startServe, type ServeHandle } from '../helpers/serve.ts'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { rawRequest } from '../helpers/http.ts'
+
+let upstream: Upstream
+let proxy: ServeHandle
+const fds = () => readdirSync(`/proc/${proxy.process.pid}/fd`).length
+
+beforeAll(async () => {
+  upstream = await startUpstream()
+  proxy = await startServe(baseConfig(upstream.url, { upstream: { url: upstream.url, timeoutSeconds: 1 } }))
+})
+afterAll(async () => {
+  await proxy?.stop()
+  await upstream?.close()
+})
+
+async function get(path: string): Promise<{ status: number; id: string | null; body: string }> {
+  const res = await fetch(`${proxy.url}${path}`, { headers: { accept: 'application/json' } })
+  return { status: res.status, id: res.headers.get('x-request-id'), body: await res.text() }
+}
+
+describe('upstream faults', () => {
+  it.each([
+    ['resetting', '/-/test/reset', 502, 'upstream-reset'],
+    ['slow beyond timeoutSeconds', '/-/test/slow?ms=3000', 504, 'upstream-timeout'],
+  ])('%s → %s with the request id', async (_name, path, status, reason) => {
+    const res = await get(path)
+    expect(res.status).toBe(status)
+    expect(JSON.parse(res.body)).toMatchObject({ reason, requestId: res.id })
+  })
+
+  it('half-closing after headers: the client sees a cut response, the proxy keeps serving', async () => {
+    const res = await fetch(`${proxy.url}/-/test/half-close`)
+    expect(res.status).toBe(200)
+    await expect(res.text()).rejects.toThrow()
+    expect((await get('/api/v4/after')).status).toBe(200)
+  })
+
+  it('leaks no file descriptors across 200 failing requests', async () => {
+    await get('/api/v4/warm')
+    const before = fds()
+    const paths = Array.from({ length: 200 }, (_, i) => (i % 2 ? '/-/test/reset' : '/-/test/half-close'))
+    // One connection per request (Connection: close), so nothing stays open on the client side.
+    await Promise.all(paths.map((p) => rawRequest(proxy.url, 'GET', p).catch(() => undefined)))
+    await new Promise((r) => setTimeout(r, 500))
+    // Keep-alive sockets to GitLab may stay pooled; allow a small, bounded number.
+    expect(fds() - before).toBeLessThan(20)
+    expect((await get('/api/v4/after-burst')).status).toBe(200)
+  })
+})
+
+describe('GitLab down, then back', () => {
+  it('answers 502 while GitLab is down and recovers without restart', async () => {
+    const gitlab = await startUpstream()
+    const port = gitlab.port
+    const p = await startServe(baseConfig(gitlab.url))
+    try {
+      expect((await fetch(`${p.url}/api/v4/x`)).status).toBe(200)
+      await gitlab.close()
+      expect((await fetch(`${p.url}/api/v4/x`)).status).toBe(502)
+      const again = await startUpstream({ port })
+      try {
+        expect((await fetch(`${p.url}/api/v4/x`)).status).toBe(200)
+      } finally {
+        await again.close()
+      }
+    } finally {
+      await p.stop()
+    }
+  })
+})

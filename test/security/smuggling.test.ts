@@ -1,0 +1,52 @@
+/**
+ * Request smuggling (SECURITY.md §1.6, Node CVE-2020-8287 / CVE-2022-32213/32214/32215 / CVE-2023-30589,
+ * Puma CVE-2022-24790): an ambiguous request must never be forwarded. Pattern from Node core's own
+ * regression tests: a raw TCP client and a recording upstream, asserting what reached it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { baseConfig, startServe, type ServeHandle } from '../helpers/serve.ts'
+import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { rawSocket } from '../helpers/http.ts'
+
+let upstream: Upstream
+let proxy: ServeHandle
+
+beforeAll(async () => {
+  upstream = await startUpstream()
+  proxy = await startServe(baseConfig(upstream.url))
+})
+afterAll(async () => {
+  await proxy?.stop()
+  await upstream?.close()
+})
+
+const smuggled = () => upstream.requests.filter((r) => r.url.includes('smuggled'))
+
+describe('ambiguous framing is refused, never forwarded', () => {
+  it.each([
+    ['CVE-2020-8287: Content-Length and Transfer-Encoding together', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['duplicate Content-Length with different values', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcdGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['CVE-2020-8287: two Transfer-Encoding headers', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked-false\r\n\r\n1\r\nA\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['CVE-2022-32215: obs-fold in Transfer-Encoding', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n , identity\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['CVE-2022-32214: bare LF as header delimiter', 'POST /api/v4/a HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n0\n\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['CVE-2023-30589: empty header separated by CR', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\n\rTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['Transfer-Encoding other than chunked', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['space before the colon', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['invalid chunk size', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['NUL in a header value (CVE-2019-9900)', 'GET /api/v4/a HTTP/1.1\r\nHost: x\r\nX-Test: a\u0000b\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+  ])('%s', async (_name, bytes) => {
+    upstream.clear()
+    const answer = await rawSocket(proxy.url, bytes, 1500)
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /)
+    expect(smuggled()).toHaveLength(0)
+    // The framing was refused before the pipeline: nothing at all reached GitLab.
+    expect(upstream.requests).toHaveLength(0)
+  })
+
+  it('forwards a well-formed pipelined pair exactly as two requests', async () => {
+    upstream.clear()
+    const answer = await rawSocket(proxy.url, 'GET /api/v4/first HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v4/second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 3000)
+    expect(answer.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
+    expect(upstream.requests.map((r) => r.url)).toEqual(['/api/v4/first', '/api/v4/second'])
+  })
+})
