@@ -1,12 +1,101 @@
 /**
- * Canonical-path gate (SPEC "Paths are not rewritten"). STUB until the policy issue lands:
- * it rejects only the most obvious non-canonical forms.
+ * The canonical-path gate (SPEC "Paths are not rewritten", SECURITY.md §4.1).
+ * A request whose path could be read two ways — by the policy here and by GitLab (or by
+ * http-proxy-3's WHATWG URL parsing) — is refused with 400 instead of being "cleaned up".
+ * What passes is forwarded byte-for-byte, and matched as `matchPath` decodes it.
  */
-/** Returns a kebab-case reason when `path` (raw, undecoded, without query) is not canonical; `undefined` when it is. */
+
+/** Segments after which GitLab treats the rest of the path as a file or ref name (may hold `;`, `%2E`, `%23`). */
+const FILE_PATH_MARKERS = ['/-/blob/', '/-/raw/', '/-/tree/', '/-/edit/', '/-/blame/', '/-/commits/', '/-/new/', '/-/create/', '/-/find_file/', '/-/files/', '/repository/files/', '/repository/tree', '/repository/blobs/', '/repository/commits/', '/repository/branches/', '/repository/tags/', '/repository/archive']
+
+const HEX = /^[0-9a-fA-F]{2}$/
+
+/**
+ * Returns a kebab-case reason when `path` (raw, undecoded, without query) is not canonical;
+ * `undefined` when it is. Accepted percent-encodings: `%2F` in REST API paths and file/ref names
+ * (GitLab's encoded namespaces, files and branches), `%2E` and `%3B`/`%23`/`%3F` in file/ref names,
+ * and any well-formed UTF-8 encoding of a byte that does not change routing.
+ */
 export function checkCanonicalPath(path: string): string | undefined {
-  if (!path.startsWith('/')) return 'path-not-absolute'
-  if (path.includes('//')) return 'path-double-slash'
-  if (/(^|\/)\.\.?(\/|$)/.test(path)) return 'path-dot-segment'
-  if (path.includes('\\')) return 'path-backslash'
+  if (path.length === 0 || path.charCodeAt(0) !== 0x2f) return 'path-not-absolute'
+  const fileStart = fileNameStart(path)
+  const routingEnd = fileStart === -1 ? path.length : fileStart
+  const api = path.startsWith('/api/')
+  for (let i = 0; i < path.length; i++) {
+    const code = path.charCodeAt(i)
+    if (code < 0x21 || code === 0x7f) return 'path-control-character'
+    if (code > 0x7e) return 'path-raw-non-ascii'
+    if (code === 0x5c) return 'path-backslash'
+    if (code === 0x23) return 'path-fragment'
+    if (code === 0x3b && i < routingEnd) return 'path-matrix-param'
+    if (code === 0x2f && path.charCodeAt(i + 1) === 0x2f) return 'path-double-slash'
+    if (code === 0x25) {
+      const hex = path.slice(i + 1, i + 3)
+      if (!HEX.test(hex)) return 'path-bad-percent-encoding'
+      const byte = parseInt(hex, 16)
+      if (byte === 0) return 'path-nul'
+      if (byte < 0x20 || byte === 0x7f) return 'path-control-character'
+      if (byte === 0x5c) return 'path-backslash'
+      if (i < routingEnd) {
+        // In the routing part only plain characters: an encoded dot, ";", "#" or "?" is read differently by someone.
+        if (byte === 0x2e) return 'path-encoded-dot'
+        if (byte === 0x3b) return 'path-matrix-param'
+        if (byte === 0x23 || byte === 0x3f) return 'path-encoded-delimiter'
+        if (byte === 0x2f && !api) return 'path-encoded-slash'
+      }
+      i += 2
+    }
+  }
+  // Overlong and invalid UTF-8 (e.g. %c0%ae for ".") must not decode to something else downstream.
+  const decoded = path.includes('%') ? decodeStrict(path) : path
+  if (decoded === undefined) return 'path-bad-percent-encoding'
+  // Dot segments anywhere, raw or encoded (also inside file names: Workhorse routes on the decoded path).
+  for (const segment of decoded.split('/')) {
+    if (segment === '.' || segment === '..') return 'path-dot-segment'
+  }
   return undefined
+}
+
+/** Index where a file/ref name begins (after a marker such as `/-/blob/`), or -1. */
+function fileNameStart(path: string): number {
+  let best = -1
+  for (const marker of FILE_PATH_MARKERS) {
+    const at = path.indexOf(marker)
+    if (at !== -1) {
+      const end = at + marker.length
+      if (best === -1 || end < best) best = end
+    }
+  }
+  return best
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** Percent-decodes every byte; `undefined` for invalid or overlong UTF-8. */
+function decodeStrict(text: string): string | undefined {
+  const bytes: number[] = []
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code === 0x25) {
+      bytes.push(parseInt(text.slice(i + 1, i + 3), 16))
+      i += 2
+    } else bytes.push(code)
+  }
+  try {
+    return utf8.decode(Uint8Array.from(bytes))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The form the policy matches: percent-decoded except `%2F` (kept as `%2f`, so an encoded namespace
+ * stays one segment, as GitLab routes it), lower-cased (GitLab resolves namespaces case-insensitively).
+ * Only call on a path `checkCanonicalPath` accepted.
+ */
+export function matchPath(path: string): string {
+  if (!path.includes('%')) return path.toLowerCase()
+  const protectedSlashes = path.replace(/%2f/gi, '\u0000')
+  const decoded = decodeStrict(protectedSlashes) ?? protectedSlashes
+  return decoded.toLowerCase().replaceAll('\u0000', '%2f')
 }

@@ -1,11 +1,15 @@
 /**
- * Policy: compile the rules once, decide per request with a pure function.
- * STUB until the policy issue lands: only `public: true` rules with exact paths or `/**`-style prefixes allow.
+ * Policy: the rules are compiled once at load; `decide` is a pure, synchronous function of
+ * (policy, request facts, identity) → { result, rule, reason }. The first rule whose conditions all
+ * match decides (no fall-through); `policy.default` decides when none does.
  */
 import type { Identity } from '../auth/identity.ts'
-import type { Config } from '../config/schema.ts'
+import type { Config, RuleConfig } from '../config/schema.ts'
 import type { RouteClass } from '../gitlab/route.ts'
+import { matchPath } from '../http/canonical-path.ts'
+import { createCidrSet, type CidrSet } from '../net/cidr.ts'
 import type { Decision } from './decision.ts'
+import { compileGlobs } from './glob.ts'
 
 export interface RequestFacts {
   readonly method: string
@@ -18,24 +22,156 @@ export interface RequestFacts {
   readonly clientIp: string
 }
 
+export type RuleOutcome = 'public' | 'deny' | 'grant'
+
+export interface CompiledRule {
+  readonly name: string
+  readonly index: number
+  readonly paths?: RegExp
+  readonly projects?: RegExp
+  readonly methods?: ReadonlySet<string>
+  readonly sourceIps?: CidrSet
+  readonly outcome: RuleOutcome
+  /** Group ids (aliases resolved), lower-cased. */
+  readonly groups: ReadonlySet<string>
+  readonly users: ReadonlySet<string>
+  readonly roles: ReadonlySet<string>
+  readonly apps: ReadonlySet<string>
+}
+
 export interface CompiledPolicy {
   /** True when any rule has `projects`: numeric project ids must then be resolved. */
   readonly needsProjects: boolean
   readonly ruleNames: readonly string[]
-  readonly rules: readonly { name: string; paths: readonly string[]; public: boolean }[]
+  readonly rules: readonly CompiledRule[]
   readonly defaultResult: 'allow' | 'deny'
 }
 
-export function compilePolicy(config: Config): CompiledPolicy {
-  const rules = config.policy.rules.map((r) => ({ name: r.name, paths: r.paths ?? [], public: r.public === true }))
-  return { needsProjects: false, ruleNames: rules.map((r) => r.name), rules, defaultResult: config.policy.default }
+const lowerSet = (values: readonly string[] | undefined) => new Set((values ?? []).map((v) => v.toLowerCase()))
+
+function compileRule(rule: RuleConfig, index: number, aliases: Readonly<Record<string, string>>): CompiledRule {
+  const outcome: RuleOutcome = rule.public ? 'public' : rule.deny ? 'deny' : 'grant'
+  return {
+    name: rule.name,
+    index,
+    ...(rule.paths && { paths: compileGlobs(rule.paths) }),
+    ...(rule.projects && { projects: compileGlobs(rule.projects.map((p) => p.replace(/^\/+|\/+$/g, ''))) }),
+    ...(rule.methods && { methods: new Set(rule.methods.map((m) => m.toUpperCase())) }),
+    ...(rule.sourceIps && { sourceIps: createCidrSet(rule.sourceIps) }),
+    outcome,
+    groups: lowerSet(rule.groups?.map((g) => aliases[g] ?? g)),
+    users: lowerSet(rule.users),
+    roles: new Set(rule.roles ?? []),
+    apps: lowerSet(rule.apps),
+  }
 }
 
-export function decide(policy: CompiledPolicy, facts: RequestFacts, _identity: Identity): Decision {
+export function compilePolicy(config: Config): CompiledPolicy {
+  const rules = config.policy.rules.map((rule, i) => compileRule(rule, i, config.groups))
+  return Object.freeze({
+    needsProjects: rules.some((r) => r.projects !== undefined),
+    ruleNames: rules.map((r) => r.name),
+    rules,
+    defaultResult: config.policy.default,
+  })
+}
+
+/**
+ * The forms of the path a rule may match: the match form itself, without a trailing slash, and
+ * without a Rails format suffix on the last segment (`/admin.json` routes like `/admin`).
+ */
+export function pathCandidates(path: string): string[] {
+  const base = matchPath(path)
+  const out = [base]
+  const trimmed = base.length > 1 && base.endsWith('/') ? base.slice(0, -1) : base
+  if (trimmed !== base) out.push(trimmed)
+  const lastSlash = trimmed.lastIndexOf('/')
+  const dot = trimmed.lastIndexOf('.')
+  if (dot > lastSlash + 1) out.push(trimmed.slice(0, dot))
+  return out
+}
+
+/** A project path and each namespace above it (`a/b/c` → `a`, `a/b`, `a/b/c`), lower-cased and decoded. */
+export function projectCandidates(project: string): string[] {
+  let decoded = project
+  if (project.includes('%')) {
+    try {
+      decoded = decodeURIComponent(project)
+    } catch {
+      // keep as is
+    }
+  }
+  const parts = decoded.toLowerCase().split('/').filter(Boolean)
+  const out: string[] = []
+  for (let i = 1; i <= parts.length; i++) out.push(parts.slice(0, i).join('/'))
+  // A Rails format suffix on a project page (`group/project.json`) names the same project.
+  const last = out.at(-1)
+  if (last) {
+    const dot = last.lastIndexOf('.')
+    if (dot > last.lastIndexOf('/') + 1) out.push(last.slice(0, dot))
+  }
+  return out
+}
+
+/** The rule's conditions (paths or projects, methods, source IPs) all match the request. */
+export function ruleMatches(rule: CompiledRule, facts: RequestFacts, paths: readonly string[], projects: readonly string[]): boolean {
+  if (rule.methods && !rule.methods.has(facts.method)) return false
+  let hit = false
+  if (rule.paths) for (const p of paths) if (rule.paths.test(p)) hit = true
+  if (!hit && rule.projects) for (const p of projects) if (rule.projects.test(p)) hit = true
+  if (!hit) return false
+  return !rule.sourceIps || rule.sourceIps.has(facts.clientIp)
+}
+
+const groupSets = new WeakMap<Identity, ReadonlySet<string>>()
+
+/** Lower-cased groups of an identity, computed once per identity object (identities are cached). */
+function groupsOf(identity: Identity): ReadonlySet<string> {
+  let set = groupSets.get(identity)
+  if (!set) {
+    set = new Set(identity.groups.map((g) => g.toLowerCase()))
+    groupSets.set(identity, set)
+  }
+  return set
+}
+
+/**
+ * Why this identity is granted by the rule, or `undefined`. App-only identities are granted only
+ * by `apps` or `roles` (SECURITY.md E6); `users` names Entra users by object id or UPN, never email,
+ * and identities of extra issuers by their qualified name ("gitlab-ci:alice").
+ */
+export function grantReason(rule: CompiledRule, identity: Identity): string | undefined {
+  if (identity.kind === 'app') {
+    if (rule.apps.size > 0 && ((identity.appId && rule.apps.has(identity.appId.toLowerCase())) || rule.apps.has(identity.id.toLowerCase()))) return 'app-match'
+    for (const role of identity.roles) if (rule.roles.has(role)) return 'role-match'
+    return undefined
+  }
+  if (rule.groups.size > 0) {
+    const mine = groupsOf(identity)
+    for (const group of rule.groups) if (mine.has(group)) return 'group-match'
+  }
+  if (rule.users.size > 0) {
+    const entra = identity.issuer === 'entra'
+    const id = entra ? identity.id : `${identity.issuer}:${identity.id}`
+    const name = identity.name && (entra ? identity.name : `${identity.issuer}:${identity.name}`)
+    if (rule.users.has(id.toLowerCase()) || (name && rule.users.has(name.toLowerCase()))) return 'user-match'
+  }
+  if (rule.roles.size > 0) for (const role of identity.roles) if (rule.roles.has(role)) return 'role-match'
+  return undefined
+}
+
+export function decide(policy: CompiledPolicy, facts: RequestFacts, identity: Identity): Decision {
+  if (facts.projectUnresolved && policy.needsProjects) return { result: 'deny', rule: null, reason: 'project-unresolved' }
+  const paths = pathCandidates(facts.path)
+  const projects = facts.project ? projectCandidates(facts.project) : []
   for (const rule of policy.rules) {
-    const hit = rule.paths.some((p) => (p.endsWith('/**') ? facts.path.startsWith(p.slice(0, -2)) || p === '/**' : p === facts.path))
-    if (!hit) continue
-    return rule.public ? { result: 'allow', rule: rule.name, reason: 'public' } : { result: 'deny', rule: rule.name, reason: 'no-group-match' }
+    if (!ruleMatches(rule, facts, paths, projects)) continue
+    if (rule.outcome === 'public') return { result: 'allow', rule: rule.name, reason: 'public' }
+    if (rule.outcome === 'deny') return { result: 'deny', rule: rule.name, reason: 'deny-rule' }
+    if (identity.kind === 'anonymous') return { result: 'challenge', rule: rule.name, reason: 'login-required' }
+    const reason = grantReason(rule, identity)
+    if (reason) return { result: 'allow', rule: rule.name, reason }
+    return { result: 'deny', rule: rule.name, reason: identity.groupsSource === 'overage-unresolved' ? 'groups-unresolved' : 'no-group-match' }
   }
   return policy.defaultResult === 'allow'
     ? { result: 'allow', rule: null, reason: 'default-allow' }

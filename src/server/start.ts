@@ -12,6 +12,7 @@ import { createApp, type App, type AppDeps, type OpsLogger } from '../app.ts'
 import { createAuthenticator } from '../auth/authenticate.ts'
 import type { Config } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
+import { createProjectResolver } from '../gitlab/project-ids.ts'
 import { createAccessLog } from '../logs/index.ts'
 import { createMetrics, type Metrics } from '../metrics/registry.ts'
 
@@ -54,7 +55,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const metrics = createMetrics()
   const accessLog = createAccessLog(config.accessLog, { instanceId })
   const authenticator = createAuthenticator()
-  const deps: AppDeps = { metrics, accessLog, authenticator, log }
+  const projects = createProjectResolver({ upstreamUrl: config.upstream.url, apiToken: config.upstream.apiToken })
+  const deps: AppDeps = { metrics, accessLog, authenticator, log, resolveProject: (id) => projects.resolve(id) }
   const app = createApp(config, deps)
   let accepting = true
 
