@@ -27,6 +27,7 @@ export function checkCanonicalPath(path: string): string | undefined {
     if (code > 0x7e) return 'path-raw-non-ascii'
     if (code === 0x5c) return 'path-backslash'
     if (code === 0x23) return 'path-fragment'
+    if (code === 0x3f) return 'path-encoded-delimiter' // a "?" inside the path part cannot come from a real request line
     if (code === 0x3b && i < routingEnd) return 'path-matrix-param'
     if (code === 0x2f && path.charCodeAt(i + 1) === 0x2f) return 'path-double-slash'
     if (code === 0x25) {

@@ -1,0 +1,101 @@
+/**
+ * Property tests of the parsers that see untrusted paths (issue: hardening, fuzzing).
+ * FUZZ_RUNS (default 1000) sets the cases per property; run longer on demand: FUZZ_RUNS=200000 npm test -- fuzz
+ */
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { ANONYMOUS, type Identity } from '../../src/auth/identity.ts'
+import { parseConfig } from '../../src/config/load.ts'
+import { attribute } from '../../src/gitlab/attribute.ts'
+import { checkCanonicalPath, matchPath } from '../../src/http/canonical-path.ts'
+import { compilePolicy, decide } from '../../src/policy/index.ts'
+
+const runs = Number(process.env.FUZZ_RUNS ?? 1000)
+
+/** Path-ish strings built from the pieces attacks are made of. */
+const piece = fc.constantFrom('/', '//', '.', '..', '%2e', '%2E', '%2f', '%2F', '%5c', '\\', '%00', '%25', ';', '%3b', '#', '?', 'admin', 'api', 'v4', 'projects', '-', 'group', 'secret-group', '.git', 'info', 'refs', '%c0%ae', '%e2%80%ae', '%ff', 'A', 'é', ' ', '\t', '%20', '~', '@', ':', '*')
+const attackPath = fc.array(piece, { minLength: 1, maxLength: 12 }).map((parts) => `/${parts.join('')}`)
+const anyPath = fc.oneof(attackPath, fc.string({ maxLength: 60 }).map((s) => `/${s}`), fc.webPath())
+
+/** How a server that percent-decodes and resolves dot segments would route the path. */
+function serverView(path: string): string {
+  const decoded = decodeURIComponent(path)
+  const out: string[] = []
+  for (const seg of decoded.split('/')) {
+    if (seg === '..') out.pop()
+    else if (seg !== '.') out.push(seg)
+  }
+  return out.join('/')
+}
+
+describe('canonical paths', () => {
+  it('never throws, whatever the input', () => {
+    fc.assert(fc.property(fc.oneof(anyPath, fc.string()), (p) => {
+      checkCanonicalPath(p)
+    }), { numRuns: runs })
+  })
+
+  it('an accepted path routes the same for a dot-resolving server and for the policy', () => {
+    fc.assert(
+      fc.property(anyPath, (p) => {
+        if (checkCanonicalPath(p) !== undefined) return
+        // No dot segment, backslash, NUL, control character or fragment survives decoding.
+        const decoded = decodeURIComponent(p)
+        expect(decoded.split('/').some((s) => s === '.' || s === '..')).toBe(false)
+        expect(/[\\\u0000-\u001f#]/.test(decoded)).toBe(false)
+        // What a normalising server routes is what the policy matched (up to %2F, which GitLab keeps encoded).
+        expect(serverView(p).toLowerCase()).toBe(matchPath(p).replaceAll('%2f', '/'))
+        // And http-proxy-3's WHATWG parsing would not move it to another path either.
+        expect(decodeURIComponent(new URL(p, 'http://x').pathname)).toBe(decoded)
+      }),
+      { numRuns: runs },
+    )
+  })
+
+  it('accepts what GitLab itself sends', () => {
+    for (const p of ['/', '/group/project', '/group/sub/project/-/merge_requests/1', '/api/v4/projects/group%2Fsub%2Fproject/repository/files/app%2Fmodels%2Fkey%2Erb/raw', '/group/project.git/info/refs', '/-/cable', '/.well-known/openid-configuration', '/group/project/-/blob/main/dir/file%20name.md', '/api/v4/projects/1/repository/branches/feature%2Fx']) {
+      expect(checkCanonicalPath(p)).toBeUndefined()
+    }
+  })
+})
+
+describe('attribution and decisions', () => {
+  const config = parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+groups: { admins: "6c0bd1d2-0000-4000-8000-000000000001", engineering: "6c0bd1d2-0000-4000-8000-000000000002" }
+policy:
+  rules:
+    - { name: health, paths: ["/-/health"], public: true }
+    - { name: admin-area, paths: ["/admin", "/admin/**", "/api/v4/admin/**"], groups: [admins] }
+    - { name: secret, projects: ["secret-group/**"], groups: [admins] }
+    - { name: read, paths: ["/**"], methods: [GET, HEAD], groups: [engineering] }
+`, {})
+  const policy = compilePolicy(config)
+  const engineer: Identity = { kind: 'user', id: 'e1', name: 'eve@example.com', groups: ['6c0bd1d2-0000-4000-8000-000000000002'], roles: [], issuer: 'entra' }
+
+  it('attribute and decide never throw', () => {
+    fc.assert(
+      fc.property(anyPath, fc.constantFrom('GET', 'POST', 'HEAD', 'DELETE', 'get'), fc.constantFrom(ANONYMOUS, engineer), (p, method, who) => {
+        const attr = attribute(method, p)
+        decide(policy, { method, path: p, route: attr.route, project: attr.project, clientIp: '127.0.0.1' }, who)
+      }),
+      { numRuns: runs },
+    )
+  })
+
+  it('no accepted path lets an engineer reach the admin area or the secret group', () => {
+    fc.assert(
+      fc.property(anyPath, (p) => {
+        if (checkCanonicalPath(p) !== undefined) return
+        const routed = serverView(p).toLowerCase().replace(/\.(json|html|xml|atom)$/, '').replace(/\/$/, '')
+        const attr = attribute('GET', p)
+        const decision = decide(policy, { method: 'GET', path: p, route: attr.route, project: attr.project, clientIp: '127.0.0.1' }, engineer)
+        if (routed === '/admin' || routed.startsWith('/admin/') || routed.startsWith('/api/v4/admin/') || routed === '/secret-group' || routed.startsWith('/secret-group/')) {
+          expect(decision.result).not.toBe('allow')
+        }
+      }),
+      { numRuns: runs },
+    )
+  })
+})
