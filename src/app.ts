@@ -243,7 +243,9 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
           return sendStatusPage(req, res, { status: 503, title: 'Sign-in temporarily unavailable', message: outcome.description, requestId: ctx.id, reason: outcome.reason }, { 'retry-after': '5' })
         }
         const failed = outcome && !outcome.ok ? outcome : undefined
-        if (!failed && deps.browserLogin && isBrowserNavigation(req) && !GIT_ROUTES.has(ctx.route) && ctx.route !== 'api') {
+        // A lapsed browser session (expired, revoked, ended at refresh) also sends the browser back to sign-in.
+        const lapsedSession = failed?.method === 'session' && failed.status === 401
+        if ((!failed || lapsedSession) && deps.browserLogin && isBrowserNavigation(req) && !GIT_ROUTES.has(ctx.route) && ctx.route !== 'api') {
           return sendRedirect(res, `/-/iap/login?rd=${encodeURIComponent(ctx.target)}`, ctx.id)
         }
         return sendStatusPage(

@@ -59,7 +59,10 @@ export async function startIapProcess(config: Record<string, unknown>, env: Node
   const adminUrl = `http://127.0.0.1:${proc.value.admin}`
   for (;;) {
     if (await fetch(`${adminUrl}/readyz`).then((r) => r.ok, () => false)) break
-    if (performance.now() - t0 > 20_000) throw new Error('gitlab-iap did not become ready')
+    if (performance.now() - t0 > 20_000) {
+      await proc.stop()
+      throw new Error('gitlab-iap did not become ready')
+    }
     await new Promise((r) => setTimeout(r, 10))
   }
   return { ...proc, url: `http://127.0.0.1:${proc.value.main}`, adminUrl, readyMs: performance.now() - t0 }

@@ -32,9 +32,11 @@ export async function startBenchIdp(): Promise<BenchIdp> {
   const server: Server = createServer((req, res) => {
     const path = req.url ?? '/'
     if (path.endsWith('/.well-known/openid-configuration')) {
-      const issuer = `${authority}/${TENANT}/v2.0`
+      // Entra serves a v1 document too (issuer `{authority}/{tid}/`), which gitlab-iap fetches for v1 tokens.
+      const v2 = path.includes('/v2.0/')
+      const issuer = v2 ? `${authority}/${TENANT}/v2.0` : `${authority}/${TENANT}/`
       res.setHeader('content-type', 'application/json')
-      res.end(JSON.stringify({ issuer, jwks_uri: `${authority}/${TENANT}/discovery/v2.0/keys`, authorization_endpoint: `${authority}/${TENANT}/oauth2/v2.0/authorize`, token_endpoint: `${authority}/${TENANT}/oauth2/v2.0/token`, id_token_signing_alg_values_supported: ['RS256'], response_types_supported: ['code'], subject_types_supported: ['pairwise'] }))
+      res.end(JSON.stringify({ issuer, jwks_uri: `${authority}/${TENANT}/discovery/${v2 ? 'v2.0/' : ''}keys`, authorization_endpoint: `${authority}/${TENANT}/oauth2/v2.0/authorize`, token_endpoint: `${authority}/${TENANT}/oauth2/v2.0/token`, id_token_signing_alg_values_supported: ['RS256'], response_types_supported: ['code'], subject_types_supported: ['pairwise'] }))
       return
     }
     if (path.includes('/discovery/')) {

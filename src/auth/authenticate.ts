@@ -1,10 +1,22 @@
 /**
  * Authentication: find the first credential in SPEC order and turn it into an Identity.
- * STUB until the bearer issue lands: every request is anonymous.
+ * Bearer JWTs (X-IAP-Authorization, Authorization: Bearer, Basic username/password) are verified
+ * against their issuer's keys; when no credential is present, the optional session step decides,
+ * else the request is anonymous. A presented credential that fails is final: no fallback.
  */
 import type { IncomingMessage } from 'node:http'
+import type { Config } from '../config/schema.ts'
+import { IapError } from '../errors.ts'
 import type { RequestContext, AuthMethod } from '../server/context.ts'
+import { createIssuerKeys, type IssuerKeys, type KeySetOptions } from './bearer/key-set.ts'
+import { trustedIssuers } from './bearer/issuers.ts'
+import { bearerFailure, type BearerFailure } from './bearer/reasons.ts'
+import { createTokenCache, type TokenCacheOptions } from './bearer/token-cache.ts'
+import { createBearerVerifier, type VerifyResult } from './bearer/verify.ts'
+import { extractCredential, type Credential, type CredentialSource } from './credentials.ts'
+import { createGraphGroups, type GraphGroups } from './graph-groups.ts'
 import { ANONYMOUS, type Identity } from './identity.ts'
+import { createRevocations, type Revocations } from './revocations.ts'
 
 export type AuthOutcome =
   | {
@@ -35,13 +47,110 @@ export interface Authenticator {
   close(): Promise<void>
 }
 
+/** The browser-session step (SPEC credential 5): `undefined` when the request carries no session cookie. */
+export interface SessionStep {
+  authenticate(req: IncomingMessage, ctx: RequestContext): AuthOutcome | Promise<AuthOutcome> | undefined
+}
+
+export interface AuthenticatorOptions {
+  readonly config: Pick<Config, 'entra' | 'issuers'>
+  readonly metrics: {
+    jwksFetch(issuer: string, result: 'success' | 'failure'): void
+    tokenCache(result: 'hit' | 'miss'): void
+  }
+  /** Shared with /admin/revoke and the session store; a fresh one when absent. */
+  readonly revocations?: Revocations
+  readonly session?: SessionStep
+  readonly log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
+  /** Used for discovery, JWKS and Graph requests. */
+  readonly fetch?: typeof fetch
+  /** Groups overage lookups; by default built from `entra` when `entra.clientSecret` is set. */
+  readonly graph?: GraphGroups
+  /** Key-set timings (refresh, cooldown, retry, timeout). */
+  readonly keySet?: Omit<KeySetOptions, 'metrics' | 'log' | 'fetch'>
+  readonly tokenCache?: TokenCacheOptions
+  readonly now?: () => number
+}
+
+/** The authenticator plus what the composition root wires elsewhere. */
+export interface BearerAuthenticator extends Authenticator {
+  readonly revocations: Revocations
+  /** Resolves when every issuer's first key fetch has ended (successfully or not). */
+  started(): Promise<void>
+}
+
 const ANONYMOUS_OUTCOME: AuthOutcome = Object.freeze({ ok: true, method: 'none', identity: ANONYMOUS })
 
-export function createAuthenticator(): Authenticator {
+const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as Promise<T>)?.then === 'function'
+
+const methodOf = (source: CredentialSource): AuthMethod => (source === 'basic-username' || source === 'basic-password' ? 'basic' : 'bearer')
+
+function failed(method: AuthMethod, failure: BearerFailure): AuthOutcome {
+  return { ok: false, method, reason: failure.reason, description: failure.description, status: failure.status }
+}
+
+function toOutcome(result: VerifyResult, credential: Extract<Credential, { kind: 'token' }>): AuthOutcome {
+  const method = methodOf(credential.source)
+  if (!result.ok) return failed(method, result.failure)
+  return { ok: true, method, identity: result.identity, forwardAuthorization: credential.forwardAuthorization }
+}
+
+/** Builds the authenticator: starts fetching every trusted issuer's keys at once (readiness waits for them). */
+export function createAuthenticator(options?: AuthenticatorOptions): BearerAuthenticator {
+  const issuers = options ? trustedIssuers(options.config) : []
+  const seen = new Set<string>()
+  for (const spec of issuers) {
+    if (seen.has(spec.iss)) throw new IapError('IAP_ERR_CONFIG_INVALID', `issuers: two trusted issuers have the same iss "${spec.iss}"`)
+    seen.add(spec.iss)
+  }
+  const metrics = options?.metrics ?? { jwksFetch() {}, tokenCache() {} }
+  const revocations = options?.revocations ?? createRevocations()
+  const keys = new Map<string, IssuerKeys>(
+    issuers.map((spec) => [
+      spec.label,
+      createIssuerKeys(spec, { ...options?.keySet, metrics, ...(options?.log ? { log: options.log } : {}), ...(options?.fetch ? { fetch: options.fetch } : {}) }),
+    ]),
+  )
+  const entra = options?.config.entra
+  const graph =
+    options?.graph ??
+    (entra?.clientSecret
+      ? createGraphGroups({
+          tenantId: entra.tenantId,
+          clientId: entra.clientId,
+          clientSecret: entra.clientSecret,
+          authority: entra.authority,
+          graphUrl: entra.graphUrl,
+          ...(options?.fetch ? { fetch: options.fetch } : {}),
+        })
+      : undefined)
+  const verifier = createBearerVerifier({
+    issuers,
+    keys,
+    cache: createTokenCache(options?.tokenCache),
+    revocations,
+    metrics,
+    ...(graph ? { graph } : {}),
+    ...(options?.log ? { log: options.log } : {}),
+    ...(options?.now ? { now: options.now } : {}),
+  })
+  const starting = Promise.all([...keys.values()].map((k) => k.start())).then(() => {})
+  const session = options?.session
+
   return {
-    authenticate: () => ANONYMOUS_OUTCOME,
-    isReady: () => true,
-    readiness: () => ({}),
-    close: async () => {},
+    revocations,
+    started: () => starting,
+    authenticate(req, ctx) {
+      const credential = extractCredential(req.headers, verifier.lookup)
+      if (credential.kind === 'none') return session?.authenticate(req, ctx) ?? ANONYMOUS_OUTCOME
+      if (credential.kind === 'invalid') return failed(methodOf(credential.source), bearerFailure(credential.reason))
+      const result = verifier.verify(credential.token)
+      return isPromise(result) ? result.then((r) => toOutcome(r, credential)) : toOutcome(result, credential)
+    },
+    isReady: () => [...keys.values()].every((k) => k.isReady()),
+    readiness: () => Object.fromEntries([...keys.values()].map((k) => [k.label, k.status()])),
+    async close() {
+      for (const k of keys.values()) k.close()
+    },
   }
 }

@@ -10,6 +10,9 @@ import { randomUUID } from 'node:crypto'
 import { createAdminHandler, type ReadinessCheck } from '../admin/routes.ts'
 import { createApp, type App, type AppDeps, type OpsLogger } from '../app.ts'
 import { createAuthenticator } from '../auth/authenticate.ts'
+import { createRevocations } from '../auth/revocations.ts'
+import { browserSignInConfigured, createBrowserSignIn } from '../iap/index.ts'
+import { createAssertionSigner, serveAssertionJwks } from '../proxy/assertion.ts'
 import type { Config } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
 import { createProjectResolver } from '../gitlab/project-ids.ts'
@@ -54,9 +57,23 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const log = options.log
   const metrics = createMetrics()
   const accessLog = createAccessLog(config.accessLog, { instanceId })
-  const authenticator = createAuthenticator()
+  // Browser sign-in (issue 5): sessions, /-/iap/ endpoints, revocation across replicas; only with entra.clientSecret + session.secret.
+  const revocations = createRevocations()
+  const signIn = browserSignInConfigured(config) ? createBrowserSignIn(config, { log, revocations }) : undefined
+  const authenticator = createAuthenticator({ config, metrics, log, revocations, ...(signIn && { session: signIn.sessionStep, graph: signIn.graph }) })
+  const signInEndpoints = signIn?.endpoints({ authenticate: (req, ctx) => authenticator.authenticate(req, ctx) })
+  // X-IAP-Assertion: key derived from session.secret when set, so every replica signs alike.
+  const assertion = createAssertionSigner({ publicUrl: config.server.publicUrl, ...(config.session.secret ? { secret: config.session.secret } : {}) })
   const projects = createProjectResolver({ upstreamUrl: config.upstream.url, apiToken: config.upstream.apiToken })
-  const deps: AppDeps = { metrics, accessLog, authenticator, log, resolveProject: (id) => projects.resolve(id) }
+  const deps: AppDeps = {
+    metrics, accessLog, authenticator, log, resolveProject: (id) => projects.resolve(id),
+    upstreamHeaders: (req, ctx) => {
+      signIn?.stripCookies(req)
+      assertion.setHeader(req.headers, ctx.identity)
+    },
+    iapEndpoints: (req, res, ctx) => serveAssertionJwks(assertion, req, res) || (signInEndpoints?.(req, res, ctx) ?? false),
+    browserLogin: signIn !== undefined,
+  }
   const app = createApp(config, deps)
   let accepting = true
 
@@ -90,8 +107,15 @@ export async function startServer(config: Config, options: StartOptions): Promis
     { name: 'config', check: () => ({ ready: true }) },
     { name: 'auth', check: () => ({ ready: authenticator.isReady(), detail: authenticator.readiness() }) },
     { name: 'accessLog', check: () => ({ ready: accessLog.healthy || config.accessLog.onError === 'serve' }) },
+    ...(signIn ? [{ name: 'sessions', check: () => ({ ready: signIn.isReady(), detail: signIn.readiness() }) }] : []),
   ]
-  const admin = createHttpServer(createAdminHandler({ metrics, token: config.admin.token, checks, accepting: () => accepting }))
+  const admin = createHttpServer(createAdminHandler({
+    metrics, token: config.admin.token, checks, accepting: () => accepting,
+    revoke: async (user) => {
+      authenticator.revocations.revoke(user)
+      return signIn ? signIn.revoke(user) : { sessionsEnded: 0 }
+    },
+  }))
 
   const mainAddress = await listen(main, config.server.listen, 'main')
   let adminAddress: AddressInfo
@@ -121,6 +145,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
       for (const socket of upgraded) socket.destroy()
       app.close()
       await authenticator.close()
+      await signIn?.close()
       await new Promise<void>((resolve) => admin.close(() => resolve()))
       admin.closeAllConnections()
       await accessLog.close()

@@ -74,7 +74,8 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
   const abandoned: string[] = []
   const maxRecorded = options.maxRecorded ?? 10_000
 
-  const server: Server = createServer((req, res) => {
+  // Workhorse (Go net/http) accepts 1 MiB of headers; overage users' X-Forwarded-Groups + X-IAP-Assertion exceed Node's 16 KiB default.
+  const server: Server = createServer({ maxHeaderSize: 1024 * 1024 }, (req, res) => {
     requests.push({ method: req.method ?? 'GET', url: req.url ?? '/', headers: { ...req.headers }, rawHeaders: [...req.rawHeaders] })
     if (requests.length > maxRecorded) requests.splice(0, requests.length - maxRecorded)
     route(req, res).catch((err: Error) => {

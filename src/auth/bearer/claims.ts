@@ -1,0 +1,126 @@
+/**
+ * Verified token claims → Identity (pure). Entra user and app-only access tokens (DOMAIN.md A2, the
+ * example payloads) and extra issuers with claim mapping (SPEC `issuers:`; GitLab CI id_tokens, B3).
+ * Runs only after the signature, `iss`, `aud`, `exp`/`nbf` checks passed.
+ */
+import type { Identity } from '../identity.ts'
+import type { IssuerSpec } from './issuers.ts'
+import type { BearerFailureReason } from './reasons.ts'
+
+export type Claims = Readonly<Record<string, unknown>>
+
+export type ClaimsResult =
+  | { readonly ok: true; readonly identity: Identity; readonly overage: boolean }
+  | { readonly ok: false; readonly reason: BearerFailureReason }
+
+const str = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined)
+
+const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && v !== '') : [])
+
+const num = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined)
+
+/** Groups overage: `_claim_names.groups` (JWT) or `hasgroups` (implicit flow), DOMAIN.md A3. */
+export function hasGroupsOverage(claims: Claims): boolean {
+  const names = claims._claim_names as { groups?: unknown } | undefined
+  return (typeof names === 'object' && names !== null && names.groups !== undefined) || claims.hasgroups === true
+}
+
+/**
+ * App-only (client credentials) tokens: `idtyp: app`, or no `scp` with `roles` present (DOMAIN.md A2:
+ * "Fallback: scp absent and roles present").
+ */
+export function isAppOnly(claims: Claims): boolean {
+  if (claims.idtyp === 'app') return true
+  if (claims.idtyp === 'user') return false
+  return claims.scp === undefined && Array.isArray(claims.roles)
+}
+
+/** Entra access token → Identity. Checks what jose cannot: tenant, access-token shape, object id. */
+export function entraIdentity(claims: Claims, spec: IssuerSpec, tenantId: string): ClaimsResult {
+  if (claims.tid !== tenantId) return { ok: false, reason: 'token-tenant-invalid' }
+  // An ID token for our client has aud = clientId too (SECURITY.md E4): it carries `nonce` and neither scp nor roles.
+  if (claims.nonce !== undefined || (claims.scp === undefined && claims.roles === undefined)) return { ok: false, reason: 'token-not-access-token' }
+  const oid = str(claims.oid)
+  if (!oid) return { ok: false, reason: 'token-subject-missing' }
+  const app = isAppOnly(claims)
+  const overageClaim = hasGroupsOverage(claims) && claims.groups === undefined
+  const groups = strings(claims.groups)
+  const appId = str(claims.azp) ?? str(claims.appid)
+  const name = app ? undefined : (str(claims.upn) ?? str(claims.preferred_username))
+  const email = app ? undefined : str(claims.email)
+  const displayName = str(claims.name)
+  const exp = num(claims.exp)
+  const iat = num(claims.iat)
+  const identity: Identity = {
+    kind: app ? 'app' : 'user',
+    id: oid,
+    ...(name ? { name } : {}),
+    ...(email ? { email } : {}),
+    ...(displayName && !app ? { displayName } : {}),
+    groups,
+    roles: strings(claims.roles),
+    ...(appId ? { appId } : {}),
+    issuer: spec.name,
+    tenantId,
+    ...(exp !== undefined ? { expiresAt: exp } : {}),
+    ...(iat !== undefined ? { issuedAt: iat } : {}),
+    groupsSource: overageClaim ? 'overage-unresolved' : claims.groups !== undefined ? 'token' : 'none',
+  }
+  // Graph lookups are per user (`/users/{oid}`); an app-only token in overage keeps "no groups".
+  return { ok: true, identity, overage: overageClaim && !app }
+}
+
+/** Claim values as strings: a string, a number/boolean, or an array of strings. */
+function claimValues(claims: Claims, name: string): string[] {
+  const value = claims[name]
+  if (typeof value === 'string') return value === '' ? [] : [value]
+  if (typeof value === 'number' || typeof value === 'boolean') return [String(value)]
+  return strings(value)
+}
+
+const asBool = (value: unknown): boolean | undefined => (value === true || value === 'true' ? true : value === false || value === 'false' ? false : undefined)
+
+const asText = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : typeof value === 'number' ? String(value) : undefined)
+
+/**
+ * Extra issuer token → Identity with the configured claim mapping. Groups are qualified by the issuer
+ * name ("gitlab-ci:platform/infra"): a GitLab group can be named like an Entra object id and must
+ * never be mistaken for one (SECURITY.md E13). The id stays the plain claim value, with `issuer`
+ * beside it; the policy qualifies it the same way when matching `users`.
+ */
+export function issuerIdentity(claims: Claims, spec: IssuerSpec): ClaimsResult {
+  const mapping = spec.claims ?? { user: 'sub' }
+  const user = asText(claims[mapping.user])
+  if (!user) return { ok: false, reason: 'token-subject-missing' }
+  const email = mapping.email ? str(claims[mapping.email]) : undefined
+  const groupClaims = mapping.groups === undefined ? [] : Array.isArray(mapping.groups) ? mapping.groups : [mapping.groups]
+  const groups = [...new Set(groupClaims.flatMap((name) => claimValues(claims, name)).map((value) => `${spec.name}:${value}`))]
+  const exp = num(claims.exp)
+  const iat = num(claims.iat)
+  const kind = spec.kind ?? 'ci'
+  const refProtected = asBool(claims.ref_protected)
+  const ci =
+    kind === 'ci'
+      ? {
+          ...(str(claims.project_path) ? { projectPath: str(claims.project_path) } : {}),
+          ...(str(claims.ref) ? { ref: str(claims.ref) } : {}),
+          ...(refProtected !== undefined ? { refProtected } : {}),
+          ...(asText(claims.pipeline_id) ? { pipelineId: asText(claims.pipeline_id) } : {}),
+          ...(asText(claims.job_id) ? { jobId: asText(claims.job_id) } : {}),
+        }
+      : undefined
+  const identity: Identity = {
+    kind,
+    id: user,
+    name: user,
+    ...(email ? { email } : {}),
+    groups,
+    roles: [],
+    issuer: spec.name,
+    ...(exp !== undefined ? { expiresAt: exp } : {}),
+    ...(iat !== undefined ? { issuedAt: iat } : {}),
+    groupsSource: groupClaims.length > 0 ? 'token' : 'none',
+    ...(ci ? { ci } : {}),
+  }
+  return { ok: true, identity, overage: false }
+}

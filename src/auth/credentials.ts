@@ -1,0 +1,112 @@
+/**
+ * Picks the credential a request presents, in SPEC order (pure; the first present wins):
+ *   1. `X-IAP-Authorization: Bearer <JWT>` (the header is always removed before forwarding);
+ *   2. `Authorization: Bearer <JWT>` whose `iss` is a trusted issuer (removed);
+ *   3. `Authorization: Basic` whose username is such a JWT: the password is GitLab's and is forwarded
+ *      as Basic with the username `gitlab-ci-token` (CI issuers) or `oauth2`;
+ *   4. `Authorization: Basic` whose password is such a JWT (removed);
+ *   5. none of these: the session cookie step, else anonymous.
+ * Any other `Authorization` (a GitLab PAT, an OAuth token, a JOB-TOKEN elsewhere) is left for GitLab.
+ * "Is this JWT ours?" is answered by the caller (`lookup`), from an unverified peek at `iss`: that
+ * only routes the token to its issuer's verifier; it is never trusted otherwise.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import { looksLikeJwt, MAX_TOKEN_BYTES } from './bearer/token-shape.ts'
+
+export type CredentialSource = 'x-iap-authorization' | 'authorization-bearer' | 'basic-username' | 'basic-password'
+
+/** What the lookup says about a JWT-shaped value from a trusted issuer. */
+export interface TrustedToken {
+  /** Username GitLab expects with a forwarded Basic password (SPEC credential 3). */
+  readonly basicUsername: string
+}
+
+/** Returns a value when `token` is a JWT from a trusted issuer (by unverified `iss`), else undefined. */
+export type TrustLookup = (token: string) => TrustedToken | undefined
+
+export type Credential =
+  | { readonly kind: 'none' }
+  | {
+      readonly kind: 'token'
+      readonly source: CredentialSource
+      readonly token: string
+      /** What to send to GitLab as `Authorization`: a string replaces it, `null` removes it, `undefined` leaves it. */
+      readonly forwardAuthorization: string | null | undefined
+    }
+  | { readonly kind: 'invalid'; readonly source: CredentialSource; readonly reason: 'credential-malformed' | 'token-too-large' }
+
+const NONE: Credential = Object.freeze({ kind: 'none' })
+
+const BEARER = /^bearer[ \t]+(\S+)[ \t]*$/i
+const BASIC = /^basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i
+
+type ParsedAuthorization =
+  | { readonly scheme: 'bearer'; readonly token: string }
+  | { readonly scheme: 'basic'; readonly username: string; readonly password: string }
+  | { readonly scheme: 'other' }
+
+const OTHER: ParsedAuthorization = Object.freeze({ scheme: 'other' })
+
+function parseAuthorization(value: string | undefined): ParsedAuthorization {
+  if (!value) return OTHER
+  const bearer = BEARER.exec(value)
+  if (bearer) return { scheme: 'bearer', token: bearer[1]! }
+  const basic = BASIC.exec(value)
+  if (!basic) return OTHER
+  const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon === -1) return OTHER
+  return { scheme: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+}
+
+/** Basic value GitLab receives in place of the IAP's: the IAP JWT replaced by the name GitLab expects. */
+export function gitlabBasic(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`
+}
+
+/** A JWT-shaped value too large to inspect: ours or not, it must not pass (fail closed). */
+const oversizedJwt = (value: string) => value.length > MAX_TOKEN_BYTES && looksLikeJwt(value)
+
+/**
+ * What happens to `Authorization` when the IAP credential came from elsewhere (X-IAP-Authorization):
+ * an IAP JWT in it is still never forwarded to GitLab.
+ */
+function withoutIapCredentials(parsed: ParsedAuthorization, lookup: TrustLookup): string | null | undefined {
+  if (parsed.scheme === 'bearer') return lookup(parsed.token) || oversizedJwt(parsed.token) ? null : undefined
+  if (parsed.scheme === 'basic') {
+    const trusted = lookup(parsed.username)
+    if (trusted) return parsed.password === '' ? null : gitlabBasic(trusted.basicUsername, parsed.password)
+    if (lookup(parsed.password)) return null
+  }
+  return undefined
+}
+
+/** The credential the request presents, in SPEC order; never falls through past a present one. */
+export function extractCredential(headers: IncomingHttpHeaders, lookup: TrustLookup): Credential {
+  const authorization = typeof headers.authorization === 'string' ? headers.authorization : undefined
+  const iap = headers['x-iap-authorization']
+  if (iap !== undefined) {
+    const value = Array.isArray(iap) ? iap.join(', ') : iap
+    const bearer = BEARER.exec(value)
+    if (!bearer) return { kind: 'invalid', source: 'x-iap-authorization', reason: 'credential-malformed' }
+    return { kind: 'token', source: 'x-iap-authorization', token: bearer[1]!, forwardAuthorization: withoutIapCredentials(parseAuthorization(authorization), lookup) }
+  }
+  const parsed = parseAuthorization(authorization)
+  if (parsed.scheme === 'bearer') {
+    if (oversizedJwt(parsed.token)) return { kind: 'invalid', source: 'authorization-bearer', reason: 'token-too-large' }
+    if (lookup(parsed.token)) return { kind: 'token', source: 'authorization-bearer', token: parsed.token, forwardAuthorization: null }
+    return NONE
+  }
+  if (parsed.scheme === 'basic') {
+    if (oversizedJwt(parsed.username)) return { kind: 'invalid', source: 'basic-username', reason: 'token-too-large' }
+    const trusted = lookup(parsed.username)
+    if (trusted) {
+      // One credential only (`https://$IAP_TOKEN@host`): nothing for GitLab.
+      const forward = parsed.password === '' ? null : gitlabBasic(trusted.basicUsername, parsed.password)
+      return { kind: 'token', source: 'basic-username', token: parsed.username, forwardAuthorization: forward }
+    }
+    if (oversizedJwt(parsed.password)) return { kind: 'invalid', source: 'basic-password', reason: 'token-too-large' }
+    if (lookup(parsed.password)) return { kind: 'token', source: 'basic-password', token: parsed.password, forwardAuthorization: null }
+  }
+  return NONE
+}

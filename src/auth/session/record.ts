@@ -1,0 +1,115 @@
+/**
+ * The server-side session record and the pure rules about it: expiry (absolute and idle), when
+ * to refresh, when to write "last seen" back, how long the store keeps it, and the Identity it
+ * stands for. Times are epoch milliseconds.
+ */
+import type { Identity } from '../identity.ts'
+
+export interface SessionUser {
+  /** Entra object id (`oid`). */
+  readonly id: string
+  /** upn / preferred_username. */
+  readonly name?: string
+  readonly email?: string
+  readonly displayName?: string
+  readonly tenantId?: string
+  readonly groups: readonly string[]
+  readonly roles: readonly string[]
+  readonly groupsSource: NonNullable<Identity['groupsSource']>
+}
+
+export interface SessionRecord {
+  readonly v: 1
+  readonly user: SessionUser
+  readonly createdAt: number
+  lastSeenAt: number
+  readonly refreshedAt: number
+  /** Absolute end: sign-in time + `session.absoluteTimeout`. */
+  readonly expiresAt: number
+  /** Refresh token, sealed with the token key and the store key as associated data. */
+  readonly refreshToken?: string
+  /** ID token (for `id_token_hint` at logout), sealed like the refresh token. */
+  readonly idToken?: string
+  /** The `login_hint` claim, used as `logout_hint` (DOMAIN.md A6). */
+  readonly loginHint?: string
+  /** Entra session id claim (`sid`), for front-channel logout by sid. */
+  readonly sid?: string
+}
+
+export interface SessionTimeouts {
+  readonly absoluteTimeoutMs: number
+  readonly idleTimeoutMs: number
+  readonly refreshIntervalMs: number
+}
+
+export type SessionAssessment =
+  | { readonly status: 'expired'; readonly reason: 'session-expired' | 'session-idle-timeout' }
+  | { readonly status: 'active'; readonly refreshDue: boolean; readonly touchDue: boolean }
+
+/** How stale `lastSeenAt` may get before it is written back: a tenth of the idle timeout, at most a minute. */
+export function touchIntervalMs(t: SessionTimeouts): number {
+  return Math.min(60_000, Math.floor(t.idleTimeoutMs / 10))
+}
+
+/** Decides whether a record is still valid at `now`, and whether it needs a refresh or a "last seen" write. */
+export function assessSession(record: SessionRecord, now: number, t: SessionTimeouts): SessionAssessment {
+  if (now >= record.expiresAt) return { status: 'expired', reason: 'session-expired' }
+  if (now - record.lastSeenAt >= t.idleTimeoutMs) return { status: 'expired', reason: 'session-idle-timeout' }
+  return {
+    status: 'active',
+    refreshDue: now - record.refreshedAt >= t.refreshIntervalMs,
+    touchDue: now - record.lastSeenAt >= touchIntervalMs(t),
+  }
+}
+
+/** How long the store should keep the record from `now`: until the absolute end or the idle end, whichever is first. */
+export function storeTtlMs(record: SessionRecord, now: number, t: SessionTimeouts): number {
+  return Math.max(1, Math.min(record.expiresAt - now, record.lastSeenAt + t.idleTimeoutMs - now))
+}
+
+/** When the session ends if nothing else happens (for whoami): the earlier of the absolute and the idle end. */
+export function sessionEndsAt(record: SessionRecord, t: SessionTimeouts): number {
+  return Math.min(record.expiresAt, record.lastSeenAt + t.idleTimeoutMs)
+}
+
+/** The Identity a session stands for. `issuedAt` is the sign-in time, so a revocation after it ends the session's rights. */
+export function identityOf(record: SessionRecord): Identity {
+  const u = record.user
+  return {
+    kind: 'user',
+    id: u.id,
+    ...(u.name !== undefined && { name: u.name }),
+    ...(u.email !== undefined && { email: u.email }),
+    ...(u.displayName !== undefined && { displayName: u.displayName }),
+    ...(u.tenantId !== undefined && { tenantId: u.tenantId }),
+    groups: u.groups,
+    roles: u.roles,
+    issuer: 'entra',
+    expiresAt: Math.floor(record.expiresAt / 1000),
+    issuedAt: Math.floor(record.createdAt / 1000),
+    groupsSource: u.groupsSource,
+  }
+}
+
+/** Lower-cased user keys a session is indexed under, so `/admin/revoke` finds it by oid or upn. */
+export function userKeys(user: SessionUser): string[] {
+  const keys = [user.id.toLowerCase()]
+  if (user.name && user.name.toLowerCase() !== keys[0]) keys.push(user.name.toLowerCase())
+  return keys
+}
+
+/** Parses a stored record; `undefined` for anything that is not a well-formed v1 record (fail closed). */
+export function parseRecord(text: string): SessionRecord | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  const r = value as Partial<SessionRecord> | null
+  if (!r || typeof r !== 'object' || r.v !== 1) return undefined
+  if (typeof r.createdAt !== 'number' || typeof r.lastSeenAt !== 'number' || typeof r.refreshedAt !== 'number' || typeof r.expiresAt !== 'number') return undefined
+  const u = r.user as Partial<SessionUser> | undefined
+  if (!u || typeof u.id !== 'string' || u.id === '' || !Array.isArray(u.groups) || !Array.isArray(u.roles)) return undefined
+  return r as SessionRecord
+}

@@ -1,0 +1,193 @@
+/**
+ * The `redis` session store, shared by every replica. ioredis is set up to fail closed: no offline
+ * queue, one retry, a command timeout and a connect timeout, so while Redis is down or slow a
+ * request is refused within about a second instead of hanging (STYLE.md 1.8); the client keeps
+ * reconnecting in the background. Keys (under `keyPrefix`):
+ *   s:<storeKey>  session record (JSON), TTL = until the absolute or idle end
+ *   u:<user>      set of store keys of a user (lower-cased oid and upn), for /admin/revoke
+ *   l:<storeKey>  refresh lock          o:<hash>  one-time markers (login callbacks)
+ *   revoked       hash user → revocation time (ms), replayed to replicas that start later
+ * Revocations are also published on the channel `<keyPrefix>revocations`.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { IapError } from '../../errors.ts'
+import { parseRecord, userKeys, type SessionRecord } from './record.ts'
+import { parseRedisUrl } from './redis-url.ts'
+import type { RevocationEvent, SessionStore } from './store.ts'
+
+export interface RedisStoreOptions {
+  readonly url: string
+  readonly keyPrefix: string
+  readonly password?: string
+  /** How long a user index lives (the absolute session timeout). */
+  readonly indexTtlMs: number
+  /** Per-command deadline; a slower Redis counts as down. */
+  readonly commandTimeoutMs?: number
+  readonly connectTimeoutMs?: number
+  /** Revocations older than this are pruned from the replay hash (bearer tokens live less). */
+  readonly revocationMemoryMs?: number
+  readonly onError?: (err: Error) => void
+}
+
+type Client = Redis | Cluster
+
+const RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+function unavailable(err: unknown): IapError {
+  return new IapError('IAP_ERR_SESSION_STORE_UNAVAILABLE', `session store unavailable: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+}
+
+/** Builds an ioredis client (standalone, Sentinel or Cluster) from the URL with fail-closed options. */
+export function createRedisClient(options: Pick<RedisStoreOptions, 'url' | 'password' | 'commandTimeoutMs' | 'connectTimeoutMs'>, overrides: RedisOptions = {}): Client {
+  const target = parseRedisUrl(options.url, options.password)
+  const failClosed: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.commandTimeoutMs ?? 1000,
+    connectTimeout: options.connectTimeoutMs ?? 2000,
+    // Keep reconnecting forever, at most every 2 s: recovery is automatic once Redis is back.
+    retryStrategy: (times: number) => Math.min(100 * times, 2000),
+    ...(target.username !== undefined && { username: target.username }),
+    ...(target.password !== undefined && { password: target.password }),
+    ...overrides,
+  }
+  if (target.mode === 'cluster') {
+    return new Cluster(target.nodes.map((n) => ({ host: n.host, port: n.port })), {
+      enableOfflineQueue: failClosed.enableOfflineQueue ?? false,
+      clusterRetryStrategy: (times: number) => Math.min(100 * times, 2000),
+      redisOptions: { ...failClosed, ...(target.tls && { tls: {} }) },
+    })
+  }
+  if (target.mode === 'sentinel') {
+    return new Redis({
+      ...failClosed,
+      sentinels: target.sentinels.map((n) => ({ host: n.host, port: n.port })),
+      name: target.name,
+      db: target.db,
+      ...(target.password !== undefined && { sentinelPassword: target.password }),
+    })
+  }
+  return new Redis({ ...failClosed, host: target.node.host, port: target.node.port, db: target.db, ...(target.tls && { tls: {} }) })
+}
+
+/** Creates the Redis-backed store and starts connecting (requests fail closed until it is ready). */
+export function createRedisStore(options: RedisStoreOptions): SessionStore {
+  const p = options.keyPrefix
+  const channel = `${p}revocations`
+  const revokedHash = `${p}revoked`
+  const revocationMemoryMs = options.revocationMemoryMs ?? 48 * 3_600_000
+  const client = createRedisClient(options)
+  // Subscriptions are not on the request path: this connection may queue and retry.
+  const subscriber = createRedisClient(options, { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined as unknown as number })
+  let lastError: string | undefined
+  const report = (err: Error) => {
+    lastError = err.message
+    options.onError?.(err)
+  }
+  client.on('error', report)
+  subscriber.on('error', report)
+  client.on('ready', () => (lastError = undefined))
+
+  const listeners: ((event: RevocationEvent) => void)[] = []
+  const deliver = (event: RevocationEvent) => {
+    for (const listener of listeners) listener(event)
+  }
+  const replay = async () => {
+    // Messages published while this replica was disconnected are lost; the hash has them all.
+    const all = await subscriber.hgetall(revokedHash).catch(() => ({}) as Record<string, string>)
+    for (const [user, at] of Object.entries(all)) deliver({ user, at: Number(at) })
+  }
+  subscriber.on('message', (ch: string, message: string) => {
+    if (ch !== channel) return
+    try {
+      const event = JSON.parse(message) as RevocationEvent
+      if (typeof event.user === 'string' && typeof event.at === 'number') deliver(event)
+    } catch {
+      // Not ours; ignore.
+    }
+  })
+  subscriber.on('ready', () => void replay())
+  subscriber.subscribe(channel).catch(report)
+
+  async function run<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command()
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+  const sKey = (key: string) => `${p}s:${key}`
+  const uKey = (user: string) => `${p}u:${user}`
+
+  async function index(key: string, record: SessionRecord): Promise<void> {
+    await Promise.all(
+      userKeys(record.user).flatMap((user) => [client.sadd(uKey(user), key), client.pexpire(uKey(user), options.indexTtlMs)]),
+    )
+  }
+
+  return {
+    kind: 'redis',
+    async get(key) {
+      const text = await run(() => client.get(sKey(key)))
+      return text === null ? undefined : parseRecord(text)
+    },
+    async set(key, record, ttlMs) {
+      await run(async () => {
+        await client.set(sKey(key), JSON.stringify(record), 'PX', Math.max(1, Math.ceil(ttlMs)))
+        await index(key, record)
+      })
+    },
+    async touch(key, record, ttlMs) {
+      // XX: never resurrect a session that was deleted or revoked meanwhile.
+      await run(() => client.set(sKey(key), JSON.stringify(record), 'PX', Math.max(1, Math.ceil(ttlMs)), 'XX'))
+    },
+    async delete(key) {
+      await run(() => client.del(sKey(key)))
+    },
+    async deleteUser(user) {
+      return run(async () => {
+        const u = uKey(user.toLowerCase())
+        const keys = await client.smembers(u)
+        // One key per command: Cluster spreads the keys over slots.
+        const deleted = await Promise.all(keys.map((key) => client.del(sKey(key))))
+        await client.del(u)
+        return deleted.reduce((sum, n) => sum + n, 0)
+      })
+    },
+    async claimOnce(name, ttlMs) {
+      const hashed = createHash('sha256').update(name).digest('base64url')
+      const result = await run(() => client.set(`${p}o:${hashed}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'))
+      return result === 'OK'
+    },
+    async acquireLock(key, ttlMs) {
+      const token = randomBytes(16).toString('base64url')
+      const lockKey = `${p}l:${key}`
+      const result = await run(() => client.set(lockKey, token, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'))
+      if (result !== 'OK') return undefined
+      return async () => {
+        await client.eval(RELEASE_LOCK, 1, lockKey, token).catch(report)
+      }
+    },
+    async publishRevocation(event) {
+      await run(async () => {
+        await client.hset(revokedHash, event.user, String(event.at))
+        await client.publish(channel, JSON.stringify(event))
+        // Forget revocations older than any token they could still concern.
+        const all = await client.hgetall(revokedHash)
+        const stale = Object.entries(all).filter(([, at]) => Number(at) < event.at - revocationMemoryMs).map(([user]) => user)
+        if (stale.length > 0) await client.hdel(revokedHash, ...stale)
+      })
+    },
+    onRevocation(listener) {
+      listeners.push(listener)
+      if (subscriber.status === 'ready') void replay()
+    },
+    isReady: () => client.status === 'ready',
+    readiness: () => ({ store: 'redis', status: client.status, ...(lastError !== undefined && client.status !== 'ready' && { error: lastError }) }),
+    async close() {
+      client.disconnect()
+      subscriber.disconnect()
+    },
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * The reserved `/-/iap/*` endpoints (never forwarded to GitLab): `login`, `callback`, `logout` and
+ * `whoami` (`jwks.json` is served by src/proxy/assertion.ts). Sign-in is the authorization code flow with PKCE S256; `state`, `nonce`
+ * and the verifier travel in a sealed per-state cookie (transaction.ts), each callback is accepted
+ * once (the store remembers spent states), and the session gets a fresh id.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { calculatePKCECodeChallenge, randomNonce, randomPKCECodeVerifier, randomState } from 'openid-client'
+import type { AuthOutcome } from '../auth/authenticate.ts'
+import type { GraphGroups } from '../auth/graph-groups.ts'
+import type { Clock } from '../auth/session/clock.ts'
+import { userFromIdToken, withGraphGroups } from '../auth/session/id-token-user.ts'
+import { sessionEndsAt, type SessionTimeouts, type SessionUser } from '../auth/session/record.ts'
+import type { Sessions } from '../auth/session/sessions.ts'
+import { sendRedirect, sendStatusPage } from '../http/respond.ts'
+import { validateRedirectTarget } from '../http/redirect-target.ts'
+import type { RequestContext } from '../server/context.ts'
+import type { EntraClient } from './entra-client.ts'
+import { clearTransactionCookie, readTransaction, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
+
+export interface IapLogger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+}
+
+export interface IapEndpointDeps {
+  /** `server.publicUrl`. */
+  readonly publicUrl: string
+  readonly tenantId: string
+  readonly sessions: Sessions
+  readonly entra: EntraClient
+  /** Key sealing the login transaction cookie. */
+  readonly transactionKey: Buffer
+  readonly secureCookies: boolean
+  readonly timeouts: SessionTimeouts
+  readonly clock: Clock
+  /** Groups overage lookups (DOMAIN.md A3); without it an overage sign-in is refused. */
+  readonly graph?: GraphGroups
+  /** The full authenticator, so whoami answers for bearer credentials too; sessions only when absent. */
+  readonly authenticate?: (req: IncomingMessage, ctx: RequestContext) => AuthOutcome | Promise<AuthOutcome>
+  readonly log?: IapLogger
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => Promise<void> | void
+
+function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body) + '\n'
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'x-request-id': requestId,
+  })
+  res.end(text)
+}
+
+const deny = (ctx: RequestContext, reason: string, result: 'deny' | 'challenge' = 'deny') => {
+  ctx.decision = { result, rule: null, reason }
+}
+
+const LOGIN_FAILURE_TEXT: Record<string, string> = {
+  'login-state-invalid': 'The sign-in response does not belong to a sign-in started here. Start again.',
+  'login-transaction-missing': 'The sign-in response does not belong to a sign-in started in this browser. Start again.',
+  'login-transaction-expired': 'The sign-in took too long. Start again.',
+  'login-callback-replayed': 'This sign-in response was already used. Start again.',
+  'login-denied-at-idp': 'Microsoft Entra ID did not sign you in.',
+  'login-callback-invalid': 'The sign-in response is not valid.',
+  'login-code-rejected': 'Microsoft Entra ID refused the sign-in code. Start again.',
+  'login-id-token-invalid': 'The identity token from Microsoft Entra ID is not valid.',
+  'login-tenant-invalid': 'The account belongs to another organisation.',
+  'login-claims-invalid': 'The identity token lacks the user object id.',
+  'login-idp-unavailable': 'Microsoft Entra ID cannot be reached. Try again shortly.',
+  'login-groups-unavailable': 'Your group memberships cannot be read right now. Try again shortly.',
+  'session-store-unavailable': 'The session store is unavailable. Try again shortly.',
+}
+
+/** Builds the `/-/iap/*` handler for the app (`AppDeps.iapEndpoints`). */
+export function createIapEndpoints(deps: IapEndpointDeps) {
+  const publicUrl = deps.publicUrl.replace(/\/+$/, '')
+  const secure = deps.secureCookies
+  const cookieName = deps.sessions.cookieName
+
+  const failLogin = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, reason: string, status: number, extra: Record<string, string | string[]> = {}) => {
+    deny(ctx, reason)
+    sendStatusPage(req, res, { status, title: status >= 500 ? 'Sign-in temporarily unavailable' : 'Sign-in failed', message: LOGIN_FAILURE_TEXT[reason] ?? 'Sign-in failed.', requestId: ctx.id, reason }, extra)
+  }
+
+  const login: Handler = async (req, res, ctx) => {
+    const rd = new URLSearchParams(ctx.query).get('rd')
+    const target = rd === null ? { ok: true as const, target: '/' } : validateRedirectTarget(rd)
+    if (!target.ok) return failLogin(req, res, ctx, target.reason, 400)
+    const state = randomState()
+    const nonce = randomNonce()
+    const codeVerifier = randomPKCECodeVerifier()
+    let url: URL
+    try {
+      url = await deps.entra.authorizationUrl({ state, nonce, codeChallenge: await calculatePKCECodeChallenge(codeVerifier) })
+    } catch (err) {
+      deps.log?.warn({ code: (err as { code?: string }).code, requestId: ctx.id }, 'sign-in cannot start: Entra discovery failed')
+      return failLogin(req, res, ctx, 'login-idp-unavailable', 503, { 'retry-after': '5' })
+    }
+    const tx = { state, nonce, codeVerifier, returnTo: target.target, expiresAt: deps.clock.now() + TRANSACTION_TTL_MS }
+    deny(ctx, 'login-started', 'challenge')
+    sendRedirect(res, url.href, ctx.id, { 'set-cookie': transactionCookie(deps.transactionKey, cookieName, tx, secure) })
+  }
+
+  async function resolveUser(claims: Readonly<Record<string, unknown>>): Promise<{ ok: true; user: SessionUser; loginHint?: string; sid?: string } | { ok: false; reason: string; status: number }> {
+    const mapped = userFromIdToken(claims, deps.tenantId)
+    if (!mapped.ok) return { ok: false, reason: mapped.reason, status: 403 }
+    let user = mapped.user
+    if (mapped.overage) {
+      if (!deps.graph) return { ok: false, reason: 'login-groups-unavailable', status: 503 }
+      try {
+        user = withGraphGroups(user, await deps.graph.groupsOf(deps.tenantId, user.id))
+      } catch {
+        // Fail closed: a user whose groups cannot be read gets no session (SECURITY.md E7).
+        return { ok: false, reason: 'login-groups-unavailable', status: 503 }
+      }
+    }
+    return { ok: true, user, ...(mapped.loginHint !== undefined && { loginHint: mapped.loginHint }), ...(mapped.sid !== undefined && { sid: mapped.sid }) }
+  }
+
+  const callback: Handler = async (req, res, ctx) => {
+    const params = new URLSearchParams(ctx.query)
+    const state = params.get('state')
+    const found = readTransaction(deps.transactionKey, cookieName, req.headers.cookie, state, deps.clock.now())
+    if (!found.ok) return failLogin(req, res, ctx, found.reason, 400)
+    const { tx } = found
+    const clearTx = clearTransactionCookie(cookieName, tx.state, secure)
+    let first: boolean
+    try {
+      first = await deps.sessions.store.claimOnce(`callback:${tx.state}`, TRANSACTION_TTL_MS * 2)
+    } catch {
+      return failLogin(req, res, ctx, 'session-store-unavailable', 503, { 'retry-after': '5' })
+    }
+    if (!first) return failLogin(req, res, ctx, 'login-callback-replayed', 400, { 'set-cookie': clearTx })
+    const callbackUrl = new URL(`${deps.entra.redirectUri}${ctx.query ? `?${ctx.query}` : ''}`)
+    const redeemed = await deps.entra.redeem(callbackUrl, { state: tx.state, nonce: tx.nonce, codeVerifier: tx.codeVerifier })
+    if (!redeemed.ok) {
+      deps.log?.info({ reason: redeemed.reason, requestId: ctx.id }, 'sign-in failed')
+      return failLogin(req, res, ctx, redeemed.reason, redeemed.status === 502 ? 503 : redeemed.status, { 'set-cookie': clearTx })
+    }
+    const resolved = await resolveUser(redeemed.tokens.claims)
+    if (!resolved.ok) return failLogin(req, res, ctx, resolved.reason, resolved.status, { 'set-cookie': clearTx })
+    let setCookie: string
+    try {
+      // A session presented before sign-in is never reused (fixation): end it, start a new one.
+      await deps.sessions.end(req).catch(() => undefined)
+      const created = await deps.sessions.create(resolved.user, {
+        idToken: redeemed.tokens.idToken,
+        ...(redeemed.tokens.refreshToken !== undefined && { refreshToken: redeemed.tokens.refreshToken }),
+        ...(resolved.loginHint !== undefined && { loginHint: resolved.loginHint }),
+        ...(resolved.sid !== undefined && { sid: resolved.sid }),
+      })
+      setCookie = created.setCookie
+    } catch {
+      return failLogin(req, res, ctx, 'session-store-unavailable', 503, { 'set-cookie': clearTx, 'retry-after': '5' })
+    }
+    ctx.authMethod = 'session'
+    ctx.identity = { kind: 'user', id: resolved.user.id, groups: resolved.user.groups, roles: resolved.user.roles, issuer: 'entra', ...(resolved.user.name !== undefined && { name: resolved.user.name }), ...(resolved.user.email !== undefined && { email: resolved.user.email }), tenantId: deps.tenantId }
+    ctx.decision = { result: 'allow', rule: null, reason: 'login-succeeded' }
+    sendRedirect(res, tx.returnTo, ctx.id, { 'set-cookie': [setCookie, clearTx] })
+  }
+
+  const logout: Handler = async (req, res, ctx) => {
+    let hints: { idToken?: string; loginHint?: string } | undefined
+    try {
+      hints = await deps.sessions.end(req)
+    } catch {
+      // The store is down: the cookie is still cleared below, and the record expires on its own.
+      deps.log?.warn({ requestId: ctx.id }, 'logout could not delete the session record')
+    }
+    const postLogout = `${publicUrl}/`
+    const endSession = await deps.entra.endSessionUrl({
+      postLogoutRedirectUri: postLogout,
+      ...(hints?.idToken !== undefined && { idTokenHint: hints.idToken }),
+      ...(hints?.loginHint !== undefined && { logoutHint: hints.loginHint }),
+    })
+    deny(ctx, 'logout', 'challenge')
+    sendRedirect(res, endSession?.href ?? postLogout, ctx.id, { 'set-cookie': deps.sessions.clearCookie() })
+  }
+
+  const whoami: Handler = async (req, res, ctx) => {
+    const resolution = await deps.sessions.resolve(req)
+    let outcome: AuthOutcome | undefined
+    if (deps.authenticate) outcome = await deps.authenticate(req, ctx)
+    else outcome = resolution.kind === 'none' ? undefined : resolution.kind === 'failed' ? resolution.outcome : { ok: true, method: 'session', identity: resolution.identity }
+    if (!outcome || (outcome.ok && outcome.identity.kind === 'anonymous')) {
+      deny(ctx, 'credentials-missing', 'challenge')
+      return sendJson(res, 401, { error: 'Unauthorized', message: 'Not signed in.', requestId: ctx.id, login: '/-/iap/login' }, ctx.id, { 'www-authenticate': 'Bearer realm="gitlab-iap"' })
+    }
+    ctx.authMethod = outcome.method
+    if (!outcome.ok) {
+      deny(ctx, outcome.reason, 'challenge')
+      return sendJson(res, outcome.status, { error: outcome.status === 503 ? 'Service Unavailable' : 'Unauthorized', message: outcome.description, reason: outcome.reason, requestId: ctx.id }, ctx.id)
+    }
+    const id = outcome.identity
+    ctx.identity = id
+    ctx.decision = { result: 'allow', rule: null, reason: 'whoami' }
+    const session = outcome.method === 'session' && resolution.kind === 'ok'
+      ? {
+          createdAt: new Date(resolution.record.createdAt).toISOString(),
+          refreshedAt: new Date(resolution.record.refreshedAt).toISOString(),
+          expiresAt: new Date(sessionEndsAt(resolution.record, deps.timeouts)).toISOString(),
+          absoluteExpiresAt: new Date(resolution.record.expiresAt).toISOString(),
+        }
+      : undefined
+    sendJson(res, 200, {
+      kind: id.kind,
+      id: id.id,
+      ...(id.name !== undefined && { name: id.name }),
+      ...(id.email !== undefined && { email: id.email }),
+      ...(id.displayName !== undefined && { displayName: id.displayName }),
+      ...(id.tenantId !== undefined && { tenantId: id.tenantId }),
+      issuer: id.issuer,
+      authMethod: outcome.method,
+      groups: id.groups,
+      roles: id.roles,
+      ...(id.groupsSource !== undefined && { groupsSource: id.groupsSource }),
+      ...(id.expiresAt !== undefined && { credentialExpiresAt: new Date(id.expiresAt * 1000).toISOString() }),
+      ...(session && { session }),
+    }, ctx.id)
+  }
+
+  const routes: Record<string, { methods: readonly string[]; handler: Handler }> = {
+    '/-/iap/login': { methods: ['GET', 'HEAD'], handler: login },
+    '/-/iap/callback': { methods: ['GET'], handler: callback },
+    '/-/iap/logout': { methods: ['GET', 'POST'], handler: logout },
+    '/-/iap/whoami': { methods: ['GET', 'HEAD'], handler: whoami },
+  }
+
+  return function iapEndpoints(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): boolean | Promise<boolean> {
+    const route = routes[ctx.path]
+    if (!route) return false
+    if (!route.methods.includes(ctx.method)) {
+      deny(ctx, 'method-not-allowed')
+      sendStatusPage(req, res, { status: 405, title: 'Method not allowed', message: `Use ${route.methods.join(' or ')}.`, requestId: ctx.id }, { allow: route.methods.join(', ') })
+      return true
+    }
+    const done = route.handler(req, res, ctx)
+    return done instanceof Promise ? done.then(() => true) : true
+  }
+}

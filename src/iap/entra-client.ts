@@ -1,0 +1,225 @@
+/**
+ * The proxy as an OpenID client of Entra ID (openid-client v6): discovery of the tenant's v2
+ * metadata, authorization URLs with PKCE S256 + state + nonce, code redemption, refresh, and the
+ * end-session URL. This is the only module that knows openid-client's errors; it turns them into
+ * reasons (`login-*`, `session-refresh-*`) and `IAP_ERR_IDP_UNAVAILABLE`.
+ */
+import * as client from 'openid-client'
+import type { EntraConfig } from '../config/schema.ts'
+import { IapError } from '../errors.ts'
+
+export interface TokenSet {
+  readonly claims: Readonly<Record<string, unknown>>
+  readonly idToken: string
+  readonly refreshToken?: string
+}
+
+export type RedeemResult =
+  | { readonly ok: true; readonly tokens: TokenSet }
+  | { readonly ok: false; readonly reason: LoginFailureReason; readonly status: 400 | 403 | 502 }
+
+export type LoginFailureReason =
+  | 'login-denied-at-idp'
+  | 'login-callback-invalid'
+  | 'login-code-rejected'
+  | 'login-id-token-invalid'
+  | 'login-idp-unavailable'
+
+export type RefreshGrantResult =
+  | { readonly ok: true; readonly tokens: Partial<TokenSet> }
+  | { readonly ok: false; readonly reason: 'session-refresh-rejected' | 'session-refresh-unavailable' }
+
+export interface EntraClient {
+  /** The v2 issuer (`${authority}/${tenantId}/v2.0`). */
+  readonly issuer: string
+  readonly redirectUri: string
+  /** Discovery has succeeded at least once. */
+  isReady(): boolean
+  /** Starts discovery (and retries it later on failure); resolves either way. */
+  warmUp(): Promise<void>
+  authorizationUrl(input: { state: string; nonce: string; codeChallenge: string; loginHint?: string }): Promise<URL>
+  /** Redeems the code in the callback URL, checking state, nonce, PKCE, `iss`, `aud`, `exp`. */
+  redeem(callbackUrl: URL, checks: { state: string; nonce: string; codeVerifier: string }): Promise<RedeemResult>
+  refresh(refreshToken: string): Promise<RefreshGrantResult>
+  /** The end_session_endpoint URL, or undefined when the provider has none (or is unreachable). */
+  endSessionUrl(params: { postLogoutRedirectUri: string; idTokenHint?: string; logoutHint?: string }): Promise<URL | undefined>
+}
+
+export interface EntraClientOptions {
+  readonly entra: EntraConfig
+  /** `server.publicUrl`; the redirect URI is `${publicUrl}/-/iap/callback`. */
+  readonly publicUrl: string
+  readonly fetch?: typeof fetch
+  /** Per-request timeout towards the IdP, seconds (openid-client's `timeout`). */
+  readonly timeoutSeconds?: number
+  /** Minimum time between two discovery attempts after a failure. */
+  readonly discoveryRetryMs?: number
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1'])
+
+/** Plain-http authorities are only accepted on loopback (the dev IdP in tests and the demo). */
+export function isLoopbackHttp(url: string): boolean {
+  const u = new URL(url)
+  return u.protocol === 'http:' && LOOPBACK.has(u.hostname)
+}
+
+/** Maps openid-client's errors for a code redemption to a reason. */
+export function classifyRedeemError(err: unknown): { reason: LoginFailureReason; status: 400 | 403 | 502 } {
+  if (err instanceof client.AuthorizationResponseError) {
+    return err.error === 'access_denied' || err.error === 'consent_required' || err.error === 'interaction_required' || err.error === 'login_required'
+      ? { reason: 'login-denied-at-idp', status: 403 }
+      : { reason: 'login-callback-invalid', status: 400 }
+  }
+  if (err instanceof client.ResponseBodyError) return { reason: 'login-code-rejected', status: 400 }
+  const code = (err as { code?: string })?.code
+  if (code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' || code === 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED' || code === 'OAUTH_MISSING_REQUIRED_CLAIM' || code === 'OAUTH_INVALID_RESPONSE' || code === 'OAUTH_JWS_SIGNATURE_VERIFICATION_FAILED' || code === 'OAUTH_JWT_UNSUPPORTED_ALG' || code === 'OAUTH_UNSUPPORTED_ALG') {
+    return { reason: 'login-id-token-invalid', status: 400 }
+  }
+  if (code === 'OAUTH_INVALID_RESPONSE_PARAMETER' || code === 'OAUTH_MISSING_RESPONSE_PARAMETER' || code === 'OAUTH_UNEXPECTED_RESPONSE_PARAMETER' || code === 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
+    return { reason: 'login-callback-invalid', status: 400 }
+  }
+  if (code !== undefined && code.startsWith('OAUTH_') && code !== 'OAUTH_RESPONSE_IS_NOT_JSON' && code !== 'OAUTH_HTTP_REQUEST_FORBIDDEN') {
+    return { reason: 'login-callback-invalid', status: 400 }
+  }
+  return { reason: 'login-idp-unavailable', status: 502 }
+}
+
+/** Maps openid-client's errors for a refresh: an OAuth error answer ends the session; anything else is an outage. */
+export function classifyRefreshError(err: unknown): 'session-refresh-rejected' | 'session-refresh-unavailable' {
+  if (err instanceof client.ResponseBodyError && err.status >= 400 && err.status < 500) return 'session-refresh-rejected'
+  const code = (err as { code?: string })?.code
+  // The new ID token does not validate (another tenant, user, audience): treat as a rejected grant.
+  if (code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' || code === 'OAUTH_MISSING_REQUIRED_CLAIM') return 'session-refresh-rejected'
+  return 'session-refresh-unavailable'
+}
+
+export function createEntraClient(options: EntraClientOptions): EntraClient {
+  const { entra } = options
+  if (!entra.clientSecret) throw new IapError('IAP_ERR_CONFIG_INVALID', 'entra.clientSecret: browser sign-in needs the client secret')
+  const authority = entra.authority.replace(/\/+$/, '')
+  const issuer = `${authority}/${entra.tenantId}/v2.0`
+  const redirectUri = `${options.publicUrl.replace(/\/+$/, '')}/-/iap/callback`
+  const insecure = isLoopbackHttp(authority)
+  const retryMs = options.discoveryRetryMs ?? 5000
+  let config: client.Configuration | undefined
+  let pending: Promise<client.Configuration> | undefined
+  let lastFailure = 0
+
+  async function discover(): Promise<client.Configuration> {
+    const found = await client.discovery(
+      new URL(issuer),
+      entra.clientId,
+      { redirect_uris: [redirectUri], response_types: ['code'] },
+      client.ClientSecretPost(entra.clientSecret),
+      {
+        timeout: options.timeoutSeconds ?? 10,
+        ...(insecure && { execute: [client.allowInsecureRequests] }),
+      },
+    )
+    if (options.fetch) found[client.customFetch] = options.fetch as never
+    found.timeout = options.timeoutSeconds ?? 10
+    return found
+  }
+
+  function configuration(): Promise<client.Configuration> {
+    if (config) return Promise.resolve(config)
+    if (!pending) {
+      if (Date.now() - lastFailure < retryMs && lastFailure !== 0) {
+        return Promise.reject(new IapError('IAP_ERR_IDP_UNAVAILABLE', `Entra discovery at ${issuer} failed recently; retrying shortly`))
+      }
+      pending = discover().then(
+        (c) => {
+          config = c
+          pending = undefined
+          return c
+        },
+        (err: unknown) => {
+          lastFailure = Date.now()
+          pending = undefined
+          throw new IapError('IAP_ERR_IDP_UNAVAILABLE', `Entra discovery at ${issuer} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+        },
+      )
+    }
+    return pending
+  }
+
+  const scope = entra.scopes.join(' ')
+
+  return {
+    issuer,
+    redirectUri,
+    isReady: () => config !== undefined,
+    warmUp: () => configuration().then(() => {}, () => {}),
+    async authorizationUrl({ state, nonce, codeChallenge, loginHint }) {
+      const c = await configuration()
+      return client.buildAuthorizationUrl(c, {
+        redirect_uri: redirectUri,
+        scope,
+        state,
+        nonce,
+        code_challenge: codeChallenge,
+        code_challenge_method: 'S256',
+        response_mode: 'query',
+        ...(loginHint !== undefined && { login_hint: loginHint }),
+      })
+    },
+    async redeem(callbackUrl, checks) {
+      let c: client.Configuration
+      try {
+        c = await configuration()
+      } catch {
+        return { ok: false, reason: 'login-idp-unavailable', status: 502 }
+      }
+      try {
+        const tokens = await client.authorizationCodeGrant(c, callbackUrl, {
+          pkceCodeVerifier: checks.codeVerifier,
+          expectedState: checks.state,
+          expectedNonce: checks.nonce,
+          idTokenExpected: true,
+        }, { redirect_uri: redirectUri })
+        const claims = tokens.claims()
+        if (!claims || !tokens.id_token) return { ok: false, reason: 'login-id-token-invalid', status: 400 }
+        return { ok: true, tokens: { claims: claims as Record<string, unknown>, idToken: tokens.id_token, ...(tokens.refresh_token !== undefined && { refreshToken: tokens.refresh_token }) } }
+      } catch (err) {
+        return { ok: false, ...classifyRedeemError(err) }
+      }
+    },
+    async refresh(refreshToken) {
+      let c: client.Configuration
+      try {
+        c = await configuration()
+      } catch {
+        return { ok: false, reason: 'session-refresh-unavailable' }
+      }
+      try {
+        const tokens = await client.refreshTokenGrant(c, refreshToken, { scope })
+        const claims = tokens.claims()
+        return {
+          ok: true,
+          tokens: {
+            ...(claims && { claims: claims as Record<string, unknown> }),
+            ...(tokens.id_token !== undefined && { idToken: tokens.id_token }),
+            ...(tokens.refresh_token !== undefined && { refreshToken: tokens.refresh_token }),
+          },
+        }
+      } catch (err) {
+        return { ok: false, reason: classifyRefreshError(err) }
+      }
+    },
+    async endSessionUrl({ postLogoutRedirectUri, idTokenHint, logoutHint }) {
+      let c: client.Configuration
+      try {
+        c = await configuration()
+      } catch {
+        return undefined
+      }
+      if (!c.serverMetadata().end_session_endpoint) return undefined
+      return client.buildEndSessionUrl(c, {
+        post_logout_redirect_uri: postLogoutRedirectUri,
+        ...(idTokenHint !== undefined && { id_token_hint: idTokenHint }),
+        ...(logoutHint !== undefined && { logout_hint: logoutHint }),
+      })
+    },
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * Browser sign-in, assembled from the config: the session store (memory or Redis), the session
+ * authentication step with refresh at Entra, the `/-/iap/*` endpoints, the upstream-header hook
+ * that keeps the IAP's cookies away from GitLab, and user revocation across replicas.
+ * `src/server/start.ts` builds it once and hands the pieces to the authenticator and the app.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { AuthOutcome, SessionStep } from '../auth/authenticate.ts'
+import { createGraphGroups, type GraphGroups } from '../auth/graph-groups.ts'
+import type { Revocations } from '../auth/revocations.ts'
+import { systemClock, type Clock } from '../auth/session/clock.ts'
+import { cookieNamesWithPrefix } from '../auth/session/cookies.ts'
+import { userFromIdToken, withGraphGroups } from '../auth/session/id-token-user.ts'
+import { deriveSessionKeys } from '../auth/session/keys.ts'
+import { createMemoryStore } from '../auth/session/memory-store.ts'
+import type { SessionTimeouts } from '../auth/session/record.ts'
+import { createRedisStore } from '../auth/session/redis-store.ts'
+import { createSessions, type Refresher, type Sessions } from '../auth/session/sessions.ts'
+import type { SessionStore } from '../auth/session/store.ts'
+import type { Config } from '../config/schema.ts'
+import { IapError } from '../errors.ts'
+import { removeCookie } from '../proxy/headers.ts'
+import type { RequestContext } from '../server/context.ts'
+import { createEntraClient, type EntraClient } from './entra-client.ts'
+import { createIapEndpoints } from './endpoints.ts'
+
+export interface BrowserSignInDeps {
+  readonly log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void }
+  /** Shared with bearer verification: a revocation also refuses the user's older bearer tokens. */
+  readonly revocations?: Revocations
+  readonly graph?: GraphGroups
+  readonly clock?: Clock
+  /** Store override (tests, benchmarks). */
+  readonly store?: SessionStore
+}
+
+export interface BrowserSignIn {
+  readonly sessions: Sessions
+  readonly entra: EntraClient
+  /** The authenticator's `session` step. */
+  readonly sessionStep: SessionStep
+  /** Builds the `/-/iap/*` handler; `authenticate` lets whoami answer for bearer credentials too. */
+  endpoints(extra: { authenticate?: (req: IncomingMessage, ctx: RequestContext) => AuthOutcome | Promise<AuthOutcome> }): ReturnType<typeof createIapEndpoints>
+  /** Groups overage lookups (shared with bearer verification). */
+  readonly graph: GraphGroups
+  /** Removes the IAP's own cookies from the Cookie header before forwarding (GitLab's cookies stay). */
+  stripCookies(req: IncomingMessage): void
+  /** `/admin/revoke`: ends the user's sessions on every replica and revokes their older bearer tokens everywhere. */
+  revoke(user: string): Promise<{ sessionsEnded: number }>
+  isReady(): boolean
+  readiness(): Record<string, unknown>
+  close(): Promise<void>
+}
+
+/** Session timeouts from the config (already milliseconds). */
+export function timeoutsOf(config: Config): SessionTimeouts {
+  return {
+    absoluteTimeoutMs: config.session.absoluteTimeout,
+    idleTimeoutMs: config.session.idleTimeout,
+    refreshIntervalMs: config.session.refreshInterval,
+  }
+}
+
+/** True when the config enables browser sign-in (an Entra client secret and a session secret). */
+export function browserSignInConfigured(config: Config): boolean {
+  return Boolean(config.entra?.clientSecret && config.session.secret)
+}
+
+/** Builds browser sign-in; call only when `browserSignInConfigured(config)`. */
+export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): BrowserSignIn {
+  const entraConfig = config.entra
+  const secret = config.session.secret
+  if (!entraConfig?.clientSecret || !secret) throw new IapError('IAP_ERR_CONFIG_INVALID', 'browser sign-in needs entra.clientSecret and session.secret')
+  const clock = deps.clock ?? systemClock
+  const keys = deriveSessionKeys(secret)
+  const timeouts = timeoutsOf(config)
+  const cookieName = config.session.cookieName
+  const publicUrl = config.server.publicUrl
+  // `__Host-`/`__Secure-` cookies are only stored with Secure; plain-http loopback demos may drop it otherwise.
+  const secureCookies = publicUrl.startsWith('https:') || cookieName.startsWith('__Host-') || cookieName.startsWith('__Secure-')
+
+  let storeErrors = 0
+  const store =
+    deps.store ??
+    (config.session.store === 'redis' && config.session.redis
+      ? createRedisStore({
+          url: config.session.redis.url,
+          keyPrefix: config.session.redis.keyPrefix,
+          ...(config.session.redis.password !== undefined && { password: config.session.redis.password }),
+          indexTtlMs: timeouts.absoluteTimeoutMs,
+          onError: (err) => {
+            // ioredis reports every failed reconnect; one line per burst is enough.
+            if (storeErrors++ % 50 === 0) deps.log.warn({ code: 'IAP_ERR_SESSION_STORE_UNAVAILABLE', error: err.message }, 'session store (redis) error')
+          },
+        })
+      : createMemoryStore({ maxSessions: config.session.maxSessions, clock }))
+
+  const graph =
+    deps.graph ??
+    createGraphGroups({
+      tenantId: entraConfig.tenantId,
+      clientId: entraConfig.clientId,
+      clientSecret: entraConfig.clientSecret,
+      authority: entraConfig.authority,
+      graphUrl: entraConfig.graphUrl,
+    })
+  const entra = createEntraClient({ entra: entraConfig, publicUrl })
+  void entra.warmUp()
+
+  const refresh: Refresher = async (refreshToken, previous) => {
+    const result = await entra.refresh(refreshToken)
+    if (!result.ok) return result
+    const claims = result.tokens.claims
+    // No new ID token: the grant is alive, keep what we knew.
+    if (!claims) return { ok: true, user: previous.user, ...(result.tokens.refreshToken !== undefined && { refreshToken: result.tokens.refreshToken }) }
+    const mapped = userFromIdToken(claims, entraConfig.tenantId)
+    // A refreshed token for another user or tenant is never accepted into this session.
+    if (!mapped.ok || mapped.user.id !== previous.user.id) return { ok: false, reason: 'session-refresh-rejected' }
+    let user = mapped.user
+    if (mapped.overage) {
+      try {
+        user = withGraphGroups(user, await graph.groupsOf(entraConfig.tenantId, user.id))
+      } catch {
+        return { ok: false, reason: 'session-refresh-unavailable' }
+      }
+    }
+    return {
+      ok: true,
+      user,
+      ...(result.tokens.refreshToken !== undefined && { refreshToken: result.tokens.refreshToken }),
+      ...(result.tokens.idToken !== undefined && { idToken: result.tokens.idToken }),
+      ...(mapped.loginHint !== undefined && { loginHint: mapped.loginHint }),
+    }
+  }
+
+  const sessions = createSessions({
+    cookieName,
+    secureCookies,
+    keys,
+    store,
+    timeouts,
+    clock,
+    refresh,
+    log: deps.log,
+    ...(deps.revocations && { revokedAt: deps.revocations.revokedAt }),
+  })
+
+  // Every replica records every revocation, for bearer tokens (sessions are deleted in the store).
+  store.onRevocation((event) => deps.revocations?.revoke(event.user, event.at))
+
+  const txPrefix = `${cookieName}-tx-`
+
+  return {
+    sessions,
+    entra,
+    graph,
+    sessionStep: { authenticate: (req) => sessions.authenticate(req) },
+    endpoints: (extra) =>
+      createIapEndpoints({
+        publicUrl,
+        tenantId: entraConfig.tenantId,
+        sessions,
+        entra,
+        transactionKey: keys.transactionSeal,
+        secureCookies,
+        timeouts,
+        clock,
+        log: deps.log,
+        graph,
+        ...(extra.authenticate && { authenticate: extra.authenticate }),
+      }),
+    stripCookies(req) {
+      removeCookie(req.headers, cookieName)
+      for (const name of cookieNamesWithPrefix(req.headers.cookie, txPrefix)) removeCookie(req.headers, name)
+    },
+    async revoke(user) {
+      const at = clock.now()
+      deps.revocations?.revoke(user, at)
+      const sessionsEnded = await sessions.endUser(user)
+      await store.publishRevocation({ user: user.trim().toLowerCase(), at })
+      deps.log.info({ user, sessionsEnded }, 'user revoked')
+      return { sessionsEnded }
+    },
+    isReady: () => store.isReady(),
+    readiness: () => ({ ...store.readiness(), entraDiscovery: entra.isReady() }),
+    close: () => store.close(),
+  }
+}

@@ -1,0 +1,32 @@
+/** Every decision reason browser sign-in produces (sessions and the `/-/iap/` endpoints); docs/errors.md lists each. */
+export const SIGN_IN_REASONS = [
+  'session-cookie-invalid',
+  'session-unknown',
+  'session-expired',
+  'session-idle-timeout',
+  'session-revoked',
+  'session-refresh-rejected',
+  'session-refresh-missing',
+  'session-refresh-unavailable',
+  'session-store-unavailable',
+  'login-started',
+  'login-succeeded',
+  'logout',
+  'whoami',
+  'method-not-allowed',
+  'redirect-target-invalid',
+  'login-state-invalid',
+  'login-transaction-missing',
+  'login-transaction-expired',
+  'login-callback-replayed',
+  'login-denied-at-idp',
+  'login-callback-invalid',
+  'login-code-rejected',
+  'login-id-token-invalid',
+  'login-tenant-invalid',
+  'login-claims-invalid',
+  'login-idp-unavailable',
+  'login-groups-unavailable',
+] as const
+
+export type SignInReason = (typeof SIGN_IN_REASONS)[number]

@@ -1,0 +1,81 @@
+/**
+ * Groups overage lookups (src/auth/graph-groups.ts) over real HTTP against the Graph-shaped stand-in
+ * of the test issuer: client-credentials token, paging, per-user cache, shared in-flight lookups,
+ * failures that fail closed and are remembered briefly.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createGraphGroups, graphScope } from '../../../src/auth/graph-groups.ts'
+import { isIapError } from '../../../src/errors.ts'
+import { startJwksServer, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
+
+const SECRET = `graph-secret-${process.pid}-${Date.now()}`
+const ERIN = '0e0e0e0e-0000-4000-8000-000000000250'
+const ALL = Array.from({ length: 250 }, (_, i) => `6c0bd1d2-0000-4000-9000-${String(i).padStart(12, '0')}`)
+let idp: JwksServer
+
+beforeAll(async () => {
+  idp = await startJwksServer({ graphClientSecret: SECRET })
+  idp.setGraphGroups(ERIN, ALL)
+})
+afterAll(async () => {
+  await idp?.close()
+})
+
+const make = (overrides: { clientSecret?: string; failureTtlMs?: number } = {}) =>
+  createGraphGroups({ tenantId: TEST_TENANT, clientId: TEST_CLIENT, clientSecret: overrides.clientSecret ?? SECRET, authority: idp.authority, graphUrl: idp.graphUrl, ...(overrides.failureTtlMs ? { failureTtlMs: overrides.failureTtlMs } : {}) })
+
+describe('graph-groups', () => {
+  it('reads every transitive group across pages with an app-only token', async () => {
+    const graph = make()
+    const before = { ...idp.counts }
+    const groups = await graph.groupsOf(TEST_TENANT, ERIN)
+    expect(groups).toEqual(ALL)
+    expect(idp.counts.graph - before.graph).toBe(3)
+    expect(idp.counts.graphToken - before.graphToken).toBe(1)
+  })
+
+  it('caches per tenant:user and shares one lookup between concurrent callers', async () => {
+    const graph = make()
+    const before = idp.counts.graph
+    const results = await Promise.all(Array.from({ length: 10 }, () => graph.groupsOf(TEST_TENANT, ERIN)))
+    expect(results.every((r) => r.length === 250)).toBe(true)
+    expect(idp.counts.graph - before).toBe(3)
+    await graph.groupsOf(TEST_TENANT, ERIN)
+    expect(idp.counts.graph - before).toBe(3)
+  })
+
+  it('fails closed with IAP_ERR_GRAPH_UNAVAILABLE when Graph is down, and remembers it briefly', async () => {
+    const graph = make({ failureTtlMs: 300 })
+    idp.setGraphFault('down')
+    try {
+      const err = await graph.groupsOf(TEST_TENANT, ERIN).catch((e: unknown) => e)
+      expect(isIapError(err, 'IAP_ERR_GRAPH_UNAVAILABLE')).toBe(true)
+      expect(String((err as Error).message)).toContain('HTTP 503')
+      const calls = idp.counts.graph
+      await expect(graph.groupsOf(TEST_TENANT, ERIN)).rejects.toThrow(/HTTP 503/)
+      expect(idp.counts.graph).toBe(calls)
+    } finally {
+      idp.setGraphFault(null)
+    }
+    await new Promise((r) => setTimeout(r, 350))
+    expect(await graph.groupsOf(TEST_TENANT, ERIN)).toHaveLength(250)
+  })
+
+  it('a wrong client secret fails closed without echoing the secret', async () => {
+    const err = (await make({ clientSecret: 'wrong-secret-value' }).groupsOf(TEST_TENANT, ERIN).catch((e: unknown) => e)) as Error
+    expect(isIapError(err, 'IAP_ERR_GRAPH_UNAVAILABLE')).toBe(true)
+    expect(err.message).toContain('invalid_client')
+    expect(err.message).not.toContain('wrong-secret-value')
+  })
+
+  it('refuses a user id that is not an object id, and unknown users', async () => {
+    await expect(make().groupsOf(TEST_TENANT, '../../admin')).rejects.toThrow(/not a GUID/)
+    await expect(make().groupsOf(TEST_TENANT, '0e0e0e0e-0000-4000-8000-000000000999')).rejects.toThrow(/HTTP 404/)
+  })
+
+  it('asks for the Graph scope of the cloud it talks to', () => {
+    expect(graphScope('https://graph.microsoft.com')).toBe('https://graph.microsoft.com/.default')
+    expect(graphScope('https://graph.microsoft.us/')).toBe('https://graph.microsoft.us/.default')
+    expect(graphScope('http://127.0.0.1:1234/graph')).toBe('https://graph.microsoft.com/.default')
+  })
+})

@@ -1,0 +1,281 @@
+/**
+ * Bearer JWTs end to end: a real `gitlab-iap serve` between a loopback token issuer (keys made at
+ * test time) and the GitLab-shaped echo upstream. Accepted tokens reach GitLab with identity headers
+ * and a verifiable X-IAP-Assertion, never with the IAP token; rejected ones get 401 with a
+ * `WWW-Authenticate: Bearer error="invalid_token"` and never reach the upstream.
+ */
+import { createHmac, createPublicKey, KeyObject, sign as rsaSign } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRemoteJWKSet, exportSPKI, jwtVerify } from 'jose'
+import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
+import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
+import { startJwksServer, OTHER_TENANT, TEST_AUDIENCE, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
+
+let idp: JwksServer
+let upstream: Upstream
+let proxy: ServeHandle
+const presented: string[] = []
+let seq = 0
+
+const OID = '7a1d0c55-0000-4000-8000-000000000001'
+
+beforeAll(async () => {
+  idp = await startJwksServer()
+  upstream = await startUpstream()
+  proxy = await startServe(
+    baseConfig(upstream.url, {
+      entra: { tenantId: TEST_TENANT, clientId: TEST_CLIENT, authority: idp.authority, audiences: [TEST_AUDIENCE] },
+      issuers: [
+        { name: 'gitlab-ci', issuer: idp.ciIssuer, audiences: ['https://gitlab.test'], claims: { user: 'user_login', email: 'user_email', groups: ['namespace_path', 'project_path'] } },
+      ],
+      groups: { engineering: 'g-eng' },
+      policy: {
+        rules: [
+          { name: 'public', paths: ['/public/**'], public: true },
+          { name: 'ci-only', paths: ['/api/v4/ci/**'], groups: ['gitlab-ci:platform/infra'] },
+          { name: 'apps', paths: ['/api/v4/apps/**'], roles: ['GitLab.Api'] },
+          { name: 'engineering', paths: ['/**'], groups: ['engineering'] },
+        ],
+      },
+    }),
+  )
+})
+
+afterAll(async () => {
+  await proxy?.stop()
+  await upstream?.close()
+  await idp?.close()
+})
+
+/** A unique path per request, so "never reached the upstream" is exact. */
+const uniquePath = (prefix = '/api/v4/projects') => `${prefix}/case-${++seq}`
+
+async function call(path: string, headers: Record<string, string>): Promise<{ status: number; headers: Headers; body: string }> {
+  for (const value of Object.values(headers)) presented.push(value)
+  const res = await fetch(`${proxy.url}${path}`, { headers: { accept: 'application/json', ...headers } })
+  return { status: res.status, headers: res.headers, body: await res.text() }
+}
+
+const upstreamHeaders = (path: string) => {
+  const hits = upstream.reached(path)
+  expect(hits).toHaveLength(1)
+  return hits[0]!.headers
+}
+
+describe('accepted bearer tokens reach GitLab as the identity', () => {
+  it('Entra v2 user token in Authorization: identity headers, no token, a verifiable assertion', async () => {
+    const token = await idp.mint()
+    const path = uniquePath()
+    const res = await call(path, { authorization: `Bearer ${token}` })
+    expect(res.status).toBe(200)
+    const seen = upstreamHeaders(path)
+    expect(seen.authorization).toBeUndefined()
+    expect(seen['x-forwarded-user']).toBe('ada@example.test')
+    expect(seen['x-forwarded-user-id']).toBe(OID)
+    expect(seen['x-forwarded-email']).toBe('ada@example.test')
+    expect(seen['x-forwarded-groups']).toBe('g-eng')
+    const assertion = String(seen['x-iap-assertion'])
+    const jwks = createRemoteJWKSet(new URL(`${proxy.url}/-/iap/jwks.json`))
+    const { payload } = await jwtVerify(assertion, jwks, { algorithms: ['ES256'], issuer: 'http://127.0.0.1:8080/-/iap', audience: 'http://127.0.0.1:8080', requiredClaims: ['exp'] })
+    expect(payload).toMatchObject({ sub: OID, kind: 'user', preferred_username: 'ada@example.test', groups: ['g-eng'], idp: 'entra', tid: TEST_TENANT })
+    expect(JSON.stringify(seen)).not.toContain(token)
+  })
+
+  it('Entra v1 token (sts-style issuer {authority}/{tid}/, upn)', async () => {
+    const path = uniquePath()
+    const res = await call(path, { authorization: `Bearer ${await idp.mint({}, { issuer: 'v1' })}` })
+    expect(res.status).toBe(200)
+    expect(upstreamHeaders(path)['x-forwarded-user']).toBe('ada@example.test')
+  })
+
+  it('X-IAP-Authorization carries the IAP token while Authorization (a PAT) goes to GitLab untouched', async () => {
+    const path = uniquePath()
+    const res = await call(path, { 'x-iap-authorization': `Bearer ${await idp.mint()}`, authorization: 'Bearer glpat-for-gitlab-0123' })
+    expect(res.status).toBe(200)
+    const seen = upstreamHeaders(path)
+    expect(seen.authorization).toBe('Bearer glpat-for-gitlab-0123')
+    expect(seen['x-iap-authorization']).toBeUndefined()
+  })
+
+  it('app-only token: kind app, matched by roles, no user headers', async () => {
+    const token = await idp.mint({ idtyp: 'app', scp: undefined, roles: ['GitLab.Api'], oid: '5c0f2d7e-0000-4000-8000-00000000000a' }, { omit: ['preferred_username', 'email', 'name', 'groups', 'scp'] })
+    const path = uniquePath('/api/v4/apps')
+    expect((await call(path, { authorization: `Bearer ${token}` })).status).toBe(200)
+    const seen = upstreamHeaders(path)
+    expect(seen['x-forwarded-user-id']).toBe('5c0f2d7e-0000-4000-8000-00000000000a')
+    expect(seen['x-forwarded-user']).toBeUndefined()
+    const { payload } = await jwtVerify(String(seen['x-iap-assertion']), createRemoteJWKSet(new URL(`${proxy.url}/-/iap/jwks.json`)), { algorithms: ['ES256'] })
+    expect(payload).toMatchObject({ kind: 'app', roles: ['GitLab.Api'] })
+    // The same app token on a rule that only names groups is denied (403), not challenged.
+    expect((await call(uniquePath(), { authorization: `Bearer ${token}` })).status).toBe(403)
+  })
+
+  it('GitLab-CI-shaped id_token from an extra issuer: kind ci, issuer-qualified groups', async () => {
+    const path = uniquePath('/api/v4/ci')
+    const res = await call(path, { authorization: `Bearer ${await idp.mint({}, { issuer: 'ci' })}` })
+    expect(res.status).toBe(200)
+    const seen = upstreamHeaders(path)
+    expect(seen['x-forwarded-user']).toBe('ada')
+    expect(seen['x-forwarded-groups']).toBe('gitlab-ci:platform,gitlab-ci:platform/infra')
+    // A CI token of another project is a valid identity without the group: 403.
+    expect((await call(uniquePath('/api/v4/ci'), { authorization: `Bearer ${await idp.mint({ project_path: 'other/project', namespace_path: 'other' }, { issuer: 'ci' })}` })).status).toBe(403)
+  })
+
+  it('a GitLab PAT or foreign JWT in Authorization is left for GitLab', async () => {
+    const foreign = await idp.mint({}, { issuer: 'https://elsewhere.example' })
+    for (const value of ['Bearer glpat-0123456789abcdef', `Bearer ${foreign}`]) {
+      const path = uniquePath('/public')
+      expect((await call(path, { authorization: value })).status).toBe(200)
+      expect(upstreamHeaders(path).authorization).toBe(value)
+    }
+  })
+
+  it('the second request with the same token is served from the cache (same identity, no new verification)', async () => {
+    const token = await idp.mint()
+    const jwksBefore = idp.counts.jwks
+    for (let i = 0; i < 5; i++) expect((await call(uniquePath(), { authorization: `Bearer ${token}` })).status).toBe(200)
+    expect(idp.counts.jwks).toBe(jwksBefore)
+  })
+})
+
+describe('rejected tokens never reach GitLab', () => {
+  const seg = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+
+  async function expectRejected(headers: Record<string, string>, reason: string, path = uniquePath()): Promise<void> {
+    const res = await call(path, headers)
+    expect(res.status, `${reason}: ${res.body}`).toBe(401)
+    const challenge = res.headers.get('www-authenticate') ?? ''
+    expect(challenge).toContain('Bearer')
+    expect(challenge).toContain('error="invalid_token"')
+    expect(challenge).toMatch(/error_description="[^"]+"/)
+    expect(JSON.parse(res.body)).toMatchObject({ reason })
+    for (const value of Object.values(headers)) {
+      const token = value.replace(/^\S+\s+/, '')
+      expect(res.body).not.toContain(token)
+      expect(challenge).not.toContain(token)
+    }
+    expect(upstream.reached(path)).toHaveLength(0)
+  }
+
+  it.each(['none', 'None', 'NONE', 'nOnE'])('alg %s', async (alg) => {
+    const claims = JSON.parse(Buffer.from((await idp.mint()).split('.')[1]!, 'base64url').toString())
+    await expectRejected({ authorization: `Bearer ${seg({ alg, typ: 'JWT' })}.${seg(claims)}.` }, 'token-alg-not-allowed')
+    await expectRejected({ 'x-iap-authorization': `Bearer ${seg({ alg, typ: 'JWT', kid: idp.keys[0]!.kid })}.${seg(claims)}.` }, 'token-alg-not-allowed')
+  })
+
+  it('HS256 signed with the issuer public key', async () => {
+    const claims = JSON.parse(Buffer.from((await idp.mint()).split('.')[1]!, 'base64url').toString())
+    const pem = await exportSPKI(createPublicKey({ key: idp.keys[0]!.publicJwk as never, format: 'jwk' }) as never)
+    const input = `${seg({ alg: 'HS256', typ: 'JWT', kid: idp.keys[0]!.kid })}.${seg(claims)}`
+    await expectRejected({ authorization: `Bearer ${input}.${createHmac('sha256', pem).update(input).digest('base64url')}` }, 'token-alg-not-allowed')
+  })
+
+  it('unknown kid', async () => {
+    const stranger = await idp.newKey('RS256', 'stranger-kid')
+    await expectRejected({ authorization: `Bearer ${await idp.mint({}, { key: stranger })}` }, 'token-unknown-key')
+  })
+
+  it('jku / x5u / embedded jwk pointing at an attacker key; the attacker JWKS is never fetched', async () => {
+    const attackerJwks = `${idp.authority}/attacker/keys`
+    for (const header of [{ jku: attackerJwks }, { x5u: attackerJwks }, { jwk: idp.attackerKey.publicJwk }]) {
+      await expectRejected({ authorization: `Bearer ${await idp.mint({}, { key: idp.attackerKey, header })}` }, 'token-unknown-key')
+      await expectRejected({ authorization: `Bearer ${await idp.mint({}, { key: idp.attackerKey, header: { ...header, kid: idp.keys[0]!.kid } })}` }, 'token-bad-signature')
+    }
+    expect(idp.counts.attacker).toBe(0)
+  })
+
+  it('wrong iss (X-IAP-Authorization names the failure), wrong aud, wrong tid', async () => {
+    await expectRejected({ 'x-iap-authorization': `Bearer ${await idp.mint({}, { issuer: 'https://elsewhere.example' })}` }, 'token-issuer-untrusted')
+    await expectRejected({ 'x-iap-authorization': `Bearer ${await idp.mint({}, { issuer: `${idp.authority}/${OTHER_TENANT}/v2.0` })}` }, 'token-issuer-untrusted')
+    await expectRejected({ authorization: `Bearer ${await idp.mint({ aud: 'https://graph.microsoft.com' })}` }, 'token-audience-invalid')
+    await expectRejected({ authorization: `Bearer ${await idp.mint({ tid: OTHER_TENANT })}` }, 'token-tenant-invalid')
+    // A wrong-iss token in Authorization is not ours: it goes to GitLab only if the policy allows anonymous access.
+    const res = await call(uniquePath(), { authorization: `Bearer ${await idp.mint({}, { issuer: 'https://elsewhere.example' })}` })
+    expect(res.status).toBe(401)
+  })
+
+  it('expired, nbf in the future, iat in the future, no exp', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    await expectRejected({ authorization: `Bearer ${await idp.mint({ exp: now - 300, iat: now - 4000, nbf: now - 4000 })}` }, 'token-expired')
+    await expectRejected({ authorization: `Bearer ${await idp.mint({ nbf: now + 600 })}` }, 'token-not-yet-valid')
+    await expectRejected({ authorization: `Bearer ${await idp.mint({ iat: now + 600 })}` }, 'token-issued-in-future')
+    await expectRejected({ authorization: `Bearer ${await idp.mint({}, { omit: ['exp'] })}` }, 'token-exp-missing')
+  })
+
+  it('an ID token used as an access token', async () => {
+    await expectRejected({ authorization: `Bearer ${await idp.mint({ nonce: 'abc', aud: TEST_CLIENT }, { omit: ['scp', 'roles'] })}` }, 'token-not-access-token')
+  })
+
+  it('crit header', async () => {
+    const claims = JSON.parse(Buffer.from((await idp.mint()).split('.')[1]!, 'base64url').toString())
+    const input = `${seg({ alg: 'RS256', kid: idp.keys[0]!.kid, crit: ['exp'], exp: 1 })}.${seg(claims)}`
+    const token = `${input}.${rsaSign('sha256', Buffer.from(input), KeyObject.from(idp.keys[0]!.privateKey)).toString('base64url')}`
+    await expectRejected({ authorization: `Bearer ${token}` }, 'token-crit-unsupported')
+  })
+
+  it('oversized tokens (in X-IAP-Authorization and in Authorization)', async () => {
+    const big = await idp.mint({ pad: 'x'.repeat(17 * 1024) })
+    await expectRejected({ 'x-iap-authorization': `Bearer ${big}` }, 'token-too-large')
+    await expectRejected({ authorization: `Bearer ${big}` }, 'token-too-large')
+  })
+
+  it('malformed: bad base64, bad JSON, 2 or 4 segments, not Bearer', async () => {
+    const [h, p, s] = (await idp.mint()).split('.') as [string, string, string]
+    const badJson = Buffer.from('{"iss":"x",').toString('base64url')
+    for (const token of [`${h}.${p}*.${s}`, `${h}.${badJson}.${s}`, `${h}.${p}`, `${h}.${p}.${s}.${s}`, `${h}.${p}.${s}%`]) {
+      await expectRejected({ 'x-iap-authorization': `Bearer ${token}` }, 'token-malformed')
+    }
+    await expectRejected({ 'x-iap-authorization': `Basic ${Buffer.from('a:b').toString('base64')}` }, 'credential-malformed')
+  })
+
+  it('a failed credential is final: no fallback to a valid one in the same request', async () => {
+    const valid = await idp.mint()
+    await expectRejected({ 'x-iap-authorization': `Bearer ${valid}x`, authorization: `Bearer ${valid}` }, 'token-bad-signature')
+  })
+
+  it('git and LFS routes also offer Basic so the git CLI asks its credential helper', async () => {
+    const path = `/group/project.git/info/refs?service=git-upload-pack&case=${++seq}`
+    const res = await fetch(`${proxy.url}${path}`)
+    expect(res.status).toBe(401)
+    expect(res.headers.get('www-authenticate')).toContain('Basic realm="gitlab-iap"')
+    expect(res.headers.get('www-authenticate')).toContain('Bearer')
+    expect(upstream.reached(path)).toHaveLength(0)
+  })
+})
+
+describe('revocation and readiness', () => {
+  it('/admin/revoke rejects a user\'s earlier tokens even from the cache', async () => {
+    const token = await idp.mint({ oid: '7a1d0c55-0000-4000-8000-0000000000ee', preferred_username: 'eve@example.test', iat: Math.floor(Date.now() / 1000) - 5 })
+    expect((await call(uniquePath(), { authorization: `Bearer ${token}` })).status).toBe(200)
+    const revoke = await fetch(`${proxy.adminUrl}/admin/revoke`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'eve@example.test' }),
+    })
+    expect(revoke.status).toBe(200)
+    const path = uniquePath()
+    const res = await call(path, { authorization: `Bearer ${token}` })
+    expect(res.status).toBe(401)
+    expect(JSON.parse(res.body)).toMatchObject({ reason: 'token-revoked' })
+    expect(upstream.reached(path)).toHaveLength(0)
+    // Others are unaffected.
+    expect((await call(uniquePath(), { authorization: `Bearer ${await idp.mint()}` })).status).toBe(200)
+  })
+
+  it('/readyz shows each issuer\'s keys', async () => {
+    const body = (await (await fetch(`${proxy.adminUrl}/readyz`)).json()) as { checks: { auth: Record<string, { ready: boolean; keys: number }> } }
+    expect(body.checks.auth.entra).toMatchObject({ ready: true, keys: 1 })
+    expect(body.checks.auth['entra/v1']).toMatchObject({ ready: true })
+    expect(body.checks.auth['gitlab-ci']).toMatchObject({ ready: true })
+  })
+
+  it('no token, cookie or secret ever appears in the proxy output', async () => {
+    await proxy.waitForRecords(1)
+    const output = JSON.stringify(proxy.records()) + proxy.stderr()
+    expect(presented.length).toBeGreaterThan(20)
+    for (const value of presented) {
+      const token = value.replace(/^\S+\s+/, '')
+      if (token.length > 20) expect(output).not.toContain(token)
+    }
+  })
+})

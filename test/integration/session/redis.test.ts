@@ -1,0 +1,145 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { DEMO_USERS } from '../../../src/devidp/index.ts'
+import type { ServeHandle } from '../../helpers/serve.ts'
+import { hasRedisServer, startRedisServer, type RedisServer } from './redis-server.ts'
+import { createBrowser, revoke, startStack, type Stack } from './stack.ts'
+
+const CI = process.env.CI === 'true'
+if (!hasRedisServer) {
+  if (CI) throw new Error('redis-server is required in CI (apt-get install -y redis-server)')
+  console.warn('SKIPPED test/integration/session/redis.test.ts: redis-server is not installed')
+}
+
+let stack: Stack
+let redis: RedisServer
+let a: ServeHandle
+let b: ServeHandle
+
+beforeAll(async () => {
+  if (!hasRedisServer) return
+  redis = await startRedisServer()
+  stack = await startStack()
+  const options = { store: 'redis' as const, redisUrl: redis.url, keyPrefix: 'iap-test:', refreshInterval: '2s' }
+  a = await stack.startProxy(options)
+  // Replicas behind one load balancer: same publicUrl (the browser comes back through the balancer).
+  b = await stack.startProxy({ ...options, publicUrl: a.url })
+})
+afterAll(async () => {
+  await stack?.close()
+  await redis?.close()
+})
+
+/** The session cookie a browser got from one replica, sent to another (same host: browsers share it across ports). */
+const cookieFor = (browser: ReturnType<typeof createBrowser>, from: ServeHandle) => browser.jar.cookieHeader(from.url)
+
+async function get(target: ServeHandle, path: string, cookie: string, accept = 'application/json', extra: Record<string, string> = {}) {
+  const res = await fetch(`${target.url}${path}`, { redirect: 'manual', headers: { accept, cookie, ...extra } })
+  return { status: res.status, body: await res.text(), location: res.headers.get('location'), retryAfter: res.headers.get('retry-after') }
+}
+
+describe.skipIf(!hasRedisServer)('sessions in Redis across two serve processes', () => {
+  it('sign in through one replica, browse through the other', async () => {
+    const browser = createBrowser()
+    const page = await browser.navigate(`${a.url}/group/project`, 'bob')
+    expect(page.status, page.body).toBe(200)
+    const cookie = cookieFor(browser, a)
+    const other = await get(b, '/group/project', cookie, 'text/html')
+    expect(other.status).toBe(200)
+    expect(other.body).toContain(`<p id="user">${DEMO_USERS.bob.upn}</p>`)
+    const who = JSON.parse((await get(b, '/-/iap/whoami', cookie)).body) as { id: string; authMethod: string }
+    expect(who).toMatchObject({ id: DEMO_USERS.bob.oid, authMethod: 'session' })
+    expect((await fetch(`${b.adminUrl}/readyz`)).status).toBe(200)
+  })
+
+  it('one refresh across replicas when both see the session due at once', async () => {
+    const browser = createBrowser()
+    expect((await browser.navigate(`${a.url}/group/project`, 'carol')).status).toBe(200)
+    const cookie = cookieFor(browser, a)
+    await sleep(2100)
+    const before = stack.idp.stats().tokenRequests
+    const results = await Promise.all(Array.from({ length: 16 }, (_, i) => get(i % 2 ? a : b, '/group/project', cookie)))
+    expect(results.map((r) => r.status)).toEqual(Array(16).fill(200))
+    expect(stack.idp.stats().tokenRequests - before).toBe(1)
+  })
+
+  it('/admin/revoke on one replica ends the session on both and refuses older bearer tokens everywhere', async () => {
+    const browser = createBrowser()
+    expect((await browser.navigate(`${a.url}/group/project`, 'alice')).status).toBe(200)
+    const second = createBrowser()
+    expect((await second.navigate(`${a.url}/group/project`, 'alice')).status).toBe(200)
+    const token = stack.idp.mintAccessToken({ user: 'alice', audience: 'api://gitlab-iap' })
+    const bearer = { authorization: `Bearer ${token}` }
+    expect((await get(b, '/group/project', '', 'application/json', bearer)).status).toBe(200)
+    await sleep(1000) // the token's iat (whole seconds) must precede the revocation
+    const revoked = await revoke(a, DEMO_USERS.alice.upn)
+    expect(revoked.status).toBe(200)
+    expect(revoked.body.sessionsEnded).toBe(2)
+    for (const target of [a, b]) {
+      for (const c of [cookieFor(browser, a), cookieFor(second, a)]) {
+        const res = await get(target, '/group/project', c)
+        expect(res.status).toBe(401)
+        const nav = await get(target, '/group/project', c, 'text/html')
+        expect(nav.status).toBe(302)
+        expect(nav.location).toMatch(/^\/-\/iap\/login\?rd=/)
+      }
+    }
+    // Pub/sub carries the revocation to the other replica within moments.
+    let status = 0
+    for (let i = 0; i < 40 && status !== 401; i++) {
+      status = (await get(b, '/group/project', '', 'application/json', bearer)).status
+      if (status !== 401) await sleep(50)
+    }
+    expect(status).toBe(401)
+    // Signing in again afterwards works.
+    const again = createBrowser()
+    expect((await again.navigate(`${a.url}/group/project`, 'alice')).status).toBe(200)
+    expect((await get(b, '/group/project', cookieFor(again, a))).status).toBe(200)
+  })
+
+  it('Redis killed → clean 503s for sessions, bearer keeps working; Redis back → recovery', async () => {
+    const browser = createBrowser()
+    expect((await browser.navigate(`${a.url}/group/project`, 'bob')).status).toBe(200)
+    const cookie = cookieFor(browser, a)
+    const bearer = { authorization: `Bearer ${stack.idp.mintAccessToken({ user: 'bob', audience: 'api://gitlab-iap' })}` }
+
+    await redis.kill()
+    for (const target of [a, b]) {
+      const started = Date.now()
+      const html = await get(target, '/group/project', cookie, 'text/html')
+      expect(Date.now() - started).toBeLessThan(2500)
+      expect(html.status).toBe(503)
+      expect(html.body).toContain('Sign-in temporarily unavailable')
+      expect(html.body).toContain('session-store-unavailable')
+      expect(html.retryAfter).toBe('5')
+      const api = await get(target, '/api/v4/projects', cookie)
+      expect(api.status).toBe(503)
+      expect(JSON.parse(api.body)).toMatchObject({ reason: 'session-store-unavailable' })
+      // Bearer requests do not need the store.
+      expect((await get(target, '/group/project', '', 'application/json', bearer)).status).toBe(200)
+      // Sign-in cannot complete without the store, and says so (the callback lands on the shared publicUrl).
+      const fresh = createBrowser()
+      const login = await fresh.navigate(`${a.url}/-/iap/login?rd=%2F`, 'carol')
+      expect(login.status).toBe(503)
+      expect(login.body).toContain('session-store-unavailable')
+    }
+    expect((await fetch(`${a.adminUrl}/readyz`)).status).toBe(503)
+
+    await redis.restart()
+    // Automatic reconnection; the AOF kept the session.
+    let status = 0
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = (await get(b, '/group/project', cookie)).status
+      if (status !== 200) await sleep(100)
+    }
+    expect(status).toBe(200)
+    let ready = 0
+    for (let i = 0; i < 50 && ready !== 200; i++) {
+      ready = (await fetch(`${a.adminUrl}/readyz`)).status
+      if (ready !== 200) await sleep(100)
+    }
+    expect(ready).toBe(200)
+    expect((await get(a, '/group/project', cookie)).status).toBe(200)
+    expect((await createBrowser().navigate(`${a.url}/group/project`, 'carol')).status).toBe(200)
+  }, 30_000)
+})

@@ -1,0 +1,105 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { DEMO_GROUPS, DEMO_USERS } from '../../../src/devidp/index.ts'
+import type { ServeHandle } from '../../helpers/serve.ts'
+import { createBrowser, startStack, type Stack } from './stack.ts'
+
+let stack: Stack
+let proxy: ServeHandle
+
+beforeAll(async () => {
+  stack = await startStack()
+  proxy = await stack.startProxy({ refreshInterval: '1s', idleTimeout: '2s', absoluteTimeout: '4s' })
+})
+afterAll(async () => {
+  await stack?.close()
+})
+
+/** A fresh user in the dev IdP (each test changes its own user). */
+function user(name: string, groups: readonly string[]) {
+  const oid = `${name.padEnd(8, '0').slice(0, 8)}-0000-4000-8000-${String(Math.floor(Math.random() * 1e12)).padStart(12, '0')}`
+  return stack.idp.upsertUser({ oid, upn: `${name}@contoso.test`, name, email: `${name}@contoso.test`, groups })
+}
+
+async function get(browser: ReturnType<typeof createBrowser>, path: string, accept = 'application/json') {
+  const res = await fetch(`${proxy.url}${path}`, { redirect: 'manual', headers: { accept, cookie: browser.jar.cookieHeader(proxy.url) } })
+  const body = await res.text()
+  return { status: res.status, body, location: res.headers.get('location') }
+}
+
+describe('session refresh and timeouts', () => {
+  it('group removed at the provider → access lost after the next refresh', async () => {
+    const u = user('gina', [DEMO_GROUPS.engineering.id])
+    const browser = createBrowser()
+    expect((await browser.navigate(`${proxy.url}/group/project`, u.upn)).status).toBe(200)
+    stack.idp.updateUser(u.oid, { groups: [] })
+    // Until the refresh the old groups stand.
+    expect((await get(browser, '/group/project')).status).toBe(200)
+    await sleep(1100)
+    const after = await get(browser, '/group/project')
+    expect(after.status).toBe(403)
+    expect(JSON.parse(after.body)).toMatchObject({ rule: 'read-everything', reason: 'no-group-match' })
+  })
+
+  it('group added at the provider → access granted after the next refresh', async () => {
+    const u = user('hank', [])
+    const browser = createBrowser()
+    expect((await browser.navigate(`${proxy.url}/group/project`, u.upn)).status).toBe(403)
+    stack.idp.updateUser(u.oid, { groups: [DEMO_GROUPS.contractors.id] })
+    await sleep(1100)
+    expect((await get(browser, '/group/project')).status).toBe(200)
+  })
+
+  it('user disabled at the provider → the session ends at the next refresh', async () => {
+    const u = user('ivan', [DEMO_GROUPS.engineering.id])
+    const browser = createBrowser()
+    expect((await browser.navigate(`${proxy.url}/group/project`, u.upn)).status).toBe(200)
+    stack.idp.updateUser(u.oid, { disabled: true })
+    await sleep(1100)
+    const api = await get(browser, '/group/project')
+    expect(api.status).toBe(401)
+    expect(JSON.parse(api.body)).toMatchObject({ reason: 'session-refresh-rejected' })
+    // Gone for good: the next navigation goes to sign-in, which the disabled user cannot pass.
+    const nav = await get(browser, '/group/project', 'text/html')
+    expect(nav.status).toBe(302)
+    expect(nav.location).toMatch(/^\/-\/iap\/login\?rd=/)
+    expect((await get(browser, '/-/iap/whoami')).status).toBe(401)
+  })
+
+  it('concurrent requests after the interval share one refresh (single flight)', async () => {
+    const browser = createBrowser()
+    expect((await browser.navigate(`${proxy.url}/group/project`, DEMO_USERS.bob.upn)).status).toBe(200)
+    await sleep(1100)
+    const before = stack.idp.stats().tokenRequests
+    const results = await Promise.all(Array.from({ length: 20 }, () => get(browser, '/group/project')))
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(200))
+    expect(stack.idp.stats().tokenRequests - before).toBe(1)
+  })
+
+  it('idle timeout ends a session nobody uses', async () => {
+    const browser = createBrowser()
+    expect((await browser.navigate(`${proxy.url}/group/project`, DEMO_USERS.carol.upn)).status).toBe(200)
+    await sleep(2200)
+    const res = await get(browser, '/group/project')
+    expect(res.status).toBe(401)
+    expect(JSON.parse(res.body).reason).toMatch(/^session-(idle-timeout|unknown)$/)
+  })
+
+  it('absolute timeout ends a session in constant use', async () => {
+    const browser = createBrowser()
+    const start = Date.now()
+    expect((await browser.navigate(`${proxy.url}/group/project`, DEMO_USERS.alice.upn)).status).toBe(200)
+    const signedInBy = Date.now()
+    let status = 200
+    while (Date.now() - start < 3500) {
+      status = (await get(browser, '/group/project')).status
+      expect(status).toBe(200)
+      await sleep(400)
+    }
+    // The session began before `signedInBy`: 4 s after that it is over, however slow the sign-in was.
+    await sleep(Math.max(0, signedInBy + 4300 - Date.now()))
+    const res = await get(browser, '/group/project')
+    expect(res.status).toBe(401)
+    expect(JSON.parse(res.body).reason).toMatch(/^session-(expired|unknown)$/)
+  }, 20_000)
+})

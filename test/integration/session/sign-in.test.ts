@@ -1,0 +1,294 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { deriveSessionKeys } from '../../../src/auth/session/keys.ts'
+import { open, seal } from '../../../src/auth/session/seal.ts'
+import { DEMO_GROUPS, DEMO_USERS } from '../../../src/devidp/index.ts'
+import type { ServeHandle } from '../../helpers/serve.ts'
+import { createBrowser, startStack, type Stack } from './stack.ts'
+
+let stack: Stack
+let proxy: ServeHandle
+const COOKIE = '__Host-gitlab-iap'
+
+beforeAll(async () => {
+  stack = await startStack()
+  proxy = await stack.startProxy()
+})
+afterAll(async () => {
+  await stack?.close()
+})
+
+/** Starts a sign-in at the proxy and returns the IdP's redirect back (callback URL with code + state), not yet delivered. */
+async function callbackFor(browser: ReturnType<typeof createBrowser>, login: string, rd = '/') {
+  const start = await browser.step(`${proxy.url}/-/iap/login?rd=${encodeURIComponent(rd)}`)
+  expect(start.status).toBe(302)
+  const authorize = start.headers.get('location')!
+  expect(authorize.startsWith(stack.idp.authorizationEndpoint)).toBe(true)
+  const hop = await stack.idp.signIn(authorize, login)
+  return new URL(hop.url)
+}
+
+const sessionCookieOf = (browser: ReturnType<typeof createBrowser>) => /__Host-gitlab-iap=([^;]+)/.exec(browser.jar.cookieHeader(proxy.url))?.[1]
+
+describe('browser sign-in (memory store)', () => {
+  it('protected page → login → IdP → back on the original page with upstream content', async () => {
+    const browser = createBrowser()
+    const page = await browser.navigate(`${proxy.url}/group/project/-/issues?state=opened`, 'bob')
+    expect(page.status).toBe(200)
+    expect(page.url).toBe(`${proxy.url}/group/project/-/issues?state=opened`)
+    expect(page.body).toContain('GitLab-shaped upstream')
+    expect(page.body).toContain(`<p id="user">${DEMO_USERS.bob.upn}</p>`)
+  })
+
+  it('the login request asks for code + PKCE S256 + state + nonce and sets a sealed HttpOnly transaction cookie', async () => {
+    const browser = createBrowser()
+    const res = await browser.step(`${proxy.url}/-/iap/login?rd=%2Fgroup%2Fproject`)
+    const authorize = new URL(res.headers.get('location')!)
+    expect(authorize.searchParams.get('response_type')).toBe('code')
+    expect(authorize.searchParams.get('code_challenge_method')).toBe('S256')
+    expect(authorize.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(authorize.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{22,}$/)
+    expect(authorize.searchParams.get('nonce')).toMatch(/^[A-Za-z0-9_-]{22,}$/)
+    expect(authorize.searchParams.get('redirect_uri')).toBe(`${proxy.url}/-/iap/callback`)
+    expect(authorize.searchParams.get('scope')!.split(' ')).toEqual(expect.arrayContaining(['openid', 'offline_access']))
+    const tx = res.headers.getSetCookie().find((c) => c.startsWith(`${COOKIE}-tx-`))!
+    expect(tx).toMatch(/; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=600$/)
+    // Sealed: neither the verifier nor the nonce is readable in the cookie.
+    expect(tx).not.toContain(authorize.searchParams.get('nonce')!)
+  })
+
+  it('sets an opaque __Host- session cookie: Secure, HttpOnly, SameSite=Lax, Path=/, no Domain, no token', async () => {
+    const browser = createBrowser()
+    const callback = await callbackFor(browser, 'bob', '/explore')
+    const res = await browser.step(callback.href)
+    expect(res.status).toBe(302)
+    expect(res.headers.get('location')).toBe('/explore')
+    const cookies = res.headers.getSetCookie()
+    const session = cookies.find((c) => c.startsWith(`${COOKIE}=`))!
+    expect(session).toMatch(/^__Host-gitlab-iap=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{22}; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=43200$/)
+    expect(session).not.toMatch(/domain=/i)
+    // The transaction cookie is spent.
+    expect(cookies.some((c) => c.startsWith(`${COOKIE}-tx-`) && /Max-Age=0/.test(c))).toBe(true)
+  })
+
+  it('GitLab receives identity headers and its own cookie, never the IAP cookies', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/-/profile`, 'alice')
+    stack.upstream.clear()
+    const cookie = `_gitlab_session=gl-own; ${COOKIE}=${sessionCookieOf(browser)}; ${COOKIE}-tx-abcdefabcdefabcd=junk`
+    const res = await fetch(`${proxy.url}/group/project`, { headers: { cookie, accept: 'text/html' } })
+    expect(res.status).toBe(200)
+    const seen = stack.upstream.reached('/group/project').at(-1)!
+    expect(seen.headers.cookie).toBe('_gitlab_session=gl-own')
+    expect(seen.headers['x-forwarded-user']).toBe(DEMO_USERS.alice.upn)
+    expect(seen.headers['x-forwarded-user-id']).toBe(DEMO_USERS.alice.oid)
+    expect(String(seen.headers['x-forwarded-groups']).split(',')).toEqual(expect.arrayContaining([DEMO_GROUPS.admins.id, DEMO_GROUPS.engineering.id]))
+  })
+
+  it('a user without the group gets the 403 page naming the rule', async () => {
+    const browser = createBrowser()
+    const page = await browser.navigate(`${proxy.url}/group/project`, 'dave')
+    expect(page.status).toBe(403)
+    expect(page.body).toContain('Access denied')
+    expect(page.body).toContain('read-everything')
+    const admin = await browser.navigate(`${proxy.url}/admin/users`)
+    expect(admin.status).toBe(403)
+  })
+
+  it('an engineer is refused the admin area but a contractor may read', async () => {
+    const bob = createBrowser()
+    expect((await bob.navigate(`${proxy.url}/admin`, 'bob')).status).toBe(403)
+    const carol = createBrowser()
+    expect((await carol.navigate(`${proxy.url}/group/project`, 'carol')).status).toBe(200)
+  })
+
+  it('unauthenticated: browser navigation → 302 to login with rd; API → 401 WWW-Authenticate Bearer', async () => {
+    const nav = await fetch(`${proxy.url}/group/project/-/merge_requests?x=1`, { redirect: 'manual', headers: { accept: 'text/html' } })
+    expect(nav.status).toBe(302)
+    expect(nav.headers.get('location')).toBe(`/-/iap/login?rd=${encodeURIComponent('/group/project/-/merge_requests?x=1')}`)
+    const api = await fetch(`${proxy.url}/api/v4/projects`, { headers: { accept: 'application/json' } })
+    expect(api.status).toBe(401)
+    expect(api.headers.get('www-authenticate')).toMatch(/^Bearer realm="gitlab-iap"/)
+    const xhr = await fetch(`${proxy.url}/group/project`, { headers: { accept: 'application/json' } })
+    expect(xhr.status).toBe(401)
+  })
+
+  it('whoami returns identity, groups and session expiry, never a token', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/`, 'alice')
+    const res = await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie: browser.jar.cookieHeader(proxy.url) } })
+    expect(res.status).toBe(200)
+    const text = await res.text()
+    const body = JSON.parse(text) as Record<string, any>
+    expect(body).toMatchObject({ kind: 'user', id: DEMO_USERS.alice.oid, name: DEMO_USERS.alice.upn, email: DEMO_USERS.alice.email, authMethod: 'session', groupsSource: 'token' })
+    expect(body.groups).toEqual(expect.arrayContaining([DEMO_GROUPS.admins.id]))
+    const expires = Date.parse(body.session.expiresAt)
+    expect(expires).toBeGreaterThan(Date.now() + 50 * 60_000)
+    expect(expires).toBeLessThanOrEqual(Date.now() + 60 * 60_000 + 1000)
+    expect(Date.parse(body.session.absoluteExpiresAt)).toBeGreaterThan(Date.now() + 11 * 3600_000)
+    expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]+\./)
+    expect(text).not.toMatch(/refresh_?token|id_?token/i)
+    const anonymous = await fetch(`${proxy.url}/-/iap/whoami`)
+    expect(anonymous.status).toBe(401)
+  })
+
+  it('logout deletes the session and cookie, then goes to end_session with post_logout_redirect_uri and hints', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/`, 'bob')
+    const oldCookie = browser.jar.cookieHeader(proxy.url)
+    expect(oldCookie).toContain(`${COOKIE}=`)
+    const res = await browser.step(`${proxy.url}/-/iap/logout`)
+    expect(res.status).toBe(302)
+    expect(res.headers.getSetCookie().find((c) => c.startsWith(`${COOKIE}=`))).toMatch(/^__Host-gitlab-iap=; .*Max-Age=0/)
+    const endSession = new URL(res.headers.get('location')!)
+    expect(endSession.href.startsWith(stack.idp.endSessionEndpoint)).toBe(true)
+    expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${proxy.url}/`)
+    expect(endSession.searchParams.get('id_token_hint')).toMatch(/^eyJ/)
+    expect(endSession.searchParams.get('logout_hint')).toBeTruthy()
+    expect(browser.jar.cookieHeader(proxy.url)).not.toContain(`${COOKIE}=`)
+    const back = await stack.idp.signOut(endSession.href)
+    expect(back.url).toBe(`${proxy.url}/`)
+    expect(stack.idp.lastLogout()).toMatchObject({ hasIdTokenHint: true, postLogoutRedirectUri: `${proxy.url}/` })
+    // The old cookie is dead server-side too.
+    const replay = await fetch(`${proxy.url}/group/project`, { redirect: 'manual', headers: { cookie: oldCookie, accept: 'application/json' } })
+    expect(replay.status).toBe(401)
+    expect(await replay.json()).toMatchObject({ reason: 'session-unknown' })
+    const nav = await fetch(`${proxy.url}/group/project`, { redirect: 'manual', headers: { cookie: oldCookie, accept: 'text/html' } })
+    expect(nav.status).toBe(302)
+    expect(nav.headers.get('location')).toMatch(/^\/-\/iap\/login\?rd=/)
+  })
+
+  it('tampered, foreign and malformed session cookies are rejected', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/`, 'bob')
+    const value = sessionCookieOf(browser)!
+    const flipped = value.slice(0, 10) + (value[10] === 'A' ? 'B' : 'A') + value.slice(11)
+    const foreignKeys = deriveSessionKeys('a-different-deployment-secret-0123456789')
+    const { signSessionId } = await import('../../../src/auth/session/cookies.ts')
+    const foreign = signSessionId(foreignKeys, value.split('.')[0]!)
+    for (const [cookie, reason] of [
+      [flipped, 'session-cookie-invalid'],
+      [foreign, 'session-cookie-invalid'],
+      ['not-a-session', 'session-cookie-invalid'],
+      [`${value.split('.')[0]}.`, 'session-cookie-invalid'],
+    ] as const) {
+      const res = await fetch(`${proxy.url}/group/project`, { headers: { cookie: `${COOKIE}=${cookie}`, accept: 'application/json' } })
+      expect(res.status, cookie).toBe(401)
+      expect(await res.json()).toMatchObject({ reason })
+    }
+    stack.upstream.clear()
+    await fetch(`${proxy.url}/group/project`, { headers: { cookie: `${COOKIE}=${flipped}` } })
+    expect(stack.upstream.reached('/group/project')).toHaveLength(0)
+  })
+
+  it('refuses every line of the open-redirect corpus at /-/iap/login', async () => {
+    const lines = readFileSync(join(import.meta.dirname, '../../fixtures/open-redirects.txt'), 'utf8').split('\n').slice(0, -1).filter((l) => !l.startsWith('# '))
+    expect(lines.length).toBeGreaterThanOrEqual(100)
+    const accepted: string[] = []
+    for (const line of lines) {
+      const value = new URL(`http://x/-/iap/login?rd=${line}`).searchParams.get('rd') ?? ''
+      const res = await fetch(`${proxy.url}/-/iap/login?rd=${encodeURIComponent(value)}`, { redirect: 'manual', headers: { accept: 'application/json' } })
+      await res.body?.cancel()
+      if (res.status !== 400) accepted.push(`${res.status} ${line}`)
+    }
+    expect(accepted).toEqual([])
+    const good = await fetch(`${proxy.url}/-/iap/login?rd=%2Fgroup%2Fproject`, { redirect: 'manual' })
+    expect(good.status).toBe(302)
+  })
+
+  it('rejects a callback without its transaction cookie (foreign callback) and a forged state', async () => {
+    const attacker = createBrowser()
+    const callback = await callbackFor(attacker, 'bob')
+    // The victim's browser never started this sign-in: no transaction cookie.
+    const victim = createBrowser()
+    const res = await fetch(callback.href, { redirect: 'manual', headers: { accept: 'application/json', cookie: victim.jar.cookieHeader(proxy.url) } })
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({ reason: 'login-transaction-missing' })
+    expect(res.headers.getSetCookie().some((c) => c.startsWith(`${COOKIE}=`))).toBe(false)
+    const noState = await fetch(`${proxy.url}/-/iap/callback?code=abc`, { headers: { accept: 'application/json' } })
+    expect(await noState.json()).toMatchObject({ reason: 'login-state-invalid' })
+  })
+
+  it('rejects a state mismatch: code from one sign-in delivered with another sign-in state', async () => {
+    const browser = createBrowser()
+    const first = await callbackFor(browser, 'bob')
+    const second = await callbackFor(browser, 'bob')
+    const swapped = new URL(first.href)
+    swapped.searchParams.set('state', second.searchParams.get('state')!)
+    const res = await fetch(swapped.href, { redirect: 'manual', headers: { accept: 'application/json', cookie: browser.jar.cookieHeader(proxy.url) } })
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { reason: string }).reason).toMatch(/^login-(code-rejected|id-token-invalid|callback-invalid)$/)
+  })
+
+  it('rejects a nonce mismatch (transaction re-sealed with another nonce)', async () => {
+    const browser = createBrowser()
+    const callback = await callbackFor(browser, 'bob')
+    const state = callback.searchParams.get('state')!
+    const name = `${COOKIE}-tx-${state.slice(0, 16)}`
+    const sealed = /__Host-gitlab-iap-tx-[^=]+=([^;]+)/.exec(browser.jar.cookieHeader(proxy.url))![1]!
+    const key = deriveSessionKeys(stack.sessionSecret).transactionSeal
+    const tx = JSON.parse(open(key, sealed, name)!) as Record<string, unknown>
+    const forged = seal(key, JSON.stringify({ ...tx, nonce: 'another-nonce-value-0123456789' }), name)
+    const res = await fetch(callback.href, { redirect: 'manual', headers: { accept: 'application/json', cookie: `${name}=${forged}` } })
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({ reason: 'login-id-token-invalid' })
+  })
+
+  it('rejects a replayed callback', async () => {
+    const browser = createBrowser()
+    const callback = await callbackFor(browser, 'bob')
+    const cookies = browser.jar.cookieHeader(proxy.url)
+    const first = await fetch(callback.href, { redirect: 'manual', headers: { cookie: cookies } })
+    expect(first.status).toBe(302)
+    const again = await fetch(callback.href, { redirect: 'manual', headers: { cookie: cookies, accept: 'application/json' } })
+    expect(again.status).toBe(400)
+    expect(await again.json()).toMatchObject({ reason: 'login-callback-replayed' })
+    expect(again.headers.getSetCookie().some((c) => c.startsWith(`${COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(false)
+  })
+
+  it('an error answer from the IdP is refused without a session', async () => {
+    const browser = createBrowser()
+    const start = await browser.step(`${proxy.url}/-/iap/login`)
+    const state = new URL(start.headers.get('location')!).searchParams.get('state')!
+    const res = await fetch(`${proxy.url}/-/iap/callback?error=access_denied&error_description=no&state=${state}&iss=${encodeURIComponent(stack.idp.issuer)}`, { redirect: 'manual', headers: { accept: 'application/json', cookie: browser.jar.cookieHeader(proxy.url) } })
+    expect(res.status).toBe(403)
+    expect(await res.json()).toMatchObject({ reason: 'login-denied-at-idp' })
+  })
+
+  it('groups overage: groups are read from Graph at sign-in', async () => {
+    const browser = createBrowser()
+    // Land on whoami: 250 group ids make the identity headers too large for the test upstream's default header limit.
+    const page = await browser.navigate(`${proxy.url}/-/iap/login?rd=${encodeURIComponent('/-/iap/whoami')}`, 'erin')
+    expect(page.status).toBe(200)
+    const who = JSON.parse(page.body) as { groups: string[]; groupsSource: string }
+    expect(who.groupsSource).toBe('graph')
+    expect(who.groups).toHaveLength(250)
+    expect(who.groups).toContain(DEMO_GROUPS.engineering.id)
+  })
+
+  it('groups overage with Graph down fails closed', async () => {
+    // A user Graph has not been asked about yet (erin's groups are cached by now).
+    stack.idp.upsertUser({ ...DEMO_USERS.erin, oid: 'f2a40000-0000-4000-8000-000000000f2a', upn: 'frank@contoso.test', name: 'Frank Overage', email: 'frank@contoso.test' })
+    stack.idp.setGraphFault('down')
+    try {
+      const other = createBrowser()
+      const page = await other.navigate(`${proxy.url}/-/iap/login?rd=%2F`, 'frank@contoso.test')
+      expect(page.status).toBe(503)
+      expect(page.body).toContain('login-groups-unavailable')
+      expect(other.jar.cookieHeader(proxy.url)).not.toContain(`${COOKIE}=`)
+    } finally {
+      stack.idp.setGraphFault(null)
+    }
+  })
+
+  it('access-log records of sign-ins and refusals never hold a token or cookie', async () => {
+    const records = proxy.records()
+    const callbacks = records.filter((r) => r['url.path'] === '/-/iap/callback')
+    expect(callbacks.filter((r) => r['http.response.status_code'] === 302 && r['iap.decision.result'] === 'allow').length).toBeGreaterThan(5)
+    expect(callbacks.filter((r) => r['http.response.status_code'] === 400 && r['iap.decision.result'] === 'deny').length).toBeGreaterThan(3)
+    const all = JSON.stringify(records)
+    expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./)
+    expect(all).not.toContain('__Host-gitlab-iap=')
+  })
+})

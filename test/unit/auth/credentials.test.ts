@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest'
+import { extractCredential, gitlabBasic, type TrustLookup } from '../../../src/auth/credentials.ts'
+
+const seg = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+const jwt = (iss: string) => `${seg({ alg: 'RS256', typ: 'JWT' })}.${seg({ iss, sub: 's' })}.c2ln`
+const ENTRA = jwt('https://login.test/tid/v2.0')
+const CI = jwt('https://gitlab.test')
+const FOREIGN = jwt('https://someone-else.test')
+const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`
+
+// The real lookup peeks at `iss`; here a table stands in for the trusted issuers.
+const lookup: TrustLookup = (token) =>
+  token === ENTRA ? { basicUsername: 'oauth2' } : token === CI ? { basicUsername: 'gitlab-ci-token' } : undefined
+
+describe('extractCredential (SPEC order, first present wins)', () => {
+  it('1. X-IAP-Authorization Bearer wins over everything', () => {
+    const c = extractCredential({ 'x-iap-authorization': `Bearer ${ENTRA}`, authorization: 'Bearer glpat-xyz', cookie: 'a=b' }, lookup)
+    expect(c).toEqual({ kind: 'token', source: 'x-iap-authorization', token: ENTRA, forwardAuthorization: undefined })
+  })
+
+  it('1. X-IAP-Authorization that is not Bearer is a failed credential, not a fallthrough', () => {
+    expect(extractCredential({ 'x-iap-authorization': basic('a', 'b'), authorization: `Bearer ${ENTRA}` }, lookup)).toEqual({
+      kind: 'invalid', source: 'x-iap-authorization', reason: 'credential-malformed',
+    })
+    expect(extractCredential({ 'x-iap-authorization': '' }, lookup)).toMatchObject({ kind: 'invalid' })
+  })
+
+  it('1. with X-IAP-Authorization, an IAP JWT in Authorization is still never forwarded', () => {
+    expect(extractCredential({ 'x-iap-authorization': `Bearer ${ENTRA}`, authorization: `Bearer ${CI}` }, lookup)).toMatchObject({ forwardAuthorization: null })
+    expect(extractCredential({ 'x-iap-authorization': `Bearer ${ENTRA}`, authorization: basic(CI, 'job-token') }, lookup)).toMatchObject({
+      forwardAuthorization: gitlabBasic('gitlab-ci-token', 'job-token'),
+    })
+  })
+
+  it('2. Authorization Bearer with a trusted issuer is consumed and removed', () => {
+    expect(extractCredential({ authorization: `Bearer ${ENTRA}` }, lookup)).toEqual({ kind: 'token', source: 'authorization-bearer', token: ENTRA, forwardAuthorization: null })
+    expect(extractCredential({ authorization: `bearer   ${ENTRA}` }, lookup)).toMatchObject({ source: 'authorization-bearer' })
+  })
+
+  it('2. Authorization Bearer that is not ours (PAT, OAuth, foreign JWT) passes to GitLab untouched', () => {
+    for (const token of ['glpat-0123456789abcdef', 'ya29.opaque-oauth', FOREIGN]) {
+      expect(extractCredential({ authorization: `Bearer ${token}` }, lookup)).toEqual({ kind: 'none' })
+    }
+  })
+
+  it('3. Basic with a JWT username: the password goes to GitLab under the name GitLab expects', () => {
+    expect(extractCredential({ authorization: basic(ENTRA, 'glpat-secret') }, lookup)).toEqual({
+      kind: 'token', source: 'basic-username', token: ENTRA, forwardAuthorization: gitlabBasic('oauth2', 'glpat-secret'),
+    })
+    expect(extractCredential({ authorization: basic(CI, 'job:token:with:colons') }, lookup)).toMatchObject({
+      source: 'basic-username', forwardAuthorization: gitlabBasic('gitlab-ci-token', 'job:token:with:colons'),
+    })
+  })
+
+  it('3. Basic with a JWT username and no password forwards nothing', () => {
+    expect(extractCredential({ authorization: basic(ENTRA, '') }, lookup)).toMatchObject({ source: 'basic-username', forwardAuthorization: null })
+  })
+
+  it('4. Basic with a JWT password is one credential, removed', () => {
+    expect(extractCredential({ authorization: basic('anything', ENTRA) }, lookup)).toEqual({ kind: 'token', source: 'basic-password', token: ENTRA, forwardAuthorization: null })
+  })
+
+  it('anything else is left for GitLab', () => {
+    for (const headers of [
+      { authorization: basic('ada', 'glpat-secret') },
+      { authorization: basic('gitlab-ci-token', 'glcbt-64_job_token') },
+      { authorization: basic(FOREIGN, 'x') },
+      { authorization: 'Negotiate abc' },
+      { authorization: 'Basic !!!notbase64' },
+      { 'private-token': 'glpat-secret' },
+      { 'job-token': 'job' },
+      {},
+    ]) {
+      expect(extractCredential(headers, lookup)).toEqual({ kind: 'none' })
+    }
+  })
+
+  it('an oversized JWT-shaped credential fails closed instead of passing through', () => {
+    const huge = `${seg({ alg: 'RS256' })}.${seg({ iss: 'x', pad: 'p'.repeat(17_000) })}.c2ln`
+    expect(extractCredential({ authorization: `Bearer ${huge}` }, lookup)).toEqual({ kind: 'invalid', source: 'authorization-bearer', reason: 'token-too-large' })
+    expect(extractCredential({ authorization: basic(huge, 'pat') }, lookup)).toMatchObject({ kind: 'invalid', reason: 'token-too-large' })
+  })
+})

@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, it, expect } from 'vitest'
+import * as client from 'openid-client'
+import { userFromIdToken, withGraphGroups } from '../../../src/auth/session/id-token-user.ts'
+import { deriveSessionKeys } from '../../../src/auth/session/keys.ts'
+import { seal } from '../../../src/auth/session/seal.ts'
+import { classifyRedeemError, classifyRefreshError, isLoopbackHttp } from '../../../src/iap/entra-client.ts'
+import { SIGN_IN_REASONS } from '../../../src/iap/reasons.ts'
+import { clearTransactionCookie, readTransaction, transactionCookie, transactionCookieName, type LoginTransaction } from '../../../src/iap/transaction.ts'
+
+const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47'
+const key = deriveSessionKeys('transaction-test-secret-0123456789abcdef').transactionSeal
+
+describe('login transaction cookie', () => {
+  const now = 1_700_000_000_000
+  const tx: LoginTransaction = { state: 'S'.repeat(43), nonce: 'n'.repeat(43), codeVerifier: 'v'.repeat(43), returnTo: '/group/project', expiresAt: now + 600_000 }
+  const header = (setCookie: string) => setCookie.split(';')[0]!
+
+  it('round-trips, keyed by state, and never shows the verifier or nonce', () => {
+    const set = transactionCookie(key, '__Host-iap', tx, true)
+    expect(set.startsWith(`${transactionCookieName('__Host-iap', tx.state)}=`)).toBe(true)
+    expect(set).toMatch(/; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=600$/)
+    expect(set).not.toContain(tx.codeVerifier)
+    expect(set).not.toContain(tx.nonce)
+    expect(readTransaction(key, '__Host-iap', `a=b; ${header(set)}`, tx.state, now)).toEqual({ ok: true, tx })
+  })
+
+  it.each([
+    ['no state', null, 'login-state-invalid'],
+    ['malformed state', 'a b', 'login-state-invalid'],
+    ['other state', 'T'.repeat(43), 'login-transaction-missing'],
+  ])('refuses %s', (_name, state, reason) => {
+    const set = transactionCookie(key, '__Host-iap', tx, true)
+    expect(readTransaction(key, '__Host-iap', header(set), state, now)).toEqual({ ok: false, reason })
+  })
+
+  it('refuses a state that shares the cookie-name prefix but differs', () => {
+    const set = transactionCookie(key, '__Host-iap', tx, true)
+    expect(readTransaction(key, '__Host-iap', header(set), 'S'.repeat(42) + 'X', now)).toEqual({ ok: false, reason: 'login-state-invalid' })
+  })
+
+  it('refuses a forged, moved or expired transaction', () => {
+    const set = transactionCookie(key, '__Host-iap', tx, true)
+    const name = transactionCookieName('__Host-iap', tx.state)
+    expect(readTransaction(deriveSessionKeys('another-secret-entirely-0123456789abcd').transactionSeal, '__Host-iap', header(set), tx.state, now)).toEqual({ ok: false, reason: 'login-transaction-missing' })
+    // Sealed for another cookie name (associated data) → not accepted under this one.
+    const moved = seal(key, JSON.stringify(tx), '__Host-iap-tx-elsewhere')
+    expect(readTransaction(key, '__Host-iap', `${name}=${moved}`, tx.state, now)).toEqual({ ok: false, reason: 'login-transaction-missing' })
+    expect(readTransaction(key, '__Host-iap', header(set), tx.state, tx.expiresAt + 1)).toEqual({ ok: false, reason: 'login-transaction-expired' })
+    expect(clearTransactionCookie('__Host-iap', tx.state, true)).toMatch(new RegExp(`^${name}=; .*Max-Age=0`))
+  })
+})
+
+describe('userFromIdToken', () => {
+  const claims = { tid: TENANT, oid: '690222be-ff1a-4d56-abd1-7e4f7d38e474', preferred_username: 'ada@contoso.com', email: 'ada@contoso.com', name: 'Ada', groups: ['g1', 'g2'], roles: ['GitLab.User'], login_hint: 'O.hint', sid: 'sid-1' }
+
+  it('maps an Entra v2 ID token', () => {
+    expect(userFromIdToken(claims, TENANT)).toEqual({
+      ok: true,
+      overage: false,
+      loginHint: 'O.hint',
+      sid: 'sid-1',
+      user: { id: claims.oid, name: 'ada@contoso.com', email: 'ada@contoso.com', displayName: 'Ada', tenantId: TENANT, groups: ['g1', 'g2'], roles: ['GitLab.User'], groupsSource: 'token' },
+    })
+  })
+  it('prefers upn over preferred_username', () => {
+    expect(userFromIdToken({ ...claims, upn: 'ada@corp.example' }, TENANT)).toMatchObject({ user: { name: 'ada@corp.example' } })
+  })
+  it('pins the tenant and needs oid', () => {
+    expect(userFromIdToken({ ...claims, tid: '00000000-0000-0000-0000-000000000000' }, TENANT)).toEqual({ ok: false, reason: 'login-tenant-invalid' })
+    expect(userFromIdToken({ ...claims, tid: undefined }, TENANT)).toEqual({ ok: false, reason: 'login-tenant-invalid' })
+    expect(userFromIdToken({ ...claims, oid: undefined }, TENANT)).toEqual({ ok: false, reason: 'login-claims-invalid' })
+  })
+  it('flags overage and never follows the claim source', () => {
+    const overage = { ...claims, groups: undefined, _claim_names: { groups: 'src1' }, _claim_sources: { src1: { endpoint: 'https://graph.windows.net/x' } } }
+    const result = userFromIdToken(overage, TENANT)
+    expect(result).toMatchObject({ ok: true, overage: true, user: { groups: [], groupsSource: 'overage-unresolved' } })
+    if (result.ok) expect(withGraphGroups(result.user, ['a', 'b'])).toMatchObject({ groups: ['a', 'b'], groupsSource: 'graph' })
+  })
+  it('no groups claim → groupsSource none', () => {
+    expect(userFromIdToken({ ...claims, groups: undefined }, TENANT)).toMatchObject({ user: { groups: [], groupsSource: 'none' } })
+  })
+})
+
+describe('entra client error translation', () => {
+  it('plain http only for loopback authorities', () => {
+    expect(isLoopbackHttp('http://127.0.0.1:8080')).toBe(true)
+    expect(isLoopbackHttp('http://localhost:1')).toBe(true)
+    expect(isLoopbackHttp('http://login.example.com')).toBe(false)
+    expect(isLoopbackHttp('https://127.0.0.1')).toBe(false)
+  })
+  it('an OAuth error answer to a refresh ends the session; anything else is an outage', () => {
+    const invalidGrant = new client.ResponseBodyError('server responded with an error in the response body', { cause: { error: 'invalid_grant' }, response: new Response('{}', { status: 400 }) } as never)
+    expect(classifyRefreshError(invalidGrant)).toBe('session-refresh-rejected')
+    expect(classifyRefreshError(new TypeError('fetch failed'))).toBe('session-refresh-unavailable')
+    expect(classifyRefreshError(Object.assign(new Error('timeout'), { name: 'TimeoutError' }))).toBe('session-refresh-unavailable')
+  })
+  it('redeem failures map to reasons', () => {
+    expect(classifyRedeemError(new TypeError('fetch failed'))).toEqual({ reason: 'login-idp-unavailable', status: 502 })
+    expect(classifyRedeemError(Object.assign(new Error('x'), { code: 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' }))).toEqual({ reason: 'login-id-token-invalid', status: 400 })
+    expect(classifyRedeemError(Object.assign(new Error('x'), { code: 'OAUTH_INVALID_RESPONSE_PARAMETER' }))).toEqual({ reason: 'login-callback-invalid', status: 400 })
+  })
+})
+
+describe('reasons are documented', () => {
+  const doc = readFileSync(join(import.meta.dirname, '../../../docs/errors.md'), 'utf8')
+  it.each(SIGN_IN_REASONS.map((r) => [r]))('%s appears in docs/errors.md', (reason) => {
+    expect(doc).toContain(`\`${reason}\``)
+  })
+})
