@@ -308,6 +308,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       if (decision.result === 'allow') {
         prepareUpstream(req, ctx, s, outcome, true)
         ctx.status = 101
+        deps.metrics.websocketOpened()
         forwarder.ws(req, socket, head)
         return
       }

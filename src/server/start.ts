@@ -56,7 +56,13 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const instanceId = randomUUID()
   const log = options.log
   const metrics = createMetrics()
-  const accessLog = createAccessLog(config.accessLog, { instanceId })
+  const accessLog = createAccessLog(config.accessLog, {
+    instanceId,
+    onWriteError: (err) => {
+      metrics.logWriteFailure()
+      log.error({ code: 'IAP_ERR_LOG_WRITE_FAILED', err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'access log write failed')
+    },
+  })
   // Browser sign-in (issue 5): sessions, /-/iap/ endpoints, revocation across replicas; only with entra.clientSecret + session.secret.
   const revocations = createRevocations()
   const signIn = browserSignInConfigured(config) ? createBrowserSignIn(config, { log, revocations }) : undefined

@@ -1,0 +1,170 @@
+/**
+ * Where access-log lines go: pino's asynchronous destination (SonicBoom) on stdout or on a file.
+ * File output rotates by size: the full file is renamed to `<file>.<UTC timestamp>` (gzip-compressed
+ * to `.gz` when `compress`), the destination reopens the path, and the oldest beyond `keep` are removed.
+ * Renaming first and reopening after means a write in flight lands in the renamed file and everything
+ * buffered lands in the new one: no line is lost or written twice, and order is kept.
+ */
+import { createReadStream, createWriteStream, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { createGzip } from 'node:zlib'
+import pino from 'pino'
+
+export interface LogWriterOptions {
+  /** `stdout` or a file path. */
+  readonly output: string
+  readonly rotate: { readonly size: number; readonly keep: number; readonly compress: boolean }
+  /** Called on every failed write or rotation (the destination may recover later). */
+  readonly onError?: (err: Error) => void
+  /** Called after a rotation finished (compression included), with the rotated file's final path. */
+  readonly onRotated?: (path: string) => void
+}
+
+export interface LogWriter {
+  /** Appends one line (without its newline). Never throws. */
+  write(line: string): void
+  /** False after a write error, until a later write succeeds. */
+  readonly healthy: boolean
+  /** Bytes in the current file (file output). */
+  readonly size: number
+  flush(): Promise<void>
+  close(): Promise<void>
+}
+
+type Destination = ReturnType<typeof pino.destination>
+
+/** `access.log.20261128T203000123Z-001`: sortable by name, unique within a process. */
+function rotatedName(path: string, counter: number): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('.', '')
+  return `${path}.${stamp}-${String(counter).padStart(3, '0')}`
+}
+
+/** Rotated siblings of `path`, oldest first (by name, which sorts by time). */
+export function rotatedFiles(path: string): string[] {
+  const dir = dirname(path)
+  const base = basename(path)
+  const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\d{8}T\\d{9}Z-\\d{3}(\\.gz)?$`)
+  try {
+    return readdirSync(dir).filter((name) => pattern.test(name)).sort().map((name) => join(dir, name))
+  } catch {
+    return []
+  }
+}
+
+export function createLogWriter(options: LogWriterOptions): LogWriter {
+  const toFile = options.output !== 'stdout'
+  let healthy = true
+  let size = 0
+  let rotating = false
+  let counter = 0
+  let closed = false
+  const pending = new Set<Promise<void>>()
+
+  const dest: Destination = toFile
+    ? pino.destination({ dest: options.output, sync: false, mkdir: true, append: true, minLength: 0 })
+    : pino.destination({ fd: 1, sync: false, minLength: 0 })
+  if (toFile) {
+    try {
+      size = statSync(options.output).size
+    } catch {
+      size = 0
+    }
+  }
+  dest.on('error', (err: Error) => {
+    healthy = false
+    options.onError?.(err)
+  })
+  dest.on('write', () => {
+    healthy = true
+  })
+
+  function prune(): void {
+    const old = rotatedFiles(options.output)
+    for (const file of old.slice(0, Math.max(0, old.length - options.rotate.keep))) {
+      try {
+        unlinkSync(file)
+      } catch (err) {
+        options.onError?.(err as Error)
+      }
+    }
+  }
+
+  function rotate(): void {
+    rotating = true
+    const target = rotatedName(options.output, ++counter)
+    try {
+      renameSync(options.output, target)
+    } catch (err) {
+      rotating = false
+      options.onError?.(err as Error)
+      return
+    }
+    size = 0
+    dest.reopen()
+    const done = new Promise<void>((resolve) => {
+      // 'ready' fires when the new file is open and the old descriptor is being closed.
+      dest.once('ready', () => {
+        const finish = (final: string) => {
+          rotating = false
+          prune()
+          options.onRotated?.(final)
+          resolve()
+        }
+        if (!options.rotate.compress) return finish(target)
+        // Let the old descriptor close before reading the rotated file back.
+        setImmediate(() => {
+          pipeline(createReadStream(target), createGzip(), createWriteStream(`${target}.gz`)).then(
+            () => {
+              unlinkSync(target)
+              finish(`${target}.gz`)
+            },
+            (err: Error) => {
+              options.onError?.(err)
+              finish(target)
+            },
+          )
+        })
+      })
+    })
+    pending.add(done)
+    void done.then(() => pending.delete(done))
+  }
+
+  return {
+    write(line: string): void {
+      try {
+        dest.write(`${line}\n`)
+      } catch (err) {
+        healthy = false
+        options.onError?.(err as Error)
+        return
+      }
+      if (!toFile) return
+      size += Buffer.byteLength(line) + 1
+      if (size >= options.rotate.size && !rotating) rotate()
+    },
+    get healthy() {
+      return healthy
+    },
+    get size() {
+      return size
+    },
+    async flush() {
+      await Promise.all(pending)
+      if (closed) return
+      await new Promise<void>((resolve) => dest.flush(() => resolve()))
+    },
+    async close() {
+      await Promise.all(pending)
+      if (closed) return
+      closed = true
+      await new Promise<void>((resolve) => {
+        dest.once('close', () => resolve())
+        dest.once('error', () => resolve())
+        if (toFile) dest.end()
+        else dest.flush(() => resolve())
+      })
+    },
+  }
+}

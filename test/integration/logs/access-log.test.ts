@@ -1,0 +1,310 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gunzipSync } from 'node:zlib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { startJwksServer, TEST_AUDIENCE, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
+import { BIN, ROOT, baseConfig, startServe, writeConfig, type ServeHandle } from '../../helpers/serve.ts'
+import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
+
+const KEY = 'log-integrity-key-0123456789abcdef'
+const GROUP = '6c0bd1d2-0000-4000-8000-000000000002'
+
+let dir: string
+let idp: JwksServer
+let upstream: Upstream
+let proxy: ServeHandle
+
+function config(logFile: string, rotateBytes = 100 * 1024 * 1024): Record<string, unknown> {
+  return baseConfig(upstream.url, {
+    entra: { tenantId: TEST_TENANT, clientId: TEST_CLIENT, authority: idp.authority, audiences: [TEST_AUDIENCE] },
+    groups: { engineering: GROUP },
+    policy: {
+      rules: [
+        { name: 'health', paths: ['/-/health', '/-/test/**', '/-/cable'], public: true },
+        { name: 'admin-area', paths: ['/admin/**'], deny: true },
+        { name: 'engineering', paths: ['/**'], groups: ['engineering'] },
+      ],
+    },
+    accessLog: { output: logFile, rotate: { size: rotateBytes, keep: 50, compress: true }, integrity: { key: KEY } },
+  })
+}
+
+const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean)
+const records = (file: string) => lines(file).map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r['event.kind'] === 'event')
+const byId = (file: string, id: string | null) => records(file).find((r) => r['http.request.id'] === id)
+
+async function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: process.env })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
+    child.stdin.end(input)
+  })
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gitlab-iap-logs-'))
+  idp = await startJwksServer()
+  upstream = await startUpstream()
+  proxy = await startServe(config(join(dir, 'access.log')))
+})
+afterAll(async () => {
+  await proxy?.stop()
+  await upstream?.close()
+  await idp?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('one record per request, through a real serve', () => {
+  const file = () => join(dir, 'access.log')
+  const waitFor = async (id: string | null) => {
+    await expect.poll(() => byId(file(), id) !== undefined, { timeout: 5000 }).toBe(true)
+    return byId(file(), id)!
+  }
+
+  it('an allowed bearer request names the user, rule, route and project; secrets are redacted', async () => {
+    const token = await idp.mint({ groups: [GROUP], preferred_username: 'eve@example.com', oid: 'oid-eve', email: 'eve@example.com' })
+    const res = await fetch(`${proxy.url}/group/project/-/issues?state=opened&private_token=glpat-secret&access_token=abc`, { headers: { authorization: `Bearer ${token}`, 'user-agent': 'test-agent/1', cookie: 'x=secret-cookie' } })
+    expect(res.status).toBe(200)
+    const r = await waitFor(res.headers.get('x-request-id'))
+    expect(r).toMatchObject({
+      'http.request.method': 'GET', 'url.path': '/group/project/-/issues', 'url.query': 'state=opened&private_token=[REDACTED]&access_token=[REDACTED]',
+      'http.response.status_code': 200, 'event.outcome': 'success', 'client.ip': '127.0.0.1', 'user_agent.original': 'test-agent/1',
+      'user.id': 'oid-eve', 'user.name': 'eve@example.com', 'user.email': 'eve@example.com', 'iap.identity.kind': 'user',
+      'iap.identity.groups': [GROUP], 'iap.auth.method': 'bearer', 'iap.decision.result': 'allow', 'iap.decision.rule': 'engineering',
+      'iap.decision.reason': 'group-match', 'iap.gitlab.route': 'web', 'iap.gitlab.project': 'group/project',
+    })
+    expect(r['event.duration']).toBeGreaterThan(0)
+    expect(r['http.response.bytes']).toBeGreaterThan(0)
+    expect(r['iap.upstream.duration']).toBeGreaterThan(0)
+    const raw = readFileSync(file(), 'utf8')
+    for (const secret of [token, 'glpat-secret', 'secret-cookie']) expect(raw).not.toContain(secret)
+  })
+
+  it('a denied request records the deny rule', async () => {
+    const token = await idp.mint({ groups: [GROUP] })
+    const res = await fetch(`${proxy.url}/admin/users`, { headers: { authorization: `Bearer ${token}` } })
+    expect(res.status).toBe(403)
+    expect(await waitFor(res.headers.get('x-request-id'))).toMatchObject({ 'iap.decision.result': 'deny', 'iap.decision.rule': 'admin-area', 'iap.decision.reason': 'deny-rule', 'http.response.status_code': 403, 'event.outcome': 'failure' })
+  })
+
+  it('an unauthenticated request is a challenge; an invalid token names the reason, never the token', async () => {
+    const res = await fetch(`${proxy.url}/api/v4/projects`)
+    expect(res.status).toBe(401)
+    expect(await waitFor(res.headers.get('x-request-id'))).toMatchObject({ 'iap.decision.result': 'challenge', 'iap.auth.method': 'none', 'iap.identity.kind': 'anonymous', 'user.id': null })
+    const expired = await idp.mint({ groups: [GROUP] }, { expiresIn: -3600 })
+    const bad = await fetch(`${proxy.url}/api/v4/projects`, { headers: { authorization: `Bearer ${expired}` } })
+    expect(bad.status).toBe(401)
+    expect(await waitFor(bad.headers.get('x-request-id'))).toMatchObject({ 'iap.decision.result': 'challenge', 'iap.auth.method': 'bearer', 'iap.decision.reason': 'token-expired' })
+    expect(readFileSync(file(), 'utf8')).not.toContain(expired)
+  })
+
+  it('an upstream error is logged with its status and error code', async () => {
+    const res = await fetch(`${proxy.url}/-/test/reset`)
+    expect(res.status).toBe(502)
+    expect(await waitFor(res.headers.get('x-request-id'))).toMatchObject({ 'http.response.status_code': 502, 'error.code': 'upstream-reset', 'iap.decision.result': 'allow' })
+  })
+
+  it('a client that aborts is logged once, as aborted', async () => {
+    const before = records(file()).filter((r) => String(r['url.path']).startsWith('/-/test/slow')).length
+    const url = new URL(proxy.url)
+    const req = request({ host: url.hostname, port: url.port, path: '/-/test/slow?ms=3000', agent: false })
+    req.on('error', () => {})
+    req.end()
+    await expect.poll(() => upstream.reached('/-/test/slow').length, { timeout: 3000 }).toBeGreaterThan(0)
+    req.destroy()
+    await expect.poll(() => records(file()).filter((r) => String(r['url.path']).startsWith('/-/test/slow')).length, { timeout: 3000 }).toBe(before + 1)
+    const r = records(file()).filter((x) => String(x['url.path']).startsWith('/-/test/slow')).at(-1)!
+    expect(r['iap.aborted']).toBe(true)
+    expect(r['http.response.status_code']).toBe(499)
+  })
+
+  it('a websocket connection is logged once, on close, with its duration and bytes', async () => {
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/-/cable`)
+    await new Promise<void>((resolve, reject) => {
+      ws.once('message', () => resolve())
+      ws.once('error', reject)
+    })
+    ws.send('x'.repeat(1000))
+    await new Promise((r) => ws.once('message', r))
+    await new Promise((r) => setTimeout(r, 200))
+    ws.close()
+    await expect.poll(() => records(file()).filter((r) => r['iap.websocket'] === true).length, { timeout: 3000 }).toBe(1)
+    const r = records(file()).find((x) => x['iap.websocket'] === true)!
+    expect(r).toMatchObject({ 'url.path': '/-/cable', 'iap.gitlab.route': 'cable', 'http.response.status_code': 101, 'iap.decision.result': 'allow' })
+    expect(r['event.duration']).toBeGreaterThan(200_000_000)
+    expect(r['http.response.bytes']).toBeGreaterThan(1000)
+    expect(r['http.request.body.bytes']).toBeGreaterThan(1000)
+  })
+
+  it('the chain verifies, and `logs verify` names a tampered line', async () => {
+    const ok = await cli(['logs', 'verify', file(), '--config', proxy.configPath])
+    expect(ok.stdout).toMatch(/^ok: \d+ lines/)
+    expect(ok.code).toBe(0)
+    const tampered = join(dir, 'tampered.log')
+    const ls = lines(file())
+    ls[2] = ls[2]!.replace('"http.response.status_code":', '"http.response.status_code":1')
+    writeFileSync(tampered, ls.join('\n') + '\n')
+    const bad = await cli(['logs', 'verify', tampered, '--config', proxy.configPath])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain('tampered.log:3: line changed')
+  })
+})
+
+describe('rotation under concurrent load', () => {
+  it('loses and duplicates nothing, and the rotated chain verifies', { timeout: 60_000 }, async () => {
+    const rdir = mkdtempSync(join(tmpdir(), 'gitlab-iap-rotate-'))
+    const logFile = join(rdir, 'access.log')
+    const p = await startServe(config(logFile, 64 * 1024))
+    try {
+      const total = 1500
+      const ids = new Set<string>()
+      let next = 0
+      const worker = async () => {
+        while (next < total) {
+          next++
+          const res = await fetch(`${p.url}/-/test/download?bytes=10`)
+          await res.arrayBuffer()
+          ids.add(res.headers.get('x-request-id')!)
+        }
+      }
+      await Promise.all(Array.from({ length: 20 }, worker))
+      expect(ids.size).toBe(total)
+      await p.stop()
+      const files = readdirSync(rdir).filter((f) => f.startsWith('access.log')).sort()
+      expect(files.length).toBeGreaterThan(5)
+      const all = files.flatMap((f) => {
+        const text = f.endsWith('.gz') ? gunzipSync(readFileSync(join(rdir, f))).toString() : readFileSync(join(rdir, f), 'utf8')
+        return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+      })
+      const logged = all.filter((r) => r['event.kind'] === 'event').map((r) => r['http.request.id'] as string)
+      expect(logged.length).toBe(total)
+      expect(new Set(logged).size).toBe(total)
+      for (const id of ids) expect(logged).toContain(id)
+      const cfg = writeConfig({ ...config(logFile), accessLog: { output: logFile, integrity: { key: KEY } } })
+      const verified = await cli(['logs', 'verify', ...files.map((f) => join(rdir, f)).reverse(), '--config', cfg.path])
+      cfg.cleanup()
+      expect(verified.stderr).toBe('')
+      expect(verified.code).toBe(0)
+    } finally {
+      await p.stop()
+      rmSync(rdir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('gitlab-iap logs', () => {
+  let fixture: string
+  beforeAll(() => {
+    fixture = join(dir, 'fixture.log')
+    const base = Date.parse('2026-11-28T10:00:00Z')
+    const rows = Array.from({ length: 300 }, (_, i) =>
+      JSON.stringify({
+        '@timestamp': new Date(base + i * 60_000).toISOString(), 'http.request.id': `id-${i}`, 'http.request.method': i % 3 === 0 ? 'POST' : 'GET',
+        'url.path': i % 3 === 0 ? '/platform/infra.git/git-receive-pack' : `/platform/infra/-/issues/${i}`, 'http.response.status_code': i % 10 === 0 ? 403 : 200,
+        'client.ip': i % 2 ? '10.0.0.5' : '192.168.1.9', 'user.id': `oid-${i % 4}`, 'user.name': ['alice@x.com', 'bob@x.com', 'ci-bot', null][i % 4],
+        'iap.identity.kind': i % 4 === 3 ? 'app' : 'user', 'iap.identity.groups': i % 2 ? ['g1'] : ['g2'], 'iap.auth.method': i % 4 === 3 ? 'bearer' : 'session',
+        'iap.decision.result': i % 10 === 0 ? 'deny' : 'allow', 'iap.decision.rule': i % 10 === 0 ? 'secret-projects' : 'read-everything',
+        'iap.gitlab.route': i % 3 === 0 ? 'git' : 'web', 'iap.gitlab.project': 'platform/infra',
+      }),
+    )
+    writeFileSync(fixture, rows.join('\n') + '\n')
+  })
+
+  it('filters (json output) and agrees with a direct count', async () => {
+    const res = await cli(['logs', fixture, '--user', 'alice@x.com', '--decision', 'allow', '--output', 'json'])
+    expect(res.code).toBe(0)
+    const got = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(got.length).toBe(Array.from({ length: 300 }, (_, i) => i).filter((i) => i % 4 === 0 && i % 10 !== 0).length)
+    expect(got.every((r) => r['user.name'] === 'alice@x.com' && r['iap.decision.result'] === 'allow')).toBe(true)
+  })
+
+  it('answers "who pushed to the project" in one command', async () => {
+    const res = await cli(['logs', fixture, '--project', 'platform/infra', '--path', '/**/git-receive-pack', '--stats', 'user'])
+    expect(res.code).toBe(0)
+    expect(res.stdout).toMatch(/^\s+count\s+user/)
+    expect(res.stdout).toMatch(/25\s+alice@x\.com/)
+  })
+
+  it('--stats rule over denied requests, csv output', async () => {
+    const res = await cli(['logs', fixture, '--decision', 'deny', '--stats', 'rule', '--output', 'csv'])
+    expect(res.stdout).toBe('rule,count\nsecret-projects,30\n')
+  })
+
+  it('reads .gz input and stdin, and honours --since/--until/--limit/--status/--ip', async () => {
+    const gz = join(dir, 'fixture.log.gz')
+    const { gzipSync } = await import('node:zlib')
+    writeFileSync(gz, gzipSync(readFileSync(fixture)))
+    const a = await cli(['logs', gz, '--status', '4xx', '--ip', '10.0.0.0/8', '--output', 'json'])
+    const b = await cli(['logs', '-', '--status', '403', '--ip', '10.0.0.0/8', '--output', 'json'], readFileSync(fixture, 'utf8'))
+    expect(a.stdout).toBe(b.stdout)
+    // 403 every 10th request, from 10.0.0.5 on odd ones: none in this fixture, so both outputs are empty.
+    expect(a.stdout).toBe('')
+    const c = await cli(['logs', gz, '--status', '4xx', '--ip', '192.168.0.0/16', '--output', 'json'])
+    expect(c.stdout.trim().split('\n')).toHaveLength(30)
+    const window = await cli(['logs', fixture, '--since', '2026-11-28T10:10:00Z', '--until', '2026-11-28T10:19:00Z', '--output', 'json'])
+    expect(window.stdout.trim().split('\n')).toHaveLength(10)
+    const limited = await cli(['logs', fixture, '--limit', '7', '--output', 'json'])
+    expect(limited.stdout.trim().split('\n')).toHaveLength(7)
+  })
+
+  it('prints a table that fits the terminal', async () => {
+    const res = await cli(['logs', fixture, '--limit', '5'])
+    const out = res.stdout.trim().split('\n')
+    expect(out[0]).toMatch(/^time\s+status\s+method\s+user/)
+    expect(out).toHaveLength(6)
+  })
+
+  it('rejects bad flags in one line', async () => {
+    const res = await cli(['logs', fixture, '--status', 'teapot'])
+    expect(res.code).toBe(2)
+    expect(res.stderr.trim()).toBe('gitlab-iap: --status: "teapot" must be a code (403) or a class (4xx)')
+    expect((await cli(['logs', join(dir, 'missing.log')])).stderr).toContain('no such file')
+  })
+
+  it('--follow prints new records as they are written, across rotation', { timeout: 20_000 }, async () => {
+    const live = join(dir, 'live.log')
+    writeFileSync(live, '')
+    const child = spawn(process.execPath, [BIN, 'logs', live, '--follow', '--output', 'json'], { cwd: ROOT })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    await new Promise((r) => setTimeout(r, 800))
+    const row = (n: number) => JSON.stringify({ '@timestamp': new Date().toISOString(), 'http.request.id': `live-${n}`, 'url.path': '/x' }) + '\n'
+    writeFileSync(live, row(1), { flag: 'a' })
+    await expect.poll(() => out.includes('live-1'), { timeout: 5000 }).toBe(true)
+    const { renameSync } = await import('node:fs')
+    renameSync(live, `${live}.20261128T100000000Z-001`)
+    writeFileSync(live, row(2))
+    await expect.poll(() => out.includes('live-2'), { timeout: 5000 }).toBe(true)
+    child.kill('SIGTERM')
+  })
+})
+
+describe('/metrics', () => {
+  it('shows the SPEC counters moving after traffic', async () => {
+    const scrape = async () => (await fetch(`${proxy.adminUrl}/metrics`)).text()
+    const before = await scrape()
+    const token = await idp.mint({ groups: [GROUP] })
+    for (let i = 0; i < 3; i++) await (await fetch(`${proxy.url}/api/v4/metrics-test`, { headers: { authorization: `Bearer ${token}` } })).text()
+    await (await fetch(`${proxy.url}/api/v4/metrics-test`, { headers: { authorization: 'Bearer not.a.jwt' } })).text()
+    const after = await scrape()
+    const value = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, (c) => `\\${c}`)} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
+    const series = 'gitlab_iap_requests_total{decision="allow",auth_method="bearer",route="api"}'
+    expect(value(after, series) - value(before, series)).toBe(3)
+    expect(after).toMatch(/^gitlab_iap_request_duration_seconds_bucket\{/m)
+    expect(after).toMatch(/^gitlab_iap_upstream_duration_seconds_count\{route="api"\} \d+/m)
+    expect(after).toMatch(/^gitlab_iap_token_cache_total\{result="hit"\} \d+/m)
+    expect(after).toMatch(/^gitlab_iap_jwks_fetch_total\{issuer="entra",result="success"\} \d+/m)
+    expect(after).toMatch(/^gitlab_iap_auth_failures_total\{reason="[a-z-]+"\} \d+/m)
+    expect(after).toMatch(/^process_cpu_seconds_total /m)
+    expect(after).not.toContain('eve@example.com')
+  })
+})
+

@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest'
+import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
+import { toAccessRecord } from '../../../src/logs/access-record.ts'
+import { createChain, createChainVerifier, unseal } from '../../../src/logs/chain.ts'
+import { compileQuery, orderLogFiles } from '../../../src/logs/query.ts'
+import { REDACTED, redactQuery } from '../../../src/logs/redact.ts'
+import type { RequestContext } from '../../../src/server/context.ts'
+
+const alice: Identity = { kind: 'user', id: 'oid-alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['g-eng'], roles: [], issuer: 'entra' }
+
+function ctx(over: Partial<RequestContext> = {}): RequestContext {
+  return {
+    id: 'req-1', startNs: 1_000n, startMs: Date.parse('2026-11-28T10:00:00Z'), clientIp: '10.1.2.3', method: 'GET',
+    target: '/group/project/-/issues?state=opened', path: '/group/project/-/issues', query: 'state=opened', userAgent: 'curl/8',
+    websocket: false, route: 'web', project: 'group/project', authMethod: 'session', identity: alice,
+    decision: { result: 'allow', rule: 'read-everything', reason: 'group-match' }, status: 200, bytesIn: 0, bytesOut: 512, ...over,
+  }
+}
+
+describe('access record', () => {
+  it('has every SPEC field with ECS names', () => {
+    const r = toAccessRecord(ctx({ upstreamNs: 700n }), 2_001_000n)
+    expect(r).toMatchObject({
+      '@timestamp': '2026-11-28T10:00:00.000Z', 'http.request.id': 'req-1', 'http.request.method': 'GET', 'url.path': '/group/project/-/issues',
+      'http.response.status_code': 200, 'http.response.bytes': 512, 'event.duration': 2_000_000, 'event.outcome': 'success',
+      'client.ip': '10.1.2.3', 'user_agent.original': 'curl/8', 'user.id': 'oid-alice', 'user.name': 'alice@example.com',
+      'user.email': 'alice@example.com', 'iap.identity.kind': 'user', 'iap.identity.groups': ['g-eng'], 'iap.auth.method': 'session',
+      'iap.decision.result': 'allow', 'iap.decision.rule': 'read-everything', 'iap.decision.reason': 'group-match',
+      'iap.gitlab.route': 'web', 'iap.gitlab.project': 'group/project', 'iap.upstream.duration': 700, 'url.query': 'state=opened',
+    })
+  })
+
+  it('keeps required fields for anonymous requests (null, not missing)', () => {
+    const r = toAccessRecord(ctx({ identity: ANONYMOUS, authMethod: 'none', decision: { result: 'deny', rule: null, reason: 'no-rule-matched' }, status: 403 }), 2_000n)
+    expect(r['user.id']).toBeNull()
+    expect(r['user.name']).toBeNull()
+    expect(r['iap.decision.rule']).toBeNull()
+    expect(r['event.outcome']).toBe('failure')
+    expect(r['iap.identity.kind']).toBe('anonymous')
+  })
+
+  it('records CI job facts for GitLab CI identities', () => {
+    const ci: Identity = { kind: 'ci', id: 'ada', name: 'ada', groups: ['gitlab-ci:platform'], roles: [], issuer: 'gitlab-ci', ci: { projectPath: 'platform/infra', ref: 'main', refProtected: true, pipelineId: '574', jobId: '302' } }
+    expect(toAccessRecord(ctx({ identity: ci, authMethod: 'bearer' }), 2_000n)).toMatchObject({ 'iap.ci.project_path': 'platform/infra', 'iap.ci.ref': 'main', 'iap.ci.ref_protected': true, 'iap.ci.job_id': '302', 'iap.identity.issuer': 'gitlab-ci' })
+  })
+})
+
+describe('query redaction', () => {
+  it.each([
+    ['private_token=glpat-123&page=2', `private_token=${REDACTED}&page=2`],
+    ['state=opened&scope=all', 'state=opened&scope=all'],
+    ['access_token=a&job_token=b&id_token=c&refresh_token=d', `access_token=${REDACTED}&job_token=${REDACTED}&id_token=${REDACTED}&refresh_token=${REDACTED}`],
+    ['X-Amz-Signature=s&X-Amz-Credential=c&file=a', `X-Amz-Signature=${REDACTED}&X-Amz-Credential=${REDACTED}&file=a`],
+    ['feed_token=f&my_api_key=k&search=token', `feed_token=${REDACTED}&my_api_key=${REDACTED}&search=token`],
+    ['private%5Ftoken=x', `private%5Ftoken=${REDACTED}`],
+    ['ref=main&path=a%2Fb', 'ref=main&path=a%2Fb'],
+  ])('%s', (query, expected) => expect(redactQuery(query)).toBe(expected))
+  it.each(['/-/iap/callback', '/oauth/authorize', '/users/auth/openid_connect/callback'])('redacts code and state on %s', (path) => {
+    expect(redactQuery('code=abc&state=xyz&x=1', path)).toBe(`code=${REDACTED}&state=${REDACTED}&x=1`)
+  })
+})
+
+describe('integrity chain', () => {
+  const key = 'k'.repeat(32)
+  const lines = () => {
+    const chain = createChain(key)
+    return [chain.seal('{"event.action":"chain-start","n":0}'), ...Array.from({ length: 5 }, (_, i) => chain.seal(`{"n":${i + 1}}`))]
+  }
+  const verify = (ls: string[]) => {
+    const v = createChainVerifier(key)
+    ls.forEach((l, i) => v.push(l, 'access.log', i + 1))
+    return v.verdict()
+  }
+  it('seals and verifies; unseal restores the original line', () => {
+    const ls = lines()
+    expect(verify(ls)).toEqual({ ok: true, lines: 6 })
+    expect(unseal(ls[3]!)!.body).toBe('{"n":3}')
+  })
+  it.each([
+    ['changed', (ls: string[]) => ls.map((l, i) => (i === 3 ? l.replace('"n":3', '"n":4') : l)), 4],
+    ['removed', (ls: string[]) => ls.filter((_, i) => i !== 2), 3],
+    ['reordered', (ls: string[]) => [ls[0]!, ls[1]!, ls[3]!, ls[2]!, ls[4]!, ls[5]!], 3],
+    ['inserted', (ls: string[]) => [...ls.slice(0, 2), '{"n":99}', ...ls.slice(2)], 3],
+    ['inserted', (ls: string[]) => [...ls.slice(0, 3), ls[2]!, ...ls.slice(3)], 4],
+  ] as const)('detects a %s line and names it', (kind, tamper, line) => {
+    const verdict = verify(tamper(lines()))
+    expect(verdict.ok).toBe(false)
+    expect(verdict.problem!.line).toBe(line)
+    // A line moved forward first shows up as a gap: "removed" and "reordered" both name that line.
+    if (kind === 'reordered') expect(['removed', 'reordered']).toContain(verdict.problem!.kind)
+    else if (kind !== 'inserted' || line === 4) expect(verdict.problem!.kind).toBe(kind)
+  })
+  it('cannot be re-sealed without the key', () => {
+    const forged = createChain('x'.repeat(32))
+    const ls = lines()
+    ls[3] = forged.seal('{"n":3}')
+    expect(verify(ls).ok).toBe(false)
+  })
+})
+
+describe('query filters', () => {
+  const line = JSON.stringify(toAccessRecord(ctx({ status: 403, decision: { result: 'deny', rule: 'admin-area', reason: 'no-group-match' } }), 2_000n))
+  const record = JSON.parse(line) as Record<string, unknown>
+  it.each([
+    [{ user: 'ALICE@example.com' }, true], [{ user: 'bob' }, false], [{ user: 'oid-alice' }, true],
+    [{ group: 'g-eng' }, true], [{ path: '/group/**' }, true], [{ path: '/other/**' }, false],
+    [{ project: 'group' }, true], [{ project: 'group/project' }, true], [{ project: 'grou' }, false],
+    [{ status: '403' }, true], [{ status: '4xx' }, true], [{ status: '5xx' }, false], [{ decision: 'deny' }, true],
+    [{ rule: 'admin-area' }, true], [{ auth: 'session' }, true], [{ auth: 'bearer' }, false], [{ ip: '10.0.0.0/8' }, true],
+    [{ ip: '192.168.0.0/16' }, false], [{ method: 'get' }, true], [{ requestId: 'req-1' }, true],
+    [{ since: '2026-11-28T09:00:00Z', until: '2026-11-28T11:00:00Z' }, true], [{ since: '2026-11-28T10:30:00Z' }, false],
+  ])('%j → %s', (filters, expected) => {
+    const q = compileQuery(filters)
+    expect(q.maybe(line) && q.matches(record)).toBe(expected)
+  })
+  it('rejects bad filter values with the flag name', () => {
+    expect(() => compileQuery({ status: 'teapot' })).toThrow('--status')
+    expect(() => compileQuery({ since: 'yesterday' })).toThrow('--since')
+    expect(() => compileQuery({ ip: '10.0.0.0/99' })).toThrow('--ip')
+  })
+  it('orders rotated files before the live file, oldest first', () => {
+    expect(orderLogFiles(['a.log', 'a.log.20261128T100000000Z-002.gz', 'a.log.20261128T090000000Z-001.gz'])).toEqual(['a.log.20261128T090000000Z-001.gz', 'a.log.20261128T100000000Z-002.gz', 'a.log'])
+  })
+})
