@@ -34,6 +34,9 @@ export interface LogWriter {
 
 type Destination = ReturnType<typeof pino.destination>
 
+const REOPEN_DELAY_MS = 1000
+const DROPPED = Object.assign(new Error('access log unavailable: record dropped'), { code: 'IAP_LOG_DROPPED' })
+
 /** `access.log.20261128T203000123Z-001`: sortable by name, unique within a process. */
 function rotatedName(path: string, counter: number): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('.', '')
@@ -61,23 +64,46 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   let closed = false
   const pending = new Set<Promise<void>>()
 
-  const dest: Destination = toFile
-    ? pino.destination({ dest: options.output, sync: false, mkdir: true, append: true, minLength: 0 })
-    : pino.destination({ fd: 1, sync: false, minLength: 0 })
+  const open = (): Destination => {
+    const d = toFile
+      ? pino.destination({ dest: options.output, sync: false, mkdir: true, append: true, minLength: 0 })
+      : pino.destination({ fd: 1, sync: false, minLength: 0 })
+    d.on('error', fail)
+    d.on('write', () => {
+      healthy = true
+    })
+    return d
+  }
+  // A destination that failed (disk full, permissions) is dropped with what it buffered and reopened
+  // after a pause: memory stays bounded, and SonicBoom never retries an impossible write forever.
+  let reopenTimer: NodeJS.Timeout | undefined
+  const fail = (err: Error): void => {
+    healthy = false
+    options.onError?.(err)
+    if (reopenTimer || closed) return
+    try {
+      dest.destroy()
+    } catch {
+      // already destroyed
+    }
+    reopenTimer = setTimeout(() => {
+      reopenTimer = undefined
+      if (!closed) dest = open()
+    }, REOPEN_DELAY_MS)
+    reopenTimer.unref()
+  }
+  let dest: Destination = open()
+  // Only regular files rotate: /dev/stdout, a FIFO or /dev/null must never be renamed.
+  let rotatable = toFile
   if (toFile) {
     try {
-      size = statSync(options.output).size
+      const st = statSync(options.output)
+      size = st.size
+      rotatable = st.isFile()
     } catch {
       size = 0
     }
   }
-  dest.on('error', (err: Error) => {
-    healthy = false
-    options.onError?.(err)
-  })
-  dest.on('write', () => {
-    healthy = true
-  })
 
   function prune(): void {
     const old = rotatedFiles(options.output)
@@ -133,6 +159,10 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
 
   return {
     write(line: string): void {
+      if (reopenTimer) {
+        options.onError?.(DROPPED)
+        return
+      }
       try {
         dest.write(`${line}\n`)
       } catch (err) {
@@ -140,7 +170,7 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
         options.onError?.(err as Error)
         return
       }
-      if (!toFile) return
+      if (!rotatable) return
       size += Buffer.byteLength(line) + 1
       if (size >= options.rotate.size && !rotating) rotate()
     },
@@ -159,12 +189,20 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
       await Promise.all(pending)
       if (closed) return
       closed = true
-      await new Promise<void>((resolve) => {
+      clearTimeout(reopenTimer)
+      if (reopenTimer || !healthy) {
+        dest.destroy()
+        return
+      }
+      // A destination that cannot be written (disk full) never drains: do not let it hold shutdown.
+      const giveUp = new Promise<void>((resolve) => setTimeout(resolve, healthy ? 5000 : 250).unref())
+      const ended = new Promise<void>((resolve) => {
         dest.once('close', () => resolve())
         dest.once('error', () => resolve())
         if (toFile) dest.end()
         else dest.flush(() => resolve())
       })
+      await Promise.race([ended, giveUp])
     },
   }
 }

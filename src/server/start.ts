@@ -56,10 +56,15 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const instanceId = randomUUID()
   const log = options.log
   const metrics = createMetrics()
+  let lastLogErrorAt = 0
   const accessLog = createAccessLog(config.accessLog, {
     instanceId,
     onWriteError: (err) => {
       metrics.logWriteFailure()
+      // One message per 10 s at most: a full disk must not flood stderr with one line per request.
+      const now = Date.now()
+      if (now - lastLogErrorAt < 10_000) return
+      lastLogErrorAt = now
       log.error({ code: 'IAP_ERR_LOG_WRITE_FAILED', err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'access log write failed')
     },
   })
