@@ -43,27 +43,19 @@ const commands: Record<string, Command> = {
   },
 }
 
-/** Registers a command implemented in its own module (explain, logs, demo). */
-export function registerCommand(name: string, run: Command): void {
-  commands[name] = run
+/** Commands in their own modules, loaded only when asked for (the demo pulls in a whole OpenID provider). */
+const LAZY: Record<string, [string, string]> = {
+  explain: ['./explain.ts', 'runExplain'],
+  logs: ['./logs.ts', 'runLogs'],
+  demo: ['./demo.ts', 'runDemo'],
 }
 
-async function loadOptionalCommands(): Promise<void> {
-  // Commands in their own modules; each registers itself when present.
-  const optional: [string, string, string][] = [
-    ['explain', './explain.ts', 'runExplain'],
-    ['logs', './logs.ts', 'runLogs'],
-    ['demo', './demo.ts', 'runDemo'],
-  ]
-  for (const [name, file, exportName] of optional) {
-    if (commands[name]) continue
-    try {
-      const mod = (await import(file)) as Record<string, Command>
-      if (typeof mod[exportName] === 'function') commands[name] = mod[exportName]
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err
-    }
-  }
+async function loadCommand(name: string): Promise<Command | undefined> {
+  if (commands[name]) return commands[name]
+  const lazy = LAZY[name]
+  if (!lazy) return undefined
+  const mod = (await import(lazy[0])) as Record<string, Command>
+  return mod[lazy[1]]
 }
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
@@ -77,10 +69,9 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.stdout.write(`gitlab-iap ${pkg.version}\n`)
     return 0
   }
-  await loadOptionalCommands()
-  const command = commands[name]
-  if (!command) return fail(io, `unknown command "${name}" (see gitlab-iap --help)`, 2)
   try {
+    const command = await loadCommand(name)
+    if (!command) return fail(io, `unknown command "${name}" (see gitlab-iap --help)`, 2)
     return await command(rest, io)
   } catch (err) {
     if (isIapError(err)) return fail(io, err.message, err.code === 'IAP_ERR_CLI_USAGE' ? 2 : 1)

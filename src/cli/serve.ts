@@ -1,6 +1,7 @@
 /** `gitlab-iap serve`: run the proxy until SIGTERM/SIGINT, then drain and exit 0. */
 import pino from 'pino'
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
+import { createPolicyReloader } from '../policy/reload.ts'
 import { startServer } from '../server/start.ts'
 import { parseCommandArgs } from './args.ts'
 import type { CliIo } from './io.ts'
@@ -23,10 +24,21 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   // Operational messages go to stderr so stdout stays pure access-log NDJSON.
   const log = pino({ base: { service: 'gitlab-iap' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }))
   const server = await startServer(config, { log })
+  // Policy, groups and trusted proxies reload in place; listeners, issuers and stores need a restart.
+  const reloader = createPolicyReloader({
+    configPath,
+    env: io.env,
+    onConfig: (next, trigger) => {
+      server.app.reload(next)
+      log.info({ trigger, rules: next.policy.rules.length }, 'policy reloaded')
+    },
+    onError: (err, trigger) => log.error({ trigger, code: (err as { code?: string }).code, reason: err.message }, 'config reload rejected; the running policy stays'),
+  })
 
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       log.info({ signal }, 'shutting down')
+      reloader.close()
       server.shutdown().then(
         () => {
           log.info({}, 'stopped')

@@ -43,6 +43,8 @@ export function checkCanonicalPath(path: string): string | undefined {
         if (byte === 0x3b) return 'path-matrix-param'
         if (byte === 0x23 || byte === 0x3f) return 'path-encoded-delimiter'
         if (byte === 0x2f && !api) return 'path-encoded-slash'
+        // "%25" (an encoded "%") lets a component that decodes twice see %2e, %2f or %5c.
+        if (byte === 0x25) return 'path-double-encoding'
       }
       i += 2
     }

@@ -1,0 +1,108 @@
+/**
+ * `gitlab-iap explain`: the policy decision for a hypothetical request, through the same functions
+ * `serve` uses (canonical-path gate → GitLab attribution → decide), so what it says is what happens.
+ */
+import { ANONYMOUS, type Identity } from '../auth/identity.ts'
+import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
+import { IapError } from '../errors.ts'
+import { attribute } from '../gitlab/attribute.ts'
+import { checkCanonicalPath } from '../http/canonical-path.ts'
+import type { Decision } from '../policy/decision.ts'
+import { compilePolicy, decide } from '../policy/index.ts'
+import { parseCommandArgs } from './args.ts'
+import type { CliIo } from './io.ts'
+
+export const EXPLAIN_HELP = `Usage: gitlab-iap explain [--config FILE] --path P [--method M] [--group G]... [--user U] [--anonymous] [--json]
+
+Print the policy decision for a hypothetical request: allow/deny/challenge, the rule that decided, and why.
+  --path P        request path as the client would send it (may include ?query), e.g. /admin/users
+  --method M      HTTP method (default GET)
+  --group G       a group the identity has: an alias from \`groups:\` or a raw group id (repeatable)
+  --user U        the identity's object id / UPN (default: a user with only the given groups)
+  --app ID        an app-only identity with this client id (roles from --role)
+  --role R        an app role the identity has (repeatable)
+  --anonymous     no credential at all (the default when no --user, --group or --app is given)
+  --ip ADDR       client address for sourceIps conditions (default 127.0.0.1)
+  --project P     pretend a numeric project id resolves to this path (no GitLab API call is made)
+  --json          machine-readable output
+`
+
+export async function runExplain(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseCommandArgs(argv, {
+    config: { type: 'string', short: 'c' },
+    path: { type: 'string' },
+    method: { type: 'string' },
+    group: { type: 'string', multiple: true },
+    user: { type: 'string' },
+    app: { type: 'string' },
+    role: { type: 'string', multiple: true },
+    anonymous: { type: 'boolean' },
+    ip: { type: 'string' },
+    project: { type: 'string' },
+    json: { type: 'boolean' },
+  })
+  if (values.help) {
+    io.stdout.write(EXPLAIN_HELP)
+    return 0
+  }
+  if (!values.path) throw new IapError('IAP_ERR_CLI_USAGE', '--path is required (e.g. --path /admin/users)')
+  const { config } = loadConfigFile(resolveConfigPath(values.config, io.env), io.env)
+  const method = (values.method ?? 'GET').toUpperCase()
+  const q = values.path.indexOf('?')
+  const path = q === -1 ? values.path : values.path.slice(0, q)
+  const groups = (values.group ?? []).map((g) => config.groups[g] ?? g)
+  const roles = values.role ?? []
+  const identity: Identity = values.anonymous || (!values.user && !values.app && groups.length === 0 && roles.length === 0)
+    ? ANONYMOUS
+    : values.app
+      ? { kind: 'app', id: values.app, appId: values.app, groups: [], roles, issuer: 'entra' }
+      : { kind: 'user', id: values.user ?? 'explain-user', ...(values.user && { name: values.user }), groups, roles, issuer: 'entra' }
+
+  const problem = checkCanonicalPath(path)
+  const attr = problem ? { route: 'other' as const } : attribute(method, path)
+  let project = attr.route === 'other' ? undefined : 'project' in attr ? attr.project : undefined
+  const projectId = 'projectId' in attr ? attr.projectId : undefined
+  let note: string | undefined
+  let decision: Decision
+  if (problem) {
+    decision = { result: 'deny', rule: null, reason: problem }
+    note = 'the path is not canonical: serve answers 400 and forwards nothing'
+  } else {
+    const policy = compilePolicy(config)
+    let unresolved = false
+    if (projectId !== undefined && policy.needsProjects) {
+      if (values.project) project = values.project
+      else {
+        unresolved = true
+        note = `numeric project id ${projectId}: serve resolves it through the GitLab API${config.upstream.apiToken ? '' : ' (no upstream.apiToken: it cannot, and denies)'}; pass --project to simulate`
+      }
+    }
+    decision = decide(policy, { method, path, route: attr.route, project, projectUnresolved: unresolved, clientIp: values.ip ?? '127.0.0.1' }, identity)
+  }
+  const ruleIndex = decision.rule === null ? -1 : config.policy.rules.findIndex((r) => r.name === decision.rule)
+  const status = problem ? 400 : decision.result === 'allow' ? 'forwarded' : decision.result === 'deny' ? 403 : '302 to sign-in (browsers) or 401'
+  if (values.json) {
+    io.stdout.write(
+      JSON.stringify({
+        decision: decision.result, rule: decision.rule, ruleIndex: ruleIndex === -1 ? null : ruleIndex + 1, reason: decision.reason, status,
+        route: attr.route, project: project ?? null, method, path,
+        identity: { kind: identity.kind, id: identity.id || null, groups: identity.groups, roles: identity.roles }, ...(note && { note }),
+      }) + '\n',
+    )
+    return 0
+  }
+  const who = identity.kind === 'anonymous' ? 'anonymous' : `${identity.kind} ${identity.id}${identity.groups.length ? ` (groups: ${(values.group ?? []).map((g, i) => (g === groups[i] ? g : `${g}=${groups[i]}`)).join(', ')})` : ''}${roles.length ? ` (roles: ${roles.join(', ')})` : ''}`
+  io.stdout.write(
+    [
+      `decision: ${decision.result}`,
+      `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : decision.reason === 'project-unresolved' ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
+      `reason:   ${decision.reason}`,
+      `response: ${status}`,
+      `request:  ${method} ${values.path}`,
+      `route:    ${attr.route}${project ? `, project ${project}` : ''}`,
+      `identity: ${who}`,
+      ...(note ? [`note:     ${note}`] : []),
+    ].join('\n') + '\n',
+  )
+  return 0
+}

@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BIN, ROOT, baseConfig, startServe } from '../../helpers/serve.ts'
+import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env } })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
+  })
+}
+const EXAMPLE_ENV = { IAP_ADMIN_TOKEN: 'x'.repeat(20), GITLAB_API_TOKEN: 't', ENTRA_CLIENT_SECRET: 's', IAP_SESSION_SECRET: 's'.repeat(32), IAP_LOG_KEY: 'k'.repeat(32) }
+
+describe('gitlab-iap explain', () => {
+  it('names the deciding rule and reason for an identity with groups', async () => {
+    const res = await cli(['explain', '--config', 'config.example.yaml', '--path', '/admin/users', '--group', 'engineering'], EXAMPLE_ENV)
+    expect(res.code).toBe(0)
+    expect(res.stdout).toMatch(/^decision: deny$/m)
+    expect(res.stdout).toMatch(/^rule:\s+admin-area \(rule 4 of 7\)$/m)
+    expect(res.stdout).toMatch(/^reason:\s+no-group-match$/m)
+  })
+
+  it('--json gives route and project (GitLab-aware) for scripts', async () => {
+    const res = await cli(['explain', '--config', 'config.example.yaml', '--path', '/api/v4/projects/secret-group%2Fvault/issues', '--method', 'post', '--group', 'admins', '--json'], EXAMPLE_ENV)
+    expect(JSON.parse(res.stdout)).toMatchObject({ decision: 'allow', rule: 'secret-projects', reason: 'group-match', route: 'api', project: 'secret-group/vault', method: 'POST' })
+  })
+
+  it('anonymous requests are challenged; non-canonical paths are refused before the policy', async () => {
+    const anon = JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', '/group/project', '--anonymous', '--json'], EXAMPLE_ENV)).stdout)
+    expect(anon).toMatchObject({ decision: 'challenge', rule: 'read-everything', reason: 'login-required' })
+    const bad = JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', '/x/%2e%2e/admin', '--group', 'admins', '--json'], EXAMPLE_ENV)).stdout)
+    expect(bad).toMatchObject({ decision: 'deny', rule: null, reason: 'path-encoded-dot', status: 400 })
+  })
+
+  it('requires --path', async () => {
+    const res = await cli(['explain', '--config', 'config.example.yaml'], EXAMPLE_ENV)
+    expect(res.code).toBe(2)
+    expect(res.stderr.trim()).toBe('gitlab-iap: --path is required (e.g. --path /admin/users)')
+  })
+})
+
+describe('hot reload', () => {
+  let upstream: Upstream
+  beforeAll(async () => {
+    upstream = await startUpstream()
+  })
+  afterAll(async () => {
+    await upstream?.close()
+  })
+
+  it('a valid edit swaps the policy without restart; an invalid one keeps it; SIGHUP reloads too', async () => {
+    const rules = (path: string) => ({ policy: { rules: [{ name: 'open', paths: [path], public: true }] } })
+    const proxy = await startServe(baseConfig(upstream.url, rules('/a/**')))
+    try {
+      expect((await fetch(`${proxy.url}/a/x`)).status).toBe(200)
+      expect((await fetch(`${proxy.url}/b/x`)).status).toBe(403)
+      writeFileSync(proxy.configPath, JSON.stringify(baseConfig(upstream.url, rules('/b/**'))))
+      await expect.poll(async () => (await fetch(`${proxy.url}/b/x`)).status, { timeout: 5000 }).toBe(200)
+      expect((await fetch(`${proxy.url}/a/x`)).status).toBe(403)
+
+      const before = proxy.stderr().length
+      writeFileSync(proxy.configPath, JSON.stringify({ ...baseConfig(upstream.url, rules('/c/**')), policy: { rules: [{ name: 'broken', paths: ['/c/**'], groups: ['nope'] }] } }))
+      await expect.poll(() => proxy.stderr().slice(before), { timeout: 5000 }).toContain('policy.rules[0].groups[0]: unknown group alias \\"nope\\"')
+      expect((await fetch(`${proxy.url}/b/x`)).status).toBe(200)
+
+      // Edit without a file event reaching us, then SIGHUP.
+      const text = readFileSync(proxy.configPath, 'utf8')
+      expect(text).toContain('broken')
+      writeFileSync(proxy.configPath, JSON.stringify(baseConfig(upstream.url, rules('/d/**'))))
+      proxy.process.kill('SIGHUP')
+      await expect.poll(async () => (await fetch(`${proxy.url}/d/x`)).status, { timeout: 5000 }).toBe(200)
+      expect(proxy.stderr()).toContain('policy reloaded')
+    } finally {
+      await proxy.stop()
+    }
+  })
+})
+

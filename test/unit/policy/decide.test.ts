@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest'
+import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
+import { parseConfig } from '../../../src/config/load.ts'
+import { attribute } from '../../../src/gitlab/attribute.ts'
+import { checkCanonicalPath } from '../../../src/http/canonical-path.ts'
+import { compilePolicy, decide } from '../../../src/policy/index.ts'
+
+const ADMINS = '6c0bd1d2-0000-4000-8000-000000000001'
+const ENG = '6c0bd1d2-0000-4000-8000-000000000002'
+const CONTR = '6c0bd1d2-0000-4000-8000-000000000003'
+const config = parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+issuers: [ { name: gitlab-ci, issuer: "https://gitlab.example.com", audiences: [x] } ]
+groups: { admins: "${ADMINS}", engineering: "${ENG}", contractors: "${CONTR}", ci-platform: "gitlab-ci:platform" }
+policy:
+  rules:
+    - { name: gitlab-health, paths: ["/-/health", "/-/readiness"], public: true }
+    - { name: runners, paths: ["/api/v4/jobs/**", "/api/v4/runners/**"], sourceIps: ["10.0.0.0/8", "fd00::/8"], public: true }
+    - { name: blocked, paths: ["/-/blocked/**"], deny: true }
+    - { name: admin-area, paths: ["/admin", "/admin/**", "/api/v4/admin/**"], groups: [admins] }
+    - { name: secret-projects, projects: ["secret-group/**"], groups: [admins] }
+    - { name: alice-only, paths: ["/alice/**"], users: ["oid-alice", "Alice@Example.com"] }
+    - { name: deploy-app, paths: ["/api/v4/deploy/**"], apps: ["app-client-1"], roles: ["GitLab.Deploy"] }
+    - { name: ci, paths: ["/api/v4/ci/**"], groups: [ci-platform] }
+    - { name: read-everything, paths: ["/**"], methods: [GET, HEAD], groups: [engineering, contractors] }
+    - { name: engineering, paths: ["/**"], groups: [engineering] }
+`, {})
+const policy = compilePolicy(config)
+const user = (groups: string[], extra: Partial<Identity> = {}): Identity => ({ kind: 'user', id: 'oid-x', name: 'x@example.com', email: 'alice@example.com', groups, roles: [], issuer: 'entra', ...extra })
+const app: Identity = { kind: 'app', id: 'sp-1', appId: 'app-client-1', groups: [ENG], roles: [], issuer: 'entra' }
+
+function run(method: string, path: string, who: Identity, clientIp = '203.0.113.9', extra: { projectUnresolved?: boolean; project?: string } = {}) {
+  expect(checkCanonicalPath(path)).toBeUndefined()
+  const attr = attribute(method, path)
+  return decide(policy, { method, path, route: attr.route, project: extra.project ?? attr.project, projectUnresolved: extra.projectUnresolved, clientIp }, who)
+}
+
+describe('decide', () => {
+  it.each([
+    ['public rule, anonymous', 'GET', '/-/health', ANONYMOUS, '203.0.113.9', { result: 'allow', rule: 'gitlab-health', reason: 'public' }],
+    ['sourceIps match (v4)', 'POST', '/api/v4/jobs/request', ANONYMOUS, '10.2.3.4', { result: 'allow', rule: 'runners', reason: 'public' }],
+    ['sourceIps match (v6)', 'POST', '/api/v4/jobs/request', ANONYMOUS, 'fd00::1', { result: 'allow', rule: 'runners' }],
+    ['sourceIps miss falls to the next rule', 'POST', '/api/v4/jobs/request', ANONYMOUS, '203.0.113.9', { result: 'challenge', rule: 'engineering', reason: 'login-required' }],
+    ['deny rule', 'GET', '/-/blocked/x', user([ADMINS]), '203.0.113.9', { result: 'deny', rule: 'blocked', reason: 'deny-rule' }],
+    ['admin with group', 'GET', '/admin/users', user([ADMINS]), '203.0.113.9', { result: 'allow', rule: 'admin-area', reason: 'group-match' }],
+    ['first match decides: engineer denied at admin-area', 'GET', '/admin/users', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'admin-area', reason: 'no-group-match' }],
+    ['/admin itself', 'GET', '/admin', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'admin-area' }],
+    ['case-insensitive paths', 'GET', '/ADMIN/Users', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'admin-area' }],
+    ['Rails format suffix', 'GET', '/admin.json', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'admin-area' }],
+    ['trailing slash', 'GET', '/admin/', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'admin-area' }],
+    ['anonymous on a group rule → challenge', 'GET', '/admin/users', ANONYMOUS, '203.0.113.9', { result: 'challenge', rule: 'admin-area', reason: 'login-required' }],
+    ['project rule: web path', 'GET', '/secret-group/vault/-/issues', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
+    ['project rule: group page', 'GET', '/secret-group', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
+    ['project rule: case', 'GET', '/Secret-Group/Vault', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
+    ['project rule: encoded REST id', 'GET', '/api/v4/projects/secret-group%2Fvault/issues', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
+    ['project rule: git', 'POST', '/secret-group/vault.git/git-upload-pack', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
+    ['project rule: lfs', 'POST', '/secret-group/sub/vault.git/info/lfs/objects/batch', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
+    ['project rule: group API', 'GET', '/api/v4/groups/secret-group%2Fsub', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
+    ['project rule: admin allowed', 'GET', '/secret-group/vault', user([ADMINS]), '203.0.113.9', { result: 'allow', rule: 'secret-projects' }],
+    ['users by oid', 'GET', '/alice/x', user([], { id: 'oid-alice' }), '203.0.113.9', { result: 'allow', rule: 'alice-only', reason: 'user-match' }],
+    ['users by upn, any case', 'GET', '/alice/x', user([], { name: 'alice@example.com' }), '203.0.113.9', { result: 'allow', rule: 'alice-only' }],
+    ['users never by email', 'GET', '/alice/x', user([], { email: 'Alice@Example.com' }), '203.0.113.9', { result: 'deny', rule: 'alice-only' }],
+    ['apps by client id', 'POST', '/api/v4/deploy/x', app, '203.0.113.9', { result: 'allow', rule: 'deploy-app', reason: 'app-match' }],
+    ['app roles', 'POST', '/api/v4/deploy/x', { ...app, appId: 'other', roles: ['GitLab.Deploy'] }, '203.0.113.9', { result: 'allow', rule: 'deploy-app', reason: 'role-match' }],
+    ['app identities are never granted by groups', 'GET', '/group/project', app, '203.0.113.9', { result: 'deny', rule: 'read-everything' }],
+    ['issuer-qualified group alias', 'GET', '/api/v4/ci/x', { kind: 'ci', id: 'ada', groups: ['gitlab-ci:platform'], roles: [], issuer: 'gitlab-ci' } as Identity, '203.0.113.9', { result: 'allow', rule: 'ci' }],
+    ['an Entra group named like a CI group does not count', 'GET', '/api/v4/ci/x', user(['platform']), '203.0.113.9', { result: 'deny', rule: 'ci' }],
+    ['methods: contractors read', 'GET', '/group/project', user([CONTR]), '203.0.113.9', { result: 'allow', rule: 'read-everything' }],
+    ['methods: contractors cannot write', 'POST', '/group/project/-/issues', user([CONTR]), '203.0.113.9', { result: 'deny', rule: 'engineering' }],
+    ['raw group ids and case', 'POST', '/group/project/-/issues', user([ENG.toUpperCase()]), '203.0.113.9', { result: 'allow', rule: 'engineering' }],
+  ] as const)('%s', (_name, method, path, who, ip, expected) => {
+    expect(run(method, path, who as Identity, ip)).toMatchObject(expected)
+  })
+
+  it('denies a numeric project id that could not be resolved, whatever the identity', () => {
+    expect(run('GET', '/api/v4/projects/42', user([ADMINS]), '203.0.113.9', { projectUnresolved: true })).toEqual({ result: 'deny', rule: null, reason: 'project-unresolved' })
+    expect(run('GET', '/api/v4/projects/42/issues', user([ENG]), '203.0.113.9', { project: 'secret-group/vault' })).toMatchObject({ result: 'deny', rule: 'secret-projects' })
+  })
+
+  it('falls back to policy.default', () => {
+    const open = compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\npolicy: { default: allow, rules: [ { name: a, paths: ["/a"], deny: true } ] }\n`, {}))
+    expect(decide(open, { method: 'GET', path: '/b', route: 'web', clientIp: '1.1.1.1' }, ANONYMOUS)).toEqual({ result: 'allow', rule: null, reason: 'default-allow' })
+    const closed = compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\n`, {}))
+    expect(decide(closed, { method: 'GET', path: '/b', route: 'web', clientIp: '1.1.1.1' }, user([ENG]))).toEqual({ result: 'deny', rule: null, reason: 'no-rule-matched' })
+  })
+})
+
+describe('attribution', () => {
+  it.each([
+    ['/group/sub/project/-/merge_requests/1', { route: 'web', project: 'group/sub/project' }],
+    ['/groups/group/sub/-/epics', { route: 'web', project: 'group/sub' }],
+    ['/api/v4/projects/group%2Fsub%2Fproject/repository/files/a%2Fb.rb', { route: 'api', project: 'group/sub/project' }],
+    ['/api/v4/projects/42/issues', { route: 'api', projectId: '42' }],
+    ['/api/graphql', { route: 'graphql' }],
+    ['/group/project.git/info/refs', { route: 'git', project: 'group/project' }],
+    ['/group/project/info/refs', { route: 'git', project: 'group/project' }],
+    ['/group/project.git/gitlab-lfs/objects/abc/12', { route: 'lfs', project: 'group/project' }],
+    ['/-/cable', { route: 'cable' }],
+    ['/-/iap/login', { route: 'iap' }],
+    ['/search', { route: 'web' }],
+    ['/api/v4/search', { route: 'api' }],
+  ] as const)('%s', (path, expected) => {
+    expect(attribute('GET', path)).toEqual(expected)
+  })
+})
