@@ -1,0 +1,23 @@
+# gitlab-iap: the TypeScript sources run directly on Node 24 (type stripping); no build step.
+# syntax=docker/dockerfile:1
+
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only; no install scripts are needed at runtime.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM node:24-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps --chown=root:root /app/node_modules ./node_modules
+COPY --chown=root:root package.json ./
+COPY --chown=root:root bin ./bin
+COPY --chown=root:root src ./src
+# The image's unprivileged "node" user (uid 1000); the app writes nothing but the paths you mount
+# (an access-log file, if you choose one), so the root filesystem can be read-only.
+USER 1000:1000
+EXPOSE 8080 9090
+# Node is PID 1 and handles SIGTERM itself: stop accepting, drain in-flight requests, exit 0.
+ENTRYPOINT ["node", "bin/gitlab-iap.js"]
+CMD ["serve", "--config", "/etc/gitlab-iap/config.yaml"]

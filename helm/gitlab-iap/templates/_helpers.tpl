@@ -1,0 +1,126 @@
+{{- define "gitlab-iap.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "gitlab-iap.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gitlab-iap.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gitlab-iap.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "gitlab-iap.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "gitlab-iap.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "gitlab-iap.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}{{ default (include "gitlab-iap.fullname" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
+{{- end -}}
+
+{{/* Checks that cannot be expressed in values.schema.json. */}}
+{{- define "gitlab-iap.validate" -}}
+{{- $_ := required "secrets.existingSecret is required: create a Secret with the client secret, session secret and admin token, and name it here (secrets are never inlined)" .Values.secrets.existingSecret -}}
+{{- $_ := required "config.entra.tenantId is required (the Entra tenant GUID)" .Values.config.entra.tenantId -}}
+{{- $_ := required "config.entra.clientId is required (the app registration's client id)" .Values.config.entra.clientId -}}
+{{- $store := default "memory" (dig "session" "store" "memory" .Values.config) -}}
+{{- $many := or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled -}}
+{{- if and (eq .Values.mode "standalone") $many (ne $store "redis") -}}
+{{- fail "more than one replica (replicaCount > 1 or autoscaling) needs config.session.store: redis — with memory sessions a user signed in on one pod is unknown to the others" -}}
+{{- end -}}
+{{- if and (eq $store "redis") (not (dig "session" "redis" "url" "" .Values.config)) -}}
+{{- fail "config.session.store: redis needs config.session.redis.url (your own Redis, or a subchart you choose)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment variables carrying secrets: name → Secret key. */}}
+{{- define "gitlab-iap.secretEnv" -}}
+{{- $keys := .Values.secrets.keys -}}
+{{- $map := dict "ENTRA_CLIENT_SECRET" $keys.entraClientSecret "IAP_SESSION_SECRET" $keys.sessionSecret "IAP_ADMIN_TOKEN" $keys.adminToken "IAP_LOG_KEY" $keys.logIntegrityKey "REDIS_PASSWORD" $keys.redisPassword "GITLAB_API_TOKEN" $keys.gitlabApiToken -}}
+{{- range $name := keys $map | sortAlpha }}
+{{- $key := get $map $name }}
+{{- if $key }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.secrets.existingSecret }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* config.yaml: values.config plus what the chart owns (listeners, upstream, secret references). */}}
+{{- define "gitlab-iap.config" -}}
+{{- $c := deepCopy .Values.config -}}
+{{- $keys := .Values.secrets.keys -}}
+{{- $server := default dict $c.server -}}
+{{- $_ := set $server "listen" (printf "0.0.0.0:%d" (int .Values.ports.http)) -}}
+{{- $_ := set $c "server" $server -}}
+{{- $admin := default dict $c.admin -}}
+{{- $_ := set $admin "listen" (printf "0.0.0.0:%d" (int .Values.ports.admin)) -}}
+{{- if $keys.adminToken }}{{ $_ := set $admin "token" "${IAP_ADMIN_TOKEN}" }}{{ end -}}
+{{- $_ := set $c "admin" $admin -}}
+{{- $upstream := default dict $c.upstream -}}
+{{- $_ := set $upstream "url" (ternary .Values.gitlab.sidecarUrl .Values.gitlab.url (eq .Values.mode "sidecar")) -}}
+{{- if $keys.gitlabApiToken }}{{ $_ := set $upstream "apiToken" "${GITLAB_API_TOKEN}" }}{{ end -}}
+{{- $_ := set $c "upstream" $upstream -}}
+{{- if $keys.entraClientSecret }}{{ $_ := set $c.entra "clientSecret" "${ENTRA_CLIENT_SECRET}" }}{{ end -}}
+{{- $session := default dict $c.session -}}
+{{- if $keys.sessionSecret }}{{ $_ := set $session "secret" "${IAP_SESSION_SECRET}" }}{{ end -}}
+{{- if and $keys.redisPassword $session.redis }}{{ $_ := set $session.redis "password" "${REDIS_PASSWORD}" }}{{ end -}}
+{{- $_ := set $c "session" $session -}}
+{{- $log := default dict $c.accessLog -}}
+{{- if $keys.logIntegrityKey }}{{ $_ := set $log "integrity" (dict "key" "${IAP_LOG_KEY}") }}{{ end -}}
+{{- $_ := set $c "accessLog" $log -}}
+{{- toYaml $c -}}
+{{- end -}}
+
+{{/* The proxy container, shared by the Deployment (standalone) and the sidecar snippet. */}}
+{{- define "gitlab-iap.container" -}}
+name: gitlab-iap
+image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+args: ["serve", "--config", "/etc/gitlab-iap/config.yaml"]
+ports:
+  - { name: iap-http, containerPort: {{ .Values.ports.http }}, protocol: TCP }
+  - { name: iap-admin, containerPort: {{ .Values.ports.admin }}, protocol: TCP }
+env:
+{{- include "gitlab-iap.secretEnv" . | nindent 2 }}
+{{- with .Values.extraEnv }}
+{{ toYaml . | indent 2 }}
+{{- end }}
+livenessProbe:
+  httpGet: { path: /healthz, port: iap-admin }
+  periodSeconds: 10
+  failureThreshold: 3
+readinessProbe:
+  httpGet: { path: /readyz, port: iap-admin }
+  periodSeconds: 5
+  failureThreshold: 2
+startupProbe:
+  httpGet: { path: /readyz, port: iap-admin }
+  periodSeconds: 2
+  failureThreshold: 60
+resources:
+{{ toYaml .Values.resources | indent 2 }}
+securityContext:
+{{ toYaml .Values.securityContext | indent 2 }}
+volumeMounts:
+  - { name: gitlab-iap-config, mountPath: /etc/gitlab-iap, readOnly: true }
+  - { name: gitlab-iap-tmp, mountPath: /tmp }
+{{- end -}}
+
+{{- define "gitlab-iap.volumes" -}}
+- name: gitlab-iap-config
+  configMap: { name: {{ include "gitlab-iap.fullname" . }} }
+- name: gitlab-iap-tmp
+  emptyDir: {}
+{{- end -}}
