@@ -15,6 +15,7 @@ import { haveApacheOidc, haveNginx, startApacheOidc, startNginx } from './lib/pe
 import { jsonPort, nodeBin, ROOT, startProcess, type Proc } from './lib/processes.ts'
 import { startIap, type IapContenders } from './lib/iap.ts'
 import { runResourceBenches, type ResourceResults } from './lib/resources.ts'
+import { startSessionContenders } from './lib/sessions.ts'
 
 const quick = process.env.BENCH_QUICK === '1'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3))
@@ -58,12 +59,15 @@ async function main(): Promise<void> {
     const iap: IapContenders = await startIap(upstreamUrl)
     stops.push(iap.stop)
 
+    const sessions = await startSessionContenders(upstreamUrl)
+    stops.push(sessions.stop)
     const contenders: Contender[] = [
       { name: 'upstream', note: 'the upstream directly', url: upstreamUrl, path: '/bench/x', expectStatus: 200 },
       { name: 'http-proxy-3', note: 'bare http-proxy-3 pass-through (the Node limit)', url: `http://127.0.0.1:${bare.value}`, path: '/bench/x', expectStatus: 200 },
       ...iap.contenders,
+      ...sessions.contenders,
     ]
-    const procs: Record<string, Proc> = { upstream, 'http-proxy-3': bare, ...iap.procs }
+    const procs: Record<string, Proc> = { upstream, 'http-proxy-3': bare, ...iap.procs, ...sessions.procs }
     if (haveNginx()) {
       const nginx = await startNginx(upstream.value)
       stops.push(nginx.stop)
@@ -71,7 +75,7 @@ async function main(): Promise<void> {
       contenders.push({ name: 'nginx', note: 'nginx 1 worker, plain pass-through (the C baseline)', url: nginx.url, path: '/bench/x', expectStatus: 200 })
     } else console.warn('nginx not installed (bench/setup): skipped')
     if (haveApacheOidc() && iap.token) {
-      const apache = await startApacheOidc(upstream.value, iap.token.jwksUri, iap.token.groupId)
+      const apache = await startApacheOidc(upstream.value, { pem: iap.token.pem, kid: iap.token.kid }, iap.token.groupId)
       stops.push(apache.stop)
       procs['apache-oidc'] = apache
       contenders.push({ name: 'apache-oidc', note: 'Apache + mod_auth_openidc verifying the same bearer JWT, Require claim groups', url: apache.url, path: '/bench/x', headers: { authorization: `Bearer ${iap.token.value}` }, expectStatus: 200 })

@@ -22,7 +22,7 @@ export interface IapContenders {
   readonly main: IapProcess
   readonly idp: BenchIdp
   /** A valid bearer token with the bench group, when gitlab-iap verifies bearer tokens. */
-  readonly token?: { value: string; jwksUri: string; groupId: string }
+  readonly token?: { value: string; jwksUri: string; groupId: string; pem: string; kid: string }
   stop(): Promise<void>
 }
 
@@ -82,7 +82,7 @@ export async function startIap(upstreamUrl: string): Promise<IapContenders> {
     contenders.push({ name: 'iap-bearer', note: 'gitlab-iap, cached RS256 bearer token, group rule', url: main.url, path: '/bench/x', headers: { authorization: `Bearer ${token}` }, expectStatus: 200 })
     const outsider = await idp.mint({ groups: [] })
     contenders.push({ name: 'iap-deny', note: 'gitlab-iap, valid token without the group: 403, never reaches GitLab', url: main.url, path: '/bench/x', headers: { authorization: `Bearer ${outsider}` }, expectStatus: 403 })
-    tokenInfo = { value: token, jwksUri: idp.jwksUri, groupId: GROUP }
+    tokenInfo = { value: token, jwksUri: idp.jwksUri, groupId: GROUP, pem: idp.rsaPublicPem, kid: idp.rsaKid }
   } else {
     console.warn(`bearer tokens not accepted yet (status ${probe.status}): bearer contenders skipped`)
     contenders.push({ name: 'iap-deny', note: 'gitlab-iap, anonymous request to a `deny: true` rule: 403, never reaches GitLab', url: main.url, path: '/denied/x', expectStatus: 403 })

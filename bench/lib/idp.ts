@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http'
 import { randomUUID } from 'node:crypto'
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 
 export const TENANT = '9b1e5a3c-0000-4000-8000-00000000be7c'
 export const CLIENT = 'b3c1e2d4-0000-4000-8000-00000000c11e'
@@ -15,6 +15,9 @@ export interface BenchIdp {
   readonly authority: string
   readonly issuer: string
   readonly jwksUri: string
+  /** The RS256 signing key's public half as PEM (for peers that take a key file). */
+  readonly rsaPublicPem: string
+  readonly rsaKid: string
   jwksFetches(): number
   mint(opts?: { groups?: string[]; alg?: 'RS256' | 'ES256'; oid?: string }): Promise<string>
   close(): Promise<void>
@@ -55,6 +58,8 @@ export async function startBenchIdp(): Promise<BenchIdp> {
     authority,
     issuer,
     jwksUri: `${authority}/${TENANT}/discovery/v2.0/keys`,
+    rsaPublicPem: await exportSPKI(rsa.publicKey),
+    rsaKid: 'bench-rsa',
     jwksFetches: () => fetches,
     async mint({ groups = [GROUP], alg = 'RS256', oid = randomUUID() } = {}) {
       const key: CryptoKey = alg === 'RS256' ? rsa.privateKey : ec.privateKey

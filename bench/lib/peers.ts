@@ -61,10 +61,12 @@ http {
 
 /**
  * Apache (event MPM) + mod_auth_openidc as an OAuth 2.0 resource server: every request under
- * /bench/ must carry a bearer JWT verified against `jwksUri`, with `groups` containing `groupId`.
+ * /bench/ must carry a bearer JWT verified with the issuer's signing key, with `groups` containing `groupId`.
  */
-export async function startApacheOidc(upstreamPort: number, jwksUri: string, groupId: string): Promise<Served> {
+export async function startApacheOidc(upstreamPort: number, key: { pem: string; kid: string }, groupId: string): Promise<Served> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-apache-'))
+  // mod_auth_openidc fetches JWKS only over https; the same public key as a file is the equivalent setup.
+  writeFileSync(join(dir, 'signing-key.pem'), key.pem)
   const port = await freePort()
   const mod = (name: string, file: string) => `LoadModule ${name}_module /usr/lib/apache2/modules/${file}`
   writeFileSync(
@@ -79,7 +81,6 @@ ${mod('authn_core', 'mod_authn_core.so')}
 ${mod('auth_openidc', 'mod_auth_openidc.so')}
 ${mod('proxy', 'mod_proxy.so')}
 ${mod('proxy_http', 'mod_proxy_http.so')}
-${mod('unixd', 'mod_unixd.so')}
 User www-data
 Group www-data
 ErrorLog ${dir}/error.log
@@ -91,7 +92,7 @@ MaxRequestWorkers 128
 KeepAlive On
 MaxKeepAliveRequests 0
 OIDCCryptoPassphrase ${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}
-OIDCOAuthVerifyJwksUri ${jwksUri}
+OIDCOAuthVerifyCertFiles ${key.kid}#${join(dir, 'signing-key.pem')}
 OIDCOAuthRemoteUserClaim sub
 ProxyPass /bench/ http://127.0.0.1:${upstreamPort}/bench/ keepalive=On
 <Location /bench/>

@@ -85,6 +85,27 @@ export async function runResourceBenches(ctx: ResourceContext): Promise<Resource
     lines.push(`- ${count} websockets held open through ${name}: RSS ${before.toFixed(0)} → ${after.toFixed(0)} MiB (${(((after - before) * 1024) / count).toFixed(1)} KiB each)`)
   }
 
+  // RSS with many distinct bearer tokens in the verified-token cache (ES256: cheap to mint in bulk).
+  if (ctx.iap.token) {
+    const tokens = ctx.quick ? 10_000 : 100_000
+    const pid = ctx.iap.main.pid
+    const before = rssMiB(pid)
+    const started = performance.now()
+    let sent = 0
+    const worker = async () => {
+      while (sent < tokens) {
+        sent++
+        const token = await ctx.iap.idp.mint({ alg: 'ES256' })
+        const res = await fetch(`${ctx.iap.main.url}/bench/x`, { headers: { authorization: `Bearer ${token}` } })
+        await res.arrayBuffer()
+      }
+    }
+    await Promise.all(Array.from({ length: 32 }, worker))
+    const after = rssMiB(pid)
+    json.tokenCache = { tokens, beforeMiB: before, afterMiB: after, seconds: (performance.now() - started) / 1000 }
+    lines.push(`- ${tokens.toLocaleString('en')} distinct bearer tokens verified and cached: RSS ${before.toFixed(0)} → ${after.toFixed(0)} MiB (${(((after - before) * 1024 * 1024) / tokens).toFixed(0)} bytes per cached token; the cache is bounded at 50,000 entries / 64 MiB)`)
+  }
+
   // Cold start to ready (config loaded, keys fetched, listeners up).
   const starts: number[] = []
   for (let i = 0; i < 3; i++) {
