@@ -1,0 +1,120 @@
+/**
+ * `node bench/soak.ts`: mixed traffic against one `serve` for SOAK_SECONDS (default 600) with faults
+ * injected midway, then a report: errors, RSS drift, file descriptors, and whether the access log
+ * holds exactly one record per request. Loopback only, bounded, stops by itself. Not part of npm test.
+ *
+ * Traffic: cached bearer GETs, denied requests, public requests, anonymous requests, unknown-kid tokens,
+ * websockets opened and closed, 8 MiB uploads. Faults at the half-way mark: GitLab stops for 5 s and
+ * comes back on the same port; a burst of tokens with random kids.
+ */
+import { readdirSync, readFileSync, mkdtempSync } from 'node:fs'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import WebSocket from 'ws'
+import { startUpstream, type Upstream } from '../src/upstream/index.ts'
+import { GROUP, startBenchIdp } from './lib/idp.ts'
+import { iapConfig, startIapProcess } from './lib/iap.ts'
+import { rssMiB } from './lib/processes.ts'
+
+const SECONDS = Number(process.env.SOAK_SECONDS ?? 600)
+const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length
+
+async function main(): Promise<void> {
+  let upstream: Upstream = await startUpstream()
+  const upstreamPort = upstream.port
+  const idp = await startBenchIdp()
+  const logFile = join(mkdtempSync(join(tmpdir(), 'soak-')), 'access.log')
+  const base = iapConfig(upstream.url, idp)
+  const proxy = await startIapProcess({
+    ...base,
+    upstream: { url: upstream.url, timeoutSeconds: 10 },
+    policy: { rules: [{ name: 'public', paths: ['/-/test/**', '/-/cable', '/-/health'], public: true }, { name: 'denied', paths: ['/denied/**'], deny: true }, { name: 'bench', paths: ['/**'], groups: ['bench'] }] },
+    accessLog: { output: logFile, rotate: { size: '1GiB', keep: 2, compress: false } },
+  })
+  const token = await idp.mint({ groups: [GROUP] })
+  const stats = { sent: 0, ok: 0, refused: 0, errors: 0, statuses: new Map<number, number>() }
+  const start = { rss: rssMiB(proxy.pid), fds: fds(proxy.pid) }
+  const deadline = Date.now() + SECONDS * 1000
+  const count = (status: number) => {
+    stats.statuses.set(status, (stats.statuses.get(status) ?? 0) + 1)
+    if (status < 400) stats.ok++
+    else stats.refused++
+  }
+  const get = async (path: string, headers: Record<string, string> = {}) => {
+    stats.sent++
+    try {
+      const res = await fetch(`${proxy.url}${path}`, { headers })
+      await res.arrayBuffer()
+      count(res.status)
+    } catch {
+      stats.errors++
+    }
+  }
+  const upload = () =>
+    new Promise<void>((resolve) => {
+      stats.sent++
+      const url = new URL(proxy.url)
+      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: '/-/test/upload', headers: { 'content-length': 8 << 20 } }, (res) => {
+        res.resume()
+        res.on('end', () => (count(res.statusCode ?? 0), resolve()))
+      })
+      req.on('error', () => (stats.errors++, resolve()))
+      req.end(Buffer.alloc(8 << 20, 1))
+    })
+  const websocket = () =>
+    new Promise<void>((resolve) => {
+      stats.sent++
+      const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/-/cable`)
+      ws.once('message', () => {
+        ws.close()
+        count(101)
+      })
+      ws.once('close', () => resolve())
+      ws.once('error', () => (stats.errors++, resolve()))
+    })
+  const mix = async () => {
+    let i = 0
+    while (Date.now() < deadline) {
+      i++
+      const r = i % 20
+      if (r < 10) await get('/group/project/-/issues', { authorization: `Bearer ${token}` })
+      else if (r < 13) await get('/denied/x', { authorization: `Bearer ${token}` })
+      else if (r < 15) await get('/-/health')
+      else if (r < 17) await get('/group/project')
+      else if (r === 17) await websocket()
+      else if (r === 18 && i % 200 === 18) await upload()
+      else await get('/api/v4/projects', { authorization: `Bearer ${token}` })
+    }
+  }
+  const faults = (async () => {
+    await new Promise((r) => setTimeout(r, (SECONDS * 1000) / 2))
+    console.log('fault: GitLab down for 5 s')
+    await upstream.close()
+    await new Promise((r) => setTimeout(r, 5000))
+    upstream = await startUpstream({ port: upstreamPort })
+    console.log('fault: 200 tokens with random kids')
+    const [, payload, signature] = token.split('.')
+    for (let i = 0; i < 200; i++) {
+      const header = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: `random-${i}` })).toString('base64url')
+      await get('/api/v4/x', { authorization: `Bearer ${header}.${payload}.${signature}` })
+    }
+  })()
+  await Promise.all([...Array.from({ length: 16 }, mix), faults])
+  await new Promise((r) => setTimeout(r, 1000))
+  const end = { rss: rssMiB(proxy.pid), fds: fds(proxy.pid) }
+  await proxy.stop()
+  const records = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('"event.kind":"event"')).length
+  await upstream.close()
+  await idp.close()
+  console.log(`soak: ${SECONDS}s, ${stats.sent} requests (${stats.ok} ok, ${stats.refused} refused as intended or during the outage, ${stats.errors} client errors)`)
+  console.log(`statuses: ${[...stats.statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}×${n}`).join(' ')}`)
+  console.log(`RSS ${start.rss.toFixed(0)} → ${end.rss.toFixed(0)} MiB; file descriptors ${start.fds} → ${end.fds}`)
+  console.log(`access-log records ${records} for ${stats.sent} requests: ${records === stats.sent ? 'exactly one each' : 'MISMATCH'}`)
+  if (records !== stats.sent) process.exitCode = 1
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exitCode = 1
+})
