@@ -281,6 +281,5 @@ async function runVerify(argv: string[], io: CliIo): Promise<number> {
     return 0
   }
   const p = verdict.problem!
-  io.stderr.write(`gitlab-iap: chain broken at ${p.source}:${p.line}: line ${p.kind} (${p.detail})\n`)
-  return 1
+  throw new IapError('IAP_ERR_LOG_CHAIN_BROKEN', `chain broken at ${p.source}:${p.line}: line ${p.kind} (${p.detail})`)
 }

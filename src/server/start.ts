@@ -75,7 +75,13 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const signInEndpoints = signIn?.endpoints({ authenticate: (req, ctx) => authenticator.authenticate(req, ctx) })
   // X-IAP-Assertion: key derived from session.secret when set, so every replica signs alike.
   const assertion = createAssertionSigner({ publicUrl: config.server.publicUrl, ...(config.session.secret ? { secret: config.session.secret } : {}) })
-  const projects = createProjectResolver({ upstreamUrl: config.upstream.url, apiToken: config.upstream.apiToken })
+  const projects = createProjectResolver({
+    upstreamUrl: config.upstream.url,
+    apiToken: config.upstream.apiToken,
+    onLookup: (result) => {
+      if (result === 'error') log.warn({ code: 'IAP_ERR_UPSTREAM_PROJECT_LOOKUP' }, 'numeric project id could not be resolved through the GitLab API; requests naming it are denied')
+    },
+  })
   const deps: AppDeps = {
     metrics, accessLog, authenticator, log, resolveProject: (id) => projects.resolve(id),
     upstreamHeaders: (req, ctx) => {
