@@ -5,7 +5,7 @@
  *
  * Traffic: cached bearer GETs, denied requests, public requests, anonymous requests, unknown-kid tokens,
  * websockets opened and closed, 8 MiB uploads. Faults at the half-way mark: GitLab stops for 5 s and
- * comes back on the same port; a burst of tokens with random kids.
+ * comes back on the same port; a burst of tokens with random kids (SOAK_FAULTS=0 turns them off).
  */
 import { readdirSync, readFileSync, mkdtempSync } from 'node:fs'
 import { request } from 'node:http'
@@ -33,7 +33,11 @@ async function main(): Promise<void> {
     accessLog: { output: logFile, rotate: { size: '1GiB', keep: 2, compress: false } },
   })
   const token = await idp.mint({ groups: [GROUP] })
-  const stats = { sent: 0, ok: 0, refused: 0, errors: 0, statuses: new Map<number, number>() }
+  const stats = { sent: 0, ok: 0, refused: 0, errors: 0, statuses: new Map<number, number>(), errorKinds: new Map<string, number>() }
+  const failed = (kind: string) => {
+    stats.errors++
+    stats.errorKinds.set(kind, (stats.errorKinds.get(kind) ?? 0) + 1)
+  }
   const start = { rss: rssMiB(proxy.pid), fds: fds(proxy.pid) }
   const deadline = Date.now() + SECONDS * 1000
   const count = (status: number) => {
@@ -41,37 +45,44 @@ async function main(): Promise<void> {
     if (status < 400) stats.ok++
     else stats.refused++
   }
-  const get = async (path: string, headers: Record<string, string> = {}) => {
+  const sentBy = new Map<string, number>()
+  const sentTo = (path: string) => {
     stats.sent++
+    sentBy.set(path, (sentBy.get(path) ?? 0) + 1)
+  }
+  const get = async (path: string, headers: Record<string, string> = {}) => {
+    sentTo(path)
     try {
       const res = await fetch(`${proxy.url}${path}`, { headers })
       await res.arrayBuffer()
       count(res.status)
-    } catch {
-      stats.errors++
+    } catch (err) {
+      failed(`fetch:${((err as { cause?: { code?: string } }).cause?.code) ?? 'unknown'}`)
     }
   }
   const upload = () =>
     new Promise<void>((resolve) => {
-      stats.sent++
+      sentTo('/-/test/upload')
       const url = new URL(proxy.url)
-      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: '/-/test/upload', headers: { 'content-length': 8 << 20 } }, (res) => {
+      // A fresh connection per upload: after a 502 to an unread body the proxy closes the connection, and a
+      // client reusing it races the close (the request never arrives, so it cannot be logged).
+      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: '/-/test/upload', headers: { 'content-length': 8 << 20 }, agent: false }, (res) => {
         res.resume()
         res.on('end', () => (count(res.statusCode ?? 0), resolve()))
       })
-      req.on('error', () => (stats.errors++, resolve()))
+      req.on('error', (err: NodeJS.ErrnoException) => (failed(`upload:${err.code}`), resolve()))
       req.end(Buffer.alloc(8 << 20, 1))
     })
   const websocket = () =>
     new Promise<void>((resolve) => {
-      stats.sent++
+      sentTo('/-/cable')
       const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/-/cable`)
       ws.once('message', () => {
         ws.close()
         count(101)
       })
       ws.once('close', () => resolve())
-      ws.once('error', () => (stats.errors++, resolve()))
+      ws.once('error', (err) => (failed(`websocket:${/\d{3}/.exec(err.message)?.[0] ?? 'error'}`), resolve()))
     })
   const mix = async () => {
     let i = 0
@@ -88,6 +99,7 @@ async function main(): Promise<void> {
     }
   }
   const faults = (async () => {
+    if (process.env.SOAK_FAULTS === '0') return
     await new Promise((r) => setTimeout(r, (SECONDS * 1000) / 2))
     console.log('fault: GitLab down for 5 s')
     await upstream.close()
@@ -104,10 +116,18 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1000))
   const end = { rss: rssMiB(proxy.pid), fds: fds(proxy.pid) }
   await proxy.stop()
-  const records = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('"event.kind":"event"')).length
+  const recordLines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('"event.kind":"event"'))
+  const records = recordLines.length
+  const loggedBy = new Map<string, number>()
+  for (const line of recordLines) {
+    const path = /"url\.path":"([^"]*)"/.exec(line)?.[1] ?? '?'
+    loggedBy.set(path, (loggedBy.get(path) ?? 0) + 1)
+  }
+  for (const [path, n] of sentBy) if (loggedBy.get(path) !== n) console.log(`  ${path}: sent ${n}, logged ${loggedBy.get(path) ?? 0}`)
   await upstream.close()
   await idp.close()
   console.log(`soak: ${SECONDS}s, ${stats.sent} requests (${stats.ok} ok, ${stats.refused} refused as intended or during the outage, ${stats.errors} client errors)`)
+  console.log(`client errors: ${[...stats.errorKinds].map(([k, n]) => `${k}×${n}`).join(' ') || 'none'}`)
   console.log(`statuses: ${[...stats.statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}×${n}`).join(' ')}`)
   console.log(`RSS ${start.rss.toFixed(0)} → ${end.rss.toFixed(0)} MiB; file descriptors ${start.fds} → ${end.fds}`)
   console.log(`access-log records ${records} for ${stats.sent} requests: ${records === stats.sent ? 'exactly one each' : 'MISMATCH'}`)

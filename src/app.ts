@@ -279,6 +279,9 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     const tcp = socket as Duplex & { bytesRead: number; bytesWritten: number }
     const socketBytes = { read: tcp.bytesRead, written: tcp.bytesWritten }
     socket.on('error', () => socket.destroy())
+    // Server sockets stay half-open: once the client has finished, finish ours too, or a connection whose
+    // GitLab side already died would never close (and never be logged).
+    socket.once('end', () => socket.end())
     let logged = false
     socket.once('close', () => {
       if (logged) return

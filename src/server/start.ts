@@ -159,7 +159,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
         log.warn({ graceMs }, 'shutdown grace period over; closing remaining connections')
         main.closeAllConnections()
       }
+      // Websockets end now; wait for their 'close' so each is logged before the log closes.
+      const wsClosed = [...upgraded].map((socket) => new Promise<void>((resolve) => (socket.destroyed && !upgraded.has(socket) ? resolve() : socket.once('close', () => resolve()))))
       for (const socket of upgraded) socket.destroy()
+      await Promise.race([Promise.all(wsClosed), new Promise((resolve) => setTimeout(resolve, 2000).unref())])
       app.close()
       await authenticator.close()
       await signIn?.close()
