@@ -22,6 +22,7 @@ import { createMemoryStore } from '../src/auth/session/memory-store.ts'
 import { createSessions } from '../src/auth/session/sessions.ts'
 import { createDemoClientSecret, DEMO_CLIENT_ID, DEMO_GROUPS, startDevIdp, type DevIdp } from '../src/devidp/index.ts'
 import { startIapProcess, type IapProcess } from './lib/iap.ts'
+import { signIn } from './lib/sessions.ts'
 import { throughput, type Target } from './lib/load.ts'
 import { freePort, jsonPort, nodeBin, ROOT, startProcess } from './lib/processes.ts'
 
@@ -61,17 +62,6 @@ function proxyConfig(port: number, upstreamUrl: string, idp: DevIdp, clientSecre
     },
     accessLog: { output: join(mkdtempSync(join(tmpdir(), 'bench-session-')), 'access.log') },
   }
-}
-
-/** Signs bob in through the proxy and the dev IdP (fetch-driven); returns the session Cookie header. */
-async function signIn(proxyUrl: string, idp: DevIdp): Promise<string> {
-  const start = await fetch(`${proxyUrl}/-/iap/login?rd=%2Fbench%2Fx`, { redirect: 'manual' })
-  const tx = start.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ')
-  const hop = await idp.signIn(start.headers.get('location')!, 'bob')
-  const callback = await fetch(hop.url, { redirect: 'manual', headers: { cookie: tx } })
-  const session = callback.headers.getSetCookie().find((c) => c.startsWith('__Host-gitlab-iap='))
-  if (callback.status !== 302 || !session) throw new Error(`sign-in failed (HTTP ${callback.status})`)
-  return session.split(';')[0]!
 }
 
 async function measureStore(name: string, iap: IapProcess, cookie: string) {

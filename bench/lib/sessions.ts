@@ -26,7 +26,7 @@ function reachable(url: string): Promise<boolean> {
 }
 
 /** Signs bob in through the proxy and the dev IdP (fetch-driven); returns the Cookie header value. */
-async function signIn(proxyUrl: string, idp: DevIdp): Promise<string> {
+export async function signIn(proxyUrl: string, idp: DevIdp): Promise<string> {
   const start = await fetch(`${proxyUrl}/-/iap/login?rd=%2Fbench%2Fx`, { redirect: 'manual' })
   const tx = start.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ')
   const hop = await idp.signIn(start.headers.get('location')!, 'bob')
