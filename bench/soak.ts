@@ -16,6 +16,7 @@ import { startUpstream, type Upstream } from '../src/upstream/index.ts'
 import { GROUP, startBenchIdp } from './lib/idp.ts'
 import { iapConfig, startIapProcess } from './lib/iap.ts'
 import { rssMiB } from './lib/processes.ts'
+import { rotatedFiles } from '../src/logs/writer.ts'
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 600)
 const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length
@@ -116,7 +117,8 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1000))
   const end = { rss: rssMiB(proxy.pid), fds: fds(proxy.pid) }
   await proxy.stop()
-  const recordLines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('"event.kind":"event"'))
+  // Count the rotated files too: a long soak writes more than one rotation's worth.
+  const recordLines = [...rotatedFiles(logFile), logFile].flatMap((f) => readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"event.kind":"event"')))
   const records = recordLines.length
   const loggedBy = new Map<string, number>()
   for (const line of recordLines) {
