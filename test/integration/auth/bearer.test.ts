@@ -157,25 +157,25 @@ describe('rejected tokens never reach GitLab', () => {
     expect(upstream.reached(path)).toHaveLength(0)
   }
 
-  it.each(['none', 'None', 'NONE', 'nOnE'])('alg %s', async (alg) => {
+  it.each(['none', 'None', 'NONE', 'nOnE'])('CVE-2022-23540 (alg none, jwt_tool checkAlgNone): alg %s', async (alg) => {
     const claims = JSON.parse(Buffer.from((await idp.mint()).split('.')[1]!, 'base64url').toString())
     await expectRejected({ authorization: `Bearer ${seg({ alg, typ: 'JWT' })}.${seg(claims)}.` }, 'token-alg-not-allowed')
     await expectRejected({ 'x-iap-authorization': `Bearer ${seg({ alg, typ: 'JWT', kid: idp.keys[0]!.kid })}.${seg(claims)}.` }, 'token-alg-not-allowed')
   })
 
-  it('HS256 signed with the issuer public key', async () => {
+  it('CVE-2022-23541 / CVE-2023-48223 (RS→HS key confusion): HS256 signed with the issuer public key', async () => {
     const claims = JSON.parse(Buffer.from((await idp.mint()).split('.')[1]!, 'base64url').toString())
     const pem = await exportSPKI(createPublicKey({ key: idp.keys[0]!.publicJwk as never, format: 'jwk' }) as never)
     const input = `${seg({ alg: 'HS256', typ: 'JWT', kid: idp.keys[0]!.kid })}.${seg(claims)}`
     await expectRejected({ authorization: `Bearer ${input}.${createHmac('sha256', pem).update(input).digest('base64url')}` }, 'token-alg-not-allowed')
   })
 
-  it('unknown kid', async () => {
+  it('JWKS cache poisoning (SECURITY.md §1.5): unknown kid', async () => {
     const stranger = await idp.newKey('RS256', 'stranger-kid')
     await expectRejected({ authorization: `Bearer ${await idp.mint({}, { key: stranger })}` }, 'token-unknown-key')
   })
 
-  it('jku / x5u / embedded jwk pointing at an attacker key; the attacker JWKS is never fetched', async () => {
+  it('CVE-2018-0114 (embedded jwk), jku / x5u: an attacker key is never used or fetched', async () => {
     const attackerJwks = `${idp.authority}/attacker/keys`
     for (const header of [{ jku: attackerJwks }, { x5u: attackerJwks }, { jwk: idp.attackerKey.publicJwk }]) {
       await expectRejected({ authorization: `Bearer ${await idp.mint({}, { key: idp.attackerKey, header })}` }, 'token-unknown-key')
@@ -184,7 +184,7 @@ describe('rejected tokens never reach GitLab', () => {
     expect(idp.counts.attacker).toBe(0)
   })
 
-  it('wrong iss (X-IAP-Authorization names the failure), wrong aud, wrong tid', async () => {
+  it('SECURITY.md E1/E11 (issuer and tenant confusion): wrong iss, wrong aud, wrong tid', async () => {
     await expectRejected({ 'x-iap-authorization': `Bearer ${await idp.mint({}, { issuer: 'https://elsewhere.example' })}` }, 'token-issuer-untrusted')
     await expectRejected({ 'x-iap-authorization': `Bearer ${await idp.mint({}, { issuer: `${idp.authority}/${OTHER_TENANT}/v2.0` })}` }, 'token-issuer-untrusted')
     await expectRejected({ authorization: `Bearer ${await idp.mint({ aud: 'https://graph.microsoft.com' })}` }, 'token-audience-invalid')
@@ -194,7 +194,7 @@ describe('rejected tokens never reach GitLab', () => {
     expect(res.status).toBe(401)
   })
 
-  it('expired, nbf in the future, iat in the future, no exp', async () => {
+  it('SECURITY.md §4 item 8 (jose does not require exp): expired, future nbf, future iat, no exp', async () => {
     const now = Math.floor(Date.now() / 1000)
     await expectRejected({ authorization: `Bearer ${await idp.mint({ exp: now - 300, iat: now - 4000, nbf: now - 4000 })}` }, 'token-expired')
     await expectRejected({ authorization: `Bearer ${await idp.mint({ nbf: now + 600 })}` }, 'token-not-yet-valid')
@@ -202,18 +202,18 @@ describe('rejected tokens never reach GitLab', () => {
     await expectRejected({ authorization: `Bearer ${await idp.mint({}, { omit: ['exp'] })}` }, 'token-exp-missing')
   })
 
-  it('an ID token used as an access token', async () => {
+  it('SECURITY.md E4 (aud confusion): an ID token used as an access token', async () => {
     await expectRejected({ authorization: `Bearer ${await idp.mint({ nonce: 'abc', aud: TEST_CLIENT }, { omit: ['scp', 'roles'] })}` }, 'token-not-access-token')
   })
 
-  it('crit header', async () => {
+  it('RFC 7515 §4.1.11: crit header', async () => {
     const claims = JSON.parse(Buffer.from((await idp.mint()).split('.')[1]!, 'base64url').toString())
     const input = `${seg({ alg: 'RS256', kid: idp.keys[0]!.kid, crit: ['exp'], exp: 1 })}.${seg(claims)}`
     const token = `${input}.${rsaSign('sha256', Buffer.from(input), KeyObject.from(idp.keys[0]!.privateKey)).toString('base64url')}`
     await expectRejected({ authorization: `Bearer ${token}` }, 'token-crit-unsupported')
   })
 
-  it('oversized tokens (in X-IAP-Authorization and in Authorization)', async () => {
+  it('CVE-2022-36083 class (token DoS): oversized tokens in X-IAP-Authorization and in Authorization', async () => {
     const big = await idp.mint({ pad: 'x'.repeat(17 * 1024) })
     await expectRejected({ 'x-iap-authorization': `Bearer ${big}` }, 'token-too-large')
     await expectRejected({ authorization: `Bearer ${big}` }, 'token-too-large')
@@ -228,7 +228,7 @@ describe('rejected tokens never reach GitLab', () => {
     await expectRejected({ 'x-iap-authorization': `Basic ${Buffer.from('a:b').toString('base64')}` }, 'credential-malformed')
   })
 
-  it('a failed credential is final: no fallback to a valid one in the same request', async () => {
+  it('Envoy CVE-2025-64527 (two tokens): a failed credential is final, no fallback in the same request', async () => {
     const valid = await idp.mint()
     await expectRejected({ 'x-iap-authorization': `Bearer ${valid}x`, authorization: `Bearer ${valid}` }, 'token-bad-signature')
   })
