@@ -15,6 +15,9 @@ import { browserSignInConfigured, createBrowserSignIn } from '../iap/index.ts'
 import { createAssertionSigner, serveAssertionJwks } from '../proxy/assertion.ts'
 import type { Config } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
+import { ANONYMOUS } from '../auth/identity.ts'
+import { unmapIPv4 } from '../net/cidr.ts'
+import type { RequestContext } from './context.ts'
 import { createProjectResolver } from '../gitlab/project-ids.ts'
 import { createAccessLog } from '../logs/index.ts'
 import { createMetrics, type Metrics } from '../metrics/registry.ts'
@@ -32,6 +35,23 @@ export interface RunningServer {
 
 export interface StartOptions {
   readonly log: OpsLogger
+}
+
+/**
+ * The context of a request Node's parser refused: method and path from the request line when it is
+ * legible (never headers, which may hold credentials), the reason from the parser's error code.
+ */
+function rejectedRequestContext(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket, status: number): RequestContext {
+  const line = err.rawPacket ? err.rawPacket.subarray(0, 2048).toString('latin1').split(/\r?\n/, 1)[0]! : ''
+  const [method = '', target = ''] = line.split(' ')
+  const path = /^\/[\x21-\x7e]{0,2000}$/.test(target) ? target.split('?')[0]! : ''
+  const reason = status === 431 ? 'headers-too-large' : status === 408 ? 'headers-timeout' : 'malformed-request'
+  return {
+    id: randomUUID(), startNs: process.hrtime.bigint(), startMs: Date.now(), clientIp: unmapIPv4(socket.remoteAddress ?? ''),
+    method: /^[A-Z]{1,16}$/.test(method) ? method : '-', target: path, path, query: '', userAgent: '', websocket: false,
+    route: 'other', authMethod: 'none', identity: ANONYMOUS, decision: { result: 'deny', rule: null, reason }, status, bytesIn: 0, bytesOut: 0,
+    error: err.code ?? 'HPE_INVALID',
+  }
 }
 
 function parseListen(listen: string): { host: string; port: number } {
@@ -94,7 +114,14 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const app = createApp(config, deps)
   let accepting = true
 
-  const mainHandler = (req: IncomingMessage, res: ServerResponse) => app.handleRequest(req, res)
+  // Sockets whose current request is in the pipeline (which logs it); a parse error mid-body must not log it twice.
+  const inPipeline = new WeakSet<Socket>()
+  const mainHandler = (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket
+    inPipeline.add(socket)
+    res.once('close', () => inPipeline.delete(socket))
+    app.handleRequest(req, res)
+  }
   const serverOptions = {
     // Slowloris guard: the whole header block within this time; no cap on body time (git, LFS, artifacts).
     headersTimeout: config.server.headersTimeoutSeconds * 1000,
@@ -108,10 +135,14 @@ export async function startServer(config: Config, options: StartOptions): Promis
     ? createHttpsServer({ ...serverOptions, cert: readFileSync(config.server.tls.cert), key: readFileSync(config.server.tls.key) }, mainHandler)
     : createHttpServer(serverOptions, mainHandler)
   main.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => app.handleUpgrade(req, socket, head))
-  main.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    // Malformed requests (smuggling attempts, oversized headers) never reach the pipeline; answer and close.
-    if (!socket.writable) return socket.destroy()
+  main.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => {
+    // Malformed requests (smuggling attempts, oversized headers, headers too slow) never reach the
+    // pipeline: answer, close, and still leave one access-log record for each.
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    // A connection that carried no request bytes at all (a client closing an idle keep-alive) is not a request.
+    const sawRequest = (err.rawPacket?.length ?? 0) > 0 || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    if (sawRequest && !inPipeline.has(socket)) accessLog.write(rejectedRequestContext(err, socket, status), process.hrtime.bigint())
+    if (!socket.writable) return socket.destroy()
     socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
   })
   const upgraded = new Set<Socket>()

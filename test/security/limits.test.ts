@@ -27,6 +27,7 @@ describe('oversized requests', () => {
     const answer = await rawSocket(proxy.url, `GET /api/v4/big HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
     expect(answer).toMatch(/^HTTP\/1\.1 431 /)
     expect(upstream.requests).toHaveLength(0)
+    await expect.poll(() => proxy.records().filter((r) => r['iap.decision.reason'] === 'headers-too-large' && r['url.path'] === '/api/v4/big').length, { timeout: 2000 }).toBeGreaterThan(0)
   })
 
   it('answers 431 to an oversized cookie', async () => {

@@ -36,11 +36,20 @@ describe('ambiguous framing is refused, never forwarded', () => {
     ['NUL in a header value (CVE-2019-9900)', 'GET /api/v4/a HTTP/1.1\r\nHost: x\r\nX-Test: a\u0000b\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
   ])('%s', async (_name, bytes) => {
     upstream.clear()
+    const before = proxy.records().length
     const answer = await rawSocket(proxy.url, bytes, 1500)
     expect(answer).toMatch(/^HTTP\/1\.1 400 /)
     expect(smuggled()).toHaveLength(0)
-    // The framing was refused before the pipeline: nothing at all reached GitLab.
+    // The framing was refused before the pipeline: nothing at all reached GitLab...
     expect(upstream.requests).toHaveLength(0)
+    // ...and the attempt still left exactly one access-log record, a denial (never the smuggled request).
+    await expect.poll(() => proxy.records().length - before, { timeout: 2000 }).toBe(1)
+    // Refused at the headers: the parser's denial. Refused in the body (headers were valid): the pipeline's
+    // own record of a request whose body never completed.
+    const record = proxy.records().at(-1)!
+    if (record['iap.decision.reason'] === 'malformed-request') expect(record).toMatchObject({ 'http.response.status_code': 400, 'iap.decision.result': 'deny' })
+    else expect(record).toMatchObject({ 'iap.aborted': true, 'url.path': '/api/v4/a' })
+    expect(proxy.records().some((r) => String(r['url.path']).includes('smuggled'))).toBe(false)
   })
 
   it('forwards a well-formed pipelined pair exactly as two requests', async () => {
