@@ -13,7 +13,6 @@
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { connect } from 'node:net'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -22,7 +21,7 @@ import { createMemoryStore } from '../src/auth/session/memory-store.ts'
 import { createSessions } from '../src/auth/session/sessions.ts'
 import { createDemoClientSecret, DEMO_CLIENT_ID, DEMO_GROUPS, startDevIdp, type DevIdp } from '../src/devidp/index.ts'
 import { startIapProcess, type IapProcess } from './lib/iap.ts'
-import { signIn } from './lib/sessions.ts'
+import { reachable, signIn } from './lib/sessions.ts'
 import { throughput, type Target } from './lib/load.ts'
 import { freePort, jsonPort, nodeBin, ROOT, startProcess } from './lib/processes.ts'
 
@@ -35,15 +34,6 @@ const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
-function reachable(url: string): Promise<boolean> {
-  const u = new URL(url)
-  return new Promise((resolve) => {
-    const socket = connect(Number(u.port || 6379), u.hostname)
-    socket.once('connect', () => (socket.destroy(), resolve(true)))
-    socket.once('error', () => (socket.destroy(), resolve(false)))
-  })
 }
 
 function proxyConfig(port: number, upstreamUrl: string, idp: DevIdp, clientSecret: string, session: Record<string, unknown>) {

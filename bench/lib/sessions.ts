@@ -16,7 +16,8 @@ export interface SessionContenders {
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/0'
 
-function reachable(url: string): Promise<boolean> {
+/** True when something accepts TCP connections at the URL's host and port (Redis before using it). */
+export function reachable(url: string): Promise<boolean> {
   const u = new URL(url)
   return new Promise((resolve) => {
     const socket = connect(Number(u.port || 6379), u.hostname)
