@@ -4,6 +4,10 @@
  * to `.gz` when `compress`), the destination reopens the path, and the oldest beyond `keep` are removed.
  * Renaming first and reopening after means a write in flight lands in the renamed file and everything
  * buffered lands in the new one: no line is lost or written twice, and order is kept.
+ *
+ * Lines are batched: one write per `flushMs` (25 ms) or per 64 KiB, whichever comes first, instead
+ * of one write syscall per request, which cost more CPU than the rest of the pipeline at moderate
+ * rates. What is batched is written on close, on rotation and when the process exits.
  */
 import { createReadStream, createWriteStream, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
@@ -19,6 +23,8 @@ export interface LogWriterOptions {
   readonly onError?: (err: Error) => void
   /** Called after a rotation finished (compression included), with the rotated file's final path. */
   readonly onRotated?: (path: string) => void
+  /** Longest a line waits in the batch before it is written (default 25 ms; 0 writes each line at once). */
+  readonly flushMs?: number
 }
 
 export interface LogWriter {
@@ -35,6 +41,8 @@ export interface LogWriter {
 type Destination = ReturnType<typeof pino.destination>
 
 const REOPEN_DELAY_MS = 1000
+const DEFAULT_FLUSH_MS = 25
+const BATCH_CHARS = 64 * 1024
 const DROPPED = Object.assign(new Error('access log unavailable: record dropped'), { code: 'IAP_LOG_DROPPED' })
 
 /** `access.log.20261128T203000123Z-001`: sortable by name, unique within a process. */
@@ -63,6 +71,9 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   let counter = 0
   let closed = false
   const pending = new Set<Promise<void>>()
+  const flushMs = options.flushMs ?? DEFAULT_FLUSH_MS
+  let batch = ''
+  let batchTimer: NodeJS.Timeout | undefined
 
   const open = (): Destination => {
     const d = toFile
@@ -117,6 +128,7 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   }
 
   function rotate(): void {
+    writeBatch()
     rotating = true
     const target = rotatedName(options.output, ++counter)
     try {
@@ -157,19 +169,46 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     void done.then(() => pending.delete(done))
   }
 
+  /** Hands the batch to the destination (kept while a failed destination waits to reopen). */
+  function writeBatch(): void {
+    clearTimeout(batchTimer)
+    batchTimer = undefined
+    if (batch === '' || closed) return
+    if (reopenTimer) {
+      batchTimer = setTimeout(writeBatch, REOPEN_DELAY_MS).unref()
+      return
+    }
+    const chunk = batch
+    batch = ''
+    try {
+      dest.write(chunk)
+    } catch (err) {
+      healthy = false
+      options.onError?.(err as Error)
+    }
+  }
+  // A crash or process.exit() must not lose the batch: write it synchronously on the way out.
+  const onExit = (): void => {
+    if (batch === '' || closed || reopenTimer) return
+    try {
+      dest.write(batch)
+      batch = ''
+      dest.flushSync()
+    } catch {
+      // nothing more can be done while exiting
+    }
+  }
+  process.on('exit', onExit)
+
   return {
     write(line: string): void {
       if (reopenTimer) {
         options.onError?.(DROPPED)
         return
       }
-      try {
-        dest.write(`${line}\n`)
-      } catch (err) {
-        healthy = false
-        options.onError?.(err as Error)
-        return
-      }
+      batch += `${line}\n`
+      if (flushMs <= 0 || batch.length >= BATCH_CHARS) writeBatch()
+      else batchTimer ??= setTimeout(writeBatch, flushMs)
       if (!rotatable) return
       size += Buffer.byteLength(line) + 1
       if (size >= options.rotate.size && !rotating) rotate()
@@ -181,14 +220,18 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
       return size
     },
     async flush() {
+      writeBatch()
       await Promise.all(pending)
       if (closed) return
       await new Promise<void>((resolve) => dest.flush(() => resolve()))
     },
     async close() {
+      writeBatch()
       await Promise.all(pending)
       if (closed) return
+      writeBatch()
       closed = true
+      process.off('exit', onExit)
       clearTimeout(reopenTimer)
       if (reopenTimer || !healthy) {
         dest.destroy()

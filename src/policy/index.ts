@@ -114,11 +114,11 @@ export function projectCandidates(project: string): string[] {
 }
 
 /** The rule's conditions (paths or projects, methods, source IPs) all match the request. */
-export function ruleMatches(rule: CompiledRule, facts: RequestFacts, paths: readonly string[], projects: readonly string[]): boolean {
+export function ruleMatches(rule: CompiledRule, facts: RequestFacts, paths: readonly string[], projects: () => readonly string[]): boolean {
   if (rule.methods && !rule.methods.has(facts.method)) return false
   let hit = false
   if (rule.paths) for (const p of paths) if (rule.paths.test(p)) hit = true
-  if (!hit && rule.projects) for (const p of projects) if (rule.projects.test(p)) hit = true
+  if (!hit && rule.projects) for (const p of projects()) if (rule.projects.test(p)) hit = true
   if (!hit) return false
   return !rule.sourceIps || rule.sourceIps.has(facts.clientIp)
 }
@@ -163,7 +163,9 @@ export function grantReason(rule: CompiledRule, identity: Identity): string | un
 export function decide(policy: CompiledPolicy, facts: RequestFacts, identity: Identity): Decision {
   if (facts.projectUnresolved && policy.needsProjects) return { result: 'deny', rule: null, reason: 'project-unresolved' }
   const paths = pathCandidates(facts.path)
-  const projects = facts.project ? projectCandidates(facts.project) : []
+  // Project candidates only when a `projects` rule asks for them: most requests never need them.
+  let projectList: readonly string[] | undefined
+  const projects = () => (projectList ??= facts.project ? projectCandidates(facts.project) : [])
   for (const rule of policy.rules) {
     if (!ruleMatches(rule, facts, paths, projects)) continue
     if (rule.outcome === 'public') return { result: 'allow', rule: rule.name, reason: 'public' }

@@ -21,7 +21,7 @@ const PROXY_OWNED = new Set([
 ])
 
 /** Provenance headers a trusted proxy (ingress) may hand us; we extend rather than replace them. */
-const TRUSTED_PROVENANCE = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'] as const
+type TrustedProvenance = 'x-forwarded-for' | 'x-forwarded-proto' | 'x-forwarded-host'
 
 /** Removes hop-by-hop headers (and those nominated in `Connection`) from a header object, in place. */
 export function stripHopByHop(headers: IncomingHttpHeaders): void {
@@ -32,7 +32,9 @@ export function stripHopByHop(headers: IncomingHttpHeaders): void {
       if (name !== '' && name !== 'transfer-encoding') delete headers[name]
     }
   }
-  for (const name of HOP_BY_HOP) delete headers[name]
+  // Only names that are present are deleted: a `delete` of an absent key is not free, and every
+  // delete can turn the object into a slow dictionary that http-proxy-3 then copies.
+  for (const name in headers) if (HOP_BY_HOP.has(name)) delete headers[name]
 }
 
 function normalizeName(name: string): string {
@@ -52,40 +54,42 @@ export interface ForwardHeaderOptions {
 /**
  * Strips hop-by-hop headers (and every header nominated in `Connection`), every proxy-owned header
  * (and its underscore variants), then sets X-Forwarded-For/-Proto/-Host and X-Request-Id.
- * Mutates and returns `req.headers`.
+ * Replaces `req.headers` with a fresh object holding only what may go on (copying is cheaper than
+ * deleting in place, and leaves http-proxy-3 a fast object to copy again); returns it.
  */
 export function sanitizeRequestHeaders(req: IncomingMessage, options: ForwardHeaderOptions): IncomingHttpHeaders {
-  const headers = req.headers
-  const trusted: Partial<Record<(typeof TRUSTED_PROVENANCE)[number], string>> = {}
-  if (options.peerTrusted) {
-    for (const name of TRUSTED_PROVENANCE) {
-      const value = headers[name]
-      if (typeof value === 'string' && value !== '') trusted[name] = value
-    }
-  }
-  const upgrade = headers.upgrade
-  const nominated = headers.connection
-  if (typeof nominated === 'string') {
-    for (const token of nominated.split(',')) {
+  const given = req.headers
+  let nominated: Set<string> | undefined
+  const connection = given.connection
+  if (typeof connection === 'string') {
+    for (const token of connection.split(',')) {
       const name = token.trim().toLowerCase()
-      if (name !== '') delete headers[name]
+      if (name !== '') (nominated ??= new Set()).add(name)
     }
   }
-  for (const name of Object.keys(headers)) {
+  const headers: IncomingHttpHeaders = {}
+  for (const name in given) {
     const normalized = normalizeName(name)
-    if (HOP_BY_HOP.has(normalized) || PROXY_OWNED.has(normalized)) delete headers[name]
+    if (HOP_BY_HOP.has(normalized) || PROXY_OWNED.has(normalized) || nominated?.has(name)) continue
+    headers[name] = given[name]
+  }
+  const trusted = (name: TrustedProvenance): string | undefined => {
+    const value = options.peerTrusted ? given[name] : undefined
+    return typeof value === 'string' && value !== '' ? value : undefined
   }
   const peer = req.socket.remoteAddress ?? ''
   const peerAddress = peer.startsWith('::ffff:') ? peer.slice(7) : peer
-  headers['x-forwarded-for'] = trusted['x-forwarded-for'] ? `${trusted['x-forwarded-for']}, ${peerAddress}` : peerAddress
-  headers['x-forwarded-proto'] = trusted['x-forwarded-proto']?.split(',')[0]?.trim() || options.scheme
-  const host = trusted['x-forwarded-host'] ?? headers.host
+  const forwardedFor = trusted('x-forwarded-for')
+  headers['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${peerAddress}` : peerAddress
+  headers['x-forwarded-proto'] = trusted('x-forwarded-proto')?.split(',')[0]?.trim() || options.scheme
+  const host = trusted('x-forwarded-host') ?? headers.host
   if (host) headers['x-forwarded-host'] = host
   headers['x-request-id'] = options.requestId
   if (options.websocket) {
     headers.connection = 'Upgrade'
-    if (typeof upgrade === 'string') headers.upgrade = upgrade
+    if (typeof given.upgrade === 'string') headers.upgrade = given.upgrade
   }
+  req.headers = headers
   return headers
 }
 

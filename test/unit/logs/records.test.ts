@@ -1,6 +1,7 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
-import { toAccessRecord } from '../../../src/logs/access-record.ts'
+import { isoTimestamp, toAccessRecord } from '../../../src/logs/access-record.ts'
 import { createChain, createChainVerifier, unseal } from '../../../src/logs/chain.ts'
 import { compileQuery, orderLogFiles } from '../../../src/logs/query.ts'
 import { REDACTED, redactQuery } from '../../../src/logs/redact.ts'
@@ -18,6 +19,19 @@ function ctx(over: Partial<RequestContext> = {}): RequestContext {
 }
 
 describe('access record', () => {
+  it('formats @timestamp exactly as Date#toISOString, across second boundaries and in any order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: Date.parse('9999-12-31T23:59:59.999Z') }), { minLength: 1, maxLength: 20 }), (stamps) => {
+        for (const ms of stamps) {
+          expect(isoTimestamp(ms)).toBe(new Date(ms).toISOString())
+          expect(isoTimestamp(ms + 1)).toBe(new Date(ms + 1).toISOString())
+        }
+      }),
+      { numRuns: 500 },
+    )
+    expect(isoTimestamp(Date.parse('2026-11-28T10:00:00.999Z') + 1)).toBe('2026-11-28T10:00:01.000Z')
+  })
+
   it('has every SPEC field with ECS names', () => {
     const r = toAccessRecord(ctx({ upstreamNs: 700n }), 2_001_000n)
     expect(r).toMatchObject({
