@@ -158,6 +158,58 @@ describe('one record per request, through a real serve', () => {
   })
 })
 
+describe('batched writes', () => {
+  // A running process (its log file open) that writes lines and then ends abruptly, through the real writer.
+  async function writeThenEnd(file: string, ending: string): Promise<number | null> {
+    const script = [
+      `import { createLogWriter } from ${JSON.stringify(join(ROOT, 'src/logs/writer.ts'))}`,
+      `const w = createLogWriter({ output: ${JSON.stringify(file)}, rotate: { size: 1e9, keep: 1, compress: false } })`,
+      `await new Promise((r) => setTimeout(r, 200))`,
+      `for (let i = 0; i < 3; i++) w.write(JSON.stringify({ n: i }))`,
+      ending,
+    ].join('\n')
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' })
+    return new Promise((resolve) => child.once('exit', (code) => resolve(code)))
+  }
+
+  it('a record reaches the file within the batch interval, without waiting for more', async () => {
+    const file = join(dir, 'batch-latency.log')
+    const script = [
+      `import { createLogWriter } from ${JSON.stringify(join(ROOT, 'src/logs/writer.ts'))}`,
+      `const w = createLogWriter({ output: ${JSON.stringify(file)}, rotate: { size: 1e9, keep: 1, compress: false } })`,
+      `w.write('{"n":1}')`,
+      `setTimeout(() => {}, 5000)`,
+    ].join('\n')
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' })
+    try {
+      const started = Date.now()
+      let content = ''
+      while (Date.now() - started < 3000 && content === '') {
+        await new Promise((r) => setTimeout(r, 20))
+        try {
+          content = readFileSync(file, 'utf8')
+        } catch {
+          // not created yet
+        }
+      }
+      expect(content).toBe('{"n":1}\n')
+    } finally {
+      child.kill()
+    }
+  })
+
+  it('what is batched is written when the process exits, even through an uncaught error', async () => {
+    for (const [name, ending, code] of [
+      ['exit', 'process.exit(0)', 0],
+      ['throw', 'setImmediate(() => { throw new Error("boom") })', 1],
+    ] as const) {
+      const file = join(dir, `batch-${name}.log`)
+      expect(await writeThenEnd(file, ending)).toBe(code)
+      expect(lines(file), name).toEqual(['{"n":0}', '{"n":1}', '{"n":2}'])
+    }
+  })
+})
+
 describe('rotation under concurrent load', () => {
   it('loses and duplicates nothing, and the rotated chain verifies', { timeout: 60_000 }, async () => {
     const rdir = mkdtempSync(join(tmpdir(), 'gitlab-iap-rotate-'))
