@@ -34,8 +34,10 @@ async function main(): Promise<void> {
     accessLog: { output: logFile, rotate: { size: '1GiB', keep: 2, compress: false } },
   })
   const token = await idp.mint({ groups: [GROUP] })
+  const errorMessages = new Map<string, number>()
   const stats = { sent: 0, ok: 0, refused: 0, errors: 0, statuses: new Map<number, number>(), errorKinds: new Map<string, number>() }
-  const failed = (kind: string) => {
+  const failed = (kind: string, message?: string) => {
+    if (message) errorMessages.set(`${kind}: ${message}`, (errorMessages.get(`${kind}: ${message}`) ?? 0) + 1)
     stats.errors++
     stats.errorKinds.set(kind, (stats.errorKinds.get(kind) ?? 0) + 1)
   }
@@ -83,7 +85,7 @@ async function main(): Promise<void> {
         count(101)
       })
       ws.once('close', () => resolve())
-      ws.once('error', (err) => (failed(`websocket:${/\d{3}/.exec(err.message)?.[0] ?? 'error'}`), resolve()))
+      ws.once('error', (err) => (failed(`websocket:${/\d{3}/.exec(err.message)?.[0] ?? 'error'}`, err.message), resolve()))
     })
   const mix = async () => {
     let i = 0
@@ -130,6 +132,7 @@ async function main(): Promise<void> {
   await idp.close()
   console.log(`soak: ${SECONDS}s, ${stats.sent} requests (${stats.ok} ok, ${stats.refused} refused as intended or during the outage, ${stats.errors} client errors)`)
   console.log(`client errors: ${[...stats.errorKinds].map(([k, n]) => `${k}×${n}`).join(' ') || 'none'}`)
+  for (const [message, n] of errorMessages) console.log(`  ${message} ×${n}`)
   console.log(`statuses: ${[...stats.statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}×${n}`).join(' ')}`)
   console.log(`RSS ${start.rss.toFixed(0)} → ${end.rss.toFixed(0)} MiB; file descriptors ${start.fds} → ${end.fds}`)
   console.log(`access-log records ${records} for ${stats.sent} requests: ${records === stats.sent ? 'exactly one each' : 'MISMATCH'}`)

@@ -86,11 +86,14 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       ctx.upstreamNs = process.hrtime.bigint() - ctx.startNs
       ctx.status = proxyRes.statusCode
     },
-    onError(req, target, failure) {
+    onError(req, target, failure, upgraded) {
       const ctx = (req as WithContext)[kContext]
       if (!ctx) return
       ctx.error = failure
       deps.log.warn({ requestId: ctx.id, code: failure === 'upstream-timeout' ? 'IAP_ERR_UPSTREAM_TIMEOUT' : 'IAP_ERR_UPSTREAM_UNREACHABLE', failure }, 'forwarding failed')
+      // An open websocket whose GitLab side failed: the client already has its 101, so the record keeps
+      // 101 (with the error code) and the connection just closes.
+      if (upgraded) return void target.destroy()
       const status = failure === 'upstream-timeout' ? 504 : 502
       if ('writeHead' in target) {
         sendStatusPage(req, target as ServerResponse, {

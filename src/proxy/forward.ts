@@ -16,8 +16,11 @@ export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upst
 export interface ForwardHooks {
   /** Upstream response headers arrived. */
   onResponse(req: IncomingMessage, proxyRes: IncomingMessage): void
-  /** Forwarding failed; `res` may already have headers sent. */
-  onError(req: IncomingMessage, res: ServerResponse | Duplex, failure: ForwardFailure): void
+  /**
+   * Forwarding failed; `res` may already have headers sent. `upgraded`: GitLab had already accepted
+   * the websocket (the client has its 101), so nothing but closing the socket is left to do.
+   */
+  onError(req: IncomingMessage, res: ServerResponse | Duplex, failure: ForwardFailure, upgraded: boolean): void
 }
 
 export interface Forwarder {
@@ -85,17 +88,23 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
     })
     hooks.onResponse(req, proxyRes)
   })
+  // Websocket handshakes GitLab accepted: after the 101 an error must not be answered with an HTTP
+  // response, which the client would read as a corrupt frame.
+  const upgraded = new WeakSet<IncomingMessage>()
+  proxy.on('proxyReqWs', (proxyReq, req) => proxyReq.once('upgrade', () => upgraded.add(req)))
+  const failed = (req: IncomingMessage, res: ServerResponse | Duplex, err: unknown) =>
+    hooks.onError(req, res, classify(err as NodeJS.ErrnoException), upgraded.has(req))
   // Without an 'error' listener http-proxy-3 re-throws and the process dies (SECURITY.md §4 item 5).
-  proxy.on('error', (err, req, res) => hooks.onError(req, res as ServerResponse | Duplex, classify(err as NodeJS.ErrnoException)))
+  proxy.on('error', (err, req, res) => failed(req, res as ServerResponse | Duplex, err))
   // The client went away: http-proxy-3 already destroyed the upstream request; nothing to answer.
   proxy.on('econnreset', () => {})
 
   return {
     web(req, res) {
-      proxy.web(req, res, (err) => hooks.onError(req, res, classify(err as NodeJS.ErrnoException)))
+      proxy.web(req, res, (err) => failed(req, res, err))
     },
     ws(req, socket, head) {
-      proxy.ws(req, socket, head, wsOptions, (err) => hooks.onError(req, socket, classify(err as NodeJS.ErrnoException)))
+      proxy.ws(req, socket, head, wsOptions, (err) => failed(req, socket, err))
     },
     close() {
       agent.destroy()

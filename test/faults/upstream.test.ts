@@ -4,6 +4,7 @@
  */
 import { readdirSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { baseConfig, startServe, type ServeHandle } from '../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 import { rawRequest } from '../helpers/http.ts'
@@ -41,6 +42,27 @@ describe('upstream faults', () => {
     expect(res.status).toBe(200)
     await expect(res.text()).rejects.toThrow()
     expect((await get('/api/v4/after')).status).toBe(200)
+  })
+
+  it('GitLab resetting an open websocket: the client sees a clean close (never an HTTP answer inside the stream), one record with 101 and the error', async () => {
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/-/test/reset.ws`)
+    const events: string[] = []
+    const id = await new Promise<string | undefined>((resolve) => {
+      let requestId: string | undefined
+      ws.once('upgrade', (res) => (requestId = res.headers['x-request-id'] as string | undefined))
+      ws.once('open', () => events.push('open'))
+      ws.once('message', () => events.push('message'))
+      ws.once('error', (err) => events.push(`error: ${err.message}`))
+      ws.once('close', (code) => (events.push(`close ${code}`), resolve(requestId)))
+    })
+    expect(events).toEqual(['open', 'message', 'close 1006'])
+    const mine = () => proxy.records().filter((r) => r['url.path'] === '/-/test/reset.ws')
+    for (const end = Date.now() + 5000; mine().length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20))
+    const record = mine()[0]
+    expect(record).toMatchObject({ 'http.response.status_code': 101, 'iap.websocket': true, 'error.code': 'upstream-reset' })
+    if (id) expect(record?.['http.request.id']).toBe(id)
+    await new Promise((r) => setTimeout(r, 100))
+    expect(mine()).toHaveLength(1)
   })
 
   it('leaks no file descriptors across 200 failing requests', async () => {
