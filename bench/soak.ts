@@ -34,6 +34,10 @@ async function main(): Promise<void> {
     accessLog: { output: logFile, rotate: { size: '1GiB', keep: 2, compress: false } },
   })
   const token = await idp.mint({ groups: [GROUP] })
+  const proxyErr: string[] = []
+  proxy.child.stderr?.on('data', (chunk: Buffer) => {
+    if (proxyErr.length < 10_000) proxyErr.push(...chunk.toString().split('\n').filter(Boolean))
+  })
   const errorMessages = new Map<string, number>()
   const stats = { sent: 0, ok: 0, refused: 0, errors: 0, statuses: new Map<number, number>(), errorKinds: new Map<string, number>() }
   const failed = (kind: string, message?: string) => {
@@ -76,16 +80,39 @@ async function main(): Promise<void> {
       req.on('error', (err: NodeJS.ErrnoException) => (failed(`upload:${err.code}`), resolve()))
       req.end(Buffer.alloc(8 << 20, 1))
     })
+  // Request ids the client saw for its websockets (101 or refusal), to name any that the log lacks.
+  const websocketIds = new Map<string, string>()
+  let websocketsWithoutAnswer = 0
   const websocket = () =>
     new Promise<void>((resolve) => {
       sentTo('/-/cable')
       const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/-/cable`)
+      let answered = false
+      const answer = (id: unknown, what: string) => {
+        answered = true
+        if (typeof id === 'string') websocketIds.set(id, what)
+      }
+      ws.once('upgrade', (res) => answer(res.headers['x-request-id'], '101'))
+      let refused = false
+      ws.once('unexpected-response', (req, res) => {
+        refused = true
+        answer(res.headers['x-request-id'], String(res.statusCode))
+        res.resume()
+        req.destroy()
+        failed(`websocket:${res.statusCode}`)
+        resolve()
+      })
       ws.once('message', () => {
         ws.close()
         count(101)
       })
       ws.once('close', () => resolve())
-      ws.once('error', (err) => (failed(`websocket:${/\d{3}/.exec(err.message)?.[0] ?? 'error'}`, err.message), resolve()))
+      ws.once('error', (err) => {
+        if (refused) return resolve()
+        if (!answered) websocketsWithoutAnswer++
+        failed(`websocket:${/\d{3}/.exec(err.message)?.[0] ?? 'error'}`, err.message)
+        resolve()
+      })
     })
   const mix = async () => {
     let i = 0
@@ -128,6 +155,9 @@ async function main(): Promise<void> {
     loggedBy.set(path, (loggedBy.get(path) ?? 0) + 1)
   }
   for (const [path, n] of sentBy) if (loggedBy.get(path) !== n) console.log(`  ${path}: sent ${n}, logged ${loggedBy.get(path) ?? 0}`)
+  const loggedIds = new Set(recordLines.map((line) => /"http\.request\.id":"([^"]*)"/.exec(line)?.[1]))
+  for (const [id, what] of websocketIds) if (!loggedIds.has(id)) console.log(`  websocket ${id} (client saw ${what}) has no record; proxy said: ${proxyErr.filter((l) => l.includes(id)).join(' | ') || 'nothing'}`)
+  if (websocketsWithoutAnswer) console.log(`  ${websocketsWithoutAnswer} websockets got no HTTP answer at all`)
   await upstream.close()
   await idp.close()
   console.log(`soak: ${SECONDS}s, ${stats.sent} requests (${stats.ok} ok, ${stats.refused} refused as intended or during the outage, ${stats.errors} client errors)`)

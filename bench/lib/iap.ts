@@ -46,13 +46,13 @@ export function iapConfig(upstreamUrl: string, idp: BenchIdp, extra: Record<stri
   }
 }
 
-/** Starts `gitlab-iap serve` with a config object; resolves when /readyz answers 200. */
-export async function startIapProcess(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<IapProcess & { readyMs: number }> {
+/** Starts `gitlab-iap serve` (from `root`: another checkout to compare against) with a config object; resolves when /readyz answers 200. */
+export async function startIapProcess(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, root = ROOT): Promise<IapProcess & { readyMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-iap-cfg-'))
   const path = join(dir, 'config.yaml')
   writeFileSync(path, JSON.stringify(config))
   const t0 = performance.now()
-  const proc = await startProcess(nodeBin, [join(ROOT, 'bin/gitlab-iap.js'), 'serve', '--config', path], (out) => {
+  const proc = await startProcess(nodeBin, [join(root, 'bin/gitlab-iap.js'), 'serve', '--config', path], (out) => {
     const m = /"main":"[^"]*:(\d+)","admin":"[^"]*:(\d+)"/.exec(out)
     return m ? { main: Number(m[1]), admin: Number(m[2]) } : undefined
   }, { env })

@@ -89,9 +89,14 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
     hooks.onResponse(req, proxyRes)
   })
   // Websocket handshakes GitLab accepted: after the 101 an error must not be answered with an HTTP
-  // response, which the client would read as a corrupt frame.
+  // response, which the client would read as a corrupt frame. The 101 carries the request id too.
   const upgraded = new WeakSet<IncomingMessage>()
-  proxy.on('proxyReqWs', (proxyReq, req) => proxyReq.once('upgrade', () => upgraded.add(req)))
+  proxy.on('proxyReqWs', (proxyReq, req) =>
+    proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
+      upgraded.add(req)
+      proxyRes.headers['x-request-id'] ??= req.headers['x-request-id']
+    }),
+  )
   const failed = (req: IncomingMessage, res: ServerResponse | Duplex, err: unknown) =>
     hooks.onError(req, res, classify(err as NodeJS.ErrnoException), upgraded.has(req))
   // Without an 'error' listener http-proxy-3 re-throws and the process dies (SECURITY.md §4 item 5).

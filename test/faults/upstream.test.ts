@@ -60,7 +60,7 @@ describe('upstream faults', () => {
     for (const end = Date.now() + 5000; mine().length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20))
     const record = mine()[0]
     expect(record).toMatchObject({ 'http.response.status_code': 101, 'iap.websocket': true, 'error.code': 'upstream-reset' })
-    if (id) expect(record?.['http.request.id']).toBe(id)
+    expect(record?.['http.request.id']).toBe(id)
     await new Promise((r) => setTimeout(r, 100))
     expect(mine()).toHaveLength(1)
   })
