@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
@@ -174,6 +175,36 @@ describe('forwarding', () => {
     // Node surfaces a refused upgrade as a normal response with the proxy's 400.
     expect(res).toMatchObject({ status: 400 })
     expect(upstream.reached('/api/v4/x')).toHaveLength(0)
+  })
+
+  it('a refused handshake closes and is logged as soon as the client hangs up, even after sending frames early', async () => {
+    const url = new URL(proxy.url)
+    const socket = connect(Number(url.port), url.hostname)
+    let answer = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (d: string) => (answer += d))
+    // A client that does not wait for the 101 before sending: the bytes after the headers are never read by anyone.
+    socket.write(`GET /api/v4/refused HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n${'early frame '.repeat(2000)}`)
+    await new Promise((resolve) => socket.once('end', resolve))
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /)
+    const id = /x-request-id: (\S+)/i.exec(answer)?.[1]
+    socket.end()
+    await expect.poll(() => proxy.records().filter((r) => field(r, 'http.request.id') === id).length, { timeout: 2000 }).toBe(1)
+  })
+
+  it('a refused handshake whose client never hangs up is closed after a few seconds, and logged', { timeout: 15_000 }, async () => {
+    const url = new URL(proxy.url)
+    // allowHalfOpen: our side stays open after the proxy's FIN, as a stubborn client's would.
+    const socket = connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: true })
+    let answer = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (d: string) => (answer += d))
+    socket.write('GET /api/v4/lingering HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n')
+    await expect.poll(() => /x-request-id: (\S+)/i.exec(answer)?.[1]).toBeTruthy()
+    const id = /x-request-id: (\S+)/i.exec(answer)?.[1]
+    // The proxy lets go of it (and logs it) after its linger time, whatever the client does.
+    await expect.poll(() => proxy.records().filter((r) => field(r, 'http.request.id') === id).length, { timeout: 9000, interval: 100 }).toBe(1)
+    socket.destroy()
   })
 
   it('writes one access-log record per request', async () => {
