@@ -145,7 +145,10 @@ async function main(): Promise<void> {
   await Promise.all([...Array.from({ length: 16 }, mix), faults])
   await new Promise((r) => setTimeout(r, 1000))
   const end = { rss: rssMiB(proxy.pid), fds: fds(proxy.pid) }
+  // stop() escalates to SIGKILL after 5 s: a drain that slow would lose what is still open.
+  const stopping = performance.now()
   await proxy.stop()
+  const stopMs = performance.now() - stopping
   // Count the rotated files too: a long soak writes more than one rotation's worth.
   const recordLines = [...rotatedFiles(logFile), logFile].flatMap((f) => readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"event.kind":"event"')))
   const records = recordLines.length
@@ -164,6 +167,7 @@ async function main(): Promise<void> {
   console.log(`client errors: ${[...stats.errorKinds].map(([k, n]) => `${k}×${n}`).join(' ') || 'none'}`)
   for (const [message, n] of errorMessages) console.log(`  ${message} ×${n}`)
   console.log(`statuses: ${[...stats.statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}×${n}`).join(' ')}`)
+  console.log(`shutdown took ${stopMs.toFixed(0)} ms${stopMs > 4500 ? ` (killed?) — proxy said: ${proxyErr.slice(-3).join(' | ')}` : ''}`)
   console.log(`RSS ${start.rss.toFixed(0)} → ${end.rss.toFixed(0)} MiB; file descriptors ${start.fds} → ${end.fds}`)
   console.log(`access-log records ${records} for ${stats.sent} requests: ${records === stats.sent ? 'exactly one each' : 'MISMATCH'}`)
   if (records !== stats.sent) process.exitCode = 1
