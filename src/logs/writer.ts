@@ -34,7 +34,6 @@ export interface LogWriter {
   readonly healthy: boolean
   /** Bytes in the current file (file output). */
   readonly size: number
-  flush(): Promise<void>
   close(): Promise<void>
 }
 
@@ -218,12 +217,6 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     },
     get size() {
       return size
-    },
-    async flush() {
-      writeBatch()
-      await Promise.all(pending)
-      if (closed) return
-      await new Promise<void>((resolve) => dest.flush(() => resolve()))
     },
     async close() {
       writeBatch()
