@@ -3,7 +3,7 @@
  * Keyed by SHA-256 of the token (the token itself is never kept), bounded in entries and in
  * approximate bytes, each entry living until the token's `exp` (or less).
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Identity } from '../identity.ts'
 import type { IssuerSpec } from './issuers.ts'
@@ -30,7 +30,8 @@ export interface TokenCacheOptions {
 
 /** The cache key of a token. */
 export function tokenKey(token: string): string {
-  return createHash('sha256').update(token).digest('base64url')
+  // One-shot hash: about half the cost of createHash().update().digest() for a token-sized input.
+  return hash('sha256', token, 'base64url')
 }
 
 function approximateBytes(entry: CachedToken): number {
