@@ -75,6 +75,9 @@ const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (val
 
 const GIT_ROUTES = new Set(['git', 'lfs'])
 
+/** How long a websocket client may keep its side open after ours has ended. */
+const HALF_CLOSED_LINGER_MS = 5000
+
 export function createApp(initialConfig: Config, deps: AppDeps): App {
   let state = buildState(initialConfig)
   const scheme = initialConfig.server.tls ? 'https' : 'http'
@@ -285,6 +288,13 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     // Server sockets stay half-open: once the client has finished, finish ours too, or a connection whose
     // GitLab side already died would never close (and never be logged).
     socket.once('end', () => socket.end())
+    // Once our side has finished (refused, or GitLab gone), read on to the client's end — nothing reads
+    // it any more — so its hang-up closes the socket; a client that never hangs up is let go.
+    socket.once('finish', () => {
+      socket.resume()
+      const linger = setTimeout(() => socket.destroy(), HALF_CLOSED_LINGER_MS).unref()
+      socket.once('close', () => clearTimeout(linger))
+    })
     let logged = false
     socket.once('close', () => {
       if (logged) return

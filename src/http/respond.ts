@@ -95,20 +95,10 @@ export function sendRedirect(res: ServerResponse, location: string, requestId: s
   res.end()
 }
 
-/** How long a refused handshake's client may keep its end open after our answer. */
-const REFUSED_SOCKET_LINGER_MS = 5000
-
-/**
- * Answers on a raw socket (websocket handshakes that are refused) and closes it. The socket is read
- * to its end, so the client hanging up closes (and logs) it at once; one that never hangs up is
- * destroyed after a few seconds rather than holding a descriptor until shutdown.
- */
+/** Answers on a raw socket (websocket handshakes that are refused) and ends it. */
 export function writeSocketResponse(socket: Duplex, status: number, requestId: string, extraHeaders: string[] = []): void {
   if (socket.destroyed) return
   const body = JSON.stringify({ error: statusText(status), requestId }) + '\n'
-  const linger = setTimeout(() => socket.destroy(), REFUSED_SOCKET_LINGER_MS).unref()
-  socket.once('close', () => clearTimeout(linger))
-  socket.resume()
   socket.end(
     `HTTP/1.1 ${status} ${statusText(status)}\r\n` +
       `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +

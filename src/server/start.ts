@@ -175,11 +175,22 @@ export async function startServer(config: Config, options: StartOptions): Promis
   }
   log.info({ main: `${mainAddress.address}:${mainAddress.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, instanceId }, 'gitlab-iap listening')
 
+  /** Closes every open websocket and waits (bounded) for each to close, so each is logged before the log closes. */
+  async function endWebsockets(): Promise<void> {
+    const sockets = [...upgraded]
+    const allClosed = Promise.all(sockets.map((socket) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve())))))
+    for (const socket of sockets) socket.destroy()
+    await Promise.race([allClosed, new Promise((resolve) => setTimeout(resolve, 2000).unref())])
+  }
+
   let shuttingDown: Promise<void> | undefined
   async function shutdown(graceMs = config.server.shutdownGraceSeconds * 1000): Promise<void> {
     shuttingDown ??= (async () => {
       accepting = false
       const closed = new Promise<void>((resolve) => main.close(() => resolve()))
+      // Websockets end first: Node counts them as connections of the server, so left open they would hold
+      // the drain for the whole grace period (an ActionCable client reconnects to another replica at once).
+      await endWebsockets()
       // Keep-alive connections become idle as their last response ends; close them as they do.
       const sweeper = setInterval(() => main.closeIdleConnections(), 50)
       main.closeIdleConnections()
@@ -190,10 +201,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
         log.warn({ graceMs }, 'shutdown grace period over; closing remaining connections')
         main.closeAllConnections()
       }
-      // Websockets end now; wait for their 'close' so each is logged before the log closes.
-      const wsClosed = [...upgraded].map((socket) => new Promise<void>((resolve) => (socket.destroyed && !upgraded.has(socket) ? resolve() : socket.once('close', () => resolve()))))
-      for (const socket of upgraded) socket.destroy()
-      await Promise.race([Promise.all(wsClosed), new Promise((resolve) => setTimeout(resolve, 2000).unref())])
+      await endWebsockets() // any upgraded during the drain
       app.close()
       await authenticator.close()
       await signIn?.close()

@@ -7,7 +7,7 @@
  * - git smart HTTP served by the real `git http-backend` (CGI) over bare repositories it creates,
  *   with GitLab-like Basic-auth checks when `gitCredentials` is set;
  * - `/-/test/download?bytes=N` (streamed), `/-/test/upload` (byte-counting sink), `/-/test/slow?ms=N`,
- *   `/-/test/reset` (destroys the connection), `/-/test/reset.ws` (resets an open websocket), `/-/test/half-close`;
+ *   `/-/test/reset` (destroys the connection), `/-/test/reset.ws` and `/-/test/end.ws` (reset or end an open websocket), `/-/test/half-close`;
  * - `/-/health`, `/-/readiness`, `/-/liveness`.
  * Every request is recorded in `requests` (newest last, bounded).
  */
@@ -100,6 +100,8 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       ws.send(JSON.stringify({ type: 'welcome', headers: req.headers, url: req.url }))
       // GitLab dying under an open websocket: the connection is reset right after the welcome.
       if (path === '/-/test/reset.ws') return void setTimeout(() => socket.resetAndDestroy(), 50)
+      // GitLab going away cleanly under an open websocket: its connection closes (FIN, no close frame).
+      if (path === '/-/test/end.ws') return void setTimeout(() => socket.destroy(), 50)
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
     })
   })

@@ -3,6 +3,7 @@
  * the proxy keeps serving, and no socket or file descriptor is leaked (counted in /proc).
  */
 import { readdirSync } from 'node:fs'
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { baseConfig, startServe, type ServeHandle } from '../helpers/serve.ts'
@@ -63,6 +64,26 @@ describe('upstream faults', () => {
     expect(record?.['http.request.id']).toBe(id)
     await new Promise((r) => setTimeout(r, 100))
     expect(mine()).toHaveLength(1)
+  })
+
+  it('GitLab closing an open websocket: the connection is logged when the client hangs up, however late', async () => {
+    // A raw client that answers the proxy's FIN only after a pause: by then GitLab's side is gone and
+    // the stream between them unpiped, so only the proxy reading on its own can see the client leave.
+    const url = new URL(proxy.url)
+    const socket = connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: true })
+    let received = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (d: string) => (received += d))
+    socket.write('GET /-/test/end.ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+    await new Promise((resolve) => socket.once('end', resolve))
+    expect(received).toMatch(/^HTTP\/1\.1 101 /)
+    const id = /x-request-id: (\S+)/i.exec(received)?.[1]
+    await new Promise((r) => setTimeout(r, 300))
+    socket.end()
+    const mine = () => proxy.records().filter((r) => r['http.request.id'] === id)
+    for (const end = Date.now() + 3000; mine().length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20))
+    expect(mine()).toHaveLength(1)
+    expect(mine()[0]).toMatchObject({ 'url.path': '/-/test/end.ws', 'http.response.status_code': 101 })
   })
 
   it('leaks no file descriptors across 200 failing requests', async () => {

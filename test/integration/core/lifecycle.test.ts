@@ -1,5 +1,6 @@
 import { request } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
 import { rawRequest } from '../../helpers/http.ts'
@@ -72,6 +73,21 @@ describe('SIGTERM', () => {
     expect(done.status).toBe(200)
     expect(JSON.parse(done.body)).toEqual({ slept: 800 })
     expect(await exit).toBe(0)
+  })
+
+  it('closes open websockets at once, logs each, and does not wait out the grace period for them', async () => {
+    const { proxy } = await setup()
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/-/cable`)
+    const id = await new Promise<string | undefined>((resolve, reject) => {
+      ws.once('upgrade', (res) => resolve(res.headers['x-request-id'] as string | undefined))
+      ws.once('error', reject)
+    })
+    const closed = new Promise((resolve) => ws.once('close', resolve))
+    const started = Date.now()
+    expect(await proxy.stop('SIGTERM')).toBe(0)
+    await closed
+    expect(Date.now() - started).toBeLessThan(5000)
+    expect(proxy.records().filter((r) => r['http.request.id'] === id)).toHaveLength(1)
   })
 })
 
