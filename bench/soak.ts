@@ -160,6 +160,8 @@ async function main(): Promise<void> {
   for (const [path, n] of sentBy) if (loggedBy.get(path) !== n) console.log(`  ${path}: sent ${n}, logged ${loggedBy.get(path) ?? 0}`)
   const loggedIds = new Set(recordLines.map((line) => /"http\.request\.id":"([^"]*)"/.exec(line)?.[1]))
   for (const [id, what] of websocketIds) if (!loggedIds.has(id)) console.log(`  websocket ${id} (client saw ${what}) has no record; proxy said: ${proxyErr.filter((l) => l.includes(id)).join(' | ') || 'nothing'}`)
+  // Nothing should be open a second after the traffic stopped: a websocket the proxy still held is a leak.
+  for (const line of proxyErr.filter((l) => l.includes('closing open websockets'))) console.log(`  at shutdown: ${line}`)
   if (websocketsWithoutAnswer) console.log(`  ${websocketsWithoutAnswer} websockets got no HTTP answer at all`)
   await upstream.close()
   await idp.close()

@@ -178,6 +178,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   /** Closes every open websocket and waits (bounded) for each to close, so each is logged before the log closes. */
   async function endWebsockets(): Promise<void> {
     const sockets = [...upgraded]
+    if (sockets.length > 0) log.info({ websockets: sockets.length }, 'closing open websockets')
     const allClosed = Promise.all(sockets.map((socket) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve())))))
     for (const socket of sockets) socket.destroy()
     await Promise.race([allClosed, new Promise((resolve) => setTimeout(resolve, 2000).unref())])
