@@ -1,6 +1,6 @@
 /**
  * `node bench/cpu.ts`: CPU time per request (user + system, all threads, from /proc) of bare
- * http-proxy-3 and of gitlab-iap on its public, cached-bearer and deny paths, at a fixed moderate
+ * http-proxy-3 and of gitlab-iap on its public, cached-bearer, deny and session-cookie paths, at a fixed moderate
  * rate, so the cost is measured without the load generator competing for the same cores.
  * Contenders alternate for BENCH_ROUNDS rounds; medians are reported. Not part of `npm test`.
  *
@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { startBenchIdp } from './lib/idp.ts'
 import { iapConfig, startIapProcess } from './lib/iap.ts'
+import { startSessionContenders } from './lib/sessions.ts'
 import { jsonPort, nodeBin, ROOT, startProcess, type Proc } from './lib/processes.ts'
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000)
@@ -85,6 +86,11 @@ async function main(): Promise<void> {
         { name: `${name} bearer`, pid: iap.pid, url: `${iap.url}/bench/x`, headers: { authorization: `Bearer ${token}` } },
         { name: `${name} deny`, pid: iap.pid, url: `${iap.url}/bench/x`, headers: { authorization: `Bearer ${outsider}` } },
       )
+    }
+    const sessions = await startSessionContenders(upstreamUrl)
+    stops.push(sessions.stop)
+    for (const c of sessions.contenders) {
+      targets.push({ name: `gitlab-iap ${c.name.replace('iap-', '')}`, pid: sessions.procs[c.name]!.pid, url: `${c.url}${c.path}`, headers: { ...c.headers } })
     }
     for (const target of targets) await load(target, 1)
     const samples = new Map<string, number[]>()
