@@ -7,8 +7,9 @@
  * websockets opened and closed, 8 MiB uploads. Faults at the half-way mark: GitLab stops for 5 s and
  * comes back on the same port; a burst of tokens with random kids (SOAK_FAULTS=0 turns them off).
  */
-import { readdirSync, readFileSync, mkdtempSync } from 'node:fs'
+import { createReadStream, readdirSync, mkdtempSync } from 'node:fs'
 import { request } from 'node:http'
+import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
@@ -149,17 +150,22 @@ async function main(): Promise<void> {
   const stopping = performance.now()
   await proxy.stop()
   const stopMs = performance.now() - stopping
-  // Count the rotated files too: a long soak writes more than one rotation's worth.
-  const recordLines = [...rotatedFiles(logFile), logFile].flatMap((f) => readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"event.kind":"event"')))
-  const records = recordLines.length
+  // Count the rotated files too: a long soak writes more than one rotation's worth. Read line by line:
+  // a file near its rotation size is larger than the longest string Node can hold.
+  let records = 0
   const loggedBy = new Map<string, number>()
-  for (const line of recordLines) {
-    const path = /"url\.path":"([^"]*)"/.exec(line)?.[1] ?? '?'
-    loggedBy.set(path, (loggedBy.get(path) ?? 0) + 1)
+  const loggedWebsocketIds = new Set<string>()
+  for (const file of [...rotatedFiles(logFile), logFile]) {
+    for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+      if (!line.includes('"event.kind":"event"')) continue
+      records++
+      const path = /"url\.path":"([^"]*)"/.exec(line)?.[1] ?? '?'
+      loggedBy.set(path, (loggedBy.get(path) ?? 0) + 1)
+      if (path === '/-/cable') loggedWebsocketIds.add(/"http\.request\.id":"([^"]*)"/.exec(line)?.[1] ?? '')
+    }
   }
   for (const [path, n] of sentBy) if (loggedBy.get(path) !== n) console.log(`  ${path}: sent ${n}, logged ${loggedBy.get(path) ?? 0}`)
-  const loggedIds = new Set(recordLines.map((line) => /"http\.request\.id":"([^"]*)"/.exec(line)?.[1]))
-  for (const [id, what] of websocketIds) if (!loggedIds.has(id)) console.log(`  websocket ${id} (client saw ${what}) has no record; proxy said: ${proxyErr.filter((l) => l.includes(id)).join(' | ') || 'nothing'}`)
+  for (const [id, what] of websocketIds) if (!loggedWebsocketIds.has(id)) console.log(`  websocket ${id} (client saw ${what}) has no record; proxy said: ${proxyErr.filter((l) => l.includes(id)).join(' | ') || 'nothing'}`)
   // Nothing should be open a second after the traffic stopped: a websocket the proxy still held is a leak.
   for (const line of proxyErr.filter((l) => l.includes('closing open websockets'))) console.log(`  at shutdown: ${line}`)
   if (websocketsWithoutAnswer) console.log(`  ${websocketsWithoutAnswer} websockets got no HTTP answer at all`)
