@@ -61,7 +61,10 @@ function load(target: Target, seconds: number): Promise<number> {
 async function main(): Promise<void> {
   const stops: (() => Promise<void> | void)[] = []
   try {
-    if (process.env.BENCH_PROFILE === '1') rmSync(PROFILES, { recursive: true, force: true }), mkdirSync(PROFILES, { recursive: true })
+    if (process.env.BENCH_PROFILE === '1') {
+      rmSync(PROFILES, { recursive: true, force: true })
+      mkdirSync(PROFILES, { recursive: true })
+    }
     const upstream = await startProcess(nodeBin, [join(ROOT, 'bench/lib/upstream-server.ts')], jsonPort)
     stops.push(upstream.stop)
     const upstreamUrl = `http://127.0.0.1:${upstream.value}`

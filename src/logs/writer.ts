@@ -5,7 +5,7 @@
  * Renaming first and reopening after means a write in flight lands in the renamed file and everything
  * buffered lands in the new one: no line is lost or written twice, and order is kept.
  *
- * Lines are batched: one write per `flushMs` (25 ms) or per 64 KiB, whichever comes first, instead
+ * Lines are batched: one write per 25 ms or per 64 KiB, whichever comes first, instead
  * of one write syscall per request, which cost more CPU than the rest of the pipeline at moderate
  * rates. What is batched is written on close, on rotation and when the process exits.
  */
@@ -23,8 +23,6 @@ export interface LogWriterOptions {
   readonly onError?: (err: Error) => void
   /** Called after a rotation finished (compression included), with the rotated file's final path. */
   readonly onRotated?: (path: string) => void
-  /** Longest a line waits in the batch before it is written (default 25 ms; 0 writes each line at once). */
-  readonly flushMs?: number
 }
 
 export interface LogWriter {
@@ -40,7 +38,8 @@ export interface LogWriter {
 type Destination = ReturnType<typeof pino.destination>
 
 const REOPEN_DELAY_MS = 1000
-const DEFAULT_FLUSH_MS = 25
+/** Longest a line waits in the batch before it is written. */
+const BATCH_MS = 25
 const BATCH_CHARS = 64 * 1024
 const DROPPED = Object.assign(new Error('access log unavailable: record dropped'), { code: 'IAP_LOG_DROPPED' })
 
@@ -70,7 +69,6 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   let counter = 0
   let closed = false
   const pending = new Set<Promise<void>>()
-  const flushMs = options.flushMs ?? DEFAULT_FLUSH_MS
   let batch = ''
   let batchTimer: NodeJS.Timeout | undefined
 
@@ -206,8 +204,8 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
         return
       }
       batch += `${line}\n`
-      if (flushMs <= 0 || batch.length >= BATCH_CHARS) writeBatch()
-      else batchTimer ??= setTimeout(writeBatch, flushMs)
+      if (batch.length >= BATCH_CHARS) writeBatch()
+      else batchTimer ??= setTimeout(writeBatch, BATCH_MS)
       if (!rotatable) return
       size += Buffer.byteLength(line) + 1
       if (size >= options.rotate.size && !rotating) rotate()
@@ -219,7 +217,6 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
       return size
     },
     async close() {
-      writeBatch()
       await Promise.all(pending)
       if (closed) return
       writeBatch()

@@ -3,12 +3,11 @@
  * the proxy keeps serving, and no socket or file descriptor is leaked (counted in /proc).
  */
 import { readdirSync } from 'node:fs'
-import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { baseConfig, startServe, type ServeHandle } from '../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
-import { rawRequest } from '../helpers/http.ts'
+import { rawClient, rawRequest } from '../helpers/http.ts'
 
 let upstream: Upstream
 let proxy: ServeHandle
@@ -69,15 +68,11 @@ describe('upstream faults', () => {
   it('GitLab closing an open websocket: the connection is logged when the client hangs up, however late', async () => {
     // A raw client that answers the proxy's FIN only after a pause: by then GitLab's side is gone and
     // the stream between them unpiped, so only the proxy reading on its own can see the client leave.
-    const url = new URL(proxy.url)
-    const socket = connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: true })
-    let received = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (d: string) => (received += d))
+    const { socket, received, requestId } = rawClient(proxy.url, { allowHalfOpen: true })
     socket.write('GET /-/test/end.ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
     await new Promise((resolve) => socket.once('end', resolve))
-    expect(received).toMatch(/^HTTP\/1\.1 101 /)
-    const id = /x-request-id: (\S+)/i.exec(received)?.[1]
+    expect(received()).toMatch(/^HTTP\/1\.1 101 /)
+    const id = requestId()
     await new Promise((r) => setTimeout(r, 300))
     socket.end()
     const mine = () => proxy.records().filter((r) => r['http.request.id'] === id)

@@ -1,5 +1,5 @@
 /** Raw HTTP helpers for tests that must send bytes fetch() would normalise (paths, headers, framing). */
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { request, type IncomingHttpHeaders } from 'node:http'
 
 export interface RawResponse {
@@ -43,4 +43,17 @@ export function rawSocket(base: string, bytes: string | Buffer, timeoutMs = 3000
     })
     socket.write(bytes)
   })
+}
+
+/**
+ * A TCP client that keeps everything the server sends (latin1) and the request id of its answer;
+ * `allowHalfOpen` keeps its own side open after the server's FIN, as a stubborn client would.
+ */
+export function rawClient(base: string, options: { allowHalfOpen?: boolean } = {}): { socket: Socket; received(): string; requestId(): string | undefined } {
+  const url = new URL(base)
+  const socket = connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: options.allowHalfOpen ?? false })
+  let received = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (d: string) => (received += d))
+  return { socket, received: () => received, requestId: () => /x-request-id: (\S+)/i.exec(received)?.[1] }
 }

@@ -1,10 +1,9 @@
-import { connect } from 'node:net'
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
-import { rawRequest } from '../../helpers/http.ts'
+import { rawClient, rawRequest } from '../../helpers/http.ts'
 import { field } from '../../helpers/records.ts'
 
 let upstream: Upstream
@@ -178,30 +177,22 @@ describe('forwarding', () => {
   })
 
   it('a refused handshake closes and is logged as soon as the client hangs up, even after sending frames early', async () => {
-    const url = new URL(proxy.url)
-    const socket = connect(Number(url.port), url.hostname)
-    let answer = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (d: string) => (answer += d))
+    const { socket, received, requestId } = rawClient(proxy.url)
     // A client that does not wait for the 101 before sending: the bytes after the headers are never read by anyone.
     socket.write(`GET /api/v4/refused HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n${'early frame '.repeat(2000)}`)
     await new Promise((resolve) => socket.once('end', resolve))
-    expect(answer).toMatch(/^HTTP\/1\.1 400 /)
-    const id = /x-request-id: (\S+)/i.exec(answer)?.[1]
+    expect(received()).toMatch(/^HTTP\/1\.1 400 /)
+    const id = requestId()
     socket.end()
     await expect.poll(() => proxy.records().filter((r) => field(r, 'http.request.id') === id).length, { timeout: 2000 }).toBe(1)
   })
 
   it('a refused handshake whose client never hangs up is closed after a few seconds, and logged', { timeout: 15_000 }, async () => {
-    const url = new URL(proxy.url)
     // allowHalfOpen: our side stays open after the proxy's FIN, as a stubborn client's would.
-    const socket = connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: true })
-    let answer = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (d: string) => (answer += d))
+    const { socket, requestId } = rawClient(proxy.url, { allowHalfOpen: true })
     socket.write('GET /api/v4/lingering HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n')
-    await expect.poll(() => /x-request-id: (\S+)/i.exec(answer)?.[1]).toBeTruthy()
-    const id = /x-request-id: (\S+)/i.exec(answer)?.[1]
+    await expect.poll(() => requestId()).toBeTruthy()
+    const id = requestId()
     // The proxy lets go of it (and logs it) after its linger time, whatever the client does.
     await expect.poll(() => proxy.records().filter((r) => field(r, 'http.request.id') === id).length, { timeout: 9000, interval: 100 }).toBe(1)
     socket.destroy()
