@@ -6,6 +6,7 @@
  *
  *   BENCH_AGAINST=<git ref>  also runs gitlab-iap from that commit (a temporary worktree): before/after
  *   BENCH_PROFILE=1          writes V8 CPU profiles (`--cpu-prof`) to bench/results/profiles/
+ *   BENCH_ONLY=<regexp>      loads only the contenders whose name matches (http-proxy-3 always runs)
  *   BENCH_RATE (2000 req/s), BENCH_SECONDS (5), BENCH_ROUNDS (5)
  */
 import { execFileSync } from 'node:child_process'
@@ -22,6 +23,7 @@ const RATE = Number(process.env.BENCH_RATE ?? 2000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const AGAINST = process.env.BENCH_AGAINST
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined
 const PROFILES = join(ROOT, 'bench/results/profiles')
 
 /** CPU seconds a process has used so far (utime + stime; clock ticks are 1/100 s on Linux). */
@@ -82,19 +84,21 @@ async function main(): Promise<void> {
       trees.push([`gitlab-iap@${AGAINST}`, tree.root])
     }
     for (const [name, root] of trees) {
-      const iap: Proc & { url: string } = await startIapProcess(iapConfig(upstreamUrl, idp), profileEnv(name.replace(/[^\w@.-]/g, '_')), root)
+      const label = (suffix: string) => `${name}${suffix}`.replace(/[^\w@.-]/g, '_')
+      const iap: Proc & { url: string } = await startIapProcess(iapConfig(upstreamUrl, idp), profileEnv(label('')), root)
       stops.push(iap.stop)
       targets.push(
         { name: `${name} public`, pid: iap.pid, url: `${iap.url}/public/x`, headers: {} },
         { name: `${name} bearer`, pid: iap.pid, url: `${iap.url}/bench/x`, headers: { authorization: `Bearer ${token}` } },
         { name: `${name} deny`, pid: iap.pid, url: `${iap.url}/bench/x`, headers: { authorization: `Bearer ${outsider}` } },
       )
+      const sessions = await startSessionContenders(upstreamUrl, root, (store) => profileEnv(label(`-session-${store}`)))
+      stops.push(sessions.stop)
+      for (const c of sessions.contenders) {
+        targets.push({ name: `${name} ${c.name.replace('iap-', '')}`, pid: sessions.procs[c.name]!.pid, url: `${c.url}${c.path}`, headers: { ...c.headers } })
+      }
     }
-    const sessions = await startSessionContenders(upstreamUrl)
-    stops.push(sessions.stop)
-    for (const c of sessions.contenders) {
-      targets.push({ name: `gitlab-iap ${c.name.replace('iap-', '')}`, pid: sessions.procs[c.name]!.pid, url: `${c.url}${c.path}`, headers: { ...c.headers } })
-    }
+    if (ONLY) targets.splice(0, targets.length, ...targets.filter((t) => t.name === 'http-proxy-3' || ONLY.test(t.name)))
     for (const target of targets) await load(target, 1)
     const samples = new Map<string, number[]>()
     for (let round = 0; round < ROUNDS; round++) {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDemoClientSecret, DEMO_GROUPS, startDevIdp, type DevIdp } from '../../src/devidp/index.ts'
 import { startIapProcess, type IapContender, type IapProcess } from './iap.ts'
-import { freePort, type Proc } from './processes.ts'
+import { freePort, ROOT, type Proc } from './processes.ts'
 
 export interface SessionContenders {
   readonly contenders: IapContender[]
@@ -37,7 +37,8 @@ export async function signIn(proxyUrl: string, idp: DevIdp): Promise<string> {
   return session.split(';')[0]!
 }
 
-export async function startSessionContenders(upstreamUrl: string): Promise<SessionContenders> {
+/** `root`: the checkout to run (an earlier commit's worktree for before/after); `env`: extra process environment. */
+export async function startSessionContenders(upstreamUrl: string, root = ROOT, env: (store: string) => NodeJS.ProcessEnv = () => ({})): Promise<SessionContenders> {
   const idp = await startDevIdp({ showUsersOnLoginPage: false })
   const procs: IapProcess[] = []
   const contenders: IapContender[] = []
@@ -59,7 +60,7 @@ export async function startSessionContenders(upstreamUrl: string): Promise<Sessi
       groups: { engineering: DEMO_GROUPS.engineering.id },
       policy: { rules: [{ name: 'bench', paths: ['/bench/**'], groups: ['engineering'] }] },
       accessLog: { output: join(mkdtempSync(join(tmpdir(), 'bench-session-')), 'access.log') },
-    })
+    }, env(name), root)
     procs.push(proc)
     const cookie = await signIn(proc.url, idp)
     contenders.push({ name: `iap-session-${name}`, note: `gitlab-iap, browser session cookie, ${name} store, group rule`, url: proc.url, path: '/bench/x', headers: { cookie }, expectStatus: 200 })

@@ -8,10 +8,17 @@
  *   l:<storeKey>  refresh lock          o:<hash>  one-time markers (login callbacks)
  *   revoked       hash user → revocation time (ms), replayed to replicas that start later
  * Revocations are also published on the channel `<keyPrefix>revocations`.
+ *
+ * Session reads are served from a local copy (`near-cache.ts`) kept exact by Redis's own
+ * invalidation messages (`CLIENT TRACKING ... REDIRECT`, received on a third connection speaking
+ * RESP2, where they arrive as ordinary pub/sub messages): a logout or revocation on any replica,
+ * an expiry or a FLUSHDB reaches every replica's copy within moments, and while either connection
+ * is down nothing is served from it. Not with Redis Cluster (tracking is per node there).
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { IapError } from '../../errors.ts'
+import { NearCache } from './near-cache.ts'
 import { parseRecord, userKeys, type SessionRecord } from './record.ts'
 import { parseRedisUrl } from './redis-url.ts'
 import type { RevocationEvent, SessionStore } from './store.ts'
@@ -27,8 +34,13 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs?: number
   /** Revocations older than this are pruned from the replay hash (bearer tokens live less). */
   readonly revocationMemoryMs?: number
+  /** The local copy of session records; `false` turns it off (every request reads Redis). */
+  readonly localCache?: { readonly max: number; readonly maxAgeMs: number } | false
   readonly onError?: (err: Error) => void
 }
+
+const LOCAL_CACHE_DEFAULTS = { max: 10_000, maxAgeMs: 5_000 }
+const INVALIDATION_CHANNEL = '__redis__:invalidate'
 
 type Client = Redis | Cluster
 
@@ -89,6 +101,58 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   subscriber.on('error', report)
   client.on('ready', () => (lastError = undefined))
 
+  const sKey = (key: string) => `${p}s:${key}`
+  const uKey = (user: string) => `${p}u:${user}`
+  const localCache = options.localCache === false || parseRedisUrl(options.url, options.password).mode === 'cluster' ? undefined : trackSessions(options.localCache ?? LOCAL_CACHE_DEFAULTS)
+
+  /** Starts the local copy: a connection receiving invalidations, and tracking on `client` redirected to it. */
+  function trackSessions(limits: { max: number; maxAgeMs: number }) {
+    const cache = new NearCache<SessionRecord>(limits)
+    const sessionKeyPrefix = sKey('')
+    // RESP2: ioredis (RESP3 by default) drops RESP3 `invalidate` pushes; redirected ones are plain messages.
+    const invalidations = createRedisClient(options, { protocol: 2, autoResubscribe: false, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined as unknown as number })
+    invalidations.on('error', report)
+    let redirectId: string | undefined
+    const track = async () => {
+      cache.disable()
+      if (redirectId === undefined || client.status !== 'ready') return
+      const epoch = cache.epoch
+      try {
+        // NOLOOP: our own writes drop the entry locally (a write also ends Redis's tracking of the key).
+        await client.client('TRACKING', 'ON', 'REDIRECT', redirectId, 'NOLOOP')
+        cache.enable(epoch)
+      } catch (err) {
+        report(err as Error)
+      }
+    }
+    invalidations.on('ready', async () => {
+      try {
+        const id = String(await invalidations.client('ID'))
+        await invalidations.subscribe(INVALIDATION_CHANNEL)
+        redirectId = id
+        await track()
+      } catch (err) {
+        report(err as Error)
+      }
+    })
+    invalidations.on('close', () => {
+      redirectId = undefined
+      cache.disable()
+    })
+    client.on('close', () => cache.disable())
+    client.on('ready', () => void track())
+    invalidations.on('messageBuffer', (channel: Buffer, keys: Buffer[] | null) => {
+      if (String(channel) !== INVALIDATION_CHANNEL) return
+      if (!Array.isArray(keys)) return cache.clear() // FLUSHALL / FLUSHDB
+      for (const raw of keys) {
+        const name = String(raw)
+        if (name.startsWith(sessionKeyPrefix)) cache.invalidate(name.slice(sessionKeyPrefix.length))
+      }
+    })
+    return { cache, close: () => invalidations.disconnect() }
+  }
+  const forget = (key: string) => localCache?.cache.invalidate(key)
+
   const listeners: ((event: RevocationEvent) => void)[] = []
   const deliver = (event: RevocationEvent) => {
     for (const listener of listeners) listener(event)
@@ -117,9 +181,6 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
       throw unavailable(err)
     }
   }
-  const sKey = (key: string) => `${p}s:${key}`
-  const uKey = (user: string) => `${p}u:${user}`
-
   async function index(key: string, record: SessionRecord): Promise<void> {
     await Promise.all(
       userKeys(record.user).flatMap((user) => [client.sadd(uKey(user), key), client.pexpire(uKey(user), options.indexTtlMs)]),
@@ -128,27 +189,43 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
 
   return {
     kind: 'redis',
-    async get(key) {
-      const text = await run(() => client.get(sKey(key)))
-      return text === null ? undefined : parseRecord(text)
+    get(key) {
+      const cached = localCache?.cache.get(key)
+      if (cached) return cached
+      const ticket = localCache?.cache.begin(key)
+      return run(() => client.get(sKey(key))).then(
+        (text) => {
+          const record = text === null ? undefined : parseRecord(text)
+          if (ticket) localCache!.cache.complete(ticket, record)
+          return record
+        },
+        (err: unknown) => {
+          if (ticket) localCache!.cache.complete(ticket, undefined)
+          throw err
+        },
+      )
     },
     async set(key, record, ttlMs) {
+      forget(key)
       await run(async () => {
         await client.set(sKey(key), JSON.stringify(record), 'PX', Math.max(1, Math.ceil(ttlMs)))
         await index(key, record)
       })
     },
     async touch(key, record, ttlMs) {
+      forget(key)
       // XX: never resurrect a session that was deleted or revoked meanwhile.
       await run(() => client.set(sKey(key), JSON.stringify(record), 'PX', Math.max(1, Math.ceil(ttlMs)), 'XX'))
     },
     async delete(key) {
+      forget(key)
       await run(() => client.del(sKey(key)))
     },
     async deleteUser(user) {
       return run(async () => {
         const u = uKey(user.toLowerCase())
         const keys = await client.smembers(u)
+        for (const key of keys) forget(key)
         // One key per command: Cluster spreads the keys over slots.
         const deleted = await Promise.all(keys.map((key) => client.del(sKey(key))))
         await client.del(u)
@@ -184,10 +261,11 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
       if (subscriber.status === 'ready') void replay()
     },
     isReady: () => client.status === 'ready',
-    readiness: () => ({ store: 'redis', status: client.status, ...(lastError !== undefined && client.status !== 'ready' && { error: lastError }) }),
+    readiness: () => ({ store: 'redis', status: client.status, localCache: localCache?.cache.enabled ? 'tracking' : 'off', ...(lastError !== undefined && client.status !== 'ready' && { error: lastError }) }),
     async close() {
       client.disconnect()
       subscriber.disconnect()
+      localCache?.close()
     },
   }
 }

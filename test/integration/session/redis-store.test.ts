@@ -27,11 +27,30 @@ const record = (id: string, name: string): SessionRecord => ({
   refreshToken: 'v1.sealed',
 })
 
+const tracking = (store: SessionStore) => store.readiness().localCache === 'tracking'
+
 async function newStore(): Promise<SessionStore> {
   const store = createRedisStore({ url: redis.url, keyPrefix: PREFIX, indexTtlMs: 3600_000, commandTimeoutMs: 500, connectTimeoutMs: 500 })
   stores.push(store)
-  for (let i = 0; i < 100 && !store.isReady(); i++) await sleep(20)
+  for (let i = 0; i < 100 && !(store.isReady() && tracking(store)); i++) await sleep(20)
   return store
+}
+
+/** GET commands Redis has executed so far (from INFO commandstats). */
+async function redisGets(): Promise<number> {
+  const match = /cmdstat_get:calls=(\d+)/.exec(await raw.info('commandstats'))
+  return Number(match?.[1] ?? 0)
+}
+
+/** Reads `key` until it is gone (or `timeoutMs` passes); returns what the last read saw. */
+async function readUntilGone(store: SessionStore, key: string, timeoutMs = 1000): Promise<SessionRecord | undefined> {
+  const deadline = Date.now() + timeoutMs
+  let seen = await store.get(key)
+  while (seen && Date.now() < deadline) {
+    await sleep(5)
+    seen = await store.get(key)
+  }
+  return seen
 }
 
 beforeAll(async () => {
@@ -110,6 +129,102 @@ describe.skipIf(!hasRedisServer)('redis session store', () => {
     late.onRevocation((e) => lateSeen.push(e))
     for (let i = 0; i < 50 && lateSeen.length === 0; i++) await sleep(20)
     expect(lateSeen).toContainEqual({ user: 'ada@contoso.com', at: 1234 })
+  })
+
+  it('a known session is read from the local copy: no Redis command, answered synchronously', async () => {
+    const store = await newStore()
+    expect(tracking(store)).toBe(true)
+    await store.set('c1', record('oid-c1', 'c1@x'), 60_000)
+    expect(await store.get('c1')).toMatchObject({ user: { id: 'oid-c1' } })
+    const before = await redisGets()
+    for (let i = 0; i < 50; i++) {
+      const hit = store.get('c1')
+      expect(hit).not.toBeInstanceOf(Promise)
+      expect(hit).toMatchObject({ user: { id: 'oid-c1' } })
+    }
+    expect((await redisGets()) - before).toBe(0)
+  })
+
+  it('a change made through another replica or by hand reaches the local copy (logout, touch, DEL, FLUSHDB)', async () => {
+    const [one, two] = [await newStore(), await newStore()]
+    await one.set('c2', record('oid-c2', 'c2@x'), 60_000)
+    await one.set('c3', record('oid-c3', 'c3@x'), 60_000)
+    await one.set('c4', record('oid-c4', 'c4@x'), 60_000)
+    for (const key of ['c2', 'c3', 'c4']) await one.get(key)
+    expect(one.get('c2')).not.toBeInstanceOf(Promise)
+
+    // Logout on the other replica.
+    await two.delete('c2')
+    expect(await readUntilGone(one, 'c2')).toBeUndefined()
+
+    // The other replica writes a newer record: the next read here sees it.
+    const newer = { ...record('oid-c3', 'c3@x'), lastSeenAt: 42 }
+    await two.touch('c3', newer, 60_000)
+    let seen = await one.get('c3')
+    for (let i = 0; i < 200 && seen?.lastSeenAt !== 42; i++) {
+      await sleep(5)
+      seen = await one.get('c3')
+    }
+    expect(seen?.lastSeenAt).toBe(42)
+
+    // By hand, with redis-cli.
+    await raw.del(`${PREFIX}s:c4`)
+    expect(await readUntilGone(one, 'c4')).toBeUndefined()
+
+    await one.set('c5', record('oid-c5', 'c5@x'), 60_000)
+    await one.get('c5')
+    expect(one.get('c5')).not.toBeInstanceOf(Promise)
+    await raw.flushdb()
+    expect(await readUntilGone(one, 'c5')).toBeUndefined()
+  })
+
+  it('losing the invalidation connection empties the local copy: a logout meanwhile is not missed', async () => {
+    const store = await newStore()
+    await store.set('c6', record('oid-c6', 'c6@x'), 60_000)
+    await store.get('c6')
+    expect(store.get('c6')).not.toBeInstanceOf(Promise)
+    // Kill every pub/sub connection (ours among them); the session is deleted before we reconnect.
+    await raw.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    await raw.del(`${PREFIX}s:c6`)
+    let wentOff = false
+    for (let i = 0; i < 300 && !(wentOff && tracking(store)); i++) {
+      if (!tracking(store)) wentOff = true
+      await sleep(10)
+    }
+    expect(wentOff).toBe(true)
+    expect(tracking(store)).toBe(true)
+    expect(await store.get('c6')).toBeUndefined()
+  })
+
+  it('while Redis is down nothing is served from the local copy', async () => {
+    const store = await newStore()
+    await store.set('c7', record('oid-c7', 'c7@x'), 60_000)
+    await store.get('c7')
+    expect(store.get('c7')).not.toBeInstanceOf(Promise)
+    await redis.kill()
+    try {
+      for (let i = 0; i < 100 && tracking(store); i++) await sleep(10)
+      const err = await Promise.resolve(store.get('c7')).then(() => undefined, (e: unknown) => e)
+      expect(isIapError(err, 'IAP_ERR_SESSION_STORE_UNAVAILABLE')).toBe(true)
+    } finally {
+      await redis.restart()
+    }
+    for (let i = 0; i < 200 && !(store.isReady() && tracking(store)); i++) await sleep(20)
+    expect(tracking(store)).toBe(true)
+    // The AOF kept the session; it is read again and cached again.
+    expect(await store.get('c7')).toMatchObject({ user: { id: 'oid-c7' } })
+    expect(store.get('c7')).not.toBeInstanceOf(Promise)
+  }, 15_000)
+
+  it('with localCache: false every read goes to Redis', async () => {
+    const store = createRedisStore({ url: redis.url, keyPrefix: PREFIX, indexTtlMs: 3600_000, localCache: false })
+    stores.push(store)
+    for (let i = 0; i < 100 && !store.isReady(); i++) await sleep(20)
+    await store.set('c8', record('oid-c8', 'c8@x'), 60_000)
+    const before = await redisGets()
+    for (let i = 0; i < 3; i++) expect(await store.get('c8')).toMatchObject({ user: { id: 'oid-c8' } })
+    expect((await redisGets()) - before).toBe(3)
+    expect(store.readiness().localCache).toBe('off')
   })
 
   it('fails fast with IAP_ERR_SESSION_STORE_UNAVAILABLE while Redis is down, and recovers', async () => {

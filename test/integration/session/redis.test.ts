@@ -52,6 +52,23 @@ describe.skipIf(!hasRedisServer)('sessions in Redis across two serve processes',
     expect((await fetch(`${b.adminUrl}/readyz`)).status).toBe(200)
   })
 
+  it('logout on one replica ends the session on the other, which had it in its local copy', async () => {
+    const browser = createBrowser()
+    expect((await browser.navigate(`${a.url}/group/project`, 'bob')).status).toBe(200)
+    const cookie = cookieFor(browser, a)
+    for (let i = 0; i < 3; i++) expect((await get(b, '/group/project', cookie)).status).toBe(200)
+    expect((await fetch(`${b.adminUrl}/readyz`).then((r) => r.json())) as unknown).toMatchObject({ checks: { sessions: { store: 'redis', localCache: 'tracking' } } })
+    const out = await browser.step(`${a.url}/-/iap/logout`)
+    expect(out.status).toBe(302)
+    // Redis sent the invalidation before it answered the logout's DEL: no window worth a retry loop.
+    let status = (await get(b, '/group/project', cookie)).status
+    for (let i = 0; i < 10 && status !== 401; i++) {
+      await sleep(20)
+      status = (await get(b, '/group/project', cookie)).status
+    }
+    expect(status).toBe(401)
+  })
+
   it('one refresh across replicas when both see the session due at once', async () => {
     const browser = createBrowser()
     expect((await browser.navigate(`${a.url}/group/project`, 'carol')).status).toBe(200)
