@@ -33,8 +33,11 @@ export type IapEndpoints = (req: IncomingMessage, res: ServerResponse, ctx: Requ
 /** Resolves a numeric GitLab project id to its path (`undefined` when it cannot be resolved). */
 export type ProjectResolver = (id: string) => Promise<string | undefined>
 
-/** Last-moment additions to the headers sent to GitLab for an allowed request (identity assertion, cookie cleanup). */
+/** Last-moment additions to the headers sent to GitLab for an allowed request (the identity assertion). */
 export type UpstreamHeaderHook = (req: IncomingMessage, ctx: RequestContext) => void
+
+/** The Cookie header GitLab gets (the proxy's own cookies removed); `undefined` drops it. */
+export type UpstreamCookieFilter = (header: string) => string | undefined
 
 export interface AppDeps {
   readonly metrics: Metrics
@@ -44,6 +47,7 @@ export interface AppDeps {
   readonly iapEndpoints?: IapEndpoints
   readonly resolveProject?: ProjectResolver
   readonly upstreamHeaders?: UpstreamHeaderHook
+  readonly upstreamCookie?: UpstreamCookieFilter
   /** True when browser sign-in is configured: anonymous navigations are redirected to /-/iap/login. */
   readonly browserLogin?: boolean
 }
@@ -187,12 +191,15 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
   }
 
   function prepareUpstream(req: IncomingMessage, ctx: RequestContext, s: ConfigState, outcome: AuthOutcome | undefined, websocket: boolean): void {
-    sanitizeRequestHeaders(req, { requestId: ctx.id, peerTrusted: isTrustedPeer(req, s.trusted), scheme, websocket })
-    if (outcome?.ok) {
-      if (outcome.forwardAuthorization === null) delete req.headers.authorization
-      else if (outcome.forwardAuthorization !== undefined) req.headers.authorization = outcome.forwardAuthorization
-      setIdentityHeaders(req.headers, ctx.identity)
-    }
+    sanitizeRequestHeaders(req, {
+      requestId: ctx.id,
+      peerTrusted: isTrustedPeer(req, s.trusted),
+      scheme,
+      websocket,
+      ...(outcome?.ok && outcome.forwardAuthorization !== undefined && { authorization: outcome.forwardAuthorization }),
+      ...(deps.upstreamCookie && { cookie: deps.upstreamCookie }),
+    })
+    if (outcome?.ok) setIdentityHeaders(req.headers, ctx.identity)
     deps.upstreamHeaders?.(req, ctx)
   }
 

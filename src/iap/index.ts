@@ -9,7 +9,6 @@ import type { AuthOutcome, SessionStep } from '../auth/authenticate.ts'
 import { createGraphGroups, type GraphGroups } from '../auth/graph-groups.ts'
 import type { Revocations } from '../auth/revocations.ts'
 import { systemClock, type Clock } from '../auth/session/clock.ts'
-import { cookieNamesWithPrefix } from '../auth/session/cookies.ts'
 import { userFromIdToken, withGraphGroups } from '../auth/session/id-token-user.ts'
 import { deriveSessionKeys } from '../auth/session/keys.ts'
 import { createMemoryStore } from '../auth/session/memory-store.ts'
@@ -19,7 +18,7 @@ import { createSessions, type Refresher, type Sessions } from '../auth/session/s
 import type { SessionStore } from '../auth/session/store.ts'
 import type { Config } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
-import { removeCookie } from '../proxy/headers.ts'
+import { withoutCookies } from '../proxy/headers.ts'
 import type { RequestContext } from '../server/context.ts'
 import { createEntraClient, type EntraClient } from './entra-client.ts'
 import { createIapEndpoints } from './endpoints.ts'
@@ -43,8 +42,8 @@ export interface BrowserSignIn {
   endpoints(extra: { authenticate?: (req: IncomingMessage, ctx: RequestContext) => AuthOutcome | Promise<AuthOutcome> }): ReturnType<typeof createIapEndpoints>
   /** Groups overage lookups (shared with bearer verification). */
   readonly graph: GraphGroups
-  /** Removes the IAP's own cookies from the Cookie header before forwarding (GitLab's cookies stay). */
-  stripCookies(req: IncomingMessage): void
+  /** The Cookie header GitLab gets: without the IAP's own cookies (GitLab's stay); `undefined` when none is left. */
+  forwardedCookie(header: string): string | undefined
   /** `/admin/revoke`: ends the user's sessions on every replica and revokes their older bearer tokens everywhere. */
   revoke(user: string): Promise<{ sessionsEnded: number }>
   isReady(): boolean
@@ -169,9 +168,9 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
         graph,
         ...(extra.authenticate && { authenticate: extra.authenticate }),
       }),
-    stripCookies(req) {
-      removeCookie(req.headers, cookieName)
-      for (const name of cookieNamesWithPrefix(req.headers.cookie, txPrefix)) removeCookie(req.headers, name)
+    forwardedCookie(header) {
+      if (!header.includes(cookieName) && !header.includes(txPrefix)) return header
+      return withoutCookies(header, (name) => name === cookieName || name.startsWith(txPrefix))
     },
     async revoke(user) {
       const at = clock.now()

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import { createProxyServer } from 'http-proxy-3'
 import type { Config } from '../config/schema.ts'
-import { stripHopByHop } from './headers.ts'
+import { forwardableResponseHeaders } from './headers.ts'
 
 export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset'
 
@@ -80,8 +80,7 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
   proxy.on('proxyRes', (proxyRes, req, res) => {
     // Runs before http-proxy-3 copies the headers: GitLab's hop-by-hop headers stay on the GitLab hop,
     // and keep-alive towards the client follows the client's own request (a `Connection: close` is honoured).
-    stripHopByHop(proxyRes.headers)
-    proxyRes.headers.connection = (res as ServerResponse).shouldKeepAlive === false ? 'close' : 'keep-alive'
+    proxyRes.headers = forwardableResponseHeaders(proxyRes.headers, (res as ServerResponse).shouldKeepAlive === false ? 'close' : 'keep-alive')
     // GitLab cut its response short (reset or half-close): cut ours too rather than leave the client waiting.
     proxyRes.once('close', () => {
       if (!proxyRes.complete) (res as ServerResponse).destroy()

@@ -104,10 +104,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
   })
   const deps: AppDeps = {
     metrics, accessLog, authenticator, log, resolveProject: (id) => projects.resolve(id),
-    upstreamHeaders: (req, ctx) => {
-      signIn?.stripCookies(req)
-      assertion.setHeader(req.headers, ctx.identity)
-    },
+    upstreamHeaders: (req, ctx) => assertion.setHeader(req.headers, ctx.identity),
+    ...(signIn && { upstreamCookie: (header: string) => signIn.forwardedCookie(header) }),
     iapEndpoints: (req, res, ctx) => serveAssertionJwks(assertion, req, res) || (signInEndpoints?.(req, res, ctx) ?? false),
     browserLogin: signIn !== undefined,
   }

@@ -20,15 +20,6 @@ export function cookieValues(header: string | undefined, name: string): string[]
   return found
 }
 
-/** Names of all cookies in a Cookie header that start with `prefix`. */
-export function cookieNamesWithPrefix(header: string | undefined, prefix: string): string[] {
-  if (typeof header !== 'string' || !header.includes(prefix)) return []
-  return header
-    .split(';')
-    .map((pair) => pair.slice(0, pair.indexOf('=') === -1 ? undefined : pair.indexOf('=')).trim())
-    .filter((name) => name.startsWith(prefix))
-}
-
 export interface CookieAttributes {
   /** Seconds; 0 deletes the cookie. Absent: a browser-session cookie. */
   readonly maxAgeSeconds?: number

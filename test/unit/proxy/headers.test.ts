@@ -1,0 +1,47 @@
+import type { IncomingMessage } from 'node:http'
+import { describe, it, expect } from 'vitest'
+import { forwardableResponseHeaders, sanitizeRequestHeaders, withoutCookies } from '../../../src/proxy/headers.ts'
+
+const request = (headers: Record<string, string>) => ({ headers, socket: { remoteAddress: '::ffff:10.0.0.9' } }) as unknown as IncomingMessage
+const base = { requestId: 'req-1', peerTrusted: false, scheme: 'https' as const, websocket: false }
+const dropIap = (header: string) => withoutCookies(header, (name) => name === 'iap' || name.startsWith('iap-tx-'))
+
+describe('sanitizeRequestHeaders', () => {
+  it('keeps the client Authorization by default, drops it on null, replaces it on a string', () => {
+    const given = { host: 'gitlab.example.com', authorization: 'Bearer entra' }
+    expect(sanitizeRequestHeaders(request(given), base).authorization).toBe('Bearer entra')
+    const dropped = sanitizeRequestHeaders(request(given), { ...base, authorization: null })
+    expect(dropped).not.toHaveProperty('authorization')
+    expect(sanitizeRequestHeaders(request(given), { ...base, authorization: 'Basic Z2l0bGFi' }).authorization).toBe('Basic Z2l0bGFi')
+    // Replacing works when the client sent none under that name (X-IAP-Authorization carried the token).
+    expect(sanitizeRequestHeaders(request({ host: 'h' }), { ...base, authorization: 'Basic eA==' }).authorization).toBe('Basic eA==')
+  })
+
+  it('passes the Cookie header through the filter, and leaves it out when nothing is left', () => {
+    const mixed = sanitizeRequestHeaders(request({ host: 'h', cookie: '_gitlab_session=gl; iap=s1; iap-tx-abc=t; other=1' }), { ...base, cookie: dropIap })
+    expect(mixed.cookie).toBe('_gitlab_session=gl; other=1')
+    const onlyOurs = sanitizeRequestHeaders(request({ host: 'h', cookie: 'iap=s1; iap-tx-abc=t' }), { ...base, cookie: dropIap })
+    expect(onlyOurs).not.toHaveProperty('cookie')
+    expect(sanitizeRequestHeaders(request({ host: 'h', cookie: 'iap=s1' }), base).cookie).toBe('iap=s1')
+  })
+
+  it('sets provenance and the request id, never copying proxy-owned headers from the client', () => {
+    const out = sanitizeRequestHeaders(request({ host: 'h', 'x-forwarded-user': 'mallory', x_forwarded_user: 'mallory', 'x-request-id': 'client' }), base)
+    expect(out).toEqual({ host: 'h', 'x-forwarded-for': '10.0.0.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'h', 'x-request-id': 'req-1' })
+  })
+})
+
+describe('withoutCookies', () => {
+  it('removes by exact name only, keeping look-alikes and values that contain the name', () => {
+    expect(dropIap('iapx=1; iap=2; a=iap; iap-tx-1=3')).toBe('iapx=1; a=iap')
+    expect(dropIap(' iap=2 ')).toBeUndefined()
+  })
+})
+
+describe('forwardableResponseHeaders', () => {
+  it('drops hop-by-hop, nominated and Transfer-Encoding headers and sets Connection for the client hop', () => {
+    const given = { 'content-type': 'text/html', connection: 'keep-alive, X-Internal', 'keep-alive': 'timeout=5', 'x-internal': 'secret', 'transfer-encoding': 'chunked', 'set-cookie': ['a=1', 'b=2'] }
+    expect(forwardableResponseHeaders(given, 'close')).toEqual({ 'content-type': 'text/html', 'set-cookie': ['a=1', 'b=2'], connection: 'close' })
+    expect(forwardableResponseHeaders({ 'content-length': '2', connection: 'keep-alive', upgrade: 'h2c' }, 'keep-alive')).toEqual({ 'content-length': '2', connection: 'keep-alive' })
+  })
+})
