@@ -189,8 +189,8 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
 
   return {
     kind: 'redis',
-    get(key) {
-      const cached = localCache?.cache.get(key)
+    get(key, fresh = false) {
+      const cached = fresh ? undefined : localCache?.cache.get(key)
       if (cached) return cached
       const ticket = localCache?.cache.begin(key)
       return run(() => client.get(sKey(key))).then(

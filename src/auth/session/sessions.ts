@@ -230,7 +230,7 @@ export function createSessions(options: SessionsOptions): Sessions {
       if (release) {
         try {
           // Another replica may have refreshed between our read and the lock: use its work.
-          const current = await store.get(key)
+          const current = await store.get(key, true)
           if (!current) return failed('session-unknown')
           if (current.refreshedAt !== seen.refreshedAt) return afterLoad(key, current)
           return await refreshNow(key, current)
@@ -244,7 +244,7 @@ export function createSessions(options: SessionsOptions): Sessions {
       await new Promise((r) => setTimeout(r, 50))
       let current: SessionRecord | undefined
       try {
-        current = await store.get(key)
+        current = await store.get(key, true)
       } catch (err) {
         return onStoreError(err, 'get')
       }

@@ -15,8 +15,12 @@ export interface RevocationEvent {
 
 export interface SessionStore {
   readonly kind: 'memory' | 'redis'
-  /** The record under `key`, or `undefined`. The memory store answers synchronously. */
-  get(key: string): MaybePromise<SessionRecord | undefined>
+  /**
+   * The record under `key`, or `undefined`. The memory store answers synchronously, and so does the
+   * Redis store from its local copy; `fresh` skips that copy (the refresh path must see the latest
+   * refresh token another replica may just have written).
+   */
+  get(key: string, fresh?: boolean): MaybePromise<SessionRecord | undefined>
   /** Creates or replaces a record; it disappears after `ttlMs`. Indexes it under its user. */
   set(key: string, record: SessionRecord, ttlMs: number): Promise<void>
   /** Writes back `lastSeenAt` (and the TTL that follows from it). */

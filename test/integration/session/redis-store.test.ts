@@ -143,6 +143,9 @@ describe.skipIf(!hasRedisServer)('redis session store', () => {
       expect(hit).toMatchObject({ user: { id: 'oid-c1' } })
     }
     expect((await redisGets()) - before).toBe(0)
+    // The refresh path asks for a fresh read: it goes to Redis even though the copy is there.
+    expect(await store.get('c1', true)).toMatchObject({ user: { id: 'oid-c1' } })
+    expect((await redisGets()) - before).toBe(1)
   })
 
   it('a change made through another replica or by hand reaches the local copy (logout, touch, DEL, FLUSHDB)', async () => {
