@@ -121,6 +121,16 @@ describe.skipIf(!hasRedisServer)('sessions in Redis across two serve processes',
     const bearer = { authorization: `Bearer ${stack.idp.mintAccessToken({ user: 'bob', audience: 'api://gitlab-iap' })}` }
 
     await redis.kill()
+    // Each replica serves known sessions from its local copy until it sees its Redis connections
+    // close (Redis is gone, so nothing can change them meanwhile); from then on the copy is empty.
+    for (const target of [a, b]) {
+      let ready = 200
+      for (let i = 0; i < 100 && ready === 200; i++) {
+        ready = (await fetch(`${target.adminUrl}/readyz`)).status
+        if (ready === 200) await sleep(10)
+      }
+      expect(ready).toBe(503)
+    }
     for (const target of [a, b]) {
       const started = Date.now()
       const html = await get(target, '/group/project', cookie, 'text/html')
