@@ -102,7 +102,7 @@ async function main(): Promise<void> {
       rounds.push(result)
     }
 
-    const resources: ResourceResults = await runResourceBenches({ upstreamUrl, upstreamPort: upstream.value, bareUrl: `http://127.0.0.1:${bare.value}`, barePid: bare.pid, iap, quick })
+    const resources: ResourceResults = await runResourceBenches({ upstreamUrl, upstreamPort: upstream.value, bareUrl: `http://127.0.0.1:${bare.value}`, barePid: bare.pid, iap, sessions, quick })
     const report = buildReport(contenders, rounds, resources, Date.now() - started)
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
     writeFileSync(join(ROOT, 'bench/results/latest.md'), report.markdown)

@@ -4,6 +4,7 @@ import WebSocket from 'ws'
 import type { IapContenders } from './iap.ts'
 import { iapConfig, startIapProcess } from './iap.ts'
 import { rssMiB, sampleRss } from './processes.ts'
+import type { SessionContenders } from './sessions.ts'
 
 export interface ResourceResults {
   readonly lines: string[]
@@ -16,8 +17,12 @@ export interface ResourceContext {
   readonly bareUrl: string
   readonly barePid: number
   readonly iap: IapContenders
+  readonly sessions?: SessionContenders
   readonly quick: boolean
 }
+
+/** How long the session fill may take: real sign-ins through the dev IdP cost about 10 ms of CPU each. */
+const SESSION_FILL_SECONDS = 90
 
 function upload(base: string, bytes: number, path = '/public/upload'): Promise<number> {
   const url = new URL(base)
@@ -104,6 +109,21 @@ export async function runResourceBenches(ctx: ResourceContext): Promise<Resource
     const after = rssMiB(pid)
     json.tokenCache = { tokens, beforeMiB: before, afterMiB: after, seconds: (performance.now() - started) / 1000 }
     lines.push(`- ${tokens.toLocaleString('en')} distinct bearer tokens verified and cached: RSS ${before.toFixed(0)} → ${after.toFixed(0)} MiB (${(((after - before) * 1024 * 1024) / tokens).toFixed(0)} bytes per cached token; the cache is bounded at 50,000 entries / 64 MiB)`)
+  }
+
+  // RSS with many browser sessions in the memory store, each a real sign-in through the dev IdP.
+  const memoryContender = ctx.sessions?.procs['iap-session-memory']
+  if (ctx.sessions && memoryContender) {
+    const wanted = ctx.quick ? 1_000 : 10_000
+    const before = rssMiB(memoryContender.pid)
+    const started = performance.now()
+    const signedIn = await ctx.sessions.signInMany('iap-session-memory', wanted, Date.now() + SESSION_FILL_SECONDS * 1000)
+    const seconds = (performance.now() - started) / 1000
+    const after = rssMiB(memoryContender.pid)
+    const perSession = ((after - before) * 1024 * 1024) / signedIn
+    json.sessions = { store: 'memory', wanted, signedIn, seconds, beforeMiB: before, afterMiB: after }
+    const short = signedIn < wanted ? `; stopped after ${SESSION_FILL_SECONDS} s, so ${wanted.toLocaleString('en')} would be about +${((perSession * wanted) / 1024 / 1024).toFixed(0)} MiB` : ''
+    lines.push(`- ${signedIn.toLocaleString('en')} browser sessions, each a real sign-in (memory store): RSS ${before.toFixed(0)} → ${after.toFixed(0)} MiB (${perSession.toFixed(0)} bytes per session; ${seconds.toFixed(0)} s of sign-ins${short})`)
   }
 
   // Cold start to ready (config loaded, keys fetched, listeners up).

@@ -11,6 +11,8 @@ import { freePort, ROOT, type Proc } from './processes.ts'
 export interface SessionContenders {
   readonly contenders: IapContender[]
   readonly procs: Record<string, Proc>
+  /** Signs `count` more browser sessions into a contender (16 at a time), stopping at `deadline` (epoch ms); returns how many. */
+  signInMany(contender: string, count: number, deadline: number): Promise<number>
   stop(): Promise<void>
 }
 
@@ -68,6 +70,21 @@ export async function startSessionContenders(upstreamUrl: string, root = ROOT, e
   return {
     contenders,
     procs: Object.fromEntries(contenders.map((c, i) => [c.name, procs[i]!])),
+    async signInMany(contender, count, deadline) {
+      const url = contenders.find((c) => c.name === contender)?.url
+      if (!url) throw new Error(`no session contender ${contender}`)
+      let started = 0
+      let done = 0
+      const worker = async () => {
+        while (started < count && Date.now() < deadline) {
+          started++
+          await signIn(url, idp)
+          done++
+        }
+      }
+      await Promise.all(Array.from({ length: 16 }, worker))
+      return done
+    },
     async stop() {
       for (const p of procs) await p.stop()
       await idp.close()
