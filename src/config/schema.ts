@@ -124,6 +124,7 @@ const session = z.strictObject({
   idleTimeout: duration('Sessions end after this long without a request.').prefault('1h'),
   refreshInterval: duration('Re-check identity and groups with the refresh token this often.').prefault('10m'),
   maxSessions: z.number().int().min(100).default(100_000).describe('memory store: most sessions kept (oldest evicted).'),
+  maxSessionMemory: size('memory store: about how much memory all sessions may take (oldest evicted first; a typical session is about 5 KB).').prefault('128MiB'),
 })
 
 const rule = z.strictObject({

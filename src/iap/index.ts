@@ -92,7 +92,7 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
             if (storeErrors++ % 50 === 0) deps.log.warn({ code: 'IAP_ERR_SESSION_STORE_UNAVAILABLE', error: err.message }, 'session store (redis) error')
           },
         })
-      : createMemoryStore({ maxSessions: config.session.maxSessions, clock }))
+      : createMemoryStore({ maxSessions: config.session.maxSessions, maxBytes: config.session.maxSessionMemory, clock }))
 
   const graph =
     deps.graph ??

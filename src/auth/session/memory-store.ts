@@ -1,12 +1,14 @@
 /** The `memory` session store: a bounded LRU (oldest sessions evicted first), for a single replica. */
 import { LRUCache } from 'lru-cache'
 import type { Clock } from './clock.ts'
-import { userKeys, type SessionRecord } from './record.ts'
+import { approximateRecordBytes, userKeys, type SessionRecord } from './record.ts'
 import type { RevocationEvent, SessionStore } from './store.ts'
 
 export interface MemoryStoreOptions {
   /** Most sessions kept (`session.maxSessions`). */
   readonly maxSessions: number
+  /** Approximate bytes all records may hold (`session.maxSessionMemory`, default 128 MiB); the oldest go first. */
+  readonly maxBytes?: number
   readonly clock: Clock
 }
 
@@ -23,6 +25,8 @@ export function createMemoryStore(options: MemoryStoreOptions): SessionStore {
   }
   const sessions = new LRUCache<string, SessionRecord>({
     max: options.maxSessions,
+    maxSize: options.maxBytes ?? 128 * 1024 * 1024,
+    sizeCalculation: approximateRecordBytes,
     ttlAutopurge: false,
     perf: options.clock,
     // Keep the user index in step with evictions and expiries.

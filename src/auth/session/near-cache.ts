@@ -11,9 +11,12 @@
  */
 import { LRUCache } from 'lru-cache'
 
-export interface NearCacheOptions {
+export interface NearCacheOptions<V> {
   /** Most entries kept (least recently used go first). */
   readonly max: number
+  /** Most bytes kept, by `sizeOf` (least recently used go first). */
+  readonly maxBytes: number
+  readonly sizeOf: (value: V) => number
   /** Oldest an entry may be, whatever Redis says: bounds staleness if invalidations silently stop. */
   readonly maxAgeMs: number
 }
@@ -30,8 +33,8 @@ export class NearCache<V extends object> {
   #epoch = 0
   #enabled = false
 
-  constructor(options: NearCacheOptions) {
-    this.#entries = new LRUCache<string, V>({ max: options.max, ttl: options.maxAgeMs, ttlAutopurge: false })
+  constructor(options: NearCacheOptions<V>) {
+    this.#entries = new LRUCache<string, V>({ max: options.max, maxSize: options.maxBytes, sizeCalculation: options.sizeOf, ttl: options.maxAgeMs, ttlAutopurge: false })
   }
 
   get enabled(): boolean {

@@ -19,7 +19,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { IapError } from '../../errors.ts'
 import { NearCache } from './near-cache.ts'
-import { parseRecord, userKeys, type SessionRecord } from './record.ts'
+import { approximateRecordBytes, parseRecord, userKeys, type SessionRecord } from './record.ts'
 import { parseRedisUrl } from './redis-url.ts'
 import type { RevocationEvent, SessionStore } from './store.ts'
 
@@ -35,11 +35,17 @@ export interface RedisStoreOptions {
   /** Revocations older than this are pruned from the replay hash (bearer tokens live less). */
   readonly revocationMemoryMs?: number
   /** The local copy of session records; `false` turns it off (every request reads Redis). */
-  readonly localCache?: { readonly max: number; readonly maxAgeMs: number } | false
+  readonly localCache?: LocalCacheLimits | false
   readonly onError?: (err: Error) => void
 }
 
-const LOCAL_CACHE_DEFAULTS = { max: 10_000, maxAgeMs: 5_000 }
+export interface LocalCacheLimits {
+  readonly max: number
+  readonly maxBytes: number
+  readonly maxAgeMs: number
+}
+
+const LOCAL_CACHE_DEFAULTS: LocalCacheLimits = { max: 10_000, maxBytes: 32 * 1024 * 1024, maxAgeMs: 5_000 }
 const INVALIDATION_CHANNEL = '__redis__:invalidate'
 
 type Client = Redis | Cluster
@@ -106,8 +112,8 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const localCache = options.localCache === false || parseRedisUrl(options.url, options.password).mode === 'cluster' ? undefined : trackSessions(options.localCache ?? LOCAL_CACHE_DEFAULTS)
 
   /** Starts the local copy: a connection receiving invalidations, and tracking on `client` redirected to it. */
-  function trackSessions(limits: { max: number; maxAgeMs: number }) {
-    const cache = new NearCache<SessionRecord>(limits)
+  function trackSessions(limits: LocalCacheLimits) {
+    const cache = new NearCache<SessionRecord>({ ...limits, sizeOf: approximateRecordBytes })
     const sessionKeyPrefix = sKey('')
     // RESP2: ioredis (RESP3 by default) drops RESP3 `invalidate` pushes; redirected ones are plain messages.
     const invalidations = createRedisClient(options, { protocol: 2, autoResubscribe: false, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined as unknown as number })

@@ -27,6 +27,8 @@ describe('config loading', () => {
     expect(config.session.absoluteTimeout).toBe(12 * 3600_000)
     expect(config.session.refreshInterval).toBe(600_000)
     expect(config.accessLog.rotate.size).toBe(100 * 1024 * 1024)
+    expect(config.session.maxSessionMemory).toBe(128 * 1024 * 1024)
+    expect(parseConfig(`${minimal}session: { maxSessionMemory: 1GiB }\n`, {}).session.maxSessionMemory).toBe(1024 ** 3)
     expect(config.policy.default).toBe('deny')
     expect(Object.isFrozen(config.server)).toBe(true)
   })

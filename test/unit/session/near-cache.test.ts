@@ -3,16 +3,17 @@ import { describe, it, expect } from 'vitest'
 import { NearCache } from '../../../src/auth/session/near-cache.ts'
 
 const value = (n: number) => ({ n })
+const limits = (max: number, maxAgeMs: number) => ({ max, maxAgeMs, maxBytes: 1 << 30, sizeOf: () => 1 })
 
 function enabledCache(max = 10, maxAgeMs = 60_000) {
-  const cache = new NearCache<{ n: number }>({ max, maxAgeMs })
+  const cache = new NearCache<{ n: number }>(limits(max, maxAgeMs))
   expect(cache.enable(cache.epoch)).toBe(true)
   return cache
 }
 
 describe('session near cache', () => {
   it('serves nothing and keeps nothing until enabled', () => {
-    const cache = new NearCache<{ n: number }>({ max: 10, maxAgeMs: 60_000 })
+    const cache = new NearCache<{ n: number }>(limits(10, 60_000))
     expect(cache.begin('a')).toBeUndefined()
     expect(cache.get('a')).toBeUndefined()
     expect(cache.enabled).toBe(false)
@@ -57,7 +58,7 @@ describe('session near cache', () => {
   })
 
   it('enable set up before a later disable is ignored (tracking confirmed for a connection already gone)', () => {
-    const cache = new NearCache<{ n: number }>({ max: 10, maxAgeMs: 60_000 })
+    const cache = new NearCache<{ n: number }>(limits(10, 60_000))
     const epoch = cache.epoch
     cache.disable()
     expect(cache.enable(epoch)).toBe(false)
@@ -83,6 +84,15 @@ describe('session near cache', () => {
     cache.complete(newer, value(2))
     cache.complete(older, value(1))
     expect(cache.get('a')).toEqual(value(2))
+  })
+
+  it('is bounded in bytes', () => {
+    const cache = new NearCache<{ n: number }>({ max: 100, maxAgeMs: 60_000, maxBytes: 250, sizeOf: (v) => v.n })
+    cache.enable(cache.epoch)
+    for (const [i, key] of ['a', 'b', 'c'].entries()) cache.complete(cache.begin(key)!, value(100 + i))
+    expect(cache.get('a')).toBeUndefined()
+    expect(cache.get('b')).toEqual(value(101))
+    expect(cache.get('c')).toEqual(value(102))
   })
 
   it('is bounded in entries and in age', async () => {

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { describe, it, expect } from 'vitest'
 import { deriveSessionKeys } from '../../../src/auth/session/keys.ts'
 import { createMemoryStore } from '../../../src/auth/session/memory-store.ts'
-import { assessSession, storeTtlMs, type SessionRecord, type SessionUser } from '../../../src/auth/session/record.ts'
+import { approximateRecordBytes, assessSession, storeTtlMs, type SessionRecord, type SessionUser } from '../../../src/auth/session/record.ts'
 import { createSessions, type RefreshResult, type Refresher } from '../../../src/auth/session/sessions.ts'
 import { open } from '../../../src/auth/session/seal.ts'
 import { IapError } from '../../../src/errors.ts'
@@ -38,6 +38,30 @@ describe('record rules', () => {
   it('the store keeps a record until the earlier of idle and absolute end', () => {
     expect(storeTtlMs(record, 0, timeouts)).toBe(60 * MIN)
     expect(storeTtlMs({ ...record, lastSeenAt: 11.5 * 60 * MIN }, 11.5 * 60 * MIN, timeouts)).toBe(30 * MIN)
+  })
+})
+
+describe('memory bounds', () => {
+  const sized = (i: number, groups: number): SessionRecord => ({
+    v: 1,
+    user: { ...ada, id: `user-${i}`, groups: Array.from({ length: groups }, (_, g) => `6c0bd1d2-0000-4000-8000-${String(g).padStart(12, '0')}`) },
+    createdAt: 0, lastSeenAt: 0, refreshedAt: 0, expiresAt: timeouts.absoluteTimeoutMs,
+    refreshToken: 'r'.repeat(1600), idToken: 'i'.repeat(1700), loginHint: 'h'.repeat(64), sid: 's'.repeat(36),
+  })
+  it('a typical record is estimated near what heap snapshots show (about 4.6 KB), and groups add to it', () => {
+    expect(approximateRecordBytes(sized(1, 10))).toBeGreaterThan(4000)
+    expect(approximateRecordBytes(sized(1, 10))).toBeLessThan(6000)
+    expect(approximateRecordBytes(sized(1, 250)) - approximateRecordBytes(sized(1, 10))).toBeGreaterThan(240 * 36)
+  })
+  it('the memory store evicts the oldest sessions when their bytes exceed the budget, whatever the count', async () => {
+    const store = createMemoryStore({ maxSessions: 1000, maxBytes: 10 * approximateRecordBytes(sized(10, 10)), clock: Date })
+    for (let i = 10; i < 25; i++) await store.set(`k${i}`, sized(i, 10), 60 * MIN)
+    expect(store.readiness()).toMatchObject({ sessions: 10 })
+    expect(store.get('k10')).toBeUndefined()
+    expect(store.get('k24')).toMatchObject({ user: { id: 'user-24' } })
+    // The user index follows evictions: revoking an evicted user's sessions finds none.
+    expect(await store.deleteUser('user-10')).toBe(0)
+    expect(await store.deleteUser('user-24')).toBe(1)
   })
 })
 
