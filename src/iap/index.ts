@@ -169,7 +169,8 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
         ...(extra.authenticate && { authenticate: extra.authenticate }),
       }),
     forwardedCookie(header) {
-      if (!header.includes(cookieName) && !header.includes(txPrefix)) return header
+      // Transaction cookies are named `<cookieName>-tx-…`: a header without the name holds none of ours.
+      if (!header.includes(cookieName)) return header
       return withoutCookies(header, (name) => name === cookieName || name.startsWith(txPrefix))
     },
     async revoke(user) {

@@ -97,7 +97,8 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const revocationMemoryMs = options.revocationMemoryMs ?? 48 * 3_600_000
   const client = createRedisClient(options)
   // Subscriptions are not on the request path: this connection may queue and retry.
-  const subscriber = createRedisClient(options, { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined as unknown as number })
+  const offRequestPath: RedisOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined as unknown as number }
+  const subscriber = createRedisClient(options, offRequestPath)
   let lastError: string | undefined
   const report = (err: Error) => {
     lastError = err.message
@@ -116,7 +117,7 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
     const cache = new NearCache<SessionRecord>({ ...limits, sizeOf: approximateRecordBytes })
     const sessionKeyPrefix = sKey('')
     // RESP2: ioredis (RESP3 by default) drops RESP3 `invalidate` pushes; redirected ones are plain messages.
-    const invalidations = createRedisClient(options, { protocol: 2, autoResubscribe: false, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined as unknown as number })
+    const invalidations = createRedisClient(options, { ...offRequestPath, protocol: 2, autoResubscribe: false })
     invalidations.on('error', report)
     let redirectId: string | undefined
     const track = async () => {
