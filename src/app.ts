@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { AuthOutcome, Authenticator } from './auth/authenticate.ts'
 import type { Config } from './config/schema.ts'
-import { attribute, type Attribution } from './gitlab/attribute.ts'
+import { attribute, type Attribution, type NumericId } from './gitlab/attribute.ts'
 import { checkCanonicalPath } from './http/canonical-path.ts'
 import { isBrowserNavigation, sendRedirect, sendStatusPage, wwwAuthenticate, writeSocketResponse } from './http/respond.ts'
 import type { AccessLog } from './logs/index.ts'
@@ -30,8 +30,8 @@ export interface OpsLogger {
 /** Handles the reserved `/-/iap/*` endpoints; returns false when the path is not one of them. */
 export type IapEndpoints = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => boolean | Promise<boolean>
 
-/** Resolves a numeric GitLab project id to its path (`undefined` when it cannot be resolved). */
-export type ProjectResolver = (id: string) => Promise<string | undefined>
+/** Resolves a numeric GitLab project, group or namespace id to its path (`undefined` when it cannot be resolved). */
+export type ProjectResolver = (ref: NumericId) => Promise<string | undefined>
 
 /** Last-moment additions to the headers sent to GitLab for an allowed request (the identity assertion). */
 export type UpstreamHeaderHook = (req: IncomingMessage, ctx: RequestContext) => void
@@ -48,6 +48,8 @@ export interface AppDeps {
   readonly resolveProject?: ProjectResolver
   readonly upstreamHeaders?: UpstreamHeaderHook
   readonly upstreamCookie?: UpstreamCookieFilter
+  /** Names the proxy's own cookies, which GitLab's responses may not set. */
+  readonly ownCookie?: (name: string) => boolean
   /** True when browser sign-in is configured: anonymous navigations are redirected to /-/iap/login. */
   readonly browserLogin?: boolean
 }
@@ -84,9 +86,13 @@ const HALF_CLOSED_LINGER_MS = 5000
 
 export function createApp(initialConfig: Config, deps: AppDeps): App {
   let state = buildState(initialConfig)
-  const scheme = initialConfig.server.tls ? 'https' : 'http'
+  // The scheme the client used: https when we terminate TLS; behind a TLS ingress that is not a trusted
+  // proxy (its X-Forwarded-Proto is not believed), the scheme of `server.publicUrl`, which is how
+  // clients reach us. GitLab's CSRF check compares Origin with it.
+  const scheme = initialConfig.server.tls || initialConfig.server.publicUrl.startsWith('https:') ? 'https' : 'http'
 
   const forwarder: Forwarder = createForwarder(initialConfig.upstream, {
+    ...(deps.ownCookie && { ownCookie: deps.ownCookie }),
     onResponse(req, proxyRes) {
       const ctx = (req as WithContext)[kContext]
       if (!ctx) return
@@ -159,10 +165,10 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
           { method: ctx.method, path: ctx.path, route: ctx.route, project: ctx.project, projectUnresolved, clientIp: ctx.clientIp },
           ctx.identity,
         )
-      if (attr.projectId !== undefined && s.policy.needsProjects) {
+      if (attr.numericId !== undefined && s.policy.needsProjects) {
         const resolve = deps.resolveProject
         if (!resolve) return done(decideNow(true), outcome)
-        resolve(attr.projectId).then(
+        resolve(attr.numericId).then(
           (path) => {
             if (path !== undefined) ctx.project = path
             done(decideNow(path === undefined), outcome)

@@ -61,7 +61,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   const problem = checkCanonicalPath(path)
   const attr = problem ? { route: 'other' as const } : attribute(method, path)
   let project = attr.route === 'other' ? undefined : 'project' in attr ? attr.project : undefined
-  const projectId = 'projectId' in attr ? attr.projectId : undefined
+  const numericId = 'numericId' in attr ? attr.numericId : undefined
   let note: string | undefined
   let decision: Decision
   if (problem) {
@@ -70,11 +70,11 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   } else {
     const policy = compilePolicy(config)
     let unresolved = false
-    if (projectId !== undefined && policy.needsProjects) {
+    if (numericId !== undefined && policy.needsProjects) {
       if (values.project) project = values.project
       else {
         unresolved = true
-        note = `numeric project id ${projectId}: serve resolves it through the GitLab API${config.upstream.apiToken ? '' : ' (no upstream.apiToken: it cannot, and denies)'}; pass --project to simulate`
+        note = `numeric ${numericId.resource === 'projects' ? 'project' : numericId.resource === 'groups' ? 'group' : 'namespace'} id ${numericId.id}: serve resolves it through the GitLab API${config.upstream.apiToken ? '' : ' (no upstream.apiToken: it cannot, and denies)'}; pass --project to simulate`
       }
     }
     decision = decide(policy, { method, path, route: attr.route, project, projectUnresolved: unresolved, clientIp: values.ip ?? '127.0.0.1' }, identity)

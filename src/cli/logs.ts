@@ -45,7 +45,8 @@ const VERIFY_HELP = `Usage: gitlab-iap logs verify [FILE...] [--config FILE]
 
 Verify the tamper-evidence chain (iap.chain.seq / iap.chain.mac) of access logs with
 accessLog.integrity.key from the config (--config, else $GITLAB_IAP_CONFIG, else ./config.yaml).
-Without FILE, verifies accessLog.output and its rotated files. Files are checked in rotation order.
+Without FILE, verifies accessLog.output and its rotated files (stdin when the output is stdout;
+\`-\` reads stdin too). Files are checked in rotation order.
 Exit 0 when intact; 1 and the first bad line otherwise.
 `
 
@@ -261,8 +262,8 @@ async function runVerify(argv: string[], io: CliIo): Promise<number> {
   if (!key) usage('accessLog.integrity.key is not set in the config: there is no chain to verify')
   let files = positionals
   if (files.length === 0) {
-    if (config.accessLog.output === 'stdout') usage('accessLog.output is stdout: name the files to verify')
-    files = [...rotatedFiles(config.accessLog.output), config.accessLog.output]
+    // No FILE: the configured log file and its rotations, or stdin when the log goes to stdout.
+    files = config.accessLog.output === 'stdout' ? ['-'] : [...rotatedFiles(config.accessLog.output), config.accessLog.output]
   }
   files = orderLogFiles(files)
   for (const file of files) if (file !== '-') checkReadable(file)

@@ -1,6 +1,7 @@
 /** `gitlab-iap serve`: run the proxy until SIGTERM/SIGINT, then drain and exit 0. */
 import pino from 'pino'
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
+import { configWarnings } from '../config/warnings.ts'
 import { createPolicyReloader } from '../policy/reload.ts'
 import { startServer } from '../server/start.ts'
 import { parseCommandArgs } from './args.ts'
@@ -23,6 +24,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   const { config } = loadConfigFile(configPath, io.env)
   // Operational messages go to stderr so stdout stays pure access-log NDJSON.
   const log = pino({ base: { service: 'gitlab-iap' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }))
+  for (const warning of configWarnings(config)) log.warn({ code: warning.code, key: warning.key }, `${warning.key}: ${warning.message}`)
   const server = await startServer(config, { log })
   // Policy, groups and trusted proxies reload in place; listeners, issuers and stores need a restart.
   const reloader = createPolicyReloader({

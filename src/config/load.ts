@@ -74,21 +74,31 @@ export function formatPath(path: readonly PropertyKey[]): string {
 
 const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$/g
 
-/** Expands `${VAR}` inside string values (not keys); `$$` is a literal `$`. A missing variable is an error naming it. */
+/** A value that was exactly one `${VAR}` whose variable is empty: the key is left out, as if unset. */
+const UNSET = Symbol('unset')
+
+/**
+ * Expands `${VAR}` inside string values (not keys); `$$` is a literal `$`. A missing variable is an
+ * error naming it; a value that is only `${VAR}` with VAR empty leaves its key out (an optional key
+ * such as `upstream.apiToken` is then unset, a required one is reported as required).
+ */
 function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: (string | number)[]): unknown {
   if (typeof value === 'string') {
-    return value.replace(VAR, (whole, name: string | undefined) => {
+    let only = true
+    const expanded = value.replace(VAR, (whole, name: string | undefined, offset: number) => {
       if (name === undefined) return '$'
+      if (offset !== 0 || whole.length !== value.length) only = false
       const found = env[name]
       if (found === undefined) {
         throw new IapError('IAP_ERR_CONFIG_ENV_MISSING', `${formatPath(path) || 'config'}: environment variable ${name} is not set`)
       }
       return found
     })
+    return expanded === '' && only && value !== '' ? UNSET : expanded
   }
-  if (Array.isArray(value)) return value.map((item, i) => expandEnv(item, env, [...path, i]))
+  if (Array.isArray(value)) return value.map((item, i) => expandEnv(item, env, [...path, i])).filter((item) => item !== UNSET)
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k])]))
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k])]).filter(([, v]) => v !== UNSET))
   }
   return value
 }

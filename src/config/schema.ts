@@ -50,6 +50,9 @@ const nonEmpty = z.string().min(1, 'must not be empty')
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
+/** Entra writes GUIDs in lower case in every claim (`tid`, `aud`, `groups`); a GUID pasted in upper case is folded to match. */
+const lowerGuid = (value: string) => (GUID.test(value) ? value.toLowerCase() : value)
+
 const jwsAlgorithm = z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'], {
   error: 'must be an asymmetric JWS algorithm (RS256, PS256, ES256, ...); "none" and HMAC are never accepted',
 })
@@ -69,19 +72,19 @@ const server = z.strictObject({
 
 const admin = z.strictObject({
   listen: hostPort.default('0.0.0.0:9090').describe('Admin listener: /metrics, /healthz, /readyz, /admin/*.'),
-  token: z.string().min(16, 'must be at least 16 characters').optional().describe('Bearer token for the admin API; the admin API is disabled without it.'),
+  token: nonEmpty.optional().describe('Bearer token for the admin API; the admin API is disabled without it.'),
 })
 
 const upstream = z.strictObject({
   url: httpUrl.describe('GitLab (Workhorse) base URL, e.g. http://gitlab-webservice:8181.'),
   timeoutSeconds: z.number().int().min(1).max(86400).default(3600).describe('Idle timeout towards GitLab; long git operations and runner long-polls need it high.'),
   connectTimeoutSeconds: z.number().int().min(1).max(300).default(10).describe('TCP connect timeout towards GitLab.'),
-  apiToken: z.string().min(1).optional().describe('Optional read_api token: resolves numeric project ids for `projects` rules.'),
+  apiToken: z.string().min(1).optional().describe('Optional read_api token of an admin or auditor user (it must see every project): resolves numeric project and group ids for `projects` rules.'),
 })
 
 const entra = z.strictObject({
-  tenantId: z.string().regex(GUID, 'must be the tenant GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)'),
-  clientId: nonEmpty.describe('Application (client) id of the proxy app registration.'),
+  tenantId: z.string().regex(GUID, 'must be the tenant GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)').transform(lowerGuid),
+  clientId: nonEmpty.transform(lowerGuid).describe('Application (client) id of the proxy app registration.'),
   clientSecret: z.string().min(1).optional().describe('Client secret for the browser login (code flow).'),
   authority: httpUrl.default('https://login.microsoftonline.com').describe('Entra authority; the tenant id is appended.'),
   scopes: z.array(nonEmpty).default(['openid', 'profile', 'email', 'offline_access']),
@@ -135,10 +138,10 @@ const rule = z.strictObject({
   sourceIps: z.array(cidr).min(1).optional(),
   public: z.literal(true).optional(),
   deny: z.literal(true).optional(),
-  groups: z.array(nonEmpty).optional(),
+  groups: z.array(nonEmpty.transform(lowerGuid)).optional(),
   users: z.array(nonEmpty).optional(),
   roles: z.array(nonEmpty).optional(),
-  apps: z.array(nonEmpty).optional(),
+  apps: z.array(nonEmpty.transform(lowerGuid)).optional(),
 })
 
 const policy = z.strictObject({
@@ -155,7 +158,7 @@ const accessLog = z.strictObject({
       compress: z.boolean().default(true),
     })
     .prefault({}),
-  integrity: z.strictObject({ key: z.string().min(32, 'must be at least 32 bytes') }).optional(),
+  integrity: z.strictObject({ key: nonEmpty }).optional(),
   onError: z.enum(['serve', 'deny']).default('serve').describe('When the log cannot be written: keep serving (and alert in metrics) or refuse requests with 503.'),
 })
 
@@ -167,7 +170,7 @@ export const configSchema = z
     entra: entra.optional(),
     issuers: z.array(issuer).default([]),
     session: session.prefault({}),
-    groups: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'alias must be letters, digits, ".", "_" or "-"'), nonEmpty).default({}),
+    groups: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'alias must be letters, digits, ".", "_" or "-"'), nonEmpty.transform(lowerGuid)).default({}),
     policy: policy.prefault({}),
     accessLog: accessLog.prefault({}),
   })

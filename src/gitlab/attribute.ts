@@ -1,7 +1,7 @@
 /**
  * GitLab attribution: which kind of GitLab traffic a request is and which namespace/project it
- * touches, from the path alone (DOMAIN.md B1, Workhorse's routing table). Pure; numeric REST ids
- * are returned as `projectId` for `project-ids.ts` to resolve.
+ * touches, from the path alone (DOMAIN.md B1, Workhorse's routing table). Pure; numeric project,
+ * group and namespace ids are returned as `numericId` for `project-ids.ts` to resolve.
  */
 import type { RouteClass } from './route.ts'
 
@@ -9,19 +9,33 @@ export interface Attribution {
   readonly route: RouteClass
   /** `namespace/.../project` (or a group path) as written, when the path names one. */
   readonly project?: string
-  /** Numeric project id from a REST path, not yet resolved to a path. */
-  readonly projectId?: string
+  /** A numeric project, group or namespace id, not yet resolved to a path. */
+  readonly numericId?: NumericId
 }
 
-/** First path segments that are GitLab's own routes, never a namespace. */
+/** `/api/v4/groups/99` → `{ resource: 'groups', id: '99' }`; resolved through GitLab's API of the same name. */
+export interface NumericId {
+  readonly resource: 'projects' | 'groups' | 'namespaces'
+  readonly id: string
+}
+
+/** First path segments that are GitLab's own routes, never a namespace (GitLab's `PathRegex::TOP_LEVEL_ROUTES`). */
 const RESERVED_TOP = new Set([
   '-', 'api', 'admin', 'users', 'dashboard', 'explore', 'help', 'assets', 'search', 'oauth', 'uploads', 'import',
   'jwt', 'health_check', '.well-known', 'profile', 'public', 'projects', 'snippets', 'abuse_reports', 'sitemap',
   'favicon.ico', 'favicon.png', 'robots.txt', 'manifest.json', 'ide', 'v2', 'groups', 'login', 'unsubscribes',
+  'sent_notifications', 's', 'files', 'deploy.html', '404.html', '422.html', '500.html', '502.html', '503.html',
+  'slash-command-logo.png', 'apple-touch-icon.png', 'apple-touch-icon-precomposed.png',
 ])
 
 const GIT_SUFFIX = /^\/(.+?)\.git(\/.*)?$/
+/** What Workhorse serves after `<project>.git`: only these make a request git or LFS traffic (a file named `x.git` in a blob URL is not). */
+const GIT_ENDPOINT = /^\/(?:info\/refs$|git-upload-pack$|git-receive-pack$|ssh-upload-pack$|ssh-receive-pack$|info\/lfs\/|gitlab-lfs\/)/
 const API_RESOURCE = /^\/api\/v4\/(projects|groups|namespaces)\/([^/]+)(?:\/|$)/
+/** A numeric id, also with a format suffix (`42.json`): Grape may read that as id 42, so it is resolved as one. */
+const NUMERIC_ID = /^(\d+)(?:\.[A-Za-z]+)?$/
+/** The Web IDE names its project after `/-/ide/project/`, up to the IDE's own action. */
+const IDE_PROJECT = /^\/-\/ide\/project\/(.+?)(?:\/(?:edit|tree|blob|merge_requests)(?:\/|$)|\/?$)/
 
 /** Decodes `%2F` and other percent-encodings of a REST id; invalid encodings stay as they are. */
 function decodeId(id: string): string {
@@ -36,6 +50,8 @@ export function attribute(_method: string, path: string): Attribution {
   if (path.startsWith('/-/')) {
     if (path.startsWith('/-/iap/') || path === '/-/iap') return { route: 'iap' }
     if (path === '/-/cable') return { route: 'cable' }
+    const ide = IDE_PROJECT.exec(path)
+    if (ide) return { route: 'web', project: ide[1]! }
     return { route: 'web' }
   }
   if (path.startsWith('/api/')) {
@@ -43,14 +59,17 @@ export function attribute(_method: string, path: string): Attribution {
     const resource = API_RESOURCE.exec(path)
     if (resource) {
       const id = decodeId(resource[2]!)
-      if (resource[1] === 'projects' && /^\d+$/.test(id)) return { route: 'api', projectId: id }
-      if (!/^\d+$/.test(id)) return { route: 'api', project: id }
-      // Numeric group or namespace ids are not resolved: only `projects` ids are (see docs/policy.md).
+      const numeric = NUMERIC_ID.exec(id)
+      if (numeric) return { route: 'api', numericId: { resource: resource[1] as NumericId['resource'], id: numeric[1]! } }
+      return { route: 'api', project: id }
     }
     return { route: 'api' }
   }
+  // /projects/42 is GitLab's redirect to the project's page: resolved like the REST id, or the redirect names a hidden project.
+  const webNumeric = path.startsWith('/projects/') ? /^\/projects\/(\d+)\/?$/.exec(path) : null
+  if (webNumeric) return { route: 'web', numericId: { resource: 'projects', id: webNumeric[1]! } }
   const git = GIT_SUFFIX.exec(path)
-  if (git) {
+  if (git && !git[1]!.includes('/-/') && GIT_ENDPOINT.test(git[2] ?? '')) {
     const rest = git[2] ?? ''
     const lfs = rest.startsWith('/info/lfs/') || rest.startsWith('/gitlab-lfs/')
     return { route: lfs ? 'lfs' : 'git', project: git[1]! }

@@ -1,9 +1,11 @@
 /**
- * Resolves numeric REST project ids (`/api/v4/projects/42/...`) to `path_with_namespace` through the
- * GitLab API with `upstream.apiToken`, so `projects` rules see them. Cached with a TTL; concurrent
- * lookups for one id share one request; any failure resolves to `undefined`, which the policy denies.
+ * Resolves numeric ids (`/api/v4/projects/42/...`, `/api/v4/groups/7/...`, `/api/v4/namespaces/7`)
+ * to their path (`path_with_namespace`, `full_path`) through the GitLab API with `upstream.apiToken`,
+ * so `projects` rules see them. Cached with a TTL; concurrent lookups for one id share one request;
+ * any failure resolves to `undefined`, which the policy denies.
  */
 import { LRUCache } from 'lru-cache'
+import type { NumericId } from './attribute.ts'
 
 export interface ProjectResolverOptions {
   readonly upstreamUrl: string
@@ -16,7 +18,7 @@ export interface ProjectResolverOptions {
 }
 
 export interface ProjectResolver {
-  resolve(id: string): Promise<string | undefined>
+  resolve(ref: NumericId): Promise<string | undefined>
 }
 
 const MISSING = '\u0000missing'
@@ -28,10 +30,12 @@ export function createProjectResolver(options: ProjectResolverOptions): ProjectR
     max: 10_000,
     ttl: options.ttlMs ?? 5 * 60_000,
     // Concurrent lookups for one id share this fetch (lru-cache coalesces in-flight fetches).
-    fetchMethod: async (id, _stale, { signal }) => {
+    // Keys are `projects/42`, `groups/7`, `namespaces/7`: the API path of the resource itself.
+    fetchMethod: async (key, _stale, { signal }) => {
       if (!options.apiToken) return MISSING
       try {
-        const res = await doFetch(`${base}/api/v4/projects/${id}`, {
+        // A group's answer embeds up to 100 of its projects unless told not to.
+        const res = await doFetch(`${base}/api/v4/${key}${key.startsWith('groups/') ? '?with_projects=false' : ''}`, {
           headers: { 'private-token': options.apiToken, accept: 'application/json' },
           signal: AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs ?? 5000)]),
         })
@@ -41,10 +45,11 @@ export function createProjectResolver(options: ProjectResolverOptions): ProjectR
           return MISSING
         }
         if (!res.ok) throw new Error(`GitLab answered ${res.status}`)
-        const body = (await res.json()) as { path_with_namespace?: unknown }
-        if (typeof body.path_with_namespace !== 'string') throw new Error('no path_with_namespace')
+        const body = (await res.json()) as { path_with_namespace?: unknown; full_path?: unknown }
+        const path = key.startsWith('projects/') ? body.path_with_namespace : body.full_path
+        if (typeof path !== 'string' || path === '') throw new Error('no path in the answer')
         options.onLookup?.('found')
-        return body.path_with_namespace
+        return path
       } catch {
         options.onLookup?.('error')
         // Not cached: the next request tries again (and is denied meanwhile).
@@ -53,8 +58,8 @@ export function createProjectResolver(options: ProjectResolverOptions): ProjectR
     },
   })
   return {
-    async resolve(id) {
-      const found = await cache.fetch(id)
+    async resolve(ref) {
+      const found = await cache.fetch(`${ref.resource}/${ref.id}`)
       return found === undefined || found === MISSING ? undefined : found
     },
   }

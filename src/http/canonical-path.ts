@@ -6,7 +6,13 @@
  */
 
 /** Segments after which GitLab treats the rest of the path as a file or ref name (may hold `;`, `%2E`, `%23`). */
-const FILE_PATH_MARKERS = ['/-/blob/', '/-/raw/', '/-/tree/', '/-/edit/', '/-/blame/', '/-/commits/', '/-/new/', '/-/create/', '/-/find_file/', '/-/files/', '/repository/files/', '/repository/tree', '/repository/blobs/', '/repository/commits/', '/repository/branches/', '/repository/tags/', '/repository/archive']
+const FILE_PATH_MARKERS = [
+  '/-/blob/', '/-/raw/', '/-/tree/', '/-/edit/', '/-/blame/', '/-/blame_page/', '/-/commits/', '/-/new/', '/-/create/', '/-/create_dir/',
+  '/-/update/', '/-/preview/', '/-/find_file/', '/-/files/',
+  // Ref names in one segment: GitLab's own links encode `feature/x` as `feature%2Fx` here.
+  '/-/branches/', '/-/tags/', '/-/compare/', '/-/network/', '/-/graphs/', '/-/refs/', '/-/jobs/artifacts/',
+  '/repository/files/', '/repository/tree', '/repository/blobs/', '/repository/commits/', '/repository/branches/', '/repository/tags/', '/repository/archive',
+]
 
 const HEX = /^[0-9a-fA-F]{2}$/
 

@@ -10,13 +10,14 @@ import type { AuthOutcome } from '../auth/authenticate.ts'
 import type { GraphGroups } from '../auth/graph-groups.ts'
 import type { Clock } from '../auth/session/clock.ts'
 import { userFromIdToken, withGraphGroups } from '../auth/session/id-token-user.ts'
-import { sessionEndsAt, type SessionTimeouts, type SessionUser } from '../auth/session/record.ts'
+import type { SessionTimeouts, SessionUser } from '../auth/session/record.ts'
 import type { Sessions } from '../auth/session/sessions.ts'
 import { sendRedirect, sendStatusPage } from '../http/respond.ts'
 import { validateRedirectTarget } from '../http/redirect-target.ts'
 import type { RequestContext } from '../server/context.ts'
 import type { EntraClient } from './entra-client.ts'
 import { clearTransactionCookie, readTransaction, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
+import { createWhoami, deny, routeIapEndpoints, type Handler } from './whoami.ts'
 
 export interface IapLogger {
   info(obj: object, msg?: string): void
@@ -41,24 +42,6 @@ export interface IapEndpointDeps {
   readonly log?: IapLogger
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => Promise<void> | void
-
-function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body) + '\n'
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    'x-request-id': requestId,
-  })
-  res.end(text)
-}
-
-const deny = (ctx: RequestContext, reason: string, result: 'deny' | 'challenge' = 'deny') => {
-  ctx.decision = { result, rule: null, reason }
-}
 
 const LOGIN_FAILURE_TEXT: Record<string, string> = {
   'login-state-invalid': 'The sign-in response does not belong to a sign-in started here. Start again.',
@@ -182,47 +165,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     sendRedirect(res, endSession?.href ?? postLogout, ctx.id, { 'set-cookie': deps.sessions.clearCookie() })
   }
 
-  const whoami: Handler = async (req, res, ctx) => {
-    const resolution = await deps.sessions.resolve(req)
-    let outcome: AuthOutcome | undefined
-    if (deps.authenticate) outcome = await deps.authenticate(req, ctx)
-    else outcome = resolution.kind === 'none' ? undefined : resolution.kind === 'failed' ? resolution.outcome : { ok: true, method: 'session', identity: resolution.identity }
-    if (!outcome || (outcome.ok && outcome.identity.kind === 'anonymous')) {
-      deny(ctx, 'credentials-missing', 'challenge')
-      return sendJson(res, 401, { error: 'Unauthorized', message: 'Not signed in.', requestId: ctx.id, login: '/-/iap/login' }, ctx.id, { 'www-authenticate': 'Bearer realm="gitlab-iap"' })
-    }
-    ctx.authMethod = outcome.method
-    if (!outcome.ok) {
-      deny(ctx, outcome.reason, 'challenge')
-      return sendJson(res, outcome.status, { error: outcome.status === 503 ? 'Service Unavailable' : 'Unauthorized', message: outcome.description, reason: outcome.reason, requestId: ctx.id }, ctx.id)
-    }
-    const id = outcome.identity
-    ctx.identity = id
-    ctx.decision = { result: 'allow', rule: null, reason: 'whoami' }
-    const session = outcome.method === 'session' && resolution.kind === 'ok'
-      ? {
-          createdAt: new Date(resolution.record.createdAt).toISOString(),
-          refreshedAt: new Date(resolution.record.refreshedAt).toISOString(),
-          expiresAt: new Date(sessionEndsAt(resolution.record, deps.timeouts)).toISOString(),
-          absoluteExpiresAt: new Date(resolution.record.expiresAt).toISOString(),
-        }
-      : undefined
-    sendJson(res, 200, {
-      kind: id.kind,
-      id: id.id,
-      ...(id.name !== undefined && { name: id.name }),
-      ...(id.email !== undefined && { email: id.email }),
-      ...(id.displayName !== undefined && { displayName: id.displayName }),
-      ...(id.tenantId !== undefined && { tenantId: id.tenantId }),
-      issuer: id.issuer,
-      authMethod: outcome.method,
-      groups: id.groups,
-      roles: id.roles,
-      ...(id.groupsSource !== undefined && { groupsSource: id.groupsSource }),
-      ...(id.expiresAt !== undefined && { credentialExpiresAt: new Date(id.expiresAt * 1000).toISOString() }),
-      ...(session && { session }),
-    }, ctx.id)
-  }
+  const whoami = createWhoami({ sessions: deps.sessions, timeouts: deps.timeouts, ...(deps.authenticate && { authenticate: deps.authenticate }) })
 
   const routes: Record<string, { methods: readonly string[]; handler: Handler }> = {
     '/-/iap/login': { methods: ['GET', 'HEAD'], handler: login },
@@ -231,15 +174,5 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     '/-/iap/whoami': { methods: ['GET', 'HEAD'], handler: whoami },
   }
 
-  return function iapEndpoints(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): boolean | Promise<boolean> {
-    const route = routes[ctx.path]
-    if (!route) return false
-    if (!route.methods.includes(ctx.method)) {
-      deny(ctx, 'method-not-allowed')
-      sendStatusPage(req, res, { status: 405, title: 'Method not allowed', message: `Use ${route.methods.join(' or ')}.`, requestId: ctx.id }, { allow: route.methods.join(', ') })
-      return true
-    }
-    const done = route.handler(req, res, ctx)
-    return done instanceof Promise ? done.then(() => true) : true
-  }
+  return routeIapEndpoints(routes)
 }

@@ -44,6 +44,8 @@ export interface BrowserSignIn {
   readonly graph: GraphGroups
   /** The Cookie header GitLab gets: without the IAP's own cookies (GitLab's stay); `undefined` when none is left. */
   forwardedCookie(header: string): string | undefined
+  /** True for the IAP's own cookie names (the session cookie and its sign-in transaction cookies). */
+  isOwnCookie(name: string): boolean
   /** `/admin/revoke`: ends the user's sessions on every replica and revokes their older bearer tokens everywhere. */
   revoke(user: string): Promise<{ sessionsEnded: number }>
   isReady(): boolean
@@ -148,6 +150,7 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
   store.onRevocation((event) => deps.revocations?.revoke(event.user, event.at))
 
   const txPrefix = `${cookieName}-tx-`
+  const isOwnCookie = (name: string) => name === cookieName || name.startsWith(txPrefix)
 
   return {
     sessions,
@@ -171,8 +174,9 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
     forwardedCookie(header) {
       // Transaction cookies are named `<cookieName>-tx-…`: a header without the name holds none of ours.
       if (!header.includes(cookieName)) return header
-      return withoutCookies(header, (name) => name === cookieName || name.startsWith(txPrefix))
+      return withoutCookies(header, isOwnCookie)
     },
+    isOwnCookie,
     async revoke(user) {
       const at = clock.now()
       deps.revocations?.revoke(user, at)

@@ -2,10 +2,11 @@
  * One access-log record per request, as a flat object with ECS field names ("url.path", not
  * {url:{path}}): the SPEC spells the fields that way, every ECS consumer reads dotted keys, and a
  * flat object serialises and filters fastest. Pure: the same context always gives the same record.
- * Never holds a token, cookie or secret: the context has none, and the query string is redacted.
+ * Never holds a token, cookie or secret: the context has none, and the query string and the few
+ * GitLab paths that carry a secret are redacted.
  */
 import type { RequestContext } from '../server/context.ts'
-import { redactQuery } from './redact.ts'
+import { redactPath, redactQuery } from './redact.ts'
 
 export const ECS_VERSION = '8.11.0'
 
@@ -43,7 +44,7 @@ export function toAccessRecord(ctx: RequestContext, endNs: bigint): AccessRecord
     'http.request.body.bytes': ctx.bytesIn,
     'http.response.status_code': status,
     'http.response.bytes': ctx.bytesOut,
-    'url.path': ctx.path,
+    'url.path': redactPath(ctx.path),
     'client.ip': ctx.clientIp,
     'user_agent.original': ctx.userAgent,
     'user.id': anonymous ? null : identity.id,

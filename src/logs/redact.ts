@@ -1,4 +1,7 @@
-/** Query-string redaction for the access log: parameters that carry secrets keep their name, lose their value. */
+/**
+ * Redaction for the access log: query parameters that carry secrets keep their name and lose their
+ * value; path segments that are secrets themselves (GitLab invite tokens, reply keys) lose theirs.
+ */
 
 export const REDACTED = '[REDACTED]'
 
@@ -7,11 +10,12 @@ const SECRET_NAMES = new Set([
   'client_secret', 'password', 'passwd', 'secret', 'key', 'api_key', 'apikey', 'signature', 'sig', 'session',
   'assertion', 'client_assertion', 'code_verifier', 'authenticity_token', 'feed_token', 'rss_token',
   'otp', 'x-amz-signature', 'x-amz-credential', 'x-amz-security-token', 'sudo',
+  'jwt', 'id_token_hint', 'ticket', 'reset_password_token', 'confirmation_token', 'unlock_token',
 ])
 
 /** On OAuth/OIDC callback routes the authorization code and state are credentials too (GitLab uses `state=opened` elsewhere). */
 const CALLBACK_NAMES = new Set(['code', 'state', 'session_state'])
-const CALLBACK_PATH = /^\/-\/iap\/|^\/oauth\/|^\/users\/auth\/|\/callback$/
+const CALLBACK_PATH = /^\/-\/iap\/|^\/oauth\/|^\/users\/auth\/|[/_]callbacks?$/
 
 /** Names that look secret even when not listed: anything ending in token/secret/password/key/signature. */
 const SECRET_SUFFIX = /(token|secret|password|passwd|_key|signature|credential)$/
@@ -29,13 +33,16 @@ function isSecretName(raw: string, callback: boolean): boolean {
   return SECRET_NAMES.has(name) || SECRET_SUFFIX.test(name) || (callback && CALLBACK_NAMES.has(name))
 }
 
-/** `a=1&private_token=glpat-x&b` → `a=1&private_token=[REDACTED]&b`; the rest stays byte-for-byte. */
+/**
+ * `a=1&private_token=glpat-x;b` → `a=1&private_token=[REDACTED];b`; the rest stays byte-for-byte.
+ * `;` separates parameters too: Rack 2 (GitLab's) reads it so, and a token after it authenticates.
+ */
 export function redactQuery(query: string, path = ''): string {
   if (query === '') return query
   const callback = CALLBACK_PATH.test(path)
-  const parts = query.split('&')
+  const parts = query.split(/([&;])/) // separators kept at the odd indexes
   let changed = false
-  for (let i = 0; i < parts.length; i++) {
+  for (let i = 0; i < parts.length; i += 2) {
     const part = parts[i]!
     const eq = part.indexOf('=')
     const name = eq === -1 ? part : part.slice(0, eq)
@@ -44,5 +51,14 @@ export function redactQuery(query: string, path = ''): string {
       changed = true
     }
   }
-  return changed ? parts.join('&') : query
+  return changed ? parts.join('') : query
+}
+
+/** GitLab routes whose first variable segment is a secret: `/-/invites/<token>`, `/sent_notifications/<reply key>/unsubscribe`. */
+const SECRET_SEGMENT = /^(\/-\/invites\/|\/sent_notifications\/)[^/]+/
+
+/** `/-/invites/abc123/accept` → `/-/invites/[REDACTED]/accept`; every other path as it is. */
+export function redactPath(path: string): string {
+  if (!path.startsWith('/-/invites/') && !path.startsWith('/sent_notifications/')) return path
+  return path.replace(SECRET_SEGMENT, `$1${REDACTED}`)
 }

@@ -21,6 +21,8 @@ export interface ForwardHooks {
    * the websocket (the client has its 101), so nothing but closing the socket is left to do.
    */
   onError(req: IncomingMessage, res: ServerResponse | Duplex, failure: ForwardFailure, upgraded: boolean): void
+  /** Names the proxy's own cookies: GitLab's `Set-Cookie` for them is dropped. */
+  ownCookie?(name: string): boolean
 }
 
 export interface Forwarder {
@@ -62,6 +64,20 @@ function classify(err: NodeJS.ErrnoException): ForwardFailure {
   }
 }
 
+/**
+ * GitLab's response broke after its head arrived (bad chunk framing, a bad trailer): stop copying it
+ * before the failure is answered. Otherwise its buffered rest is written after our answer has ended,
+ * and a write after end is an 'error' on the response that nothing handles: the process would exit.
+ * The head GitLab sent is dropped too, unless it already went out (then the response is cut).
+ */
+function abandonResponse(proxyRes: IncomingMessage, res: ServerResponse): void {
+  proxyRes.unpipe(res)
+  proxyRes.destroy()
+  res.on('error', () => {})
+  if (res.headersSent) return
+  for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name)
+}
+
 export function createForwarder(upstream: Config['upstream'], hooks: ForwardHooks): Forwarder {
   const target = new URL(upstream.url)
   const idleMs = upstream.timeoutSeconds * 1000
@@ -77,10 +93,13 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
   })
   const wsOptions = { target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, agent: false as const }
 
+  // GitLab's response to each request once its head has arrived, so a failure after that point can stop copying it.
+  const responses = new WeakMap<IncomingMessage, IncomingMessage>()
   proxy.on('proxyRes', (proxyRes, req, res) => {
+    responses.set(req, proxyRes)
     // Runs before http-proxy-3 copies the headers: GitLab's hop-by-hop headers stay on the GitLab hop,
     // and keep-alive towards the client follows the client's own request (a `Connection: close` is honoured).
-    proxyRes.headers = forwardableResponseHeaders(proxyRes.headers, (res as ServerResponse).shouldKeepAlive === false ? 'close' : 'keep-alive')
+    proxyRes.headers = forwardableResponseHeaders(proxyRes.headers, (res as ServerResponse).shouldKeepAlive === false ? 'close' : 'keep-alive', hooks.ownCookie)
     // GitLab cut its response short (reset or half-close): cut ours too rather than leave the client waiting.
     proxyRes.once('close', () => {
       if (!proxyRes.complete) (res as ServerResponse).destroy()
@@ -96,8 +115,11 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
       proxyRes.headers['x-request-id'] ??= req.headers['x-request-id']
     }),
   )
-  const failed = (req: IncomingMessage, res: ServerResponse | Duplex, err: unknown) =>
+  const failed = (req: IncomingMessage, res: ServerResponse | Duplex, err: unknown) => {
+    const proxyRes = responses.get(req)
+    if (proxyRes && 'writeHead' in res) abandonResponse(proxyRes, res as ServerResponse)
     hooks.onError(req, res, classify(err as NodeJS.ErrnoException), upgraded.has(req))
+  }
   // Without an 'error' listener http-proxy-3 re-throws and the process dies (SECURITY.md §4 item 5).
   proxy.on('error', (err, req, res) => failed(req, res as ServerResponse | Duplex, err))
   // The client went away: http-proxy-3 already destroyed the upstream request; nothing to answer.

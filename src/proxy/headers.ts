@@ -18,6 +18,10 @@ const PROXY_OWNED = new Set([
   'x-forwarded-access-token', 'x-iap-assertion', 'x-iap-authorization', 'x-auth-request-user', 'x-auth-request-email',
   'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-prefix',
   'x-forwarded-uri', 'x-original-url', 'x-rewrite-url', 'x-real-ip', 'forwarded', 'x-request-id', 'x-client-ip',
+  // Read by Rails and Rack behind the proxy: the client address (RemoteIp reads Client-IP), the scheme,
+  // the host, and the method (Rack::MethodOverride turns a POST into a DELETE past a `methods:` rule).
+  'client-ip', 'true-client-ip', 'x-cluster-client-ip', 'x-original-forwarded-for', 'x-forwarded-scheme',
+  'x-forwarded-server', 'x-original-host', 'x-host', 'x-http-method-override', 'x-http-method', 'x-method-override',
 ])
 
 /** Provenance headers a trusted proxy (ingress) may hand us; we extend rather than replace them. */
@@ -28,15 +32,27 @@ type TrustedProvenance = 'x-forwarded-for' | 'x-forwarded-proto' | 'x-forwarded-
  * nominated in `Connection`) or `Transfer-Encoding` (Node frames the response to the client itself),
  * with `Connection` set for the client's hop. A copy, not deletes in place (see `sanitizeRequestHeaders`).
  */
-export function forwardableResponseHeaders(given: IncomingHttpHeaders, connection: 'keep-alive' | 'close'): IncomingHttpHeaders {
+export function forwardableResponseHeaders(given: IncomingHttpHeaders, connection: 'keep-alive' | 'close', ownCookie?: (name: string) => boolean): IncomingHttpHeaders {
   const nominated = nominatedHeaders(given.connection)
   const headers: IncomingHttpHeaders = {}
   for (const name in given) {
     if (HOP_BY_HOP.has(name) || name === 'transfer-encoding' || nominated?.has(name)) continue
+    if (name === 'set-cookie' && ownCookie) {
+      // GitLab (or anything behind it) must not set or clear the proxy's own cookies in the browser.
+      const kept = given['set-cookie']!.filter((cookie) => !ownCookie(setCookieName(cookie)))
+      if (kept.length > 0) headers['set-cookie'] = kept
+      continue
+    }
     headers[name] = given[name]
   }
   headers.connection = connection
   return headers
+}
+
+/** The cookie name a `Set-Cookie` value sets (`name=value; attributes`). */
+function setCookieName(cookie: string): string {
+  const eq = cookie.indexOf('=')
+  return (eq === -1 ? cookie : cookie.slice(0, eq)).trim()
 }
 
 /** Header names a `Connection` header nominates as hop-by-hop; `undefined` for the usual bare `keep-alive` / `close`. */

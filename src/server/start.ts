@@ -12,6 +12,7 @@ import { createApp, type App, type AppDeps, type OpsLogger } from '../app.ts'
 import { createAuthenticator } from '../auth/authenticate.ts'
 import { createRevocations } from '../auth/revocations.ts'
 import { browserSignInConfigured, createBrowserSignIn } from '../iap/index.ts'
+import { createWhoami, routeIapEndpoints } from '../iap/whoami.ts'
 import { createAssertionSigner, serveAssertionJwks } from '../proxy/assertion.ts'
 import type { Config } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
@@ -92,7 +93,9 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const revocations = createRevocations()
   const signIn = browserSignInConfigured(config) ? createBrowserSignIn(config, { log, revocations }) : undefined
   const authenticator = createAuthenticator({ config, metrics, log, revocations, ...(signIn && { session: signIn.sessionStep, graph: signIn.graph }) })
-  const signInEndpoints = signIn?.endpoints({ authenticate: (req, ctx) => authenticator.authenticate(req, ctx) })
+  const authenticate = (req: IncomingMessage, ctx: RequestContext) => authenticator.authenticate(req, ctx)
+  // Without browser sign-in, whoami still answers for bearer and Basic credentials.
+  const signInEndpoints = signIn?.endpoints({ authenticate }) ?? routeIapEndpoints({ '/-/iap/whoami': { methods: ['GET', 'HEAD'], handler: createWhoami({ authenticate }) } })
   // X-IAP-Assertion: key derived from session.secret when set, so every replica signs alike.
   const assertion = createAssertionSigner({ publicUrl: config.server.publicUrl, ...(config.session.secret ? { secret: config.session.secret } : {}) })
   const projects = createProjectResolver({
@@ -103,10 +106,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
     },
   })
   const deps: AppDeps = {
-    metrics, accessLog, authenticator, log, resolveProject: (id) => projects.resolve(id),
+    metrics, accessLog, authenticator, log, resolveProject: (ref) => projects.resolve(ref),
     upstreamHeaders: (req, ctx) => assertion.setHeader(req.headers, ctx.identity),
-    ...(signIn && { upstreamCookie: (header: string) => signIn.forwardedCookie(header) }),
-    iapEndpoints: (req, res, ctx) => serveAssertionJwks(assertion, req, res) || (signInEndpoints?.(req, res, ctx) ?? false),
+    ...(signIn && { upstreamCookie: (header: string) => signIn.forwardedCookie(header), ownCookie: (name: string) => signIn.isOwnCookie(name) }),
+    iapEndpoints: (req, res, ctx) => serveAssertionJwks(assertion, req, res) || signInEndpoints(req, res, ctx),
     browserLogin: signIn !== undefined,
   }
   const app = createApp(config, deps)

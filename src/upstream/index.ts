@@ -7,7 +7,8 @@
  * - git smart HTTP served by the real `git http-backend` (CGI) over bare repositories it creates,
  *   with GitLab-like Basic-auth checks when `gitCredentials` is set;
  * - `/-/test/download?bytes=N` (streamed), `/-/test/upload` (byte-counting sink), `/-/test/slow?ms=N`,
- *   `/-/test/reset` (destroys the connection), `/-/test/reset.ws` and `/-/test/end.ws` (reset or end an open websocket), `/-/test/half-close`;
+ *   `/-/test/reset` (destroys the connection), `/-/test/reset.ws` and `/-/test/end.ws` (reset or end an open websocket), `/-/test/half-close`,
+ *   `/-/test/malformed/{chunk-size,trailer,chunk-overrun,header}` (broken HTTP framing written raw), `/-/test/set-cookie?name=N`;
  * - `/-/health`, `/-/readiness`, `/-/liveness`.
  * Every request is recorded in `requests` (newest last, bounded).
  */
@@ -18,6 +19,14 @@ import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WebSocketServer } from 'ws'
+
+const CHUNKED_HEAD = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n'
+const MALFORMED_RESPONSES: Record<string, string> = {
+  '/-/test/malformed/chunk-size': `${CHUNKED_HEAD}2\r\nok\r\nZZ\r\n`,
+  '/-/test/malformed/trailer': `${CHUNKED_HEAD}2\r\nok\r\n0\r\nbad trailer\r\n\r\n`,
+  '/-/test/malformed/chunk-overrun': `${CHUNKED_HEAD}2\r\nokXXXXXXXX\r\n0\r\n\r\n`,
+  '/-/test/malformed/header': 'HTTP/1.1 200 OK\r\nbad header\x01: x\r\ncontent-length: 2\r\n\r\nok',
+}
 
 export interface RecordedRequest {
   readonly method: string
@@ -42,6 +51,8 @@ export interface UpstreamOptions {
   readonly gitCredentials?: readonly GitCredential[]
   /** Numeric project ids: id → path_with_namespace, answered at /api/v4/projects/:id. */
   readonly projects?: Readonly<Record<string, string>>
+  /** Numeric group (and namespace) ids: id → full_path, answered at /api/v4/groups/:id and /api/v4/namespaces/:id. */
+  readonly groups?: Readonly<Record<string, string>>
   /** Token required (PRIVATE-TOKEN) for numeric project lookups; any when absent. */
   readonly apiToken?: string
   /** Most requests kept in `requests`. */
@@ -131,6 +142,19 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       req.socket.destroy()
       return
     }
+    const malformed = MALFORMED_RESPONSES[path]
+    if (malformed !== undefined) {
+      // Raw bytes past Node's own framing: what a broken or hostile GitLab (or something in between) could send.
+      req.socket.write(malformed)
+      setTimeout(() => req.socket.destroy(), 50)
+      return
+    }
+    if (path === '/-/test/set-cookie') {
+      // GitLab trying to set (or clear) a cookie of the given name, beside one of its own.
+      const name = query.get('name') ?? 'x'
+      res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': [`${name}=from-gitlab; Path=/; Secure; HttpOnly`, '_gitlab_session=gl; path=/'] })
+      return void res.end('ok')
+    }
     if (path === '/-/test/half-close') {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 })
       res.write('partial')
@@ -144,6 +168,13 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       const found = options.projects?.[numeric[1]!]
       if (!found) return sendJson(res, 404, { message: '404 Project Not Found' })
       return sendJson(res, 200, { id: Number(numeric[1]), path_with_namespace: found })
+    }
+    const numericGroup = /^\/api\/v4\/(?:groups|namespaces)\/(\d+)$/.exec(path)
+    if (numericGroup && req.method === 'GET' && req.headers['private-token'] !== undefined) {
+      if (options.apiToken && req.headers['private-token'] !== options.apiToken) return sendJson(res, 401, { message: '401 Unauthorized' })
+      const found = options.groups?.[numericGroup[1]!]
+      if (!found) return sendJson(res, 404, { message: '404 Group Not Found' })
+      return sendJson(res, 200, { id: Number(numericGroup[1]), full_path: found })
     }
     if (path.startsWith('/api/')) {
       const bytes = await drain(req)

@@ -27,6 +27,13 @@ async function get(path: string): Promise<{ status: number; id: string | null; b
   return { status: res.status, id: res.headers.get('x-request-id'), body: await res.text() }
 }
 
+async function waitForRecord(path: string): Promise<Record<string, unknown>> {
+  const mine = () => proxy.records().filter((r) => r['url.path'] === path)
+  for (const end = Date.now() + 5000; mine().length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20))
+  expect(mine()).toHaveLength(1)
+  return mine()[0]!
+}
+
 describe('upstream faults', () => {
   it.each([
     ['resetting', '/-/test/reset', 502, 'upstream-reset'],
@@ -80,6 +87,22 @@ describe('upstream faults', () => {
     expect(mine()).toHaveLength(1)
     expect(mine()[0]).toMatchObject({ 'url.path': '/-/test/end.ws', 'http.response.status_code': 101 })
   })
+
+  it.each(['chunk-size', 'trailer', 'chunk-overrun', 'header'])(
+    'a malformed response from GitLab (%s) is answered 502, logged with the error, and the proxy keeps serving',
+    async (kind) => {
+      const path = `/-/test/malformed/${kind}`
+      // The broken bytes arrive in one packet, before any of GitLab's response went out: a clean 502
+      // carrying none of GitLab's headers (its text/plain content type would mislabel our page).
+      const res = await rawRequest(proxy.url, 'GET', path)
+      expect(res.status).toBe(502)
+      expect(res.headers['content-type']).toMatch(/^application\/json/)
+      expect((await get('/api/v4/after-malformed')).status).toBe(200)
+      const record = await waitForRecord(path)
+      expect(record['error.code']).toMatch(/^upstream-/)
+      expect(proxy.process.exitCode).toBeNull()
+    },
+  )
 
   it('leaks no file descriptors across 200 failing requests', async () => {
     await get('/api/v4/warm')

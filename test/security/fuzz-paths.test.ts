@@ -52,8 +52,16 @@ describe('canonical paths', () => {
     )
   })
 
+  it('still refuses an encoded slash or dot in the routing part before a ref marker', () => {
+    for (const p of ['/g%2Fp/-/branches/x', '/g/p%2E/-/tags/x', '/g/p/-/branches/feature%2F..%2Fx']) expect(checkCanonicalPath(p)).toBeDefined()
+  })
+
   it('accepts what GitLab itself sends', () => {
-    for (const p of ['/', '/group/project', '/group/sub/project/-/merge_requests/1', '/api/v4/projects/group%2Fsub%2Fproject/repository/files/app%2Fmodels%2Fkey%2Erb/raw', '/group/project.git/info/refs', '/-/cable', '/.well-known/openid-configuration', '/group/project/-/blob/main/dir/file%20name.md', '/api/v4/projects/1/repository/branches/feature%2Fx']) {
+    for (const p of ['/', '/group/project', '/group/sub/project/-/merge_requests/1', '/api/v4/projects/group%2Fsub%2Fproject/repository/files/app%2Fmodels%2Fkey%2Erb/raw', '/group/project.git/info/refs', '/-/cable', '/.well-known/openid-configuration', '/group/project/-/blob/main/dir/file%20name.md', '/api/v4/projects/1/repository/branches/feature%2Fx',
+      // GitLab's web UI puts a ref with a slash into one encoded segment.
+      '/g/p/-/branches/feature%2Fx', '/g/p/-/compare/main...feature%2Fx', '/g/p/-/tags/release%2F1.0', '/g/p/-/network/feature%2Fx',
+      '/g/p/-/graphs/feature%2Fx/charts', '/g/p/-/refs/feature%2Fx/logs_tree/src', '/g/p/-/jobs/artifacts/feature%2Fx/download',
+      '/g/p/-/blame_page/main/a%23b.rb', '/g/p/-/update/feature%2Fx/a.rb']) {
       expect(checkCanonicalPath(p)).toBeUndefined()
     }
   })

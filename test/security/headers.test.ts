@@ -60,6 +60,12 @@ describe('provenance headers are the proxy\'s', () => {
     expect(names).not.toContain('x-real-ip')
   })
 
+  it('addresses, scheme, host and method overrides that Rails or Rack would believe are dropped', async () => {
+    const spoofed = ['Client-IP', 'True-Client-IP', 'X-Cluster-Client-IP', 'X-Original-Forwarded-For', 'X-Forwarded-Scheme', 'X-Forwarded-Server', 'X-Original-Host', 'X-Host', 'X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override']
+    const { names } = await seenAfter([...spoofed.map((name) => `${name}: 6.6.6.6`), 'X_HTTP_Method_Override: DELETE'])
+    for (const name of spoofed) expect(names).not.toContain(name.toLowerCase())
+  })
+
   it('duplicate X-Forwarded-For lines from an untrusted client are all replaced', async () => {
     const { headers } = await seenAfter(['X-Forwarded-For: 1.1.1.1', 'X-Forwarded-For: 2.2.2.2'])
     expect(headers['x-forwarded-for']).toBe('127.0.0.1')

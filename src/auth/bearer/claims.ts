@@ -38,14 +38,20 @@ export function isAppOnly(claims: Claims): boolean {
 /** Entra access token → Identity. Checks what jose cannot: tenant, access-token shape, object id. */
 export function entraIdentity(claims: Claims, spec: IssuerSpec, tenantId: string): ClaimsResult {
   if (claims.tid !== tenantId) return { ok: false, reason: 'token-tenant-invalid' }
-  // An ID token for our client has aud = clientId too (SECURITY.md E4): it carries `nonce` and neither scp nor roles.
-  if (claims.nonce !== undefined || (claims.scp === undefined && claims.roles === undefined)) return { ok: false, reason: 'token-not-access-token' }
+  // An ID token for our client has aud = clientId too (SECURITY.md E4): access tokens carry `scp` or
+  // `roles` and no `nonce`. An ID token from a refresh has no `nonce` and may carry `roles`, so a token
+  // without `scp` must also name the client that obtained it (`azp` v2, `appid` v1), as every Entra
+  // access token does (DOMAIN.md A2) and no ID token does.
+  const client = str(claims.azp) ?? str(claims.appid)
+  if (claims.nonce !== undefined || (claims.scp === undefined && (claims.roles === undefined || client === undefined))) {
+    return { ok: false, reason: 'token-not-access-token' }
+  }
   const oid = str(claims.oid)
   if (!oid) return { ok: false, reason: 'token-subject-missing' }
   const app = isAppOnly(claims)
   const overageClaim = hasGroupsOverage(claims) && claims.groups === undefined
   const groups = strings(claims.groups)
-  const appId = str(claims.azp) ?? str(claims.appid)
+  const appId = client
   const name = app ? undefined : (str(claims.upn) ?? str(claims.preferred_username))
   const email = app ? undefined : str(claims.email)
   const displayName = str(claims.name)

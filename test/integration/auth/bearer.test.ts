@@ -62,6 +62,20 @@ const upstreamHeaders = (path: string) => {
   return hits[0]!.headers
 }
 
+describe('/-/iap/whoami without browser sign-in configured', () => {
+  it('answers for a bearer token, 401 without one, and never reaches GitLab', async () => {
+    upstream.clear()
+    const token = await idp.mint()
+    const res = await call('/-/iap/whoami', { authorization: `Bearer ${token}` })
+    expect(res.status).toBe(200)
+    expect(JSON.parse(res.body)).toMatchObject({ kind: 'user', id: OID, name: 'ada@example.test', groups: ['g-eng'], authMethod: 'bearer' })
+    const anonymous = await call('/-/iap/whoami', {})
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.headers.get('www-authenticate')).toContain('Bearer')
+    expect(upstream.requests).toHaveLength(0)
+  })
+})
+
 describe('accepted bearer tokens reach GitLab as the identity', () => {
   it('Entra v2 user token in Authorization: identity headers, no token, a verifiable assertion', async () => {
     const token = await idp.mint()

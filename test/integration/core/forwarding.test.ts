@@ -54,6 +54,17 @@ describe('forwarding', () => {
     expect(res.headers['x-request-id']).toBe(seen['x-request-id'])
   })
 
+  it('behind a TLS ingress it does not trust, X-Forwarded-Proto follows server.publicUrl', async () => {
+    const behindTls = await startServe(baseConfig(upstream.url, { server: { listen: '127.0.0.1:0', publicUrl: 'https://gitlab.example.com' } }))
+    try {
+      const res = await rawRequest(behindTls.url, 'GET', '/api/v4/version', { host: 'gitlab.example.com', 'x-forwarded-proto': 'http' })
+      expect(res.status).toBe(200)
+      expect(last().headers['x-forwarded-proto']).toBe('https')
+    } finally {
+      await behindTls.stop()
+    }
+  })
+
   it('never lets an untrusted client spoof identity or provenance headers', async () => {
     const res = await rawRequest(proxy.url, 'GET', '/api/v4/user', {
       'X-Forwarded-User': 'admin',

@@ -88,6 +88,32 @@ describe('one record per request, through a real serve', () => {
     for (const secret of [token, 'glpat-secret', 'secret-cookie']) expect(raw).not.toContain(secret)
   })
 
+  it('secrets GitLab carries in a query or a path never reach the log', async () => {
+    const token = await idp.mint({ groups: [GROUP] })
+    const marker = (i: number) => `leak-marker-${i}-x9`
+    const targets = [
+      `/group/project/-/issues?a=1;private_token=${marker(0)}`,
+      `/-/jira_connect/installations?jwt=${marker(1)}`,
+      `/-/invites/${marker(2)}`,
+      `/-/invites/${marker(3)}/accept`,
+      `/sent_notifications/${marker(4)}/unsubscribe`,
+      `/-/jira_connect/oauth_callbacks?code=${marker(5)}&state=${marker(6)}`,
+      `/users/password/edit?reset_password_token=${marker(7)}`,
+      `/api/v4/projects?page=1&PRIVATE-TOKEN=${marker(8)}`,
+    ]
+    const ids: (string | null)[] = []
+    for (const target of targets) {
+      const res = await fetch(`${proxy.url}${target}`, { headers: { authorization: `Bearer ${token}` } })
+      await res.body?.cancel()
+      ids.push(res.headers.get('x-request-id'))
+    }
+    for (const id of ids) await waitFor(id)
+    const raw = readFileSync(file(), 'utf8')
+    for (let i = 0; i < targets.length + 1; i++) expect(raw).not.toContain(marker(i))
+    expect(byId(file(), ids[3]!)).toMatchObject({ 'url.path': '/-/invites/[REDACTED]/accept' })
+    expect(byId(file(), ids[0]!)).toMatchObject({ 'url.query': 'a=1;private_token=[REDACTED]' })
+  })
+
   it('a denied request records the deny rule', async () => {
     const token = await idp.mint({ groups: [GROUP] })
     const res = await fetch(`${proxy.url}/admin/users`, { headers: { authorization: `Bearer ${token}` } })
@@ -142,6 +168,18 @@ describe('one record per request, through a real serve', () => {
     expect(r['event.duration']).toBeGreaterThan(200_000_000)
     expect(r['http.response.bytes']).toBeGreaterThan(1000)
     expect(r['http.request.body.bytes']).toBeGreaterThan(1000)
+  })
+
+  it('`logs verify` without FILE reads stdin when the log goes to stdout', async () => {
+    const cfg = join(dir, 'stdout-config.json')
+    writeFileSync(cfg, JSON.stringify({ ...config('stdout'), accessLog: { output: 'stdout', integrity: { key: KEY } } }))
+    const ok = await cli(['logs', 'verify', '--config', cfg], readFileSync(file(), 'utf8'))
+    expect(ok.stdout).toMatch(/^ok: \d+ lines/)
+    expect(ok.code).toBe(0)
+    const ls = lines(file())
+    ls.splice(3, 1)
+    const bad = await cli(['logs', 'verify', '--config', cfg], ls.join('\n') + '\n')
+    expect(bad.code).toBe(1)
   })
 
   it('the chain verifies, and `logs verify` names a tampered line', async () => {
@@ -268,6 +306,20 @@ describe('gitlab-iap logs', () => {
       }),
     )
     writeFileSync(fixture, rows.join('\n') + '\n')
+  })
+
+  it('a reader that stops early (| head) ends the command quietly, without a stack trace', async () => {
+    const big = join(dir, 'big.log')
+    writeFileSync(big, readFileSync(fixture, 'utf8').repeat(200))
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, 'logs', big, '--output', 'csv'], { cwd: ROOT, env: process.env })
+      let stderr = ''
+      child.stderr.on('data', (d) => (stderr += d))
+      child.stdout.once('data', () => child.stdout.destroy())
+      child.on('close', (code) => resolve({ code, stderr }))
+    })
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
   })
 
   it('filters (json output) and agrees with a direct count', async () => {

@@ -20,7 +20,7 @@ let token: string
 
 beforeAll(async () => {
   idp = await startJwksServer()
-  upstream = await startUpstream({ projects: { '42': 'secret-group/vault', '7': 'group/project' }, apiToken: 'api-token-1' })
+  upstream = await startUpstream({ projects: { '42': 'secret-group/vault', '7': 'group/project' }, groups: { '99': 'secret-group', '98': 'secret-group/sub', '8': 'group' }, apiToken: 'api-token-1' })
   proxy = await startServe(
     baseConfig(upstream.url, {
       upstream: { url: upstream.url, apiToken: 'api-token-1', timeoutSeconds: 30 },
@@ -56,6 +56,9 @@ const ATTEMPTS = [
   '/api/v4/projects/SECRET-GROUP%2fvault/repository/files/a', '/api/v4/projects/42', '/api/v4/projects/42/repository/tree',
   '/api/v4/groups/secret-group', '/secret-group/vault.json', '/secret-group/vault/', '/groups/secret-group/-/epics', '/secret-group%2fvault',
   '/%73ecret-group/vault', '/secret-group/./vault', '/x/../secret-group/vault',
+  '/api/v4/groups/99/projects', '/api/v4/groups/99/search?scope=blobs&search=x', '/api/v4/namespaces/99', '/api/v4/groups/98',
+  '/api/v4/groups/%39%39/projects', '/api/v4/projects/42.json', '/api/v4/groups/99.json', '/api/v4/groups/12345/projects',
+  '/projects/42', '/-/ide/project/secret-group/vault/edit/main/-/README.md', '/-/ide/project/secret-group/vault',
 ]
 
 describe('bypass attempts', () => {
@@ -67,12 +70,12 @@ describe('bypass attempts', () => {
       ? { status: Number(/^HTTP\/1\.1 (\d+)/.exec(await rawSocket(proxy.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`))?.[1]) }
       : await rawRequest(proxy.url, 'GET', target, { authorization: `Bearer ${token}` })
     expect([400, 401, 403]).toContain(res.status)
-    // The only thing GitLab may see is the API lookup of a numeric project id, never the request itself.
-    expect(upstream.requests.filter((r) => !/^\/api\/v4\/projects\/\d+$/.test(r.url) || !r.headers['private-token'])).toHaveLength(0)
+    // The only thing GitLab may see is the API lookup of a numeric id, never the request itself.
+    expect(upstream.requests.filter((r) => !/^\/api\/v4\/(projects|groups|namespaces)\/\d+(\?with_projects=false)?$/.test(r.url) || !r.headers['private-token'])).toHaveLength(0)
   })
 
   it('control: the engineer does reach ordinary pages, and a resolved numeric id of an open project', async () => {
-    for (const target of ['/group/project/-/issues', '/api/v4/projects/7/issues', '/-/health']) {
+    for (const target of ['/group/project/-/issues', '/api/v4/projects/7/issues', '/api/v4/groups/8/projects', '/projects/7', '/-/ide/project/group/project/edit/main', '/-/health']) {
       const res = await rawRequest(proxy.url, 'GET', target, { authorization: `Bearer ${token}` })
       expect(res.status).toBe(200)
     }

@@ -86,6 +86,17 @@ describe('browser sign-in (memory store)', () => {
     expect(String(seen.headers['x-forwarded-groups']).split(',')).toEqual(expect.arrayContaining([DEMO_GROUPS.admins.id, DEMO_GROUPS.engineering.id]))
   })
 
+  it('GitLab cannot set or clear the IAP cookies in the browser; its own cookies pass', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/-/profile`, 'alice')
+    const cookie = `${COOKIE}=${sessionCookieOf(browser)}`
+    for (const name of [COOKIE, `${COOKIE}-tx-0123456789abcdef`]) {
+      const res = await fetch(`${proxy.url}/-/test/set-cookie?name=${encodeURIComponent(name)}`, { headers: { cookie } })
+      expect(res.status).toBe(200)
+      expect(res.headers.getSetCookie()).toEqual(['_gitlab_session=gl; path=/'])
+    }
+  })
+
   it('a user without the group gets the 403 page naming the rule', async () => {
     const browser = createBrowser()
     const page = await browser.navigate(`${proxy.url}/group/project`, 'dave')

@@ -202,6 +202,7 @@ describe('rejects', () => {
     ['iat in the future', { iat: now() + 300 }, 'token-issued-in-future'],
     ['no exp', { exp: undefined }, 'token-exp-missing'],
     ['an ID token (nonce)', { nonce: 'n-0S6_WzA2Mj' }, 'token-not-access-token'],
+    ['an ID token from a refresh (no nonce, app roles, no azp/appid)', { azp: undefined, scp: undefined, roles: ['GitLab.User'] }, 'token-not-access-token'],
     ['neither scp nor roles', { scp: undefined, roles: undefined }, 'token-not-access-token'],
     ['no oid', { oid: undefined }, 'token-subject-missing'],
   ])('%s', async (_name, claims, reason) => {

@@ -4,6 +4,7 @@ import { parseConfig } from '../../../src/config/load.ts'
 import { parseDurationMs, parseSizeBytes } from '../../../src/config/units.ts'
 import { configJsonSchema } from '../../../src/cli/main.ts'
 import { isIapError } from '../../../src/errors.ts'
+import { configWarnings } from '../../../src/config/warnings.ts'
 
 const minimal = `
 server: { publicUrl: "https://gitlab.example.com" }
@@ -39,6 +40,30 @@ describe('config loading', () => {
     const err = errorOf(text)
     expect(err.code).toBe('IAP_ERR_CONFIG_ENV_MISSING')
     expect(err.message).toBe('admin.token: environment variable ADMIN_TOKEN is not set')
+  })
+
+  it('an optional key whose only ${VAR} is empty is unset; a required one is reported as required', () => {
+    expect(parseConfig(`${minimal}admin: { token: "\${ADMIN_TOKEN}" }\n`, { ADMIN_TOKEN: '' }).admin.token).toBeUndefined()
+    expect(errorOf(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "\${UPSTREAM}" }\n`, { UPSTREAM: '' }).message).toMatch(/^upstream\.url: /)
+    // Only a value that is exactly one variable: text around it stays (and an empty result is still an error).
+    expect(errorOf(`${minimal}admin: { token: "\${A}\${B}" }\n`, { A: '', B: '' }).message).toMatch(/^admin\.token: /)
+  })
+
+  it('accepts short admin tokens and log keys, and warns about them', () => {
+    const config = parseConfig(`${minimal}admin: { token: "short" }\naccessLog: { integrity: { key: "k" } }\n`, {})
+    expect(configWarnings(config).map((w) => w.key)).toEqual(['admin.token', 'accessLog.integrity.key'])
+    expect(configWarnings(parseConfig(`${minimal}admin: { token: "${'t'.repeat(16)}" }\naccessLog: { integrity: { key: "${'k'.repeat(32)}" } }\n`, {}))).toEqual([])
+  })
+
+  it('folds GUIDs to lower case, as Entra writes them in tokens', () => {
+    const config = parseConfig(
+      `${minimal}entra: { tenantId: "72F988BF-86F1-41AF-91AB-2D7CD011DB47", clientId: "B3C1E2D4-0000-4000-8000-00000000C11E" }\ngroups: { eng: "6C0BD1D2-0000-4000-8000-000000000001" }\npolicy: { rules: [ { name: r, paths: ["/"], groups: [eng, "6C0BD1D2-0000-4000-8000-000000000002"] } ] }\n`,
+      {},
+    )
+    expect(config.entra!.tenantId).toBe('72f988bf-86f1-41af-91ab-2d7cd011db47')
+    expect(config.entra!.clientId).toBe('b3c1e2d4-0000-4000-8000-00000000c11e')
+    expect(config.groups.eng).toBe('6c0bd1d2-0000-4000-8000-000000000001')
+    expect(config.policy.rules[0]!.groups).toEqual(['eng', '6c0bd1d2-0000-4000-8000-000000000002'])
   })
 
   it('keeps $$ as a literal dollar', () => {

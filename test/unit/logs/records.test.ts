@@ -4,7 +4,7 @@ import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
 import { isoTimestamp, toAccessRecord } from '../../../src/logs/access-record.ts'
 import { createChain, createChainVerifier, unseal } from '../../../src/logs/chain.ts'
 import { compileQuery, orderLogFiles } from '../../../src/logs/query.ts'
-import { REDACTED, redactQuery } from '../../../src/logs/redact.ts'
+import { REDACTED, redactPath, redactQuery } from '../../../src/logs/redact.ts'
 import type { RequestContext } from '../../../src/server/context.ts'
 
 const alice: Identity = { kind: 'user', id: 'oid-alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['g-eng'], roles: [], issuer: 'entra' }
@@ -68,10 +68,24 @@ describe('query redaction', () => {
     ['feed_token=f&my_api_key=k&search=token', `feed_token=${REDACTED}&my_api_key=${REDACTED}&search=token`],
     ['private%5Ftoken=x', `private%5Ftoken=${REDACTED}`],
     ['ref=main&path=a%2Fb', 'ref=main&path=a%2Fb'],
+    ['a=1;private_token=x;b=2', `a=1;private_token=${REDACTED};b=2`],
+    ['jwt=x&id_token_hint=y&ticket=z', `jwt=${REDACTED}&id_token_hint=${REDACTED}&ticket=${REDACTED}`],
+    ['q=a;b&c', 'q=a;b&c'],
   ])('%s', (query, expected) => expect(redactQuery(query)).toBe(expected))
-  it.each(['/-/iap/callback', '/oauth/authorize', '/users/auth/openid_connect/callback'])('redacts code and state on %s', (path) => {
+  it.each(['/-/iap/callback', '/oauth/authorize', '/users/auth/openid_connect/callback', '/-/jira_connect/oauth_callbacks'])('redacts code and state on %s', (path) => {
     expect(redactQuery('code=abc&state=xyz&x=1', path)).toBe(`code=${REDACTED}&state=${REDACTED}&x=1`)
   })
+})
+
+describe('path redaction', () => {
+  it.each([
+    ['/-/invites/abc123', `/-/invites/${REDACTED}`],
+    ['/-/invites/abc123/decline', `/-/invites/${REDACTED}/decline`],
+    ['/sent_notifications/0123abcd/unsubscribe', `/sent_notifications/${REDACTED}/unsubscribe`],
+    ['/group/project/-/invites/x', '/group/project/-/invites/x'],
+    ['/-/invitesx/abc', '/-/invitesx/abc'],
+    ['/api/v4/projects', '/api/v4/projects'],
+  ])('%s', (path, expected) => expect(redactPath(path)).toBe(expected))
 })
 
 describe('integrity chain', () => {

@@ -42,6 +42,9 @@ describe('forwardableResponseHeaders', () => {
   it('drops hop-by-hop, nominated and Transfer-Encoding headers and sets Connection for the client hop', () => {
     const given = { 'content-type': 'text/html', connection: 'keep-alive, X-Internal', 'keep-alive': 'timeout=5', 'x-internal': 'secret', 'transfer-encoding': 'chunked', 'set-cookie': ['a=1', 'b=2'] }
     expect(forwardableResponseHeaders(given, 'close')).toEqual({ 'content-type': 'text/html', 'set-cookie': ['a=1', 'b=2'], connection: 'close' })
+    const own = (name: string) => name === 'iap' || name.startsWith('iap-tx-')
+    expect(forwardableResponseHeaders({ 'set-cookie': ['iap=x; Path=/', ' iap-tx-1=y', 'a=1'] }, 'keep-alive', own)).toEqual({ 'set-cookie': ['a=1'], connection: 'keep-alive' })
+    expect(forwardableResponseHeaders({ 'set-cookie': ['iap=x'], 'content-type': 'text/html' }, 'keep-alive', own)).toEqual({ 'content-type': 'text/html', connection: 'keep-alive' })
     expect(forwardableResponseHeaders({ 'content-length': '2', connection: 'keep-alive', upgrade: 'h2c' }, 'keep-alive')).toEqual({ 'content-length': '2', connection: 'keep-alive' })
   })
 })
