@@ -101,20 +101,22 @@ async function main(): Promise<void> {
     if (ONLY) targets.splice(0, targets.length, ...targets.filter((t) => t.name === 'http-proxy-3' || ONLY.test(t.name)))
     for (const target of targets) await load(target, 1)
     const samples = new Map<string, number[]>()
+    const served = new Map<string, number>()
     for (let round = 0; round < ROUNDS; round++) {
       for (const target of targets) {
         const before = cpuSeconds(target.pid)
         const requests = await load(target, SECONDS)
         const microseconds = ((cpuSeconds(target.pid) - before) * 1e6) / requests
         samples.set(target.name, [...(samples.get(target.name) ?? []), microseconds])
+        served.set(target.name, (served.get(target.name) ?? 0) + requests)
       }
     }
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!
     const bareMedian = median(samples.get('http-proxy-3')!)
     console.log(`CPU per request at ${RATE} req/s (median of ${ROUNDS} rounds × ${SECONDS} s; process user + system time)`)
-    console.log('| contender | µs/request | × http-proxy-3 | rounds |\n|---|---:|---:|---|')
+    console.log('| contender | µs/request | × http-proxy-3 | rounds | requests |\n|---|---:|---:|---|---:|')
     for (const [name, values] of samples) {
-      console.log(`| ${name} | ${median(values).toFixed(0)} | ${(median(values) / bareMedian).toFixed(2)} | ${values.map((v) => v.toFixed(0)).join(' ')} |`)
+      console.log(`| ${name} | ${median(values).toFixed(0)} | ${(median(values) / bareMedian).toFixed(2)} | ${values.map((v) => v.toFixed(0)).join(' ')} | ${served.get(name)} |`)
     }
   } finally {
     for (const stop of stops.reverse()) await Promise.resolve(stop()).catch(() => {})
