@@ -320,6 +320,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       ctx.status = status
       writeSocketResponse(socket, status, ctx.id, extra)
     }
+    if (req.method === 'CONNECT') return refuse(405, 'method-not-allowed', ['allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'])
     // Only websocket upgrades exist in GitLab; `Upgrade: h2c` would tunnel past the policy (SECURITY.md §4 item 4).
     if (typeof req.headers.upgrade !== 'string' || req.headers.upgrade.toLowerCase() !== 'websocket' || req.method !== 'GET') {
       return refuse(400, 'upgrade-not-websocket')

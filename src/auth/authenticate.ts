@@ -147,7 +147,7 @@ export function createAuthenticator(options?: AuthenticatorOptions): BearerAuthe
       const result = verifier.verify(credential.token)
       return isPromise(result) ? result.then((r) => toOutcome(r, credential)) : toOutcome(result, credential)
     },
-    isReady: () => [...keys.values()].every((k) => k.isReady()),
+    isReady: () => issuers.every((spec) => spec.optional || keys.get(spec.label)!.isReady()),
     readiness: () => Object.fromEntries([...keys.values()].map((k) => [k.label, k.status()])),
     async close() {
       for (const k of keys.values()) k.close()

@@ -1,7 +1,7 @@
 /** `gitlab-iap serve`: run the proxy until SIGTERM/SIGINT, then drain and exit 0. */
 import pino from 'pino'
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
-import { configWarnings } from '../config/warnings.ts'
+import { configWarnings, restartRequiredKeys } from '../config/warnings.ts'
 import { createPolicyReloader } from '../policy/reload.ts'
 import { startServer } from '../server/start.ts'
 import { parseCommandArgs } from './args.ts'
@@ -31,8 +31,11 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
     configPath,
     env: io.env,
     onConfig: (next, trigger) => {
+      // Compared with the config the process started with: that is what listeners, issuers and stores still run on.
+      const restartNeeded = restartRequiredKeys(config, next)
       server.app.reload(next)
       log.info({ trigger, rules: next.policy.rules.length }, 'policy reloaded')
+      if (restartNeeded.length > 0) log.warn({ code: 'IAP_WARN_RESTART_REQUIRED', keys: restartNeeded }, `changed but applied only after a restart: ${restartNeeded.join(', ')}`)
     },
     onError: (err, trigger) => log.error({ trigger, code: (err as { code?: string }).code, reason: err.message }, 'config reload rejected; the running policy stays'),
   })

@@ -22,3 +22,27 @@ export function configWarnings(config: Config): ConfigWarning[] {
   }
   return warnings
 }
+
+/** Sections a reload applies in place (SPEC: policy, groups, trusted proxies); every other change needs a restart. */
+const RELOADED = new Set(['policy', 'groups'])
+
+/**
+ * Top-level keys (and `server.*` keys other than `trustedProxies`) whose value differs between the
+ * running config and a reloaded one, which only take effect after a restart: say so rather than
+ * leave an operator believing a removed issuer or a changed upstream is already gone.
+ */
+export function restartRequiredKeys(running: Config, next: Config): string[] {
+  const changed: string[] = []
+  const differs = (a: unknown, b: unknown) => JSON.stringify(a) !== JSON.stringify(b)
+  for (const key of Object.keys({ ...running, ...next }) as (keyof Config)[]) {
+    if (RELOADED.has(key)) continue
+    if (key === 'server') {
+      const { trustedProxies: _a, ...a } = running.server
+      const { trustedProxies: _b, ...b } = next.server
+      for (const name of Object.keys({ ...a, ...b })) if (differs(a[name as keyof typeof a], b[name as keyof typeof b])) changed.push(`server.${name}`)
+      continue
+    }
+    if (differs(running[key], next[key])) changed.push(key)
+  }
+  return changed
+}

@@ -8,6 +8,8 @@ import { createHmac } from 'node:crypto'
 export const CHAIN_SEQ = 'iap.chain.seq'
 export const CHAIN_MAC = 'iap.chain.mac'
 export const CHAIN_START_ACTION = 'chain-start'
+/** The first line of every file after a rotation: a chain may begin to be verified only at one of these or at a start. */
+export const FILE_START_ACTION = 'chain-file-start'
 
 /** The chain fields as written at the very end of a line. */
 const CHAIN_SUFFIX = /,"iap\.chain\.seq":(\d+),"iap\.chain\.mac":"([0-9a-f]{64})"\}$/
@@ -52,6 +54,11 @@ export interface ChainVerdict {
   readonly problem?: { readonly source: string; readonly line: number; readonly kind: ChainProblem; readonly detail: string }
 }
 
+/** Lines a verification may start from when the chain's beginning is not among the files: a process's chain-start or a file-start. */
+function isAnchor(body: string): boolean {
+  return body.includes(`"event.action":"${CHAIN_START_ACTION}"`) || body.includes(`"event.action":"${FILE_START_ACTION}"`)
+}
+
 /** A streaming verifier: feed lines in order (across rotated files), read the verdict at the end. */
 export function createChainVerifier(key: string) {
   let previous: ChainState | undefined
@@ -78,7 +85,13 @@ export function createChainVerifier(key: string) {
         return false
       }
       if (previous === undefined && !starts && sealed.seq !== 1) {
-        // The first line we see continues a chain whose beginning is not among the files given; trust its mac as the anchor.
+        // The first line we see continues a chain whose beginning is not among the files given (rotated
+        // away): trust its mac as the anchor, but only where a process or a file began. Any other first
+        // line means the lines before it were cut from the file.
+        if (!isAnchor(sealed.body)) {
+          problem = { source, line: lineNumber, kind: 'removed', detail: `sequence ${sealed.seq} begins the log, not where a chain or a log file begins (the lines before it were removed)` }
+          return false
+        }
         previous = { seq: sealed.seq, mac: sealed.mac }
         return true
       }

@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import type { Config } from '../config/schema.ts'
 import type { RequestContext } from '../server/context.ts'
 import { ECS_VERSION, toAccessRecord } from './access-record.ts'
-import { CHAIN_START_ACTION, createChain, unseal, type ChainState } from './chain.ts'
+import { CHAIN_START_ACTION, createChain, FILE_START_ACTION, unseal, type ChainState } from './chain.ts'
 import { createLogWriter, type LogWriter } from './writer.ts'
 
 export interface AccessLog {
@@ -45,26 +45,33 @@ function chainTail(path: string): ChainState | undefined {
 }
 
 export function createAccessLog(config: Config['accessLog'], options: AccessLogOptions): AccessLog {
-  const writer: LogWriter = createLogWriter({ output: config.output, rotate: config.rotate, onError: options.onWriteError })
   const key = config.integrity?.key
   const chain = key ? createChain(key, config.output === 'stdout' ? undefined : chainTail(config.output)) : undefined
   const instanceId = options.instanceId
+  const stateLine = (action: string, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      '@timestamp': new Date().toISOString(),
+      'ecs.version': ECS_VERSION,
+      'event.kind': 'state',
+      'event.action': action,
+      'service.name': 'gitlab-iap',
+      'iap.instance.id': instanceId,
+      ...extra,
+    })
+  const writer: LogWriter = createLogWriter({
+    output: config.output,
+    rotate: config.rotate,
+    onError: options.onWriteError,
+    // Each rotated-to file begins with a sealed mark, so `logs verify` can tell a file whose older
+    // neighbours were rotated away from one whose first lines were cut.
+    ...(chain && { firstLine: () => chain.seal(stateLine(FILE_START_ACTION)) }),
+  })
 
   const emit = (line: string) => writer.write(chain ? chain.seal(line) : line)
 
   if (chain) {
     // Each process announces itself in its chain, so a verifier can tell where a process took over.
-    emit(
-      JSON.stringify({
-        '@timestamp': new Date().toISOString(),
-        'ecs.version': ECS_VERSION,
-        'event.kind': 'state',
-        'event.action': CHAIN_START_ACTION,
-        'service.name': 'gitlab-iap',
-        'iap.instance.id': instanceId,
-        ...(chain.state().seq > 0 && { 'iap.chain.continues': chain.state().seq }),
-      }),
-    )
+    emit(stateLine(CHAIN_START_ACTION, chain.state().seq > 0 ? { 'iap.chain.continues': chain.state().seq } : {}))
   }
 
   return {

@@ -21,6 +21,8 @@ export interface LogWriterOptions {
   readonly rotate: { readonly size: number; readonly keep: number; readonly compress: boolean }
   /** Called on every failed write or rotation (the destination may recover later). */
   readonly onError?: (err: Error) => void
+  /** A line to begin each new file with after a rotation (the integrity chain's file-start mark). */
+  readonly firstLine?: () => string
   /** Called after a rotation finished (compression included), with the rotated file's final path. */
   readonly onRotated?: (path: string) => void
 }
@@ -137,6 +139,11 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     }
     size = 0
     dest.reopen()
+    const first = options.firstLine?.()
+    if (first !== undefined) {
+      batch += `${first}\n`
+      size += Buffer.byteLength(first) + 1
+    }
     const done = new Promise<void>((resolve) => {
       // 'ready' fires when the new file is open and the old descriptor is being closed.
       dest.once('ready', () => {

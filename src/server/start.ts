@@ -136,6 +136,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
     ? createHttpsServer({ ...serverOptions, cert: readFileSync(config.server.tls.cert), key: readFileSync(config.server.tls.key) }, mainHandler)
     : createHttpServer(serverOptions, mainHandler)
   main.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => app.handleUpgrade(req, socket, head))
+  // CONNECT (a tunnel request) never reaches GitLab; without a listener Node would drop it unanswered and unlogged.
+  main.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => app.handleUpgrade(req, socket, head))
   main.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => {
     // Malformed requests (smuggling attempts, oversized headers, headers too slow) never reach the
     // pipeline: answer, close, and still leave one access-log record for each.

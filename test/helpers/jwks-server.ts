@@ -26,7 +26,8 @@ export interface TestKey {
   readonly publicJwk: JWK
 }
 
-export type Fault = 'down' | 'garbage' | 'slow' | null
+/** `v1-missing`: no v1 discovery at all (a stand-in provider that only speaks v2). */
+export type Fault = 'down' | 'garbage' | 'slow' | 'v1-missing' | null
 
 export interface MintOptions {
   /** Which issuer: Entra v2 (default), Entra v1, or the GitLab CI issuer. */
@@ -127,6 +128,7 @@ export async function startJwksServer(options: { tenantId?: string; graphClientS
     }
     if (path === `/${tid}/.well-known/openid-configuration`) {
       counts.discovery++
+      if (fault === 'v1-missing') return void res.writeHead(404).end()
       return serveFaulty(res, () => discovery(`${authority}/${tid}/`, `${authority}/${tid}/discovery/keys`))
     }
     if (path === '/gitlab/.well-known/openid-configuration') {

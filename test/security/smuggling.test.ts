@@ -52,6 +52,17 @@ describe('ambiguous framing is refused, never forwarded', () => {
     expect(proxy.records().some((r) => String(r['url.path']).includes('smuggled'))).toBe(false)
   })
 
+  it('a CONNECT tunnel request is refused with 405 and logged once, never forwarded', async () => {
+    upstream.clear()
+    const before = proxy.records().length
+    const answer = await rawSocket(proxy.url, 'CONNECT gitlab.example.com:443 HTTP/1.1\r\nHost: gitlab.example.com:443\r\n\r\n', 1500)
+    expect(answer).toMatch(/^HTTP\/1\.1 405 /)
+    expect(answer).toMatch(/x-request-id: [0-9a-f-]{36}/)
+    await expect.poll(() => proxy.records().length - before, { timeout: 2000 }).toBe(1)
+    expect(proxy.records().at(-1)).toMatchObject({ 'http.request.method': 'CONNECT', 'http.response.status_code': 405, 'iap.decision.reason': 'method-not-allowed' })
+    expect(upstream.requests).toHaveLength(0)
+  })
+
   it('forwards a well-formed pipelined pair exactly as two requests', async () => {
     upstream.clear()
     const answer = await rawSocket(proxy.url, 'GET /api/v4/first HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v4/second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 3000)

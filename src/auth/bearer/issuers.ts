@@ -31,6 +31,11 @@ export interface IssuerSpec {
   readonly tenantId?: string
   /** Username that replaces the JWT when a Basic password is forwarded to GitLab (SPEC credential 3). */
   readonly basicUsername: 'gitlab-ci-token' | 'oauth2'
+  /**
+   * Entra v1 only: its keys not (yet) fetched does not hold readiness. v1 tokens are refused until they
+   * are; v2 and the extra issuers carry the proxy (a provider that speaks only v2 has no v1 discovery).
+   */
+  readonly optional?: boolean
 }
 
 const PUBLIC_ENTRA = 'https://login.microsoftonline.com'
@@ -61,7 +66,7 @@ function entraIssuers(entra: EntraConfig): IssuerSpec[] {
     { ...common, label: 'entra', iss: entraV2Issuer(base, entra.tenantId), discoveryUrl: `${base}/${entra.tenantId}/v2.0/.well-known/openid-configuration` },
   ]
   if (entra.acceptV1Tokens) {
-    specs.push({ ...common, label: 'entra/v1', iss: entraV1Issuer(base, entra.tenantId), discoveryUrl: `${base}/${entra.tenantId}/.well-known/openid-configuration` })
+    specs.push({ ...common, label: 'entra/v1', iss: entraV1Issuer(base, entra.tenantId), discoveryUrl: `${base}/${entra.tenantId}/.well-known/openid-configuration`, optional: true })
   }
   return specs
 }

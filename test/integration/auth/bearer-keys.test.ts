@@ -111,6 +111,17 @@ describe('signing keys', () => {
     expect((await get(proxy, await idp.mint({ oid: '7a1d0c55-0000-4000-8000-0000000000d3' }))).status).toBe(200)
   })
 
+  it('a provider without v1 discovery: ready on v2, v2 tokens work, v1 tokens are refused', async () => {
+    idp.setFault('v1-missing')
+    const proxy = await startProxy()
+    const ready = await fetch(`${proxy.adminUrl}/readyz`)
+    expect(ready.status).toBe(200)
+    const body = (await ready.json()) as { checks: { auth: Record<string, { ready: boolean }> } }
+    expect(body.checks.auth['entra/v1']!.ready).toBe(false)
+    expect((await get(proxy, await idp.mint())).status).toBe(200)
+    expect((await get(proxy, await idp.mint({}, { issuer: 'v1' }))).status).not.toBe(200)
+  })
+
   it('IdP down at start: not ready and 503 (fail closed), then recovery in the background', async () => {
     idp.setFault('down')
     const proxy = await startProxy({ waitForReady: false })

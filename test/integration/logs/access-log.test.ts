@@ -280,9 +280,19 @@ describe('rotation under concurrent load', () => {
       for (const id of ids) expect(logged).toContain(id)
       const cfg = writeConfig({ ...config(logFile), accessLog: { output: logFile, integrity: { key: KEY } } })
       const verified = await cli(['logs', 'verify', ...files.map((f) => join(rdir, f)).reverse(), '--config', cfg.path])
-      cfg.cleanup()
       expect(verified.stderr).toBe('')
       expect(verified.code).toBe(0)
+      // Every file after the first begins with a file-start mark: the newest file alone verifies (its older
+      // neighbours may have been rotated away), but not once its first lines are cut.
+      const fileStarts = all.filter((r) => r['event.action'] === 'chain-file-start')
+      expect(fileStarts.length).toBe(files.length - 1)
+      expect((await cli(['logs', 'verify', logFile, '--config', cfg.path])).code).toBe(0)
+      const cutFile = join(rdir, 'cut.log')
+      writeFileSync(cutFile, lines(logFile).slice(2).join('\n') + '\n')
+      const cut = await cli(['logs', 'verify', cutFile, '--config', cfg.path])
+      cfg.cleanup()
+      expect(cut.code).toBe(1)
+      expect(cut.stderr).toContain('cut.log:1:')
     } finally {
       await p.stop()
       rmSync(rdir, { recursive: true, force: true })

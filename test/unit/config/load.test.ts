@@ -4,7 +4,7 @@ import { parseConfig } from '../../../src/config/load.ts'
 import { parseDurationMs, parseSizeBytes } from '../../../src/config/units.ts'
 import { configJsonSchema } from '../../../src/cli/main.ts'
 import { isIapError } from '../../../src/errors.ts'
-import { configWarnings } from '../../../src/config/warnings.ts'
+import { configWarnings, restartRequiredKeys } from '../../../src/config/warnings.ts'
 
 const minimal = `
 server: { publicUrl: "https://gitlab.example.com" }
@@ -53,6 +53,16 @@ describe('config loading', () => {
     const config = parseConfig(`${minimal}admin: { token: "short" }\naccessLog: { integrity: { key: "k" } }\n`, {})
     expect(configWarnings(config).map((w) => w.key)).toEqual(['admin.token', 'accessLog.integrity.key'])
     expect(configWarnings(parseConfig(`${minimal}admin: { token: "${'t'.repeat(16)}" }\naccessLog: { integrity: { key: "${'k'.repeat(32)}" } }\n`, {}))).toEqual([])
+  })
+
+  it('names the changed keys a reload cannot apply (policy, groups and trusted proxies it can)', () => {
+    const running = parseConfig(`${minimal}groups: { a: "x" }\n`, {})
+    const next = parseConfig(
+      `server: { publicUrl: "https://gitlab.example.com", trustedProxies: ["10.0.0.0/8"], listen: "0.0.0.0:9090" }\nupstream: { url: "http://other:8181" }\ngroups: { a: "y" }\npolicy: { default: allow }\n`,
+      {},
+    )
+    expect(restartRequiredKeys(running, next)).toEqual(['server.listen', 'upstream'])
+    expect(restartRequiredKeys(running, running)).toEqual([])
   })
 
   it('folds GUIDs to lower case, as Entra writes them in tokens', () => {

@@ -118,6 +118,17 @@ describe('integrity chain', () => {
     if (kind === 'reordered') expect(['removed', 'reordered']).toContain(verdict.problem!.kind)
     else if (kind !== 'inserted' || line === 4) expect(verdict.problem!.kind).toBe(kind)
   })
+  it('detects lines cut from the beginning; a log may begin mid-chain only at a file-start or a process start', () => {
+    for (const cut of [1, 2, 4]) {
+      const verdict = verify(lines().slice(cut))
+      expect(verdict.ok).toBe(false)
+      expect(verdict.problem).toMatchObject({ line: 1, kind: 'removed' })
+    }
+    const chain = createChain(key)
+    const rotated = [chain.seal('{"event.action":"chain-start"}'), chain.seal('{"n":1}'), chain.seal('{"event.action":"chain-file-start"}'), chain.seal('{"n":2}')]
+    expect(verify(rotated.slice(2))).toEqual({ ok: true, lines: 2 })
+    expect(verify(rotated.slice(3)).ok).toBe(false)
+  })
   it('cannot be re-sealed without the key', () => {
     const forged = createChain('x'.repeat(32))
     const ls = lines()
