@@ -38,7 +38,8 @@ export function toAccessRecord(ctx: RequestContext, endNs: bigint): AccessRecord
     'event.kind': 'event',
     'event.category': ctx.websocket ? 'network' : 'web',
     'event.duration': Number(endNs - ctx.startNs),
-    'event.outcome': status >= 100 && status < 400 ? 'success' : 'failure',
+    // A request the proxy refused or sent to sign-in failed, whatever its status (a login redirect is a 302).
+    'event.outcome': status >= 100 && status < 400 && ctx.decision?.result !== 'deny' && ctx.decision?.result !== 'challenge' ? 'success' : 'failure',
     'http.request.id': ctx.id,
     'http.request.method': ctx.method,
     'http.request.body.bytes': ctx.bytesIn,

@@ -53,6 +53,11 @@ describe('access record', () => {
     expect(r['iap.identity.kind']).toBe('anonymous')
   })
 
+  it('a challenge is a failure even as a 302 to sign-in; an allowed redirect is a success', () => {
+    expect(toAccessRecord(ctx({ identity: ANONYMOUS, authMethod: 'none', decision: { result: 'challenge', rule: null, reason: 'credentials-missing' }, status: 302 }), 2_000n)['event.outcome']).toBe('failure')
+    expect(toAccessRecord(ctx({ status: 302 }), 2_000n)['event.outcome']).toBe('success')
+  })
+
   it('records CI job facts for GitLab CI identities', () => {
     const ci: Identity = { kind: 'ci', id: 'ada', name: 'ada', groups: ['gitlab-ci:platform'], roles: [], issuer: 'gitlab-ci', ci: { projectPath: 'platform/infra', ref: 'main', refProtected: true, pipelineId: '574', jobId: '302' } }
     expect(toAccessRecord(ctx({ identity: ci, authMethod: 'bearer' }), 2_000n)).toMatchObject({ 'iap.ci.project_path': 'platform/infra', 'iap.ci.ref': 'main', 'iap.ci.ref_protected': true, 'iap.ci.job_id': '302', 'iap.identity.issuer': 'gitlab-ci' })
