@@ -1,6 +1,7 @@
 /** `gitlab-iap check`: validate the config and print a readable summary. Exit 0 valid, 1 invalid. */
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
 import { configWarnings } from '../config/warnings.ts'
+import { readTlsFiles } from '../server/tls-files.ts'
 import type { Config } from '../config/schema.ts'
 import { formatDurationMs } from '../config/units.ts'
 import { compilePolicy } from '../policy/index.ts'
@@ -65,6 +66,7 @@ export async function runCheck(argv: string[], io: CliIo): Promise<number> {
     return 0
   }
   const { config, path } = loadConfigFile(resolveConfigPath(values.config, io.env), io.env)
+  if (config.server.tls) readTlsFiles(config.server.tls)
   io.stdout.write(summarizeConfig(config, path))
   for (const warning of configWarnings(config)) io.stderr.write(`warning: ${warning.key}: ${warning.message}\n`)
   return 0

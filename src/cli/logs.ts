@@ -5,7 +5,7 @@
 import { createReadStream, statSync, watch } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Readable } from 'node:stream'
-import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
+import { loadAccessLogConfig, resolveConfigPath } from '../config/load.ts'
 import { IapError } from '../errors.ts'
 import { createChainVerifier } from '../logs/chain.ts'
 import { compileQuery, displayName, openLog, orderLogFiles, readLines, STATS_FIELDS, type CompiledQuery, type LogRecord, type QueryFilters } from '../logs/query.ts'
@@ -45,6 +45,7 @@ const VERIFY_HELP = `Usage: gitlab-iap logs verify [FILE...] [--config FILE]
 
 Verify the tamper-evidence chain (iap.chain.seq / iap.chain.mac) of access logs with
 accessLog.integrity.key from the config (--config, else $GITLAB_IAP_CONFIG, else ./config.yaml).
+Only the accessLog section is read: the variables the rest of the config names need not be set.
 Without FILE, verifies accessLog.output and its rotated files (stdin when the output is stdout;
 \`-\` reads stdin too). Files are checked in rotation order.
 Exit 0 when intact; 1 and the first bad line otherwise.
@@ -257,13 +258,13 @@ async function runVerify(argv: string[], io: CliIo): Promise<number> {
     io.stdout.write(VERIFY_HELP)
     return 0
   }
-  const { config } = loadConfigFile(resolveConfigPath(values.config, io.env), io.env)
-  const key = config.accessLog.integrity?.key
+  const accessLog = loadAccessLogConfig(resolveConfigPath(values.config, io.env), io.env)
+  const key = accessLog.integrity?.key
   if (!key) usage('accessLog.integrity.key is not set in the config: there is no chain to verify')
   let files = positionals
   if (files.length === 0) {
     // No FILE: the configured log file and its rotations, or stdin when the log goes to stdout.
-    files = config.accessLog.output === 'stdout' ? ['-'] : [...rotatedFiles(config.accessLog.output), config.accessLog.output]
+    files = accessLog.output === 'stdout' ? ['-'] : [...rotatedFiles(accessLog.output), accessLog.output]
   }
   files = orderLogFiles(files)
   for (const file of files) if (file !== '-') checkReadable(file)

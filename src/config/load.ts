@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { IapError } from '../errors.ts'
-import { configSchema, type Config } from './schema.ts'
+import { accessLogSchema, configSchema, type Config } from './schema.ts'
 
 export interface LoadedConfig {
   config: Config
@@ -19,26 +19,46 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
 }
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  let text: string
+  return { config: parseConfig(readConfigText(path), env, path), path }
+}
+
+export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env, source = 'config'): Config {
+  const expanded = expandEnv(parseYaml(text, source), env, [])
+  return validateConfig(expanded)
+}
+
+function readConfigText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8')
+    return readFileSync(path, 'utf8')
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
     throw new IapError('IAP_ERR_CONFIG_UNREADABLE', `cannot read config ${path}: ${reason}`, { cause: err })
   }
-  return { config: parseConfig(text, env, path), path }
 }
 
-export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env, source = 'config'): Config {
+function parseYaml(text: string, source: string): unknown {
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true })
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!
     const line = first.linePos?.[0]
     throw new IapError('IAP_ERR_CONFIG_INVALID', `${source}${line ? `:${line.line}:${line.col}` : ''}: invalid YAML: ${first.message.split('\n')[0]}`)
   }
-  const raw: unknown = doc.toJS() ?? {}
-  const expanded = expandEnv(raw, env, [])
-  return validateConfig(expanded)
+  return doc.toJS() ?? {}
+}
+
+/**
+ * Only the `accessLog` section of a config file, its `${VAR}`s expanded and validated: what
+ * `logs verify` needs, so a security team can verify with the log key alone, without the
+ * client secret, the admin token or the rest of what `serve` needs in its environment.
+ */
+export function loadAccessLogConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config['accessLog'] {
+  const raw = parseYaml(readConfigText(path), path) as { accessLog?: unknown }
+  const section = expandEnv(raw.accessLog ?? {}, env, ['accessLog'])
+  const result = accessLogSchema.safeParse(section)
+  if (!result.success) {
+    throw new IapError('IAP_ERR_CONFIG_INVALID', formatIssues(result.error.issues.map((issue) => ({ ...issue, path: ['accessLog', ...issue.path] }))).join('; '))
+  }
+  return deepFreeze(result.data)
 }
 
 export function validateConfig(raw: unknown): Config {

@@ -149,7 +149,7 @@ const policy = z.strictObject({
   rules: z.array(rule).default([]),
 })
 
-const accessLog = z.strictObject({
+export const accessLogSchema = z.strictObject({
   output: z.string().min(1).default('stdout').describe('"stdout" or a file path.'),
   rotate: z
     .strictObject({
@@ -172,7 +172,7 @@ export const configSchema = z
     session: session.prefault({}),
     groups: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'alias must be letters, digits, ".", "_" or "-"'), nonEmpty.transform(lowerGuid)).default({}),
     policy: policy.prefault({}),
-    accessLog: accessLog.prefault({}),
+    accessLog: accessLogSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     const seenRules = new Set<string>()

@@ -2,7 +2,6 @@
  * Builds every dependency once from the config, opens the main and admin listeners, and owns
  * graceful shutdown: stop accepting, fail readiness, let in-flight requests finish (bounded), close.
  */
-import { readFileSync } from 'node:fs'
 import { createServer as createHttpServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
@@ -13,6 +12,7 @@ import { createAuthenticator } from '../auth/authenticate.ts'
 import { createRevocations } from '../auth/revocations.ts'
 import { browserSignInConfigured, createBrowserSignIn } from '../iap/index.ts'
 import { createWhoami, routeIapEndpoints } from '../iap/whoami.ts'
+import { readTlsFiles } from './tls-files.ts'
 import { createAssertionSigner, serveAssertionJwks } from '../proxy/assertion.ts'
 import type { Config } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
@@ -133,7 +133,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     maxHeaderSize: config.server.maxHeaderBytes,
   }
   const main = config.server.tls
-    ? createHttpsServer({ ...serverOptions, cert: readFileSync(config.server.tls.cert), key: readFileSync(config.server.tls.key) }, mainHandler)
+    ? createHttpsServer({ ...serverOptions, ...readTlsFiles(config.server.tls) }, mainHandler)
     : createHttpServer(serverOptions, mainHandler)
   main.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => app.handleUpgrade(req, socket, head))
   // CONNECT (a tunnel request) never reaches GitLab; without a listener Node would drop it unanswered and unlogged.

@@ -1,10 +1,11 @@
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
+import { promisify } from 'node:util'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
+import { baseConfig, BIN, ROOT, startServe, writeConfig, type ServeHandle } from '../../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
 
 let dir: string
@@ -36,5 +37,38 @@ describe('server.tls', () => {
     })
     expect(status).toBe(200)
     expect(upstream.requests.at(-1)!.headers['x-forwarded-proto']).toBe('https')
+  })
+})
+
+describe('server.tls files that cannot be used', () => {
+  const run = promisify(execFile)
+  async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
+    try {
+      const { stderr } = await run(process.execPath, [BIN, ...args], { cwd: ROOT, timeout: 15_000 })
+      return { code: 0, stderr }
+    } catch (err) {
+      const e = err as { code: number; stderr: string }
+      return { code: e.code, stderr: e.stderr }
+    }
+  }
+  const withTls = (tls: { cert: string; key: string }) => writeConfig(baseConfig(upstream.url, { server: { listen: '127.0.0.1:0', publicUrl: 'https://127.0.0.1', tls } }))
+
+  it('check and serve name the key of a missing file, in one line', async () => {
+    const file = withTls({ cert: join(dir, 'missing.crt'), key: join(dir, 'tls.key') })
+    for (const command of ['check', 'serve']) {
+      const result = await cli([command, '--config', file.path])
+      expect(result.code).toBe(1)
+      expect(result.stderr.trim()).toBe(`gitlab-iap: server.tls.cert: cannot read ${join(dir, 'missing.crt')}: no such file`)
+    }
+    file.cleanup()
+  })
+
+  it('check refuses a key that does not belong to the certificate', async () => {
+    execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(dir, 'other.key')], { stdio: 'pipe' })
+    const file = withTls({ cert: join(dir, 'tls.crt'), key: join(dir, 'other.key') })
+    const result = await cli(['check', '--config', file.path])
+    file.cleanup()
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/^gitlab-iap: server\.tls: the certificate and key cannot be used/)
   })
 })

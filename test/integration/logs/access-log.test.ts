@@ -182,6 +182,17 @@ describe('one record per request, through a real serve', () => {
     expect(bad.code).toBe(1)
   })
 
+  it('`logs verify` needs only the accessLog section: the rest of serve\'s environment may be absent', async () => {
+    const cfg = join(dir, 'verify-only-config.json')
+    const full = config(file()) as { entra: Record<string, unknown> }
+    writeFileSync(cfg, JSON.stringify({ ...full, entra: { ...full.entra, clientSecret: '${IAP_TEST_NEVER_SET}' }, admin: { token: '${IAP_TEST_NEVER_SET_EITHER}' } }))
+    const ok = await cli(['logs', 'verify', '--config', cfg])
+    expect(ok.stderr).toBe('')
+    expect(ok.code).toBe(0)
+    const check = await cli(['check', '--config', cfg])
+    expect(check.stderr).toContain('IAP_TEST_NEVER_SET')
+  })
+
   it('the chain verifies, and `logs verify` names a tampered line', async () => {
     const ok = await cli(['logs', 'verify', file(), '--config', proxy.configPath])
     expect(ok.stdout).toMatch(/^ok: \d+ lines/)
