@@ -7,6 +7,11 @@ export interface Identity {
   readonly id: string
   /** upn / preferred_username (Entra), or the mapped user claim (extra issuers). */
   readonly name?: string
+  /**
+   * Entra only: a guest (B2B) user, signed in by another identity provider. Its preferred_username is
+   * chosen in its home tenant (or is any email), so `users` rules match guests by object id only.
+   */
+  readonly guest?: boolean
   readonly email?: string
   readonly displayName?: string
   /** Entra group object ids, or issuer-qualified values ("gitlab-ci:platform/infra"). */

@@ -153,7 +153,8 @@ export function grantReason(rule: CompiledRule, identity: Identity): string | un
   if (rule.users.size > 0) {
     const entra = identity.issuer === 'entra'
     const id = entra ? identity.id : `${identity.issuer}:${identity.id}`
-    const name = identity.name && (entra ? identity.name : `${identity.issuer}:${identity.name}`)
+    // A guest's name is chosen in its home tenant: it could be anyone's UPN here (SECURITY.md E8).
+    const name = identity.name && !identity.guest && (entra ? identity.name : `${identity.issuer}:${identity.name}`)
     if (rule.users.has(id.toLowerCase()) || (name && rule.users.has(name.toLowerCase()))) return 'user-match'
   }
   if (rule.roles.size > 0) for (const role of identity.roles) if (rule.roles.has(role)) return 'role-match'

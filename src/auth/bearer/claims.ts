@@ -26,6 +26,16 @@ export function hasGroupsOverage(claims: Claims): boolean {
 }
 
 /**
+ * A guest (B2B) user of our tenant: `acct` 1 (optional claim), or an `idp` claim naming another
+ * identity provider than our tenant (Entra emits `idp` only when the user is not a member).
+ */
+export function isGuest(claims: Claims, tenantId: string): boolean {
+  if (claims.acct === 1 || claims.acct === '1') return true
+  const idp = claims.idp
+  return typeof idp === 'string' && idp !== '' && !idp.toLowerCase().includes(tenantId.toLowerCase())
+}
+
+/**
  * App-only (client credentials) tokens: `idtyp: app`, or no `scp` with `roles` present (DOMAIN.md A2:
  * "Fallback: scp absent and roles present").
  */
@@ -61,6 +71,7 @@ export function entraIdentity(claims: Claims, spec: IssuerSpec, tenantId: string
     kind: app ? 'app' : 'user',
     id: oid,
     ...(name ? { name } : {}),
+    ...(!app && isGuest(claims, tenantId) ? { guest: true } : {}),
     ...(email ? { email } : {}),
     ...(displayName && !app ? { displayName } : {}),
     groups,

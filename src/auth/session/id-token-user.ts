@@ -3,7 +3,7 @@
  * `entra.tenantId`: Entra signs every tenant's tokens with the same keys, SECURITY.md E1) and the
  * stable id is `oid` (DOMAIN.md A2). Groups come from the token, or — on overage — from Graph.
  */
-import { hasGroupsOverage } from '../bearer/claims.ts'
+import { hasGroupsOverage, isGuest } from '../bearer/claims.ts'
 import type { SessionUser } from './record.ts'
 
 export type IdTokenUserResult =
@@ -28,6 +28,7 @@ export function userFromIdToken(claims: Readonly<Record<string, unknown>>, tenan
   const user: SessionUser = {
     id: oid,
     ...(name !== undefined && { name }),
+    ...(isGuest(claims, tenantId) && { guest: true }),
     ...(email !== undefined && { email }),
     ...(displayName !== undefined && { displayName }),
     tenantId,

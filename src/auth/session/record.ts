@@ -10,6 +10,8 @@ export interface SessionUser {
   readonly id: string
   /** upn / preferred_username. */
   readonly name?: string
+  /** A guest (B2B) user: `users` rules match it by object id only. */
+  readonly guest?: boolean
   readonly email?: string
   readonly displayName?: string
   readonly tenantId?: string
@@ -93,6 +95,7 @@ export function identityOf(record: SessionRecord): Identity {
     kind: 'user',
     id: u.id,
     ...(u.name !== undefined && { name: u.name }),
+    ...(u.guest === true && { guest: true }),
     ...(u.email !== undefined && { email: u.email }),
     ...(u.displayName !== undefined && { displayName: u.displayName }),
     ...(u.tenantId !== undefined && { tenantId: u.tenantId }),

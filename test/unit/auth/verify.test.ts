@@ -100,6 +100,15 @@ describe('accepts', () => {
     expect(result.spec.label).toBe('entra')
   })
 
+  it('a guest (idp of another tenant, or acct 1) is marked, a member is not', async () => {
+    const verifier = makeVerifier()
+    const guest = await verifier.verify(await sign(userClaims({ idp: 'https://sts.windows.net/3f9a1c2e-0000-4000-8000-0000000000bb/' })))
+    expect(guest).toMatchObject({ ok: true, identity: { kind: 'user', guest: true } })
+    expect(await verifier.verify(await sign(userClaims({ acct: 1, oid: '7a1d0c55-0000-4000-8000-0000000000a2' })))).toMatchObject({ ok: true, identity: { guest: true } })
+    const member = await verifier.verify(await sign(userClaims({ oid: '7a1d0c55-0000-4000-8000-0000000000a3' })))
+    expect(member.ok && member.identity.guest).toBeFalsy()
+  })
+
   it('an Entra v1 token (upn, appid, App ID URI audience)', async () => {
     const claims = userClaims({ iss: V1, ver: '1.0', upn: 'ada@example.test', appid: CLIENT, azp: undefined, preferred_username: undefined })
     const result = await verdict(makeVerifier(), await sign(claims))

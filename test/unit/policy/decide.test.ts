@@ -60,6 +60,8 @@ describe('decide', () => {
     ['project rule: admin allowed', 'GET', '/secret-group/vault', user([ADMINS]), '203.0.113.9', { result: 'allow', rule: 'secret-projects' }],
     ['users by oid', 'GET', '/alice/x', user([], { id: 'oid-alice' }), '203.0.113.9', { result: 'allow', rule: 'alice-only', reason: 'user-match' }],
     ['users by upn, any case', 'GET', '/alice/x', user([], { name: 'alice@example.com' }), '203.0.113.9', { result: 'allow', rule: 'alice-only' }],
+    ['a guest never by its home-chosen name (SECURITY.md E8)', 'GET', '/alice/x', user([], { name: 'alice@example.com', guest: true }), '203.0.113.9', { result: 'deny', rule: 'alice-only' }],
+    ['a guest by its oid', 'GET', '/alice/x', user([], { id: 'oid-alice', guest: true }), '203.0.113.9', { result: 'allow', rule: 'alice-only', reason: 'user-match' }],
     ['users never by email', 'GET', '/alice/x', user([], { email: 'Alice@Example.com' }), '203.0.113.9', { result: 'deny', rule: 'alice-only' }],
     ['apps by client id', 'POST', '/api/v4/deploy/x', app, '203.0.113.9', { result: 'allow', rule: 'deploy-app', reason: 'app-match' }],
     ['app roles', 'POST', '/api/v4/deploy/x', { ...app, appId: 'other', roles: ['GitLab.Deploy'] }, '203.0.113.9', { result: 'allow', rule: 'deploy-app', reason: 'role-match' }],

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
 import * as client from 'openid-client'
 import { userFromIdToken, withGraphGroups } from '../../../src/auth/session/id-token-user.ts'
+import { identityOf } from '../../../src/auth/session/record.ts'
 import { deriveSessionKeys } from '../../../src/auth/session/keys.ts'
 import { seal } from '../../../src/auth/session/seal.ts'
 import { classifyRedeemError, classifyRefreshError, isLoopbackHttp } from '../../../src/iap/entra-client.ts'
@@ -66,6 +67,10 @@ describe('userFromIdToken', () => {
   })
   it('prefers upn over preferred_username', () => {
     expect(userFromIdToken({ ...claims, upn: 'ada@corp.example' }, TENANT)).toMatchObject({ user: { name: 'ada@corp.example' } })
+    // A guest: Entra names its home identity provider in `idp`; the session keeps the mark, and so does the identity.
+    const guest = userFromIdToken({ ...claims, idp: 'live.com' }, TENANT)
+    expect(guest).toMatchObject({ ok: true, user: { guest: true } })
+    expect(guest.ok && identityOf({ v: 1, user: guest.user, createdAt: 0, lastSeenAt: 0, refreshedAt: 0, expiresAt: 1000 }).guest).toBe(true)
   })
   it('pins the tenant and needs oid', () => {
     expect(userFromIdToken({ ...claims, tid: '00000000-0000-0000-0000-000000000000' }, TENANT)).toEqual({ ok: false, reason: 'login-tenant-invalid' })
