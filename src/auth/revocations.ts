@@ -10,8 +10,12 @@ import type { Identity } from './identity.ts'
 export interface Revocations {
   /** Revokes credentials of `user` (oid or upn) issued before `atMs` (default: now). */
   revoke(user: string, atMs?: number): void
-  /** True when the identity's credential was issued before a revocation of its id or name. */
-  isRevoked(identity: Identity): boolean
+  /**
+   * True when the identity's credential was issued before a revocation of its id or name.
+   * `firstSeenMs`: when this process first accepted the credential (bearer tokens), which settles a
+   * credential issued in the revocation's own second.
+   */
+  isRevoked(identity: Identity, firstSeenMs?: number): boolean
   /** Epoch ms of the latest revocation of `user`, if any. */
   revokedAt(user: string): number | undefined
 }
@@ -34,12 +38,18 @@ export function createRevocations(options: RevocationOptions = {}): Revocations 
       if (k === '') return
       revoked.set(k, Math.max(atMs, revoked.get(k) ?? 0))
     },
-    isRevoked(identity) {
+    isRevoked(identity, firstSeenMs) {
       if (revoked.size === 0) return false
       const at = Math.max(revoked.get(key(identity.id)) ?? 0, identity.name ? (revoked.get(key(identity.name)) ?? 0) : 0)
       if (at === 0) return false
-      // iat has whole seconds: a credential from the revocation's own second counts as earlier (fail closed).
-      return identity.issuedAt === undefined || identity.issuedAt * 1000 < at
+      if (identity.issuedAt === undefined) return true
+      const issuedMs = identity.issuedAt * 1000
+      if (issuedMs + 1000 <= at) return true
+      if (issuedMs >= at) return false
+      // `iat` has whole seconds, and this credential comes from the revocation's own second: it counts as
+      // earlier (fail closed) unless it was first presented after the revocation — the fresh token a
+      // revoked user gets right after being let back in, not one they held before.
+      return firstSeenMs === undefined || firstSeenMs <= at
     },
     revokedAt: (user) => revoked.get(key(user)),
   }

@@ -11,6 +11,8 @@ import type { IssuerSpec } from './issuers.ts'
 export interface CachedToken {
   readonly identity: Identity
   readonly spec: IssuerSpec
+  /** When this process first verified the token (epoch ms), for revocations in the token's own second. */
+  readonly verifiedAt: number
 }
 
 export interface TokenCache {

@@ -109,8 +109,9 @@ export function createBearerVerifier(deps: BearerVerifierDeps): BearerVerifier {
     if (!mapped.ok) return fail(mapped.reason)
     const { identity, ttlCapMs } = await withGroups(mapped, spec)
     const untilExp = (claims.exp as number) * 1000 - now()
-    deps.cache.set(key, { identity, spec }, ttlCapMs === undefined ? untilExp : Math.min(untilExp, ttlCapMs))
-    if (deps.revocations.isRevoked(identity)) return fail('token-revoked')
+    const verifiedAt = now()
+    deps.cache.set(key, { identity, spec, verifiedAt }, ttlCapMs === undefined ? untilExp : Math.min(untilExp, ttlCapMs))
+    if (deps.revocations.isRevoked(identity, verifiedAt)) return fail('token-revoked')
     return { ok: true, identity, spec }
   }
 
@@ -119,7 +120,7 @@ export function createBearerVerifier(deps: BearerVerifierDeps): BearerVerifier {
     const hit = deps.cache.get(key)
     if (hit) {
       deps.metrics.tokenCache('hit')
-      return deps.revocations.isRevoked(hit.identity) ? fail('token-revoked') : { ok: true, identity: hit.identity, spec: hit.spec }
+      return deps.revocations.isRevoked(hit.identity, hit.verifiedAt) ? fail('token-revoked') : { ok: true, identity: hit.identity, spec: hit.spec }
     }
     deps.metrics.tokenCache('miss')
     const shape = inspectToken(token)

@@ -276,6 +276,29 @@ describe('revocation and readiness', () => {
     expect((await call(uniquePath(), { authorization: `Bearer ${await idp.mint()}` })).status).toBe(200)
   })
 
+  it('within the revocation\'s own second: a token used before it is refused, a token minted after it works', async () => {
+    // Each attempt starts early in a second, so the mint, the first use, the revocation and the fresh
+    // mint share it; a machine too slow for that gets another attempt (another user).
+    for (let attempt = 1; ; attempt++) {
+      const who = { oid: `7a1d0c55-0000-4000-8000-0000000001${attempt}f`, preferred_username: `mallory${attempt}@example.test` }
+      await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 20))
+      const second = Math.floor(Date.now() / 1000)
+      const held = await idp.mint({ ...who, iat: second })
+      expect((await call(uniquePath(), { authorization: `Bearer ${held}` })).status).toBe(200)
+      const revoke = await fetch(`${proxy.adminUrl}/admin/revoke`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
+        body: JSON.stringify({ user: who.oid }),
+      })
+      expect(revoke.status).toBe(200)
+      const fresh = await idp.mint({ ...who, iat: second, jti: 'fresh' })
+      const statuses = [(await call(uniquePath(), { authorization: `Bearer ${held}` })).status, (await call(uniquePath(), { authorization: `Bearer ${fresh}` })).status]
+      if (Math.floor(Date.now() / 1000) !== second && attempt < 3) continue
+      expect(statuses).toEqual([401, 200])
+      break
+    }
+  })
+
   it('/readyz shows each issuer\'s keys', async () => {
     const body = (await (await fetch(`${proxy.adminUrl}/readyz`)).json()) as { checks: { auth: Record<string, { ready: boolean; keys: number }> } }
     expect(body.checks.auth.entra).toMatchObject({ ready: true, keys: 1 })

@@ -14,8 +14,11 @@ describe('revocations', () => {
     const r = createRevocations({ now: () => t })
     r.revoke('oid-1')
     expect(r.isRevoked(user(1_000_000_000 - 60))).toBe(true)
-    // Same second as the revocation: counted as earlier (fail closed).
+    // Same second as the revocation: counted as earlier (fail closed), unless first presented after it.
     expect(r.isRevoked(user(1_000_000_000))).toBe(true)
+    expect(r.isRevoked(user(1_000_000_000), 1_000_000_000_400)).toBe(true)
+    expect(r.isRevoked(user(1_000_000_000), 1_000_000_000_600)).toBe(false)
+    expect(r.isRevoked(user(1_000_000_000 - 1), 1_000_000_000_600)).toBe(true)
     expect(r.isRevoked(user(1_000_000_001))).toBe(false)
     const r2 = createRevocations({ now: () => t })
     r2.revoke('  ada@EXAMPLE.test ')

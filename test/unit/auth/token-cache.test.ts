@@ -13,7 +13,7 @@ describe('verified-token cache', () => {
 
   it('is bounded in entries', () => {
     const cache = createTokenCache({ maxEntries: 10 })
-    for (let i = 0; i < 50; i++) cache.set(`k${i}`, { identity: identity(1), spec }, 60_000)
+    for (let i = 0; i < 50; i++) cache.set(`k${i}`, { identity: identity(1), spec, verifiedAt: 0 }, 60_000)
     expect(cache.size).toBe(10)
     expect(cache.get('k49')).toBeDefined()
     expect(cache.get('k0')).toBeUndefined()
@@ -21,18 +21,18 @@ describe('verified-token cache', () => {
 
   it('is bounded in bytes (identities with many groups take more room)', () => {
     const cache = createTokenCache({ maxBytes: 100_000 })
-    for (let i = 0; i < 100; i++) cache.set(`k${i}`, { identity: identity(250), spec }, 60_000)
+    for (let i = 0; i < 100; i++) cache.set(`k${i}`, { identity: identity(250), spec, verifiedAt: 0 }, 60_000)
     expect(cache.size).toBeLessThan(10)
     expect(cache.size).toBeGreaterThan(0)
   })
 
   it('never caches an already expired token; entries expire with the token', async () => {
     const cache = createTokenCache()
-    cache.set('gone', { identity: identity(0), spec }, 0)
-    cache.set('neg', { identity: identity(0), spec }, -5)
+    cache.set('gone', { identity: identity(0), spec, verifiedAt: 0 }, 0)
+    cache.set('neg', { identity: identity(0), spec, verifiedAt: 0 }, -5)
     expect(cache.get('gone')).toBeUndefined()
     expect(cache.get('neg')).toBeUndefined()
-    cache.set('short', { identity: identity(0), spec }, 30)
+    cache.set('short', { identity: identity(0), spec, verifiedAt: 0 }, 30)
     expect(cache.get('short')).toBeDefined()
     await new Promise((r) => setTimeout(r, 60))
     expect(cache.get('short')).toBeUndefined()
