@@ -14,7 +14,8 @@ import type { CliIo } from './io.ts'
 
 export const EXPLAIN_HELP = `Usage: gitlab-iap explain [--config FILE] --path P [--method M] [--group G]... [--user U] [--anonymous] [--json]
 
-Print the policy decision for a hypothetical request: allow/deny/challenge, the rule that decided, and why.
+Print the policy decision for a hypothetical request: allow or deny (deny with challenge when the request has no
+credential), the rule that decided, and why.
   --path P        request path as the client would send it (may include ?query), e.g. /admin/users
   --method M      HTTP method (default GET)
   --group G       a group the identity has: an alias from \`groups:\` or a raw group id (repeatable)
@@ -81,10 +82,13 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   }
   const ruleIndex = decision.rule === null ? -1 : config.policy.rules.findIndex((r) => r.name === decision.rule)
   const status = problem ? 400 : decision.result === 'allow' ? 'forwarded' : decision.result === 'deny' ? 403 : '302 to sign-in (browsers) or 401'
+  // The SPEC's two answers: a challenged request is not let through either; `challenge` says why.
+  const challenged = decision.result === 'challenge'
+  const shown = decision.result === 'allow' ? 'allow' : 'deny'
   if (values.json) {
     io.stdout.write(
       JSON.stringify({
-        decision: decision.result, rule: decision.rule, ruleIndex: ruleIndex === -1 ? null : ruleIndex + 1, reason: decision.reason, status,
+        decision: shown, ...(challenged && { challenge: true }), rule: decision.rule, ruleIndex: ruleIndex === -1 ? null : ruleIndex + 1, reason: decision.reason, status,
         route: attr.route, project: project ?? null, method, path,
         identity: { kind: identity.kind, id: identity.id || null, groups: identity.groups, roles: identity.roles }, ...(note && { note }),
       }) + '\n',
@@ -94,7 +98,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   const who = identity.kind === 'anonymous' ? 'anonymous' : `${identity.kind} ${identity.id}${identity.groups.length ? ` (groups: ${(values.group ?? []).map((g, i) => (g === groups[i] ? g : `${g}=${groups[i]}`)).join(', ')})` : ''}${roles.length ? ` (roles: ${roles.join(', ')})` : ''}`
   io.stdout.write(
     [
-      `decision: ${decision.result}`,
+      `decision: ${shown}${challenged ? ' (challenged: no credential; browsers are sent to sign-in, other clients get 401)' : ''}`,
       `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : decision.reason === 'project-unresolved' ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
       `reason:   ${decision.reason}`,
       `response: ${status}`,

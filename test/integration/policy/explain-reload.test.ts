@@ -32,7 +32,7 @@ describe('gitlab-iap explain', () => {
 
   it('anonymous requests are challenged; non-canonical paths are refused before the policy', async () => {
     const anon = JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', '/group/project', '--anonymous', '--json'], EXAMPLE_ENV)).stdout)
-    expect(anon).toMatchObject({ decision: 'challenge', rule: 'read-everything', reason: 'login-required' })
+    expect(anon).toMatchObject({ decision: 'deny', challenge: true, rule: 'read-everything', reason: 'login-required', status: '302 to sign-in (browsers) or 401' })
     const bad = JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', '/x/%2e%2e/admin', '--group', 'admins', '--json'], EXAMPLE_ENV)).stdout)
     expect(bad).toMatchObject({ decision: 'deny', rule: null, reason: 'path-encoded-dot', status: 400 })
   })
