@@ -7,9 +7,14 @@ import { createHmac } from 'node:crypto'
 
 export const CHAIN_SEQ = 'iap.chain.seq'
 export const CHAIN_MAC = 'iap.chain.mac'
-export const CHAIN_START_ACTION = 'chain-start'
-/** The first line of every file after a rotation: a chain may begin to be verified only at one of these or at a start. */
-export const FILE_START_ACTION = 'chain-file-start'
+/**
+ * On the first record a process writes (`process`) and on the first record of each file after a
+ * rotation (`file`): the only places a verification may begin mid-chain.
+ */
+export const CHAIN_START = 'iap.chain.start'
+export type ChainStart = 'process' | 'file'
+/** The separate start records earlier versions wrote (`event.kind: state`); still anchors when verifying old logs. */
+const LEGACY_START_ACTIONS = ['chain-start', 'chain-file-start']
 
 /** The chain fields as written at the very end of a line. */
 const CHAIN_SUFFIX = /,"iap\.chain\.seq":(\d+),"iap\.chain\.mac":"([0-9a-f]{64})"\}$/
@@ -54,9 +59,9 @@ export interface ChainVerdict {
   readonly problem?: { readonly source: string; readonly line: number; readonly kind: ChainProblem; readonly detail: string }
 }
 
-/** Lines a verification may start from when the chain's beginning is not among the files: a process's chain-start or a file-start. */
+/** Lines a verification may start from when the chain's beginning is not among the files. */
 function isAnchor(body: string): boolean {
-  return body.includes(`"event.action":"${CHAIN_START_ACTION}"`) || body.includes(`"event.action":"${FILE_START_ACTION}"`)
+  return body.includes(`"${CHAIN_START}":"`) || LEGACY_START_ACTIONS.some((action) => body.includes(`"event.action":"${action}"`))
 }
 
 /** A streaming verifier: feed lines in order (across rotated files), read the verdict at the end. */
@@ -75,7 +80,8 @@ export function createChainVerifier(key: string) {
         problem = { source, line: lineNumber, kind: 'unsealed', detail: 'line has no chain fields (inserted or edited by hand)' }
         return false
       }
-      const starts = sealed.seq === 1 && sealed.body.includes(`"event.action":"${CHAIN_START_ACTION}"`)
+      // Only a chain's first line has sequence 1 (a new process on stdout, or a new log file): a fresh chain.
+      const starts = sealed.seq === 1
       const prevMac = starts ? '' : (previous?.mac ?? '')
       const expectedSeq = starts ? 1 : previous ? previous.seq + 1 : sealed.seq
       if (!starts && previous && sealed.seq !== expectedSeq) {

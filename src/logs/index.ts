@@ -5,8 +5,8 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import type { Config } from '../config/schema.ts'
 import type { RequestContext } from '../server/context.ts'
-import { ECS_VERSION, toAccessRecord } from './access-record.ts'
-import { CHAIN_START_ACTION, createChain, FILE_START_ACTION, unseal, type ChainState } from './chain.ts'
+import { toAccessRecord } from './access-record.ts'
+import { CHAIN_START, createChain, unseal, type ChainStart, type ChainState } from './chain.ts'
 import { createLogWriter, type LogWriter } from './writer.ts'
 
 export interface AccessLog {
@@ -48,37 +48,28 @@ export function createAccessLog(config: Config['accessLog'], options: AccessLogO
   const key = config.integrity?.key
   const chain = key ? createChain(key, config.output === 'stdout' ? undefined : chainTail(config.output)) : undefined
   const instanceId = options.instanceId
-  const stateLine = (action: string, extra: Record<string, unknown> = {}) =>
-    JSON.stringify({
-      '@timestamp': new Date().toISOString(),
-      'ecs.version': ECS_VERSION,
-      'event.kind': 'state',
-      'event.action': action,
-      'service.name': 'gitlab-iap',
-      'iap.instance.id': instanceId,
-      ...extra,
-    })
+  // With a chain, the first record a process writes, and the first record of each file after a
+  // rotation, says so (`iap.chain.start`): `logs verify` may begin mid-chain only there, so lines cut
+  // from a file's beginning are caught, while files rotated away are not mistaken for tampering.
+  let chainStart: ChainStart | undefined = chain ? 'process' : undefined
   const writer: LogWriter = createLogWriter({
     output: config.output,
     rotate: config.rotate,
     onError: options.onWriteError,
-    // Each rotated-to file begins with a sealed mark, so `logs verify` can tell a file whose older
-    // neighbours were rotated away from one whose first lines were cut.
-    ...(chain && { firstLine: () => chain.seal(stateLine(FILE_START_ACTION)) }),
+    ...(chain && { onNewFile: () => void (chainStart ??= 'file') }),
   })
 
   const emit = (line: string) => writer.write(chain ? chain.seal(line) : line)
-
-  if (chain) {
-    // Each process announces itself in its chain, so a verifier can tell where a process took over.
-    emit(stateLine(CHAIN_START_ACTION, chain.state().seq > 0 ? { 'iap.chain.continues': chain.state().seq } : {}))
-  }
 
   return {
     write(ctx, endNs) {
       try {
         const record = toAccessRecord(ctx, endNs)
         record['iap.instance.id'] = instanceId
+        if (chainStart !== undefined) {
+          record[CHAIN_START] = chainStart
+          chainStart = undefined
+        }
         emit(JSON.stringify(record))
       } catch (err) {
         options.onWriteError?.(err as Error)

@@ -2,8 +2,9 @@
  * Where access-log lines go: pino's asynchronous destination (SonicBoom) on stdout or on a file.
  * File output rotates by size: the full file is renamed to `<file>.<UTC timestamp>` (gzip-compressed
  * to `.gz` when `compress`), the destination reopens the path, and the oldest beyond `keep` are removed.
- * Renaming first and reopening after means a write in flight lands in the renamed file and everything
- * buffered lands in the new one: no line is lost or written twice, and order is kept.
+ * The rename waits until every line before the rotation is on disk, and later lines wait for the rename:
+ * each line lands in the file it was counted for (its first line is the first after the rotation),
+ * none is lost or written twice, and order is kept.
  *
  * Lines are batched: one write per 25 ms or per 64 KiB, whichever comes first, instead
  * of one write syscall per request, which cost more CPU than the rest of the pipeline at moderate
@@ -21,8 +22,8 @@ export interface LogWriterOptions {
   readonly rotate: { readonly size: number; readonly keep: number; readonly compress: boolean }
   /** Called on every failed write or rotation (the destination may recover later). */
   readonly onError?: (err: Error) => void
-  /** A line to begin each new file with after a rotation (the integrity chain's file-start mark). */
-  readonly firstLine?: () => string
+  /** Called when a rotation is decided: the next line written is the new file's first. */
+  readonly onNewFile?: () => void
   /** Called after a rotation finished (compression included), with the rotated file's final path. */
   readonly onRotated?: (path: string) => void
 }
@@ -43,6 +44,8 @@ const REOPEN_DELAY_MS = 1000
 /** Longest a line waits in the batch before it is written. */
 const BATCH_MS = 25
 const BATCH_CHARS = 64 * 1024
+/** Most held back while a rotation waits for its rename; beyond it the rotation is given up. */
+const HOLD_LIMIT_CHARS = 8 * 1024 * 1024
 const DROPPED = Object.assign(new Error('access log unavailable: record dropped'), { code: 'IAP_LOG_DROPPED' })
 
 /** `access.log.20261128T203000123Z-001`: sortable by name, unique within a process. */
@@ -73,14 +76,23 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   const pending = new Set<Promise<void>>()
   let batch = ''
   let batchTimer: NodeJS.Timeout | undefined
+  // Bytes handed to the destination and bytes it reports written: equal when nothing is in flight.
+  let handedBytes = 0
+  let writtenBytes = 0
+  // A rotation decided and waiting for the destination to finish the old file's lines before the rename.
+  let renamePending = false
 
   const open = (): Destination => {
     const d = toFile
       ? pino.destination({ dest: options.output, sync: false, mkdir: true, append: true, minLength: 0 })
       : pino.destination({ fd: 1, sync: false, minLength: 0 })
+    handedBytes = 0
+    writtenBytes = 0
     d.on('error', fail)
-    d.on('write', () => {
+    d.on('write', (bytes: number) => {
       healthy = true
+      writtenBytes += bytes
+      if (renamePending && writtenBytes >= handedBytes) renameAndReopen()
     })
     return d
   }
@@ -90,6 +102,11 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   const fail = (err: Error): void => {
     healthy = false
     options.onError?.(err)
+    // A rotation waiting on this destination is given up; the lines it held go where the next write goes.
+    if (renamePending) {
+      renamePending = false
+      rotating = false
+    }
     if (reopenTimer || closed) return
     try {
       dest.destroy()
@@ -129,21 +146,25 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   function rotate(): void {
     writeBatch()
     rotating = true
+    renamePending = true
+    size = 0
+    options.onNewFile?.()
+    if (writtenBytes >= handedBytes) renameAndReopen()
+  }
+
+  function renameAndReopen(): void {
+    renamePending = false
     const target = rotatedName(options.output, ++counter)
     try {
       renameSync(options.output, target)
     } catch (err) {
       rotating = false
       options.onError?.(err as Error)
+      writeBatch()
       return
     }
-    size = 0
     dest.reopen()
-    const first = options.firstLine?.()
-    if (first !== undefined) {
-      batch += `${first}\n`
-      size += Buffer.byteLength(first) + 1
-    }
+    writeBatch()
     const done = new Promise<void>((resolve) => {
       // 'ready' fires when the new file is open and the old descriptor is being closed.
       dest.once('ready', () => {
@@ -178,12 +199,15 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     clearTimeout(batchTimer)
     batchTimer = undefined
     if (batch === '' || closed) return
+    // Lines after a decided rotation wait for the rename (the 'write' event that completes it writes them).
+    if (renamePending) return
     if (reopenTimer) {
       batchTimer = setTimeout(writeBatch, REOPEN_DELAY_MS).unref()
       return
     }
     const chunk = batch
     batch = ''
+    handedBytes += Buffer.byteLength(chunk)
     try {
       dest.write(chunk)
     } catch (err) {
@@ -211,6 +235,11 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
         return
       }
       batch += `${line}\n`
+      // A destination that never finishes the old file's lines must not make the held ones grow without end.
+      if (renamePending && batch.length > HOLD_LIMIT_CHARS) {
+        renamePending = false
+        rotating = false
+      }
       if (batch.length >= BATCH_CHARS) writeBatch()
       else batchTimer ??= setTimeout(writeBatch, BATCH_MS)
       if (!rotatable) return
@@ -226,6 +255,8 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     async close() {
       await Promise.all(pending)
       if (closed) return
+      // A rotation still waiting for its rename is given up: its lines stay in the current file.
+      renamePending = false
       writeBatch()
       closed = true
       process.off('exit', onExit)

@@ -197,6 +197,9 @@ describe('one record per request, through a real serve', () => {
     const ok = await cli(['logs', 'verify', file(), '--config', proxy.configPath])
     expect(ok.stdout).toMatch(/^ok: \d+ lines/)
     expect(ok.code).toBe(0)
+    // One line per request, sealed from 1: the first request a process logs also marks where its chain starts.
+    expect(JSON.parse(lines(file())[0]!)).toMatchObject({ 'event.kind': 'event', 'iap.chain.seq': 1, 'iap.chain.start': 'process' })
+    expect(records(file())).toHaveLength(lines(file()).length)
     const tampered = join(dir, 'tampered.log')
     const ls = lines(file())
     ls[2] = ls[2]!.replace('"http.response.status_code":', '"http.response.status_code":1')
@@ -281,10 +284,11 @@ describe('rotation under concurrent load', () => {
       await p.stop()
       const files = readdirSync(rdir).filter((f) => f.startsWith('access.log')).sort()
       expect(files.length).toBeGreaterThan(5)
-      const all = files.flatMap((f) => {
+      const recordsOf = (f: string) => {
         const text = f.endsWith('.gz') ? gunzipSync(readFileSync(join(rdir, f))).toString() : readFileSync(join(rdir, f), 'utf8')
         return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
-      })
+      }
+      const all = files.flatMap(recordsOf)
       const logged = all.filter((r) => r['event.kind'] === 'event').map((r) => r['http.request.id'] as string)
       expect(logged.length).toBe(total)
       expect(new Set(logged).size).toBe(total)
@@ -293,10 +297,15 @@ describe('rotation under concurrent load', () => {
       const verified = await cli(['logs', 'verify', ...files.map((f) => join(rdir, f)).reverse(), '--config', cfg.path])
       expect(verified.stderr).toBe('')
       expect(verified.code).toBe(0)
-      // Every file after the first begins with a file-start mark: the newest file alone verifies (its older
-      // neighbours may have been rotated away), but not once its first lines are cut.
-      const fileStarts = all.filter((r) => r['event.action'] === 'chain-file-start')
-      expect(fileStarts.length).toBe(files.length - 1)
+      // Every line is a request; the first names the process start, the first of every later file the
+      // file start. The newest file alone verifies (its older neighbours may have been rotated away),
+      // but not once its first lines are cut.
+      expect(all.every((r) => r['event.kind'] === 'event')).toBe(true)
+      const nonEmpty = files.map(recordsOf).filter((records) => records.length > 0)
+      const marks = nonEmpty.map((records) => records[0]!['iap.chain.start'])
+      expect(marks.filter((m) => m === 'process')).toHaveLength(1)
+      expect(marks.filter((m) => m === 'file')).toHaveLength(nonEmpty.length - 1)
+      expect(all.filter((r) => r['iap.chain.start'] !== undefined)).toHaveLength(nonEmpty.length)
       expect((await cli(['logs', 'verify', logFile, '--config', cfg.path])).code).toBe(0)
       const cutFile = join(rdir, 'cut.log')
       writeFileSync(cutFile, lines(logFile).slice(2).join('\n') + '\n')

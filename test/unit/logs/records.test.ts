@@ -97,7 +97,7 @@ describe('integrity chain', () => {
   const key = 'k'.repeat(32)
   const lines = () => {
     const chain = createChain(key)
-    return [chain.seal('{"event.action":"chain-start","n":0}'), ...Array.from({ length: 5 }, (_, i) => chain.seal(`{"n":${i + 1}}`))]
+    return [chain.seal('{"n":0,"iap.chain.start":"process"}'), ...Array.from({ length: 5 }, (_, i) => chain.seal(`{"n":${i + 1}}`))]
   }
   const verify = (ls: string[]) => {
     const v = createChainVerifier(key)
@@ -130,9 +130,13 @@ describe('integrity chain', () => {
       expect(verdict.problem).toMatchObject({ line: 1, kind: 'removed' })
     }
     const chain = createChain(key)
-    const rotated = [chain.seal('{"event.action":"chain-start"}'), chain.seal('{"n":1}'), chain.seal('{"event.action":"chain-file-start"}'), chain.seal('{"n":2}')]
+    const rotated = [chain.seal('{"n":0,"iap.chain.start":"process"}'), chain.seal('{"n":1}'), chain.seal('{"n":2,"iap.chain.start":"file"}'), chain.seal('{"n":3}')]
     expect(verify(rotated.slice(2))).toEqual({ ok: true, lines: 2 })
     expect(verify(rotated.slice(3)).ok).toBe(false)
+    // Logs from before the marks were fields: the separate start records still anchor.
+    const legacy = createChain(key)
+    const old = [legacy.seal('{"event.action":"chain-start"}'), legacy.seal('{"n":1}'), legacy.seal('{"event.action":"chain-file-start"}'), legacy.seal('{"n":2}')]
+    expect(verify(old.slice(2))).toEqual({ ok: true, lines: 2 })
   })
   it('cannot be re-sealed without the key', () => {
     const forged = createChain('x'.repeat(32))
