@@ -6,7 +6,10 @@
  * Traffic: cached bearer GETs, denied requests, public requests, anonymous requests, unknown-kid tokens,
  * websockets opened and closed, 8 MiB uploads. Faults at the half-way mark: GitLab stops for 5 s and
  * comes back on the same port; a burst of tokens with random kids (SOAK_FAULTS=0 turns them off).
+ * The access log is sealed (integrity chain) and verified at the end across every rotated file;
+ * SOAK_ROTATE=4MiB rotates it every second or so under load (default 1GiB).
  */
+import { randomBytes } from 'node:crypto'
 import { createReadStream, readdirSync, mkdtempSync } from 'node:fs'
 import { request } from 'node:http'
 import { createInterface } from 'node:readline'
@@ -17,9 +20,13 @@ import { startUpstream, type Upstream } from '../src/upstream/index.ts'
 import { GROUP, startBenchIdp } from './lib/idp.ts'
 import { iapConfig, startIapProcess } from './lib/iap.ts'
 import { rssMiB } from './lib/processes.ts'
+import { createChainVerifier } from '../src/logs/chain.ts'
 import { rotatedFiles } from '../src/logs/writer.ts'
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 600)
+/** Rotation size of the sealed access log: small sizes rotate often under load, and every rotation is kept. */
+const ROTATE = process.env.SOAK_ROTATE ?? '1GiB'
+const LOG_KEY = randomBytes(32).toString('base64')
 const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length
 
 async function main(): Promise<void> {
@@ -32,7 +39,7 @@ async function main(): Promise<void> {
     ...base,
     upstream: { url: upstream.url, timeoutSeconds: 10 },
     policy: { rules: [{ name: 'public', paths: ['/-/test/**', '/-/cable', '/-/health'], public: true }, { name: 'denied', paths: ['/denied/**'], deny: true }, { name: 'bench', paths: ['/**'], groups: ['bench'] }] },
-    accessLog: { output: logFile, rotate: { size: '1GiB', keep: 2, compress: false } },
+    accessLog: { output: logFile, rotate: { size: ROTATE, keep: 1000, compress: false }, integrity: { key: LOG_KEY } },
   })
   const token = await idp.mint({ groups: [GROUP] })
   const proxyErr: string[] = []
@@ -155,9 +162,15 @@ async function main(): Promise<void> {
   let records = 0
   const loggedBy = new Map<string, number>()
   const loggedWebsocketIds = new Set<string>()
-  for (const file of [...rotatedFiles(logFile), logFile]) {
+  // The records are sealed: the chain must hold across every rotation, from the first line of each file.
+  const chain = createChainVerifier(LOG_KEY)
+  const files = [...rotatedFiles(logFile), logFile]
+  const fileStarts: unknown[] = []
+  for (const file of files) {
+    let n = 0
     for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-      if (!line.includes('"event.kind":"event"')) continue
+      chain.push(line, file, ++n)
+      if (n === 1) fileStarts.push(/"iap\.chain\.start":"(\w+)"/.exec(line)?.[1])
       records++
       const path = /"url\.path":"([^"]*)"/.exec(line)?.[1] ?? '?'
       loggedBy.set(path, (loggedBy.get(path) ?? 0) + 1)
@@ -178,7 +191,10 @@ async function main(): Promise<void> {
   console.log(`shutdown took ${stopMs.toFixed(0)} ms${stopMs > 4500 ? ` (killed?) — proxy said: ${proxyErr.slice(-3).join(' | ')}` : ''}`)
   console.log(`RSS ${start.rss.toFixed(0)} → ${end.rss.toFixed(0)} MiB; file descriptors ${start.fds} → ${end.fds}`)
   console.log(`access-log records ${records} for ${stats.sent} requests: ${records === stats.sent ? 'exactly one each' : 'MISMATCH'}`)
-  if (records !== stats.sent) process.exitCode = 1
+  const verdict = chain.verdict()
+  const marked = fileStarts.every((mark, i) => mark === (i === 0 ? 'process' : 'file'))
+  console.log(`integrity chain over ${files.length} file${files.length === 1 ? '' : 's'}: ${verdict.ok ? 'intact' : `BROKEN ${JSON.stringify(verdict.problem)}`}; each file begins with its start mark: ${marked ? 'yes' : `NO (${fileStarts.join(', ')})`}`)
+  if (records !== stats.sent || !verdict.ok || !marked) process.exitCode = 1
 }
 
 main().catch((err: unknown) => {
