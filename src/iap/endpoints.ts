@@ -147,7 +147,30 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     sendRedirect(res, tx.returnTo, ctx.id, { 'set-cookie': [setCookie, clearTx] })
   }
 
+  // Front-channel logout (OIDC Front-Channel Logout 1.0): Entra loads `/-/iap/logout?sid=…&iss=…` in a
+  // hidden frame when the user signs out elsewhere. The sessions signed in under that Entra session end
+  // (on every replica: the store is shared), and the frame gets an empty 200, never a redirect.
+  const frontChannelLogout = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, sid: string, iss: string | null) => {
+    if (iss !== null && !iss.toLowerCase().includes(deps.tenantId.toLowerCase())) {
+      deny(ctx, 'logout-issuer-invalid')
+      return sendStatusPage(req, res, { status: 400, title: 'Bad request', message: 'This logout request names another issuer.', requestId: ctx.id })
+    }
+    let ended = 0
+    try {
+      ended = await deps.sessions.endEntraSession(sid)
+    } catch {
+      deny(ctx, 'session-store-unavailable')
+      return sendStatusPage(req, res, { status: 503, title: 'Temporarily unavailable', message: 'The session store is unavailable.', requestId: ctx.id })
+    }
+    deps.log?.info({ requestId: ctx.id, sessionsEnded: ended }, 'front-channel logout')
+    deny(ctx, 'front-channel-logout', 'challenge')
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': 0, 'cache-control': 'no-store', 'x-request-id': ctx.id, 'set-cookie': deps.sessions.clearCookie() })
+    res.end()
+  }
+
   const logout: Handler = async (req, res, ctx) => {
+    const sid = req.method === 'GET' ? new URLSearchParams(ctx.query).get('sid') : null
+    if (sid) return frontChannelLogout(req, res, ctx, sid, new URLSearchParams(ctx.query).get('iss'))
     let hints: { idToken?: string; loginHint?: string } | undefined
     try {
       hints = await deps.sessions.end(req)

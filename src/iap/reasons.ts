@@ -12,6 +12,8 @@ export const SIGN_IN_REASONS = [
   'login-started',
   'login-succeeded',
   'logout',
+  'front-channel-logout',
+  'logout-issuer-invalid',
   'whoami',
   'method-not-allowed',
   'redirect-target-invalid',

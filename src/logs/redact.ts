@@ -13,8 +13,11 @@ const SECRET_NAMES = new Set([
   'jwt', 'id_token_hint', 'ticket', 'reset_password_token', 'confirmation_token', 'unlock_token',
 ])
 
-/** On OAuth/OIDC callback routes the authorization code and state are credentials too (GitLab uses `state=opened` elsewhere). */
-const CALLBACK_NAMES = new Set(['code', 'state', 'session_state'])
+/**
+ * On OAuth/OIDC callback routes the authorization code and state are credentials too (GitLab uses
+ * `state=opened` elsewhere), and so is the Entra session id a front-channel logout names (it ends sessions).
+ */
+const CALLBACK_NAMES = new Set(['code', 'state', 'session_state', 'sid'])
 const CALLBACK_PATH = /^\/-\/iap\/|^\/oauth\/|^\/users\/auth\/|[/_]callbacks?$/
 
 /** Names that look secret even when not listed: anything ending in token/secret/password/key/signature. */

@@ -1,7 +1,7 @@
 /** The `memory` session store: a bounded LRU (oldest sessions evicted first), for a single replica. */
 import { LRUCache } from 'lru-cache'
 import type { Clock } from './clock.ts'
-import { approximateRecordBytes, userKeys, type SessionRecord } from './record.ts'
+import { approximateRecordBytes, indexKeys, type SessionRecord } from './record.ts'
 import type { RevocationEvent, SessionStore } from './store.ts'
 
 export interface MemoryStoreOptions {
@@ -16,7 +16,7 @@ export interface MemoryStoreOptions {
 export function createMemoryStore(options: MemoryStoreOptions): SessionStore {
   const byUser = new Map<string, Set<string>>()
   const unindex = (key: string, record: SessionRecord) => {
-    for (const user of userKeys(record.user)) {
+    for (const user of indexKeys(record)) {
       const set = byUser.get(user)
       if (!set) continue
       set.delete(key)
@@ -42,7 +42,7 @@ export function createMemoryStore(options: MemoryStoreOptions): SessionStore {
     get: (key) => sessions.get(key),
     async set(key, record, ttlMs) {
       sessions.set(key, record, { ttl: ttlMs })
-      for (const user of userKeys(record.user)) {
+      for (const user of indexKeys(record)) {
         let set = byUser.get(user)
         if (!set) byUser.set(user, (set = new Set()))
         set.add(key)

@@ -108,12 +108,20 @@ export function identityOf(record: SessionRecord): Identity {
   }
 }
 
-/** Lower-cased user keys a session is indexed under, so `/admin/revoke` finds it by oid or upn. */
-export function userKeys(user: SessionUser): string[] {
+/**
+ * Lower-cased keys a session is indexed under: its user's oid and upn, so `/admin/revoke` finds it,
+ * and `sid:<Entra session id>`, so a front-channel logout from Entra finds it.
+ */
+export function indexKeys(record: SessionRecord): string[] {
+  const user = record.user
   const keys = [user.id.toLowerCase()]
   if (user.name && user.name.toLowerCase() !== keys[0]) keys.push(user.name.toLowerCase())
+  if (record.sid) keys.push(sidKey(record.sid))
   return keys
 }
+
+/** The index key of an Entra session id (`sid` claim). */
+export const sidKey = (sid: string): string => `sid:${sid.toLowerCase()}`
 
 /** Parses a stored record; `undefined` for anything that is not a well-formed v1 record (fail closed). */
 export function parseRecord(text: string): SessionRecord | undefined {

@@ -19,7 +19,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { IapError } from '../../errors.ts'
 import { NearCache } from './near-cache.ts'
-import { approximateRecordBytes, parseRecord, userKeys, type SessionRecord } from './record.ts'
+import { approximateRecordBytes, indexKeys, parseRecord, type SessionRecord } from './record.ts'
 import { parseRedisUrl } from './redis-url.ts'
 import type { RevocationEvent, SessionStore } from './store.ts'
 
@@ -190,7 +190,7 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   }
   async function index(key: string, record: SessionRecord): Promise<void> {
     await Promise.all(
-      userKeys(record.user).flatMap((user) => [client.sadd(uKey(user), key), client.pexpire(uKey(user), options.indexTtlMs)]),
+      indexKeys(record).flatMap((user) => [client.sadd(uKey(user), key), client.pexpire(uKey(user), options.indexTtlMs)]),
     )
   }
 

@@ -12,7 +12,7 @@ import type { Identity } from '../identity.ts'
 import type { Clock } from './clock.ts'
 import { cookieValues, createSessionId, serializeCookie, signSessionId, storeKeyFor, verifySessionCookie } from './cookies.ts'
 import type { SessionKeys } from './keys.ts'
-import { assessSession, identityOf, storeTtlMs, type SessionRecord, type SessionTimeouts, type SessionUser } from './record.ts'
+import { assessSession, identityOf, sidKey, storeTtlMs, type SessionRecord, type SessionTimeouts, type SessionUser } from './record.ts'
 import { open, seal } from './seal.ts'
 import type { MaybePromise, SessionStore } from './store.ts'
 
@@ -89,6 +89,8 @@ export interface Sessions {
   end(req: IncomingMessage): Promise<{ idToken?: string; loginHint?: string } | undefined>
   /** Ends every session of a user (oid or upn, any case). */
   endUser(user: string): Promise<number>
+  /** Ends the sessions signed in under an Entra session id (`sid`): front-channel logout. */
+  endEntraSession(sid: string): Promise<number>
   /** `Set-Cookie` that deletes the session cookie. */
   clearCookie(): string
 }
@@ -329,6 +331,7 @@ export function createSessions(options: SessionsOptions): Sessions {
       return { ...(idToken !== undefined && { idToken }), ...(record.loginHint !== undefined && { loginHint: record.loginHint }) }
     },
     endUser: (user) => store.deleteUser(user.toLowerCase()),
+    endEntraSession: (sid) => store.deleteUser(sidKey(sid)),
     clearCookie: () => serializeCookie(cookieName, '', { secure: options.secureCookies, maxAgeSeconds: 0 }),
   }
 }

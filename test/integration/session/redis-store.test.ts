@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createRedisStore } from '../../../src/auth/session/redis-store.ts'
-import type { SessionRecord } from '../../../src/auth/session/record.ts'
+import { sidKey, type SessionRecord } from '../../../src/auth/session/record.ts'
 import type { RevocationEvent, SessionStore } from '../../../src/auth/session/store.ts'
 import { isIapError } from '../../../src/errors.ts'
 import { hasRedisServer, startRedisServer, type RedisServer } from './redis-server.ts'
@@ -101,6 +101,15 @@ describe.skipIf(!hasRedisServer)('redis session store', () => {
     expect(await store.get('k3')).toBeUndefined()
     expect(await store.get('k5')).toBeDefined()
     expect(await store.deleteUser('oid-5')).toBe(1)
+  })
+
+  it('a session with an Entra sid is found by it too (front-channel logout)', async () => {
+    const store = await newStore()
+    await store.set('k6', { ...record('oid-6', 'f@x'), sid: 'AB12-cd' }, 5000)
+    await store.set('k7', record('oid-6', 'f@x'), 5000)
+    expect(await store.deleteUser(sidKey('ab12-CD'))).toBe(1)
+    expect(await store.get('k6')).toBeUndefined()
+    expect(await store.get('k7')).toBeDefined()
   })
 
   it('claimOnce and the refresh lock work across two clients', async () => {

@@ -170,6 +170,37 @@ describe('browser sign-in (memory store)', () => {
     expect(nav.headers.get('location')).toMatch(/^\/-\/iap\/login\?rd=/)
   })
 
+  it('front-channel logout from Entra (?sid=) ends the sessions of that Entra session, with an empty 200', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/`, 'bob')
+    const first = browser.jar.cookieHeader(proxy.url)
+    // A second sign-in in the same IdP session (single sign-on): a second proxy session with the same sid.
+    // The first cookie is set aside, or the sign-in would end its session (fixation defence).
+    browser.jar.store(proxy.url, [`${COOKIE}=; Path=/; Max-Age=0`])
+    await browser.navigate(`${proxy.url}/-/iap/login?rd=/`, 'bob')
+    expect(browser.jar.cookieHeader(proxy.url)).not.toBe(first)
+    const stillAlive = await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie: first } })
+    expect(stillAlive.status).toBe(200)
+    // Learn the sid the way Entra knows it: from the ID token the ordinary logout hands to end_session.
+    const logout = await browser.step(`${proxy.url}/-/iap/logout`)
+    const hint = new URL(logout.headers.get('location')!).searchParams.get('id_token_hint')!
+    const sid = (JSON.parse(Buffer.from(hint.split('.')[1]!, 'base64url').toString()) as { sid: string; iss: string }).sid
+    expect(sid).toBeTruthy()
+    const foreign = await fetch(`${proxy.url}/-/iap/logout?sid=${sid}&iss=${encodeURIComponent('https://login.example.test/00000000-0000-4000-8000-000000000000/v2.0')}`)
+    expect(foreign.status).toBe(400)
+    expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie: first } })).status).toBe(200)
+    const frame = await fetch(`${proxy.url}/-/iap/logout?sid=${sid}`, { redirect: 'manual' })
+    expect(frame.status).toBe(200)
+    expect(await frame.text()).toBe('')
+    expect(frame.headers.get('cache-control')).toBe('no-store')
+    const ended = await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie: first } })
+    expect(ended.status).toBe(401)
+    const id = frame.headers.get('x-request-id')
+    await expect.poll(() => proxy.records().some((r) => r['http.request.id'] === id), { timeout: 3000 }).toBe(true)
+    expect(proxy.records().find((r) => r['http.request.id'] === id)).toMatchObject({ 'iap.decision.reason': 'front-channel-logout', 'http.response.status_code': 200 })
+    expect(JSON.stringify(proxy.records())).not.toContain(sid)
+  })
+
   it('tampered, foreign and malformed session cookies are rejected', async () => {
     const browser = createBrowser()
     await browser.navigate(`${proxy.url}/`, 'bob')
