@@ -17,7 +17,8 @@ import { validateRedirectTarget } from '../http/redirect-target.ts'
 import type { RequestContext } from '../server/context.ts'
 import type { EntraClient } from './entra-client.ts'
 import { clearTransactionCookie, readTransaction, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
-import { createWhoami, deny, routeIapEndpoints, type Handler } from './whoami.ts'
+import { deny, routeIapEndpoints, type Handler } from './routes.ts'
+import { createWhoami } from './whoami.ts'
 
 export interface IapLogger {
   info(obj: object, msg?: string): void

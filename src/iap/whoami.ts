@@ -1,35 +1,15 @@
 /**
  * `GET /-/iap/whoami`: who the proxy thinks the caller is (identity, groups, credential and session
  * expiry), for any credential it accepts. Served with or without browser sign-in configured.
- * Also the small dispatcher the `/-/iap/*` endpoint sets share.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { AuthOutcome } from '../auth/authenticate.ts'
 import { sessionEndsAt, type SessionTimeouts } from '../auth/session/record.ts'
 import type { Sessions } from '../auth/session/sessions.ts'
-import { sendStatusPage } from '../http/respond.ts'
 import type { RequestContext } from '../server/context.ts'
-
-export type Handler = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => Promise<void> | void
+import { deny, sendJson, type Handler } from './routes.ts'
 
 export type Authenticate = (req: IncomingMessage, ctx: RequestContext) => AuthOutcome | Promise<AuthOutcome>
-
-export function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body) + '\n'
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    'x-request-id': requestId,
-  })
-  res.end(text)
-}
-
-export const deny = (ctx: RequestContext, reason: string, result: 'deny' | 'challenge' = 'deny') => {
-  ctx.decision = { result, rule: null, reason }
-}
 
 export interface WhoamiDeps {
   /** The full authenticator; without it (tests), the session cookie alone. */
@@ -80,20 +60,5 @@ export function createWhoami(deps: WhoamiDeps): Handler {
       ...(id.expiresAt !== undefined && { credentialExpiresAt: new Date(id.expiresAt * 1000).toISOString() }),
       ...(session && { session }),
     }, ctx.id)
-  }
-}
-
-/** Dispatches `/-/iap/*` paths to their handlers (405 with `Allow` for other methods); false for unknown paths. */
-export function routeIapEndpoints(routes: Record<string, { methods: readonly string[]; handler: Handler }>) {
-  return function iapEndpoints(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): boolean | Promise<boolean> {
-    const route = routes[ctx.path]
-    if (!route) return false
-    if (!route.methods.includes(ctx.method)) {
-      deny(ctx, 'method-not-allowed')
-      sendStatusPage(req, res, { status: 405, title: 'Method not allowed', message: `Use ${route.methods.join(' or ')}.`, requestId: ctx.id }, { allow: route.methods.join(', ') })
-      return true
-    }
-    const done = route.handler(req, res, ctx)
-    return done instanceof Promise ? done.then(() => true) : true
   }
 }
