@@ -284,10 +284,8 @@ describe('rotation under concurrent load', () => {
       await p.stop()
       const files = readdirSync(rdir).filter((f) => f.startsWith('access.log')).sort()
       expect(files.length).toBeGreaterThan(5)
-      const recordsOf = (f: string) => {
-        const text = f.endsWith('.gz') ? gunzipSync(readFileSync(join(rdir, f))).toString() : readFileSync(join(rdir, f), 'utf8')
-        return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
-      }
+      const linesOf = (f: string) => (f.endsWith('.gz') ? gunzipSync(readFileSync(join(rdir, f))).toString() : readFileSync(join(rdir, f), 'utf8')).split('\n').filter(Boolean)
+      const recordsOf = (f: string) => linesOf(f).map((l) => JSON.parse(l) as Record<string, unknown>)
       const all = files.flatMap(recordsOf)
       const logged = all.filter((r) => r['event.kind'] === 'event').map((r) => r['http.request.id'] as string)
       expect(logged.length).toBe(total)
@@ -298,17 +296,23 @@ describe('rotation under concurrent load', () => {
       expect(verified.stderr).toBe('')
       expect(verified.code).toBe(0)
       // Every line is a request; the first names the process start, the first of every later file the
-      // file start. The newest file alone verifies (its older neighbours may have been rotated away),
-      // but not once its first lines are cut.
+      // file start. A later file alone verifies (its older neighbours may have been rotated away), but
+      // not once its first lines are cut.
       expect(all.every((r) => r['event.kind'] === 'event')).toBe(true)
       const nonEmpty = files.map(recordsOf).filter((records) => records.length > 0)
       const marks = nonEmpty.map((records) => records[0]!['iap.chain.start'])
       expect(marks.filter((m) => m === 'process')).toHaveLength(1)
       expect(marks.filter((m) => m === 'file')).toHaveLength(nonEmpty.length - 1)
       expect(all.filter((r) => r['iap.chain.start'] !== undefined)).toHaveLength(nonEmpty.length)
-      expect((await cli(['logs', 'verify', logFile, '--config', cfg.path])).code).toBe(0)
+      const later = files.filter((f) => f !== 'access.log').at(-1)!
+      expect(linesOf(later).length).toBeGreaterThan(10)
+      const alone = join(rdir, 'alone.log')
+      writeFileSync(alone, linesOf(later).join('\n') + '\n')
+      const aloneVerified = await cli(['logs', 'verify', alone, '--config', cfg.path])
+      expect(aloneVerified.stdout).toMatch(/^ok: \d+ lines/)
+      expect(aloneVerified.code).toBe(0)
       const cutFile = join(rdir, 'cut.log')
-      writeFileSync(cutFile, lines(logFile).slice(2).join('\n') + '\n')
+      writeFileSync(cutFile, linesOf(later).slice(2).join('\n') + '\n')
       const cut = await cli(['logs', 'verify', cutFile, '--config', cfg.path])
       cfg.cleanup()
       expect(cut.code).toBe(1)
