@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
@@ -30,6 +32,21 @@ describe('access record', () => {
       { numRuns: 500 },
     )
     expect(isoTimestamp(Date.parse('2026-11-28T10:00:00.999Z') + 1)).toBe('2026-11-28T10:00:01.000Z')
+  })
+
+  it('writes only fields the published JSON Schema names (docs/access-log.schema.json), and its required ones', () => {
+    const schema = JSON.parse(readFileSync(join(import.meta.dirname, '../../../docs/access-log.schema.json'), 'utf8')) as { properties: Record<string, unknown>; required: string[] }
+    const full = toAccessRecord(
+      ctx({
+        upstreamNs: 700n, websocket: true, aborted: true, error: 'upstream-reset',
+        identity: { ...alice, kind: 'ci', displayName: 'Alice', appId: 'app-1', roles: ['r'], groupsSource: 'graph', issuer: 'gitlab-ci', ci: { projectPath: 'g/p', ref: 'main', refProtected: true, pipelineId: '1', jobId: '2' } },
+      }),
+      2_001_000n,
+    )
+    // What the access log adds to each record: the process, and with a key the chain fields.
+    const keys = [...Object.keys(full), 'iap.instance.id', 'iap.chain.start', 'iap.chain.seq', 'iap.chain.mac']
+    expect(keys.filter((key) => !(key in schema.properties))).toEqual([])
+    for (const key of schema.required) expect(full).toHaveProperty([key])
   })
 
   it('has every SPEC field with ECS names', () => {
