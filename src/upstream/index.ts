@@ -5,7 +5,7 @@
  * - `GET /api/v4/projects/:id` with a numeric id answers `path_with_namespace` (for numeric-id policies);
  * - an echo websocket at `/-/cable` and `*.ws`;
  * - git smart HTTP served by the real `git http-backend` (CGI) over bare repositories it creates,
- *   with GitLab-like Basic-auth checks when `gitCredentials` is set;
+ *   with GitLab-like Basic-auth checks when `gitCredentials` is set; Git LFS as GitLab serves it (lfs.ts);
  * - `/-/test/download?bytes=N` (streamed), `/-/test/upload` (byte-counting sink), `/-/test/slow?ms=N`,
  *   `/-/test/reset` (destroys the connection), `/-/test/reset.ws` and `/-/test/end.ws` (reset or end an open websocket), `/-/test/half-close`,
  *   `/-/test/malformed/{chunk-size,trailer,chunk-overrun,header}` (broken HTTP framing written raw), `/-/test/set-cookie?name=N`;
@@ -19,6 +19,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WebSocketServer } from 'ws'
+import { createLfsServer } from './lfs.ts'
 
 const CHUNKED_HEAD = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n'
 const MALFORMED_RESPONSES: Record<string, string> = {
@@ -69,6 +70,8 @@ export interface Upstream {
   readonly abandoned: string[]
   /** Directory holding the bare repositories. */
   readonly repoRoot: string
+  /** Git LFS objects stored through the batch API (`{project}.git/{oid}` → bytes). */
+  readonly lfsObjects: ReadonlyMap<string, Buffer>
   /** Requests whose raw target path starts with `prefix` (or equals it). */
   reached(prefix: string): RecordedRequest[]
   clear(): void
@@ -80,6 +83,7 @@ const GIT_ROUTE = /^\/(.+\.git)(\/(?:info\/refs|git-upload-pack|git-receive-pack
 export async function startUpstream(options: UpstreamOptions = {}): Promise<Upstream> {
   const repoRoot = mkdtempSync(join(tmpdir(), 'gitlab-iap-upstream-'))
   for (const repo of options.repos ?? []) createBareRepo(repoRoot, repo)
+  const lfs = createLfsServer()
   const requests: RecordedRequest[] = []
   const uploads: number[] = []
   const abandoned: string[] = []
@@ -125,6 +129,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
 
     const git = GIT_ROUTE.exec(path)
     if (git) return serveGit(req, res, git[1]!, git[2]!, q === -1 ? '' : url.slice(q + 1))
+    if (lfs.handle(req, res, path)) return
 
     if (path === '/-/health' || path === '/-/liveness' || path === '/-/readiness') return sendText(res, 200, 'GitLab OK')
     if (path === '/-/test/download') return streamBytes(res, Number(query.get('bytes') ?? 1024))
@@ -257,6 +262,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     uploads,
     abandoned,
     repoRoot,
+    lfsObjects: lfs.objects,
     reached: (prefix) => requests.filter((r) => r.url.split('?')[0] === prefix || r.url.startsWith(prefix)),
     clear: () => {
       requests.length = 0
