@@ -50,7 +50,7 @@ export function attribute(_method: string, path: string): Attribution {
   if (path.startsWith('/-/')) {
     if (path.startsWith('/-/iap/') || path === '/-/iap') return { route: 'iap' }
     if (path === '/-/cable') return { route: 'cable' }
-    const ide = IDE_PROJECT.exec(path)
+    const ide = path.startsWith('/-/ide/project/') ? IDE_PROJECT.exec(path) : null
     if (ide) return { route: 'web', project: ide[1]! }
     return { route: 'web' }
   }

@@ -170,8 +170,9 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
   }
 
   const logout: Handler = async (req, res, ctx) => {
-    const sid = req.method === 'GET' ? new URLSearchParams(ctx.query).get('sid') : null
-    if (sid) return frontChannelLogout(req, res, ctx, sid, new URLSearchParams(ctx.query).get('iss'))
+    const params = req.method === 'GET' && ctx.query !== '' ? new URLSearchParams(ctx.query) : undefined
+    const sid = params?.get('sid')
+    if (sid) return frontChannelLogout(req, res, ctx, sid, params!.get('iss'))
     let hints: { idToken?: string; loginHint?: string } | undefined
     try {
       hints = await deps.sessions.end(req)

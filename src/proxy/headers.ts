@@ -39,7 +39,7 @@ export function forwardableResponseHeaders(given: IncomingHttpHeaders, connectio
     if (HOP_BY_HOP.has(name) || name === 'transfer-encoding' || nominated?.has(name)) continue
     if (name === 'set-cookie' && ownCookie) {
       // GitLab (or anything behind it) must not set or clear the proxy's own cookies in the browser.
-      const kept = given['set-cookie']!.filter((cookie) => !ownCookie(setCookieName(cookie)))
+      const kept = given['set-cookie']!.filter((cookie) => !ownCookie(cookieName(cookie)))
       if (kept.length > 0) headers['set-cookie'] = kept
       continue
     }
@@ -49,10 +49,10 @@ export function forwardableResponseHeaders(given: IncomingHttpHeaders, connectio
   return headers
 }
 
-/** The cookie name a `Set-Cookie` value sets (`name=value; attributes`). */
-function setCookieName(cookie: string): string {
-  const eq = cookie.indexOf('=')
-  return (eq === -1 ? cookie : cookie.slice(0, eq)).trim()
+/** The name in `name=value` (a Cookie pair, or a `Set-Cookie` value with its attributes after it). */
+function cookieName(pair: string): string {
+  const eq = pair.indexOf('=')
+  return (eq === -1 ? pair : pair.slice(0, eq)).trim()
 }
 
 /** Header names a `Connection` header nominates as hop-by-hop; `undefined` for the usual bare `keep-alive` / `close`. */
@@ -142,7 +142,7 @@ export function setIdentityHeaders(headers: IncomingHttpHeaders, identity: Ident
 export function withoutCookies(header: string, drop: (name: string) => boolean): string | undefined {
   const kept = header
     .split(';')
-    .filter((pair) => !drop(pair.slice(0, pair.indexOf('=') === -1 ? undefined : pair.indexOf('=')).trim()))
+    .filter((pair) => !drop(cookieName(pair)))
     .join(';')
     .trim()
   return kept === '' ? undefined : kept

@@ -61,7 +61,6 @@ export function entraIdentity(claims: Claims, spec: IssuerSpec, tenantId: string
   const app = isAppOnly(claims)
   const overageClaim = hasGroupsOverage(claims) && claims.groups === undefined
   const groups = strings(claims.groups)
-  const appId = client
   const name = app ? undefined : (str(claims.upn) ?? str(claims.preferred_username))
   const email = app ? undefined : str(claims.email)
   const displayName = str(claims.name)
@@ -76,7 +75,7 @@ export function entraIdentity(claims: Claims, spec: IssuerSpec, tenantId: string
     ...(displayName && !app ? { displayName } : {}),
     groups,
     roles: strings(claims.roles),
-    ...(appId ? { appId } : {}),
+    ...(client ? { appId: client } : {}),
     issuer: spec.name,
     tenantId,
     ...(exp !== undefined ? { expiresAt: exp } : {}),

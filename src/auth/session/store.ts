@@ -21,12 +21,12 @@ export interface SessionStore {
    * refresh token another replica may just have written).
    */
   get(key: string, fresh?: boolean): MaybePromise<SessionRecord | undefined>
-  /** Creates or replaces a record; it disappears after `ttlMs`. Indexes it under its user. */
+  /** Creates or replaces a record; it disappears after `ttlMs`. Indexes it under `indexKeys(record)`. */
   set(key: string, record: SessionRecord, ttlMs: number): Promise<void>
   /** Writes back `lastSeenAt` (and the TTL that follows from it). */
   touch(key: string, record: SessionRecord, ttlMs: number): MaybePromise<void>
   delete(key: string): Promise<void>
-  /** Deletes every session of a user (lower-cased oid or upn); returns how many ended. */
+  /** Deletes every session under an index key (`indexKeys`: lower-cased oid or upn, or `sid:<sid>`); returns how many ended. */
   deleteUser(user: string): Promise<number>
   /** True the first time `name` is claimed within `ttlMs`, false after (replayed callbacks). */
   claimOnce(name: string, ttlMs: number): Promise<boolean>
