@@ -60,7 +60,8 @@ export interface App {
   /** Swaps config-derived state (policy, trusted proxies) atomically; in-flight requests keep theirs. */
   reload(config: Config): void
   readonly config: Config
-  close(): void
+  /** Closes the connections to GitLab. */
+  close(): Promise<void>
 }
 
 /** Everything derived from one config version. A request captures it once and uses it throughout. */
@@ -93,11 +94,11 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
 
   const forwarder: Forwarder = createForwarder(initialConfig.upstream, {
     ...(deps.ownCookie && { ownCookie: deps.ownCookie }),
-    onResponse(req, proxyRes) {
+    onResponse(req, statusCode) {
       const ctx = (req as WithContext)[kContext]
       if (!ctx) return
       ctx.upstreamNs = process.hrtime.bigint() - ctx.startNs
-      ctx.status = proxyRes.statusCode
+      ctx.status = statusCode
     },
     onError(req, target, failure, upgraded) {
       const ctx = (req as WithContext)[kContext]
@@ -361,7 +362,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       return state.config
     },
     close() {
-      forwarder.close()
+      return forwarder.close()
     },
   }
 }

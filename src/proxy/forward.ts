@@ -1,21 +1,24 @@
 /**
- * Forwarding to GitLab with http-proxy-3: bodies stream both ways, the request-target goes out
- * byte-for-byte (`toProxy`: no WHATWG re-normalisation, SECURITY.md §4.1), `Host` is kept,
- * connections are reused through a keep-alive agent, and every error is answered (502/504).
+ * Forwarding to GitLab. Ordinary requests go through an undici connection pool: bodies stream both
+ * ways with backpressure, the request-target goes out byte-for-byte (no WHATWG re-normalisation,
+ * SECURITY.md §4.1), `Host` is kept, connections are reused, and every error is answered (502/504).
+ * undici's HTTP/1.1 client costs about half the CPU per request of Node's `http.request`, which was
+ * the largest single cost on the hot path (docs/benchmarks.md). Websocket handshakes go through
+ * http-proxy-3, which pipes the upgraded sockets.
  */
-import { Agent, type IncomingMessage, type ServerResponse } from 'node:http'
-import { Agent as HttpsAgent } from 'node:https'
-import type { Duplex } from 'node:stream'
-import type { Socket } from 'node:net'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { PassThrough, type Duplex } from 'node:stream'
 import { createProxyServer } from 'http-proxy-3'
+import type { Socket } from 'node:net'
+import { buildConnector, Pool, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.ts'
 import { forwardableResponseHeaders } from './headers.ts'
 
 export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset'
 
 export interface ForwardHooks {
-  /** Upstream response headers arrived. */
-  onResponse(req: IncomingMessage, proxyRes: IncomingMessage): void
+  /** GitLab's response head arrived (before it is copied to the client). */
+  onResponse(req: IncomingMessage, statusCode: number): void
   /**
    * Forwarding failed; `res` may already have headers sent. `upgraded`: GitLab had already accepted
    * the websocket (the client has its 101), so nothing but closing the socket is left to do.
@@ -26,44 +29,21 @@ export interface ForwardHooks {
 }
 
 export interface Forwarder {
+  /** Forwards a request whose `req.headers` are already what GitLab may see (`sanitizeRequestHeaders`). */
   web(req: IncomingMessage, res: ServerResponse): void
   ws(req: IncomingMessage, socket: Duplex, head: Buffer): void
-  close(): void
-}
-
-const TIMEOUT_CODE = 'IAP_UPSTREAM_IDLE_TIMEOUT'
-
-/**
- * GitLab's response, kept on the request once its head has arrived, so a failure after that point can
- * stop copying it. A property, not a WeakMap: a WeakMap entry per request costs the garbage collector
- * several µs per request (measured: GC time per bearer request went from 1.6 to 8.7 µs).
- */
-const kUpstreamResponse = Symbol('gitlab-iap.upstreamResponse')
-type WithUpstreamResponse = IncomingMessage & { [kUpstreamResponse]?: IncomingMessage }
-
-/**
- * A keep-alive agent whose sockets fail with a recognisable error after `idleMs` without traffic,
- * so a stalled upstream becomes a 504 rather than a hang, and is told apart from a reset (502).
- */
-function createUpstreamAgent(https: boolean, idleMs: number): Agent {
-  const agent = https
-    ? new HttpsAgent({ keepAlive: true, timeout: idleMs, maxFreeSockets: 256, scheduling: 'lifo' })
-    : new Agent({ keepAlive: true, timeout: idleMs, maxFreeSockets: 256, scheduling: 'lifo' })
-  const create = agent.createConnection.bind(agent) as (...args: unknown[]) => Socket
-  ;(agent as unknown as { createConnection: (...args: unknown[]) => Socket }).createConnection = (...args: unknown[]) => {
-    const socket = create(...args)
-    socket.on('timeout', () => socket.destroy(Object.assign(new Error('upstream idle timeout'), { code: TIMEOUT_CODE })))
-    return socket
-  }
-  return agent
+  close(): Promise<void>
 }
 
 function classify(err: NodeJS.ErrnoException): ForwardFailure {
   switch (err.code) {
-    case TIMEOUT_CODE:
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
     case 'ETIMEDOUT':
     case 'ECONNECTTIMEOUT':
       return 'upstream-timeout'
+    case 'UND_ERR_SOCKET':
     case 'ECONNRESET':
     case 'EPIPE':
       return 'upstream-reset'
@@ -72,46 +52,218 @@ function classify(err: NodeJS.ErrnoException): ForwardFailure {
   }
 }
 
+/** A request body follows the head: a non-zero `Content-Length`, or chunked framing (`Transfer-Encoding`, only on the raw headers). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  if (length !== undefined) return length !== '0'
+  const raw = req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 17 && raw[i]!.toLowerCase() === 'transfer-encoding') return true
+  return false
+}
+
+/** The socket to GitLab whose bytes undici is parsing at this moment (see `trackingConnector`). */
+let parsing: Socket | undefined
+
 /**
- * GitLab's response broke after its head arrived (bad chunk framing, a bad trailer): stop copying it
- * before the failure is answered. Otherwise its buffered rest is written after our answer has ended,
- * and a write after end is an 'error' on the response that nothing handles: the process would exit.
- * The head GitLab sent is dropped too, unless it already went out (then the response is cut).
+ * undici's connector, noting which socket is being read before undici parses from it: a response
+ * handler then knows the socket its first bytes came on, and whether it broke in that same read.
  */
-function abandonResponse(proxyRes: IncomingMessage, res: ServerResponse): void {
-  proxyRes.unpipe(res)
-  proxyRes.destroy()
-  res.on('error', () => {})
-  if (res.headersSent) return
-  for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name)
+function trackingConnector(timeoutMs: number): buildConnector.connector {
+  const connect = buildConnector({ timeout: timeoutMs })
+  return (options, callback) =>
+    connect(options, (err, socket) => {
+      if (socket) socket.on('readable', () => (parsing = socket as Socket))
+      ;(callback as (err: Error | null, socket: unknown) => void)(err, socket)
+    })
+}
+
+/**
+ * One forwarded request: copies GitLab's response to the client as it arrives (pausing GitLab while the
+ * client is slow) and turns every failure into one `onError` call. A class rather than a closure per
+ * request: one object per request, its methods shared.
+ */
+class ResponseCopier implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined
+  private done = false
+  /** GitLab's head, held until its first body bytes (see `sendHead`). */
+  private headers: IncomingHttpHeaders | undefined
+  private statusCode = 0
+  private statusMessage: string | undefined
+  /** Body bytes that arrived with the head, not yet written (see `flush`). */
+  private pending: Buffer[] | undefined
+  /** GitLab's response ended while `pending` waited. */
+  private ended = false
+  private draining = false
+  /** The socket GitLab's first body bytes came on. */
+  private socket: Socket | undefined
+
+  private readonly req: IncomingMessage
+  private readonly res: ServerResponse
+  private readonly hooks: ForwardHooks
+
+  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks) {
+    this.req = req
+    this.res = res
+    this.hooks = hooks
+  }
+
+  /** The client went away (or its response was destroyed): stop GitLab's side too. */
+  readonly onClientClose = (): void => {
+    if (!this.done) {
+      this.done = true
+      this.controller?.abort(new Error('client closed'))
+    }
+  }
+
+  /** The client can take more: let GitLab's bytes flow again. */
+  private readonly onDrain = (): void => {
+    this.draining = false
+    this.controller?.resume()
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    if (this.done) controller.abort(new Error('client closed'))
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    // 1xx informational heads (103 Early Hints) are GitLab's hop only; the final head follows.
+    if (statusCode < 200 || this.done) return
+    const cookies = headers['set-cookie']
+    if (typeof cookies === 'string') headers['set-cookie'] = [cookies]
+    this.statusCode = statusCode
+    this.statusMessage = statusMessage
+    this.headers = forwardableResponseHeaders(headers, this.res.shouldKeepAlive === false ? 'close' : 'keep-alive', this.hooks.ownCookie)
+    this.hooks.onResponse(this.req, statusCode)
+  }
+
+  /**
+   * GitLab's head goes out with its first body bytes, once the packet they arrived in is fully parsed
+   * (a microtask later): a response whose framing breaks in that packet is then still answered with a
+   * clean 502, none of GitLab's head or bytes in it. A small response (head, body and end in one packet)
+   * goes out in one `res.end(body)`.
+   */
+  private readonly flush = (): void => {
+    // The read that brought these bytes also broke the response (its socket is gone, the end not
+    // seen): leave everything unsent; undici reports the error next and `fail` answers a clean 502.
+    if (this.done || (!this.ended && this.socket?.destroyed)) return
+    const chunks = this.pending!
+    this.pending = undefined
+    if (!this.sendHead()) return
+    if (this.ended) {
+      this.done = true
+      for (let i = 0; i < chunks.length - 1; i++) this.res.write(chunks[i])
+      this.res.end(chunks[chunks.length - 1])
+      return
+    }
+    for (const chunk of chunks) this.write(chunk)
+  }
+
+  private sendHead(): boolean {
+    const headers = this.headers
+    if (headers === undefined) return true
+    this.headers = undefined
+    try {
+      if (this.statusMessage) this.res.statusMessage = this.statusMessage
+      this.res.writeHead(this.statusCode, headers as Record<string, string | string[]>)
+      return true
+    } catch (err) {
+      // A header value Node refuses to send (a control character): GitLab's answer cannot be relayed.
+      this.fail(err as Error)
+      return false
+    }
+  }
+
+  private write(chunk: Buffer): void {
+    if (!this.res.write(chunk) && !this.draining) {
+      this.draining = true
+      this.controller!.pause()
+      this.res.once('drain', this.onDrain)
+    }
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.done) return
+    if (this.pending !== undefined) this.pending.push(chunk)
+    else if (this.headers !== undefined) {
+      this.pending = [chunk]
+      this.socket = parsing
+      queueMicrotask(this.flush)
+    } else this.write(chunk)
+  }
+
+  onResponseEnd(): void {
+    if (this.done) return
+    if (this.pending !== undefined) {
+      this.ended = true
+      return
+    }
+    if (!this.sendHead()) return
+    this.done = true
+    this.res.end()
+  }
+
+  /** Gives up on GitLab's side (an upload that stalled): answered like GitLab failing with `err`. */
+  abandon(err: Error): void {
+    if (!this.done) this.fail(err)
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.done) return
+    this.fail(err)
+  }
+
+  private fail(err: Error): void {
+    this.done = true
+    this.controller?.abort(err)
+    // The client left mid-request (its upload broke off): nothing to answer, and not GitLab's failure.
+    if (this.req.socket.destroyed) return
+    const res = this.res
+    if (res.headersSent) {
+      // GitLab's response broke after its head went out (reset, bad chunk framing, idle timeout):
+      // cut ours too rather than leave the client waiting for bytes that will not come.
+      res.destroy()
+    } else {
+      // Nothing of GitLab's answer went out: drop the head it sent, keep our request id.
+      for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name)
+    }
+    this.hooks.onError(this.req, res, classify(err as NodeJS.ErrnoException), false)
+  }
+}
+
+/**
+ * undici's timeouts do not run while the request body is still being sent: a client whose upload
+ * stalls would hold its GitLab connection forever. The same idle timeout applies to the upload (no
+ * bytes from the client for a whole `idleMs` period, so it fires after idleMs to 2 × idleMs): GitLab's
+ * side is abandoned and the client gets its 504.
+ */
+function watchStalledUpload(req: IncomingMessage, idleMs: number, copier: ResponseCopier): void {
+  // Reads the socket's byte count rather than listening for 'data', which would start the body flowing before undici reads it.
+  const socket = req.socket
+  let seen = socket.bytesRead
+  const timer = setInterval(() => {
+    if (req.complete) return clearInterval(timer)
+    if (socket.bytesRead !== seen) return void (seen = socket.bytesRead)
+    clearInterval(timer)
+    copier.abandon(Object.assign(new Error('upload idle timeout'), { code: 'UND_ERR_BODY_TIMEOUT' }))
+  }, idleMs)
+  req.once('close', () => clearInterval(timer))
 }
 
 export function createForwarder(upstream: Config['upstream'], hooks: ForwardHooks): Forwarder {
   const target = new URL(upstream.url)
   const idleMs = upstream.timeoutSeconds * 1000
-  const agent = createUpstreamAgent(target.protocol === 'https:', idleMs)
-  const proxy = createProxyServer({
-    target: upstream.url,
-    xfwd: false,
-    changeOrigin: false,
-    toProxy: true,
-    followRedirects: false,
-    agent,
-    connectTimeout: upstream.connectTimeoutSeconds * 1000,
+  const pool = new Pool(target.origin, {
+    connect: trackingConnector(upstream.connectTimeoutSeconds * 1000),
+    // Both are idle timeouts: until GitLab's head once the request is sent, and between body chunks.
+    headersTimeout: idleMs,
+    bodyTimeout: idleMs,
+    // GitLab's response heads (CSP, Link) can be larger than Node's 16 KiB default.
+    maxHeaderSize: 64 * 1024,
   })
+  const proxy = createProxyServer({ target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, followRedirects: false })
   const wsOptions = { target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, agent: false as const }
 
-  proxy.on('proxyRes', (proxyRes, req, res) => {
-    ;(req as WithUpstreamResponse)[kUpstreamResponse] = proxyRes
-    // Runs before http-proxy-3 copies the headers: GitLab's hop-by-hop headers stay on the GitLab hop,
-    // and keep-alive towards the client follows the client's own request (a `Connection: close` is honoured).
-    proxyRes.headers = forwardableResponseHeaders(proxyRes.headers, (res as ServerResponse).shouldKeepAlive === false ? 'close' : 'keep-alive', hooks.ownCookie)
-    // GitLab cut its response short (reset or half-close): cut ours too rather than leave the client waiting.
-    proxyRes.once('close', () => {
-      if (!proxyRes.complete) (res as ServerResponse).destroy()
-    })
-    hooks.onResponse(req, proxyRes)
-  })
   // Websocket handshakes GitLab accepted: after the 101 an error must not be answered with an HTTP
   // response, which the client would read as a corrupt frame. The 101 carries the request id too.
   const upgraded = new WeakSet<IncomingMessage>()
@@ -121,26 +273,30 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
       proxyRes.headers['x-request-id'] ??= req.headers['x-request-id']
     }),
   )
-  const failed = (req: IncomingMessage, res: ServerResponse | Duplex, err: unknown) => {
-    const proxyRes = (req as WithUpstreamResponse)[kUpstreamResponse]
-    if (proxyRes && 'writeHead' in res) abandonResponse(proxyRes, res as ServerResponse)
-    hooks.onError(req, res, classify(err as NodeJS.ErrnoException), upgraded.has(req))
-  }
   // Without an 'error' listener http-proxy-3 re-throws and the process dies (SECURITY.md §4 item 5).
-  proxy.on('error', (err, req, res) => failed(req, res as ServerResponse | Duplex, err))
+  proxy.on('error', (err, req, socket) => hooks.onError(req, socket as Duplex, classify(err as NodeJS.ErrnoException), upgraded.has(req)))
   // The client went away: http-proxy-3 already destroyed the upstream request; nothing to answer.
   proxy.on('econnreset', () => {})
 
   return {
     web(req, res) {
-      proxy.web(req, res, (err) => failed(req, res, err))
+      const copier = new ResponseCopier(req, res, hooks)
+      res.once('close', copier.onClientClose)
+      let body: PassThrough | null = null
+      if (hasBody(req)) {
+        // Through a PassThrough, not `req` itself: undici destroys the body it was given when the request
+        // fails, and destroying `req` would drop the client's connection before it gets its 502/504.
+        body = req.pipe(new PassThrough())
+        watchStalledUpload(req, idleMs, copier)
+      }
+      pool.dispatch({ method: req.method!, path: req.url!, headers: req.headers as Record<string, string | string[]>, body }, copier)
     },
     ws(req, socket, head) {
-      proxy.ws(req, socket, head, wsOptions, (err) => failed(req, socket, err))
+      proxy.ws(req, socket, head, wsOptions, (err) => hooks.onError(req, socket, classify(err as NodeJS.ErrnoException), upgraded.has(req)))
     },
-    close() {
-      agent.destroy()
+    async close() {
       proxy.close()
+      await pool.destroy()
     },
   }
 }

@@ -207,7 +207,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
         main.closeAllConnections()
       }
       await endWebsockets() // any upgraded during the drain
-      app.close()
+      await app.close()
       await authenticator.close()
       await signIn?.close()
       await new Promise<void>((resolve) => admin.close(() => resolve()))

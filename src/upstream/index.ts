@@ -68,6 +68,8 @@ export interface Upstream {
   readonly uploads: number[]
   /** Targets whose response was cut off because the proxy (client) went away first. */
   readonly abandoned: string[]
+  /** Bytes `/-/test/download` has handed to its sockets so far (all downloads). */
+  readonly downloaded: number
   /** Directory holding the bare repositories. */
   readonly repoRoot: string
   /** Git LFS objects stored through the batch API (`{project}.git/{oid}` → bytes). */
@@ -87,6 +89,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
   const requests: RecordedRequest[] = []
   const uploads: number[] = []
   const abandoned: string[] = []
+  let downloaded = 0
   const maxRecorded = options.maxRecorded ?? 10_000
 
   // Workhorse (Go net/http) accepts 1 MiB of headers; overage users' X-Forwarded-Groups + X-IAP-Assertion exceed Node's 16 KiB default.
@@ -132,7 +135,12 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     if (lfs.handle(req, res, path)) return
 
     if (path === '/-/health' || path === '/-/liveness' || path === '/-/readiness') return sendText(res, 200, 'GitLab OK')
-    if (path === '/-/test/download') return streamBytes(res, Number(query.get('bytes') ?? 1024))
+    if (path === '/-/test/download') {
+      res.on('close', () => {
+        if (!res.writableFinished) abandoned.push(url)
+      })
+      return streamBytes(res, Number(query.get('bytes') ?? 1024), (bytes) => (downloaded += bytes))
+    }
     if (path === '/-/test/upload') return countUpload(req, res)
     if (path === '/-/test/slow') {
       const ms = Number(query.get('ms') ?? 1000)
@@ -261,6 +269,9 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     requests,
     uploads,
     abandoned,
+    get downloaded() {
+      return downloaded
+    },
     repoRoot,
     lfsObjects: lfs.objects,
     reached: (prefix) => requests.filter((r) => r.url.split('?')[0] === prefix || r.url.startsWith(prefix)),
@@ -268,6 +279,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       requests.length = 0
       uploads.length = 0
       abandoned.length = 0
+      downloaded = 0
     },
     close: async () => {
       for (const client of wss.clients) client.terminate()
@@ -280,6 +292,9 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
 
   function countUpload(req: IncomingMessage, res: ServerResponse): void {
     let bytes = 0
+    req.on('close', () => {
+      if (!req.complete) abandoned.push(req.url ?? '/')
+    })
     req.on('data', (chunk: Buffer) => (bytes += chunk.length))
     req.on('end', () => {
       uploads.push(bytes)
@@ -332,13 +347,14 @@ function drain(req: IncomingMessage): Promise<number> {
 const CHUNK = Buffer.alloc(64 * 1024, 0x61)
 
 /** Streams `total` bytes with backpressure, never holding more than one chunk. */
-function streamBytes(res: ServerResponse, total: number): void {
+function streamBytes(res: ServerResponse, total: number, onWrite: (bytes: number) => void): void {
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total })
   let sent = 0
   const pump = () => {
     while (sent < total) {
       const size = Math.min(CHUNK.length, total - sent)
       sent += size
+      onWrite(size)
       if (!res.write(size === CHUNK.length ? CHUNK : CHUNK.subarray(0, size))) {
         res.once('drain', pump)
         return

@@ -1,4 +1,4 @@
-import { request } from 'node:http'
+import { request, type IncomingMessage } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
@@ -150,6 +150,25 @@ describe('forwarding', () => {
     let bytes = 0
     for await (const chunk of res.body!) bytes += (chunk as Uint8Array).length
     expect(bytes).toBe(32 * 1024 * 1024)
+  })
+
+  it('holds GitLab back while the client does not read, and stops GitLab when the client leaves', async () => {
+    upstream.clear()
+    const target = `/-/test/download?bytes=${1024 * 1024 * 1024}`
+    const url = new URL(proxy.url)
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, path: target }, resolve)
+      req.on('error', reject)
+      req.end()
+    })
+    expect(res.statusCode).toBe(200)
+    // The client reads nothing: only what the socket buffers on the way hold may leave GitLab. A proxy
+    // without backpressure would read GitLab's 1 GiB at loopback speed into its own memory.
+    await new Promise((r) => setTimeout(r, 800))
+    expect(upstream.downloaded).toBeGreaterThan(0)
+    expect(upstream.downloaded).toBeLessThan(64 * 1024 * 1024)
+    res.destroy()
+    await expect.poll(() => upstream.abandoned, { timeout: 3000 }).toContain(target)
   })
 
   it('passes websocket upgrades on /-/cable and keeps them open', async () => {

@@ -37,6 +37,23 @@ describe('upstream faults', () => {
     expect(((await res.json()) as { reason: string }).reason).toBe('upstream-timeout')
   })
 
+  it('answers 504 and lets go of GitLab when the client\'s upload stalls longer than upstream.timeoutSeconds', async () => {
+    const { upstream, proxy } = await setup((url) => baseConfig(url, { upstream: { url, timeoutSeconds: 1 } }))
+    const url = new URL(proxy.url)
+    const started = Date.now()
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, method: 'POST', path: '/-/test/upload', headers: { 'content-length': 1000 }, agent: false }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+      req.on('error', reject)
+      req.write(Buffer.alloc(10)) // then nothing more: 990 bytes never come
+    })
+    expect(status).toBe(504)
+    expect(Date.now() - started).toBeLessThan(4000)
+    await expect.poll(() => upstream.abandoned, { timeout: 3000 }).toContain('/-/test/upload')
+  })
+
   it('aborts the upstream request when the client disconnects', async () => {
     const { upstream, proxy } = await setup()
     const url = new URL(proxy.url)

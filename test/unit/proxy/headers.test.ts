@@ -47,4 +47,9 @@ describe('forwardableResponseHeaders', () => {
     expect(forwardableResponseHeaders({ 'set-cookie': ['iap=x'], 'content-type': 'text/html' }, 'keep-alive', own)).toEqual({ 'content-type': 'text/html', connection: 'keep-alive' })
     expect(forwardableResponseHeaders({ 'content-length': '2', connection: 'keep-alive', upgrade: 'h2c' }, 'keep-alive')).toEqual({ 'content-length': '2', connection: 'keep-alive' })
   })
+
+  it('honours every Connection header when GitLab sends several', () => {
+    const given = { connection: ['keep-alive', 'X-Internal, X-Other'], 'x-internal': 'secret', 'x-other': 'secret', link: ['<a>; rel=preload', '<b>; rel=preload'] }
+    expect(forwardableResponseHeaders(given as never, 'keep-alive')).toEqual({ link: ['<a>; rel=preload', '<b>; rel=preload'], connection: 'keep-alive' })
+  })
 })
