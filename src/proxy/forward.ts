@@ -7,9 +7,9 @@
  * http-proxy-3, which pipes the upgraded sockets.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { PassThrough, type Duplex } from 'node:stream'
 import { createProxyServer } from 'http-proxy-3'
-import type { Socket } from 'node:net'
 import { buildConnector, Pool, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.ts'
 import { forwardableResponseHeaders } from './headers.ts'
@@ -71,9 +71,10 @@ let parsing: Socket | undefined
 function trackingConnector(timeoutMs: number): buildConnector.connector {
   const connect = buildConnector({ timeout: timeoutMs })
   return (options, callback) =>
-    connect(options, (err, socket) => {
-      if (socket) socket.on('readable', () => (parsing = socket as Socket))
-      ;(callback as (err: Error | null, socket: unknown) => void)(err, socket)
+    connect(options, (...result) => {
+      const socket = result[1]
+      if (socket) socket.on('readable', () => (parsing = socket))
+      callback(...result)
     })
 }
 
@@ -261,7 +262,7 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
     // GitLab's response heads (CSP, Link) can be larger than Node's 16 KiB default.
     maxHeaderSize: 64 * 1024,
   })
-  const proxy = createProxyServer({ target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, followRedirects: false })
+  const proxy = createProxyServer({ target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, followRedirects: false, connectTimeout: upstream.connectTimeoutSeconds * 1000 })
   const wsOptions = { target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, agent: false as const }
 
   // Websocket handshakes GitLab accepted: after the 101 an error must not be answered with an HTTP
