@@ -1,7 +1,8 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { request } from 'node:https'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { createServer as createHttpsServer, request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -37,6 +38,47 @@ describe('server.tls', () => {
     })
     expect(status).toBe(200)
     expect(upstream.requests.at(-1)!.headers['x-forwarded-proto']).toBe('https')
+  })
+})
+
+describe('GitLab over HTTPS (upstream.url https://)', () => {
+  async function httpsGitLab(): Promise<{ url: string; seen: string[]; close(): Promise<void> }> {
+    const seen: string[] = []
+    const server = createHttpsServer({ cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) }, (req, res) => {
+      seen.push(req.url ?? '')
+      res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': ['_gitlab_session=abc; path=/; secure; HttpOnly'] })
+      res.end('GitLab over TLS')
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => new Promise((resolve) => server.close(() => resolve())) }
+  }
+
+  it('forwards over TLS to a GitLab whose certificate the process trusts (NODE_EXTRA_CA_CERTS)', async () => {
+    const gitlab = await httpsGitLab()
+    const tlsProxy = await startServe(baseConfig(gitlab.url), { env: { NODE_EXTRA_CA_CERTS: join(dir, 'tls.crt') } })
+    try {
+      const res = await fetch(`${tlsProxy.url}/api/v4/projects/a%2Fb?x=1`)
+      expect(res.status).toBe(200)
+      expect(await res.text()).toBe('GitLab over TLS')
+      expect(res.headers.get('set-cookie')).toContain('_gitlab_session=abc')
+      expect(gitlab.seen).toEqual(['/api/v4/projects/a%2Fb?x=1'])
+    } finally {
+      await tlsProxy.stop()
+      await gitlab.close()
+    }
+  })
+
+  it('refuses (502) a GitLab whose certificate is not trusted, and sends it nothing', async () => {
+    const gitlab = await httpsGitLab()
+    const tlsProxy = await startServe(baseConfig(gitlab.url))
+    try {
+      const res = await fetch(`${tlsProxy.url}/api/v4/projects`)
+      expect(res.status).toBe(502)
+      expect(gitlab.seen).toEqual([])
+    } finally {
+      await tlsProxy.stop()
+      await gitlab.close()
+    }
   })
 })
 
