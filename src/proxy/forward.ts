@@ -80,8 +80,8 @@ function trackingConnector(timeoutMs: number): buildConnector.connector {
 
 /**
  * One forwarded request: copies GitLab's response to the client as it arrives (pausing GitLab while the
- * client is slow) and turns every failure into one `onError` call. A class rather than a closure per
- * request: one object per request, its methods shared.
+ * client is slow) and turns every failure into one `onError` call. undici calls its methods; the
+ * callbacks handed to Node (client close, drain, flush) are bound arrow properties.
  */
 class ResponseCopier implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined
