@@ -43,7 +43,6 @@ export interface IapEndpointDeps {
   readonly log?: IapLogger
 }
 
-
 const LOGIN_FAILURE_TEXT: Record<string, string> = {
   'login-state-invalid': 'The sign-in response does not belong to a sign-in started here. Start again.',
   'login-transaction-missing': 'The sign-in response does not belong to a sign-in started in this browser. Start again.',

@@ -251,6 +251,9 @@ function watchStalledUpload(req: IncomingMessage, idleMs: number, copier: Respon
   req.once('close', () => clearInterval(timer))
 }
 
+const kUpgraded = Symbol('gitlab-iap.upgraded')
+type Upgraded = IncomingMessage & { [kUpgraded]?: boolean }
+
 export function createForwarder(upstream: Config['upstream'], hooks: ForwardHooks): Forwarder {
   const target = new URL(upstream.url)
   const idleMs = upstream.timeoutSeconds * 1000
@@ -267,15 +270,16 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
 
   // Websocket handshakes GitLab accepted: after the 101 an error must not be answered with an HTTP
   // response, which the client would read as a corrupt frame. The 101 carries the request id too.
-  const upgraded = new WeakSet<IncomingMessage>()
+  // Marked on the request (a symbol property), not in a WeakSet: see docs/architecture.md.
   proxy.on('proxyReqWs', (proxyReq, req) =>
     proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
-      upgraded.add(req)
+      ;(req as Upgraded)[kUpgraded] = true
       proxyRes.headers['x-request-id'] ??= req.headers['x-request-id']
     }),
   )
+  const upgraded = (req: IncomingMessage) => (req as Upgraded)[kUpgraded] === true
   // Without an 'error' listener http-proxy-3 re-throws and the process dies (SECURITY.md §4 item 5).
-  proxy.on('error', (err, req, socket) => hooks.onError(req, socket as Duplex, classify(err as NodeJS.ErrnoException), upgraded.has(req)))
+  proxy.on('error', (err, req, socket) => hooks.onError(req, socket as Duplex, classify(err as NodeJS.ErrnoException), upgraded(req)))
   // The client went away: http-proxy-3 already destroyed the upstream request; nothing to answer.
   proxy.on('econnreset', () => {})
 
@@ -293,7 +297,7 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
       pool.dispatch({ method: req.method!, path: req.url!, headers: req.headers as Record<string, string | string[]>, body }, copier)
     },
     ws(req, socket, head) {
-      proxy.ws(req, socket, head, wsOptions, (err) => hooks.onError(req, socket, classify(err as NodeJS.ErrnoException), upgraded.has(req)))
+      proxy.ws(req, socket, head, wsOptions, (err) => hooks.onError(req, socket, classify(err as NodeJS.ErrnoException), upgraded(req)))
     },
     async close() {
       proxy.close()
