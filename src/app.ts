@@ -339,7 +339,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       if (decision.result === 'allow') {
         prepareUpstream(req, ctx, s, outcome, true)
         ctx.status = 101
-        deps.metrics.websocketOpened()
+        deps.metrics.websocketOpened(ctx)
         forwarder.ws(req, socket, head)
         return
       }

@@ -16,7 +16,8 @@ export interface Metrics {
   tokenCache(result: 'hit' | 'miss'): void
   authFailure(reason: string): void
   logWriteFailure(): void
-  websocketOpened(): void
+  /** A websocket handshake is being forwarded: counted open until its record is written. */
+  websocketOpened(ctx: RequestContext): void
 }
 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600]
@@ -52,12 +53,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       cached(requestChildren, `${decision}|${ctx.authMethod}|${ctx.route}`, () => requests.labels(decision, ctx.authMethod, ctx.route)).inc()
       cached(durationChildren, `${ctx.route}|${decision}`, () => duration.labels(ctx.route, decision)).observe(Number(endNs - ctx.startNs) / 1e9)
       if (ctx.upstreamNs !== undefined) cached(upstreamChildren, ctx.route, () => upstream.labels(ctx.route)).observe(Number(ctx.upstreamNs) / 1e9)
-      if (ctx.websocket && ctx.status === 101) websockets.dec()
+      if (ctx.websocketCounted) websockets.dec()
     },
     jwksFetch: (issuer, result) => jwks.labels(issuer, result).inc(),
     tokenCache: (result) => tokenCache.labels(result).inc(),
     authFailure: (reason) => authFailures.labels(reason).inc(),
     logWriteFailure: () => logFailures.inc(),
-    websocketOpened: () => websockets.inc(),
+    websocketOpened(ctx) {
+      ctx.websocketCounted = true
+      websockets.inc()
+    },
   }
 }

@@ -35,6 +35,8 @@ export interface RequestContext {
   status?: number
   bytesIn: number
   bytesOut: number
+  /** A websocket counted in the open-connections gauge (uncounted when its record is written, whatever became of it). */
+  websocketCounted?: boolean
   /** Time to upstream response headers, in nanoseconds, when the request was forwarded. */
   upstreamNs?: bigint
   /** Set when the client went away before the response finished. */

@@ -137,3 +137,29 @@ describe('GitLab down, then back', () => {
     }
   })
 })
+
+describe('GitLab down for websockets', () => {
+  it('refused handshakes (502) leave the open-websockets gauge where it was', async () => {
+    const closed = await startUpstream()
+    const url = closed.url
+    await closed.close()
+    const down = await startServe(baseConfig(url))
+    try {
+      for (let i = 0; i < 3; i++) {
+        const status = await new Promise<number>((resolve) => {
+          const ws = new WebSocket(`${down.url.replace('http', 'ws')}/-/cable`)
+          ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+          ws.once('open', () => resolve(101))
+          ws.once('error', () => {})
+        })
+        expect(status).toBe(502)
+      }
+      for (const end = Date.now() + 5000; down.records().filter((r) => r['url.path'] === '/-/cable').length < 3 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20))
+      expect(down.records().filter((r) => r['url.path'] === '/-/cable')).toHaveLength(3)
+      const metrics = await (await fetch(`${down.adminUrl}/metrics`)).text()
+      expect(metrics).toMatch(/^gitlab_iap_websocket_connections 0$/m)
+    } finally {
+      await down.stop()
+    }
+  })
+})
