@@ -1,6 +1,7 @@
 /**
  * Redaction for the access log: query parameters that carry secrets keep their name and lose their
- * value; path segments that are secrets themselves (GitLab invite tokens, reply keys) lose theirs.
+ * value, whatever the name when the value has a token's shape; path segments that are secrets
+ * themselves (GitLab invite tokens, reply keys) lose theirs.
  */
 
 export const REDACTED = '[REDACTED]'
@@ -37,6 +38,26 @@ function isSecretName(raw: string, callback: boolean): boolean {
 }
 
 /**
+ * Values that are credentials whatever their parameter is called: GitLab's prefixed tokens (personal,
+ * project and group access, OAuth, deploy, runner, CI job, trigger, feed, incoming mail, agent, SCIM,
+ * feature-flag and workspace tokens, and the legacy runner registration prefix) and JWTs (a JSON
+ * header, base64url: `eyJ`, then two more dot-separated parts).
+ */
+const SECRET_VALUE = /^(?:(?:glpat|gloas|gldt|glrt|glrtr|glcbt|glptt|glft|glimt|glagent|glsoat|glffct|glwt|gltst|glsat)-|GR1348941)[\w-]{8,}|^eyJ[\w-]+\.[\w-]+\./
+
+function isSecretValue(raw: string): boolean {
+  let value = raw
+  if (value.includes('%')) {
+    try {
+      value = decodeURIComponent(value)
+    } catch {
+      return false
+    }
+  }
+  return SECRET_VALUE.test(value)
+}
+
+/**
  * `a=1&private_token=glpat-x;b` → `a=1&private_token=[REDACTED];b`; the rest stays byte-for-byte.
  * `;` separates parameters too: Rack 2 (GitLab's) reads it so, and a token after it authenticates.
  */
@@ -49,7 +70,13 @@ export function redactQuery(query: string, path = ''): string {
     const part = parts[i]!
     const eq = part.indexOf('=')
     const name = eq === -1 ? part : part.slice(0, eq)
-    if (eq !== -1 && isSecretName(name, callback)) {
+    if (eq === -1) {
+      // A bare value (`?glpat-…`) is redacted whole.
+      if (isSecretValue(part)) {
+        parts[i] = REDACTED
+        changed = true
+      }
+    } else if (isSecretName(name, callback) || isSecretValue(part.slice(eq + 1))) {
       parts[i] = `${name}=${REDACTED}`
       changed = true
     }

@@ -93,6 +93,15 @@ describe('query redaction', () => {
     ['a=1;private_token=x;b=2', `a=1;private_token=${REDACTED};b=2`],
     ['jwt=x&id_token_hint=y&ticket=z', `jwt=${REDACTED}&id_token_hint=${REDACTED}&ticket=${REDACTED}`],
     ['q=a;b&c', 'q=a;b&c'],
+    // Token-shaped values, whatever the parameter is called.
+    ['glpat=glpat-SECRETPAT0123456789&x=1', `glpat=${REDACTED}&x=1`],
+    ['t=glrt-abcdefgh_12345&u=gldt-ZZZZZZZZZZZZ&v=glcbt-64_abcdefghij', `t=${REDACTED}&u=${REDACTED}&v=${REDACTED}`],
+    ['reg=GR1348941abcdefghij', `reg=${REDACTED}`],
+    ['auth=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln&page=2', `auth=${REDACTED}&page=2`],
+    ['auth=eyJhbGciOiJSUzI1NiJ9%2EeyJzdWIiOiJ4In0%2Ec2ln', `auth=${REDACTED}`],
+    ['glpat-SECRETPAT0123456789&page=2', `${REDACTED}&page=2`],
+    // Look-alikes stay: GitLab's own values are not tokens.
+    ['search=glpat&scope=glob-patterns-here&label=eyJ', 'search=glpat&scope=glob-patterns-here&label=eyJ'],
   ])('%s', (query, expected) => expect(redactQuery(query)).toBe(expected))
   it.each(['/-/iap/callback', '/oauth/authorize', '/users/auth/openid_connect/callback', '/-/jira_connect/oauth_callbacks'])('redacts code and state on %s', (path) => {
     expect(redactQuery('code=abc&state=xyz&x=1', path)).toBe(`code=${REDACTED}&state=${REDACTED}&x=1`)
