@@ -9,6 +9,7 @@ import type { AuthOutcome, Authenticator } from './auth/authenticate.ts'
 import type { Config } from './config/schema.ts'
 import { attribute, type Attribution, type NumericId } from './gitlab/attribute.ts'
 import { checkCanonicalPath } from './http/canonical-path.ts'
+import { loginReturnTarget } from './http/redirect-target.ts'
 import { isBrowserNavigation, sendRedirect, sendStatusPage, wwwAuthenticate, writeSocketResponse } from './http/respond.ts'
 import type { AccessLog } from './logs/index.ts'
 import type { Metrics } from './metrics/registry.ts'
@@ -266,7 +267,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         // A lapsed browser session (expired, revoked, ended at refresh) also sends the browser back to sign-in.
         const lapsedSession = failed?.method === 'session' && failed.status === 401
         if ((!failed || lapsedSession) && deps.browserLogin && isBrowserNavigation(req) && !GIT_ROUTES.has(ctx.route) && ctx.route !== 'api') {
-          return sendRedirect(res, `/-/iap/login?rd=${encodeURIComponent(ctx.target)}`, ctx.id)
+          return sendRedirect(res, `/-/iap/login?rd=${encodeURIComponent(loginReturnTarget(ctx.target, ctx.path))}`, ctx.id)
         }
         return sendStatusPage(
           req,

@@ -46,9 +46,18 @@ function decodeId(id: string): string {
   }
 }
 
+/**
+ * The proxy's own prefix in any spelling: `/-/IAP/whoami` must never reach GitLab (GitLab has no route
+ * there, so nothing is lost). Unknown spellings get the 404 of unknown iap endpoints.
+ */
+export function isIapPath(path: string): boolean {
+  const head = path.slice(0, 7).toLowerCase()
+  return head === '/-/iap/' || (head === '/-/iap' && path.length === 6)
+}
+
 export function attribute(_method: string, path: string): Attribution {
   if (path.startsWith('/-/')) {
-    if (path.startsWith('/-/iap/') || path === '/-/iap') return { route: 'iap' }
+    if (isIapPath(path)) return { route: 'iap' }
     if (path === '/-/cable') return { route: 'cable' }
     const ide = path.startsWith('/-/ide/project/') ? IDE_PROJECT.exec(path) : null
     if (ide) return { route: 'web', project: ide[1]! }

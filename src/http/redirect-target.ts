@@ -19,18 +19,28 @@ export const MAX_REDIRECT_TARGET = 2048
  * browsers silently drop or rewrite several of them (tab, newline, `\` → `/`), which is how
  * `/\t/evil.example` became `//evil.example`.
  */
-const ALLOWED = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]+$/
+const PATH_ALLOWED = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@/]+$/
+/**
+ * The query also takes `[` and `]`, which browsers send raw there (GitLab's `label_name[]=bug`):
+ * after the `?` they cannot change the origin. In the path they stay refused (`/[::1]` tricks).
+ */
+const QUERY_ALLOWED = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@/?[\]]*$/
+
+/** The proxy's own endpoints in any spelling (what `attribute` routes as `iap`). */
+const OWN_ENDPOINT = /^\/-\/iap(?:\/|$)/i
 
 /** How many rounds of percent-decoding are checked: intermediaries (and some servers) decode again. */
 const DECODE_ROUNDS = 3
 
 const INVALID: RedirectTargetResult = Object.freeze({ ok: false, reason: 'redirect-target-invalid' })
 
-/** Checks one decoded (or raw) form of the path part: absolute, no `//`, `/\`, dot segment, backslash or control character. */
+/** Checks one decoded (or raw) form of the path part: absolute, no `//`, `/\`, dot segment, backslash, control character or `/-/iap/`. */
 function pathFormIsSafe(path: string): boolean {
   if (!path.startsWith('/')) return false
   // `//host` and `/\host` are network-path references to a browser; `\` anywhere is read as `/`.
   if (path.includes('//') || path.includes('\\')) return false
+  // A return to `/-/iap/logout` or `/-/iap/login` is a forced sign-out or a sign-in loop; none of ours is a page to land on.
+  if (OWN_ENDPOINT.test(path)) return false
   // Dot segments let `/a/../..//evil` collapse into a network path after resolution.
   if (/(^|\/)\.\.?(\/|$)/.test(path)) return false
   // C0 controls, DEL, and the C1/Unicode spaces that browsers strip or treat as separators.
@@ -55,9 +65,9 @@ function decodeOnce(text: string): string | undefined {
  */
 export function validateRedirectTarget(rd: unknown): RedirectTargetResult {
   if (typeof rd !== 'string' || rd.length === 0 || rd.length > MAX_REDIRECT_TARGET) return INVALID
-  if (!ALLOWED.test(rd)) return INVALID
   const q = rd.indexOf('?')
   const rawPath = q === -1 ? rd : rd.slice(0, q)
+  if (!PATH_ALLOWED.test(rawPath) || (q !== -1 && !QUERY_ALLOWED.test(rd.slice(q + 1)))) return INVALID
   if (!pathFormIsSafe(rawPath)) return INVALID
   // Every decoding round of the path must stay safe; `%2F%2Fevil` and `%5Cevil` are refused too.
   let form = rawPath
@@ -82,4 +92,13 @@ export function validateRedirectTarget(rd: unknown): RedirectTargetResult {
   }
   if (resolved.origin !== base || resolved.pathname !== rawPath) return INVALID
   return { ok: true, target: rd }
+}
+
+/**
+ * The `rd` for a login redirect of a request to `target` (path + query): the target when
+ * `/-/iap/login` will accept it, else its path alone, else `/`, so the redirect never leads to a 400.
+ */
+export function loginReturnTarget(target: string, path: string): string {
+  if (validateRedirectTarget(target).ok) return target
+  return validateRedirectTarget(path).ok ? path : '/'
 }

@@ -2,34 +2,80 @@
  * Path and project globs: `*` matches within one segment, `**` any number of segments (zero included).
  * Compiled once to a RegExp over the lower-cased match form; a pattern ending in `/**` also covers
  * its base (`/admin/**` covers `/admin`), the safe reading for deny and group rules alike.
+ * The literal parts are brought to the form requests are matched in (`matchPath`, `projectCandidates`),
+ * or a pattern like `/caf%C3%A9/**` or `/t/` could never match anything.
  */
+import { percentDecode, toMatchForm } from '../http/canonical-path.ts'
 
-const SPECIAL = /[.+?^${}()|[\]\\]/g
+const SPECIAL = /[.*+?^${}()|[\]\\]/g
 
-export function compileGlob(pattern: string): RegExp {
-  const lower = pattern.toLowerCase()
+/** `path`: decoded except `%2F` (as `matchPath`); `project`: fully decoded (as `projectCandidates`). */
+export type GlobForm = 'path' | 'project'
+
+/** A pattern that cannot be brought to the match form (bad percent-encoding); `index` is its place in the list. */
+export class GlobError extends Error {
+  readonly index: number
+  constructor(index: number, message: string) {
+    super(message)
+    this.name = 'GlobError'
+    this.index = index
+  }
+}
+
+/** The literal text between wildcards in match form, or `undefined` when its percent-encoding is malformed. */
+function literalForm(text: string, form: GlobForm): string | undefined {
+  return form === 'path' ? toMatchForm(text) : percentDecode(text)?.toLowerCase()
+}
+
+/** Requests drop a trailing slash before matching (`/t/` is matched as `/t`), so patterns do too. */
+function withoutTrailingSlash(pattern: string): string {
+  return pattern.length > 1 && pattern.endsWith('/') ? pattern.replace(/\/+$/, '') || '/' : pattern
+}
+
+/** Throws a `GlobError` (index 0) when the pattern's percent-encoding is malformed. */
+export function compileGlob(pattern: string, form: GlobForm = 'path'): RegExp {
+  const glob = form === 'path' ? withoutTrailingSlash(pattern) : pattern
   let source = ''
+  let literal = ''
+  // Wildcards are only the raw `*`: a decoded `%2A` is a literal star, as in a request.
+  const flush = () => {
+    if (!literal) return
+    const decoded = literalForm(literal, form)
+    if (decoded === undefined) throw new GlobError(0, `bad percent-encoding in "${pattern}": "%" needs two hex digits, and the bytes must be UTF-8 (a literal "%" is "%25")`)
+    source += decoded.replace(SPECIAL, '\\$&')
+    literal = ''
+  }
   let i = 0
-  while (i < lower.length) {
-    if (lower.startsWith('/**', i) && (i + 3 === lower.length || lower[i + 3] === '/')) {
+  while (i < glob.length) {
+    if (glob.startsWith('/**', i) && (i + 3 === glob.length || glob[i + 3] === '/')) {
+      flush()
       source += '(?:/.*)?'
       i += 3
-    } else if (lower.startsWith('**', i)) {
+    } else if (glob.startsWith('**', i)) {
+      flush()
       source += '.*'
       i += 2
-    } else if (lower[i] === '*') {
+    } else if (glob[i] === '*') {
+      flush()
       source += '[^/]*'
       i += 1
     } else {
-      source += lower[i]!.replace(SPECIAL, '\\$&')
+      literal += glob[i]
       i += 1
     }
   }
+  flush()
   return new RegExp(`^${source}$`)
 }
 
-/** Compiles several globs into one RegExp (one test per request instead of one per pattern). */
-export function compileGlobs(patterns: readonly string[]): RegExp {
-  const parts = patterns.map((p) => compileGlob(p).source.slice(1, -1))
+/** Compiles several globs into one RegExp (one test per request instead of one per pattern); a `GlobError` names the pattern's index. */
+export function compileGlobs(patterns: readonly string[], form: GlobForm = 'path'): RegExp {
+  const parts = patterns.map((p, index) => {
+    try {
+      return compileGlob(p, form).source.slice(1, -1)
+    } catch (err) {
+      throw err instanceof GlobError ? new GlobError(index, err.message) : err
+    }
+  })
   return new RegExp(`^(?:${parts.join('|')})$`)
 }

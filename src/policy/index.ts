@@ -5,11 +5,12 @@
  */
 import type { Identity } from '../auth/identity.ts'
 import type { Config, RuleConfig } from '../config/schema.ts'
+import { IapError } from '../errors.ts'
 import type { RouteClass } from '../gitlab/route.ts'
 import { matchPath } from '../http/canonical-path.ts'
 import { createCidrSet, type CidrSet } from '../net/cidr.ts'
 import type { Decision } from './decision.ts'
-import { compileGlobs } from './glob.ts'
+import { compileGlobs, GlobError, type GlobForm } from './glob.ts'
 
 export interface RequestFacts {
   readonly method: string
@@ -49,14 +50,35 @@ export interface CompiledPolicy {
 
 const lowerSet = (values: readonly string[] | undefined) => new Set((values ?? []).map((v) => v.toLowerCase()))
 
-function compileRule(rule: RuleConfig, index: number, aliases: Readonly<Record<string, string>>): CompiledRule {
+/** Globs of one rule key; a pattern that cannot be compiled is reported by its key path, as schema issues are. */
+function compileKey(patterns: readonly string[], form: GlobForm, at: string, problems: string[]): RegExp | undefined {
+  try {
+    return compileGlobs(patterns, form)
+  } catch (err) {
+    if (!(err instanceof GlobError)) throw err
+    problems.push(`${at}[${err.index}]: ${err.message}`)
+    return undefined
+  }
+}
+
+/** Rails answers HEAD with the GET action (the body dropped): a rule about GET is a rule about HEAD too. */
+function compileMethods(methods: readonly string[]): ReadonlySet<string> {
+  const set = new Set(methods.map((m) => m.toUpperCase()))
+  if (set.has('GET')) set.add('HEAD')
+  return set
+}
+
+function compileRule(rule: RuleConfig, index: number, aliases: Readonly<Record<string, string>>, problems: string[]): CompiledRule {
   const outcome: RuleOutcome = rule.public ? 'public' : rule.deny ? 'deny' : 'grant'
+  const at = `policy.rules[${index}]`
+  const paths = rule.paths && compileKey(rule.paths, 'path', `${at}.paths`, problems)
+  const projects = rule.projects && compileKey(rule.projects.map((p) => p.replace(/^\/+|\/+$/g, '')), 'project', `${at}.projects`, problems)
   return {
     name: rule.name,
     index,
-    ...(rule.paths && { paths: compileGlobs(rule.paths) }),
-    ...(rule.projects && { projects: compileGlobs(rule.projects.map((p) => p.replace(/^\/+|\/+$/g, ''))) }),
-    ...(rule.methods && { methods: new Set(rule.methods.map((m) => m.toUpperCase())) }),
+    ...(paths && { paths }),
+    ...(projects && { projects }),
+    ...(rule.methods && { methods: compileMethods(rule.methods) }),
     ...(rule.sourceIps && { sourceIps: createCidrSet(rule.sourceIps) }),
     outcome,
     groups: lowerSet(rule.groups?.map((g) => aliases[g] ?? g)),
@@ -66,8 +88,11 @@ function compileRule(rule: RuleConfig, index: number, aliases: Readonly<Record<s
   }
 }
 
+/** Throws `IAP_ERR_CONFIG_INVALID` naming every pattern that cannot be compiled (`policy.rules[2].paths[0]: ...`). */
 export function compilePolicy(config: Config): CompiledPolicy {
-  const rules = config.policy.rules.map((rule, i) => compileRule(rule, i, config.groups))
+  const problems: string[] = []
+  const rules = config.policy.rules.map((rule, i) => compileRule(rule, i, config.groups, problems))
+  if (problems.length > 0) throw new IapError('IAP_ERR_CONFIG_INVALID', problems.join('; '))
   return Object.freeze({
     needsProjects: rules.some((r) => r.projects !== undefined),
     ruleNames: rules.map((r) => r.name),
@@ -161,7 +186,17 @@ export function grantReason(rule: CompiledRule, identity: Identity): string | un
   return undefined
 }
 
+/**
+ * The decision for this request. A request without any credential is never refused outright: SPEC
+ * sends it to sign-in (browsers) or answers 401, so whatever is not an allow becomes a challenge.
+ */
 export function decide(policy: CompiledPolicy, facts: RequestFacts, identity: Identity): Decision {
+  const decision = decideForIdentity(policy, facts, identity)
+  if (identity.kind !== 'anonymous' || decision.result === 'allow' || decision.result === 'challenge') return decision
+  return { result: 'challenge', rule: decision.rule, reason: 'login-required' }
+}
+
+function decideForIdentity(policy: CompiledPolicy, facts: RequestFacts, identity: Identity): Decision {
   if (facts.projectUnresolved && policy.needsProjects) return { result: 'deny', rule: null, reason: 'project-unresolved' }
   const paths = pathCandidates(facts.path)
   // Project candidates only when a `projects` rule asks for them: most requests never need them.

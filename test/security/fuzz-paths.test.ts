@@ -56,6 +56,41 @@ describe('canonical paths', () => {
     for (const p of ['/g%2Fp/-/branches/x', '/g/p%2E/-/tags/x', '/g/p/-/branches/feature%2F..%2Fx']) expect(checkCanonicalPath(p)).toBeDefined()
   })
 
+  it.each([
+    '/api/v4/%70rojects/secret-group%2Fvault/issues', '/%70rojects/42', '/api/v4/%70rojects/42', '/team/vault.git/info/%72efs',
+    '/%73ecret-group/vault', '/api/v4/groups/%39%39', '/secret%2Dgroup/vault', '/secret-group/vault%5Fx', '/-/%69ap/whoami',
+    '/api/v4/projects/secret-group%2F%76ault', '/g/p/-/%62lob/main/x',
+    // The REST API's file markers mean nothing on a web path: `repository` is a namespace name there.
+    '/group/repository/tree/vault.git/info/%72efs', '/group/repository/files/x/vault.git/info/%72efs',
+  ])('refuses the encoded unreserved characters of %s (RFC 3986 §6.2.2.2)', (p) => {
+    expect(checkCanonicalPath(p)).toBe('path-encoded-unreserved')
+  })
+
+  it('keeps %7E, and encoded letters in file and ref names, as they are', () => {
+    for (const p of ['/%7Euser/project', '/g/p/-/blob/main/%61.rb', '/g/p/-/tree/feature%2D1', '/api/v4/projects/1/repository/files/%61%2Fb.rb/raw', '/api/v4/projects/g%2Fp/repository/branches/%66eature']) {
+      expect(checkCanonicalPath(p), p).toBeUndefined()
+    }
+  })
+
+  it('an accepted path is attributed as its RFC 3986 normalised form (encoded unreserved characters decoded) is', () => {
+    const unreserved = fc.constantFrom('%70', '%50', '%72', '%65', '%66', '%73', '%34', '%32', '%2D', '%5F', '%7E', '%69', '%61', '%67', '%2e')
+    const part = fc.constantFrom('/', 'projects', 'rojects', 'api/v4/', 'p', 'secret-group', 'vault', '.git', '/info/', 'refs', 'git-upload-pack', '-/', 'iap/', 'blob/', 'lfs/', 'repository/', 'tree', 'groups/', '42', '%2F', 'ide/project/', 'admin')
+    const normalise = (p: string) => p.replace(/%([0-9A-Fa-f]{2})/g, (m, hex: string) => (/[A-Za-z0-9\-_.~]/.test(String.fromCharCode(parseInt(hex, 16))) ? String.fromCharCode(parseInt(hex, 16)) : m))
+    fc.assert(
+      fc.property(fc.array(fc.oneof(part, unreserved), { minLength: 1, maxLength: 12 }).map((parts) => `/${parts.join('')}`), (p) => {
+        if (checkCanonicalPath(p) !== undefined) return
+        const n = normalise(p)
+        if (checkCanonicalPath(n) !== undefined) return
+        const raw = attribute('GET', p)
+        const normal = attribute('GET', n)
+        expect(raw.route).toBe(normal.route)
+        expect(raw.numericId).toEqual(normal.numericId)
+        expect(raw.project === undefined ? undefined : matchPath(raw.project)).toBe(normal.project === undefined ? undefined : matchPath(normal.project))
+      }),
+      { numRuns: runs },
+    )
+  })
+
   it('accepts what GitLab itself sends', () => {
     for (const p of ['/', '/group/project', '/group/sub/project/-/merge_requests/1', '/api/v4/projects/group%2Fsub%2Fproject/repository/files/app%2Fmodels%2Fkey%2Erb/raw', '/group/project.git/info/refs', '/-/cable', '/.well-known/openid-configuration', '/group/project/-/blob/main/dir/file%20name.md', '/api/v4/projects/1/repository/branches/feature%2Fx',
       // GitLab's web UI puts a ref with a slash into one encoded segment.

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
 import { parseConfig } from '../../../src/config/load.ts'
 import { attribute } from '../../../src/gitlab/attribute.ts'
+import { IapError } from '../../../src/errors.ts'
 import { checkCanonicalPath } from '../../../src/http/canonical-path.ts'
 import { compilePolicy, decide } from '../../../src/policy/index.ts'
 
@@ -80,11 +81,85 @@ describe('decide', () => {
     expect(run('GET', '/api/v4/projects/42/issues', user([ENG]), '203.0.113.9', { project: 'secret-group/vault' })).toMatchObject({ result: 'deny', rule: 'secret-projects' })
   })
 
+  it('challenges a request without credentials wherever it would be refused (SPEC: redirect or 401, never 403)', () => {
+    expect(run('GET', '/-/blocked/x', ANONYMOUS)).toEqual({ result: 'challenge', rule: 'blocked', reason: 'login-required' })
+    expect(run('GET', '/api/v4/projects/42', ANONYMOUS, '203.0.113.9', { projectUnresolved: true })).toEqual({ result: 'challenge', rule: null, reason: 'login-required' })
+    const closed = compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\npolicy: { rules: [ { name: a, paths: ["/a"], public: true } ] }\n`, {}))
+    expect(decide(closed, { method: 'GET', path: '/b', route: 'web', clientIp: '1.1.1.1' }, ANONYMOUS)).toEqual({ result: 'challenge', rule: null, reason: 'login-required' })
+    // An identity still gets the refusal itself.
+    expect(run('GET', '/-/blocked/x', user([ENG]))).toEqual({ result: 'deny', rule: 'blocked', reason: 'deny-rule' })
+    expect(decide(closed, { method: 'GET', path: '/b', route: 'web', clientIp: '1.1.1.1' }, user([ENG]))).toEqual({ result: 'deny', rule: null, reason: 'no-rule-matched' })
+    // Public rules and the default still allow without credentials.
+    expect(decide(closed, { method: 'GET', path: '/a', route: 'web', clientIp: '1.1.1.1' }, ANONYMOUS)).toEqual({ result: 'allow', rule: 'a', reason: 'public' })
+  })
+
   it('falls back to policy.default', () => {
     const open = compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\npolicy: { default: allow, rules: [ { name: a, paths: ["/a"], deny: true } ] }\n`, {}))
     expect(decide(open, { method: 'GET', path: '/b', route: 'web', clientIp: '1.1.1.1' }, ANONYMOUS)).toEqual({ result: 'allow', rule: null, reason: 'default-allow' })
     const closed = compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\n`, {}))
     expect(decide(closed, { method: 'GET', path: '/b', route: 'web', clientIp: '1.1.1.1' }, user([ENG]))).toEqual({ result: 'deny', rule: null, reason: 'no-rule-matched' })
+  })
+})
+
+describe('rule conditions', () => {
+  const compile = (rules: string) => compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\ngroups: { engineering: "${ENG}" }\npolicy:\n  rules:\n${rules}`, {}))
+  const engineer = user([ENG])
+  const at = (p: ReturnType<typeof compile>, method: string, path: string) => {
+    expect(checkCanonicalPath(path)).toBeUndefined()
+    const attr = attribute(method, path)
+    return decide(p, { method, path, route: attr.route, project: attr.project, clientIp: '127.0.0.1' }, engineer)
+  }
+  const open = '    - { name: rest, paths: ["/**"], groups: [engineering] }\n'
+
+  it('a rule with GET in methods also covers HEAD (Rails answers HEAD with the GET action)', () => {
+    const p = compile(`    - { name: no-export, paths: ["/export/**"], methods: [GET], deny: true }\n${open}`)
+    expect(at(p, 'GET', '/export/all')).toMatchObject({ result: 'deny', rule: 'no-export' })
+    expect(at(p, 'HEAD', '/export/all')).toMatchObject({ result: 'deny', rule: 'no-export' })
+    expect(at(p, 'POST', '/export/all')).toMatchObject({ result: 'allow', rule: 'rest' })
+    // HEAD alone does not cover GET.
+    const head = compile(`    - { name: no-head, paths: ["/export/**"], methods: [HEAD], deny: true }\n${open}`)
+    expect(at(head, 'GET', '/export/all')).toMatchObject({ result: 'allow', rule: 'rest' })
+    expect(at(head, 'HEAD', '/export/all')).toMatchObject({ result: 'deny', rule: 'no-head' })
+  })
+
+  it.each([
+    ['/caf%C3%A9/**', ['/caf%C3%A9', '/caf%c3%a9/x', '/CAF%C3%A9/x/y']],
+    ['/café/**', ['/caf%C3%A9/x']],
+    ['/t/', ['/t', '/t/']],
+    ['/t/*/', ['/t/x', '/t/x/']],
+    ['/%61dmin', ['/admin', '/ADMIN']],
+    ['/api/v4/projects/g%2Fp/**', ['/api/v4/projects/g%2Fp/issues', '/api/v4/projects/G%2fP']],
+    ['/a%2Ab', ['/a*b']],
+  ])('the pattern %s is read in the request form and matches %j', (pattern, paths) => {
+    const p = compile(`    - { name: pattern, paths: ["${pattern}"], deny: true }\n${open}`)
+    for (const path of paths) expect(at(p, 'GET', path), path).toMatchObject({ result: 'deny', rule: 'pattern' })
+  })
+
+  it.each([
+    ['/api/v4/projects/g%2Fp/**', '/api/v4/projects/g/p/issues'],
+    ['/a%2Ab', '/axb'],
+    ['/', '/x'],
+    ['/t/', '/tt'],
+  ])('the pattern %s does not match %s', (pattern, path) => {
+    const p = compile(`    - { name: pattern, paths: ["${pattern}"], deny: true }\n${open}`)
+    expect(at(p, 'GET', path)).toMatchObject({ result: 'allow', rule: 'rest' })
+  })
+
+  it('project patterns are decoded like the projects they match', () => {
+    const p = compile(`    - { name: vault, projects: ["secret-group%2Fvault"], deny: true }\n${open}`)
+    expect(at(p, 'GET', '/secret-group/vault/-/issues')).toMatchObject({ result: 'deny', rule: 'vault' })
+    expect(at(p, 'GET', '/api/v4/projects/secret-group%2Fvault')).toMatchObject({ result: 'deny', rule: 'vault' })
+  })
+
+  it('a pattern with a malformed escape is a config error naming every bad key', () => {
+    const bad = () => compile(`    - { name: a, paths: ["/ok", "/caf%C3"], deny: true }\n    - { name: b, paths: ["/x"], projects: ["g/%zz"], deny: true }\n${open}`)
+    expect(bad).toThrow(IapError)
+    try {
+      bad()
+    } catch (err) {
+      expect((err as IapError).code).toBe('IAP_ERR_CONFIG_INVALID')
+      expect((err as IapError).message).toMatch(/^policy\.rules\[0\]\.paths\[1\]: bad percent-encoding in "\/caf%C3".*; policy\.rules\[1\]\.projects\[0\]: bad percent-encoding in "g\/%zz"/)
+    }
   })
 })
 
@@ -113,6 +188,10 @@ describe('attribution', () => {
     ['/group/project.git/gitlab-lfs/objects/abc/12', { route: 'lfs', project: 'group/project' }],
     ['/-/cable', { route: 'cable' }],
     ['/-/iap/login', { route: 'iap' }],
+    ['/-/IAP/whoami', { route: 'iap' }],
+    ['/-/Iap/whoami', { route: 'iap' }],
+    ['/-/iAP', { route: 'iap' }],
+    ['/-/iapx', { route: 'web' }],
     ['/search', { route: 'web' }],
     ['/api/v4/search', { route: 'api' }],
   ] as const)('%s', (path, expected) => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
-import { validateRedirectTarget } from '../../../src/http/redirect-target.ts'
+import { loginReturnTarget, validateRedirectTarget } from '../../../src/http/redirect-target.ts'
 
 /** The corpus holds raw query values; decode them the way the login endpoint does. */
 function loadOpenRedirectCorpus(): { line: string; value: string }[] {
@@ -38,9 +38,50 @@ describe('validateRedirectTarget', () => {
     expect(validateRedirectTarget(rd)).toEqual({ ok: true, target: rd })
   })
 
+  it.each(['/group/project/-/issues?label_name[]=bug', '/g/p/-/merge_requests?label_name[]=a&label_name[]=b&not[label_name][]=c', '/search?q=[x]'])(
+    'accepts [ and ] in the query of %s (GitLab array parameters; they cannot change the origin there)',
+    (rd) => {
+      expect(validateRedirectTarget(rd)).toEqual({ ok: true, target: rd })
+    },
+  )
+
+  it.each(['/[::1]/x', '/a[b]?x=1', '/a]?x=1', '?x=[1]'])('still refuses [ and ] outside the query: %s', (rd) => {
+    expect(validateRedirectTarget(rd).ok).toBe(false)
+  })
+
+  it.each(['/-/iap/logout', '/-/iap/login?rd=/x', '/-/iap', '/-/IAP/whoami', '/-/Iap/callback?code=x', '/%2D/iap/logout', '/-/%69ap/logout', '/-%2Fiap%2Flogout', '/-/iap%2Flogout', '/%252D/iap/logout'])(
+    'refuses the proxy\'s own endpoint %s',
+    (rd) => {
+      expect(validateRedirectTarget(rd)).toEqual({ ok: false, reason: 'redirect-target-invalid' })
+    },
+  )
+
+  it('does not mistake GitLab pages for its own endpoints', () => {
+    for (const rd of ['/-/iapx', '/group/-/iap/x', '/-/ia/p']) expect(validateRedirectTarget(rd).ok, rd).toBe(true)
+  })
+
   it('refuses non-strings', () => {
     expect(validateRedirectTarget(undefined).ok).toBe(false)
     expect(validateRedirectTarget(null).ok).toBe(false)
     expect(validateRedirectTarget(['/a']).ok).toBe(false)
+  })
+})
+
+describe('loginReturnTarget', () => {
+  const long = 'a'.repeat(3000)
+  it.each([
+    ['a valid target is kept whole', '/group/project/-/issues?label_name[]=bug', '/group/project/-/issues', '/group/project/-/issues?label_name[]=bug'],
+    ['a valid path without query', '/group/project', '/group/project', '/group/project'],
+    // A query the login endpoint would refuse: the path alone.
+    ['a query with { }', '/group/project/-/issues?search={x}', '/group/project/-/issues', '/group/project/-/issues'],
+    ['a query with encoded CR LF', '/group/project/-/issues?x=%0d%0a', '/group/project/-/issues', '/group/project/-/issues'],
+    ['a query that makes the target too long', `/group/project?q=${long}`, '/group/project', '/group/project'],
+    // A path the login endpoint would refuse (decodes to a dot segment, or too long): the start page.
+    ['a path decoding to a dot segment', '/g/p/-/blob/main/%252e%252e?x=1', '/g/p/-/blob/main/%252e%252e', '/'],
+    ['a path too long', `/${long}`, `/${long}`, '/'],
+  ])('%s', (_name, target, path, expected) => {
+    const rd = loginReturnTarget(target, path)
+    expect(rd).toBe(expected)
+    expect(validateRedirectTarget(rd).ok).toBe(true)
   })
 })

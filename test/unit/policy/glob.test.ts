@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest'
+import { matchPath } from '../../../src/http/canonical-path.ts'
+import { compileGlob, compileGlobs, GlobError } from '../../../src/policy/glob.ts'
+
+describe('compileGlob', () => {
+  it.each([
+    // Patterns are read in the form requests are matched in (matchPath): decoded except %2F, lower-cased.
+    ['/caf%C3%A9/**', '/caf%C3%A9/menu', true],
+    ['/café/**', '/caf%c3%a9', true],
+    ['/Group%2FProject', '/group%2fproject', true],
+    ['/group%2Fproject', '/group/project', false],
+    // A trailing slash is dropped, as requests drop theirs; "/" itself stays.
+    ['/t/', '/t', true],
+    ['/t//', '/t', true],
+    ['/', '/', true],
+    ['/', '/t', false],
+    // Only a raw "*" is a wildcard; "%2A" is a literal star, as it is in a request.
+    ['/a%2A', '/a*', true],
+    ['/a%2A', '/ab', false],
+    ['/a*', '/ab', true],
+    ['/admin/**', '/admin', true],
+    ['/x/**/y', '/x/a/b/y', true],
+  ])('%s against %s → %s', (pattern, path, expected) => {
+    expect(compileGlob(pattern).test(matchPath(path))).toBe(expected)
+  })
+
+  it('project globs decode everything, %2F included (as projectCandidates does)', () => {
+    expect(compileGlob('secret-group%2Fvault', 'project').test('secret-group/vault')).toBe(true)
+    expect(compileGlob('secret-group%2F*', 'project').test('secret-group/vault')).toBe(true)
+  })
+
+  it('a malformed escape throws a GlobError with the index of the pattern', () => {
+    for (const bad of ['/a%', '/a%2', '/a%zz', '/caf%C3', '/%C0%AE', '/%ff']) expect(() => compileGlob(bad), bad).toThrow(GlobError)
+    try {
+      compileGlobs(['/ok', '/also-ok', '/bad%g0'])
+      expect.unreachable()
+    } catch (err) {
+      expect(err).toBeInstanceOf(GlobError)
+      expect((err as GlobError).index).toBe(2)
+    }
+  })
+})
