@@ -120,7 +120,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         })
       } else {
         ctx.status = status
-        writeSocketResponse(target, status, ctx.id)
+        writeSocketResponse(target, status, ctx.id, [], { reason: failure })
       }
     },
   })
@@ -320,7 +320,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     const refuse = (status: number, reason: string, extra: string[] = []) => {
       ctx.decision = ctx.decision ?? { result: 'deny', rule: null, reason }
       ctx.status = status
-      writeSocketResponse(socket, status, ctx.id, extra)
+      writeSocketResponse(socket, status, ctx.id, extra, { reason, rule: status === 403 ? ctx.decision?.rule : null })
     }
     if (req.method === 'CONNECT') return refuse(405, 'method-not-allowed', ['allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'])
     // Only websocket upgrades exist in GitLab; `Upgrade: h2c` would tunnel past the policy (SECURITY.md §4 item 4).

@@ -124,7 +124,8 @@ export function createGraphGroups(options: GraphGroupsOptions): GraphGroups {
       if (!Array.isArray(value)) throw unavailable('Graph group lookup returned no "value" array')
       for (const item of value) {
         const id = (item as { id?: unknown })?.id
-        if (typeof id === 'string') groups.push(id)
+        // Group object ids only: anything else from Graph (or whatever answers at graphUrl) is not a group id.
+        if (typeof id === 'string' && OBJECT_ID.test(id)) groups.push(id.toLowerCase())
       }
       if (next === undefined || next === null) url = undefined
       else if (typeof next === 'string' && new URL(next).origin === graphOrigin) url = next

@@ -40,3 +40,28 @@ export interface Identity {
 }
 
 export const ANONYMOUS: Identity = Object.freeze({ kind: 'anonymous', id: '', groups: Object.freeze([]), roles: Object.freeze([]), issuer: '' })
+
+/** C0 controls and DEL: no HTTP header can carry them, and no real id, name, email or group has one. */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
+
+/**
+ * The values GitLab reads from identity headers (id, name, email, every group) are free of control
+ * characters. A credential whose identity fails this is refused: the alternative is a header that
+ * cannot be sent (a 502 blamed on GitLab) or one that is silently altered.
+ */
+export function identityValuesClean(identity: Pick<Identity, 'id' | 'name' | 'email' | 'groups'>): boolean {
+  if (CONTROL_CHARACTER.test(identity.id)) return false
+  if (identity.name !== undefined && CONTROL_CHARACTER.test(identity.name)) return false
+  if (identity.email !== undefined && CONTROL_CHARACTER.test(identity.email)) return false
+  for (const group of identity.groups) if (CONTROL_CHARACTER.test(group)) return false
+  return true
+}
+
+/**
+ * An identity value (id or name) as it leaves the proxy: plain for Entra, `<issuer name>:<value>` for
+ * an extra issuer, so a GitLab username shaped like an Entra object id never reads as that Entra user.
+ * The policy's `users` rules qualify the same way.
+ */
+export function qualifiedValue(identity: Pick<Identity, 'issuer'>, value: string): string {
+  return identity.issuer === 'entra' ? value : `${identity.issuer}:${value}`
+}

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { parseAccept, qualityOf } from './accept.ts'
 
 export interface StatusPage {
   readonly status: number
@@ -25,17 +26,25 @@ export function statusText(status: number): string {
   return STATUS_TEXT[status] ?? 'Error'
 }
 
-/** True for a browser navigation: GET/HEAD that accepts HTML (SPEC "Endpoints"). */
+/**
+ * True for a browser navigation: GET/HEAD whose `Accept` names `text/html` itself with a non-zero
+ * weight (SPEC "Endpoints"; the full wildcard is every script's default, not a browser's sign).
+ */
 export function isBrowserNavigation(req: IncomingMessage): boolean {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false
   const accept = req.headers.accept
-  return typeof accept === 'string' && accept.includes('text/html')
+  // Cheap exit for the requests that never name HTML (API clients, git).
+  if (typeof accept !== 'string' || !/text\/html/i.test(accept)) return false
+  return qualityOf(parseAccept(accept), 'text', 'html', true) > 0
 }
 
-function prefersJson(req: IncomingMessage): boolean {
+/** JSON unless `Accept` weighs HTML above JSON (no header, a tie, or only the full wildcard: JSON). */
+export function prefersJson(req: Pick<IncomingMessage, 'headers'>): boolean {
   const accept = req.headers.accept
-  if (typeof accept !== 'string' || accept === '') return true
-  return !accept.includes('text/html')
+  // Only `text/html`, `text/*` or the full wildcard can give HTML any weight.
+  if (typeof accept !== 'string' || !/html|\*/i.test(accept)) return true
+  const ranges = parseAccept(accept)
+  return qualityOf(ranges, 'text', 'html') <= qualityOf(ranges, 'application', 'json')
 }
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
@@ -83,7 +92,8 @@ export function sendStatusPage(req: IncomingMessage, res: ServerResponse, page: 
 
 /** `WWW-Authenticate` values for a 401: Bearer always, Basic too on git/LFS routes so git asks its credential helper. */
 export function wwwAuthenticate(reason: string | undefined, description: string | undefined, basic: boolean): string[] {
-  const quoted = (text: string) => text.replace(/["\\\r\n]/g, ' ')
+  // Inside a quoted-string: `"` and `\` become `'` (the sentence stays legible), CR/LF a space.
+  const quoted = (text: string) => text.replace(/["\\]/g, "'").replace(/[\r\n]/g, ' ')
   const bearer = reason && reason !== 'credentials-missing'
     ? `Bearer realm="gitlab-iap", error="invalid_token", error_description="${quoted(description ?? reason)}"`
     : 'Bearer realm="gitlab-iap"'
@@ -95,10 +105,21 @@ export function sendRedirect(res: ServerResponse, location: string, requestId: s
   res.end()
 }
 
+/** What a refused handshake's body names besides the status: like a status page's JSON, never policy text. */
+export interface SocketRefusal {
+  /** Name of the rule that decided (403). */
+  readonly rule?: string | null
+  /** Stable reason. */
+  readonly reason?: string
+}
+
 /** Answers on a raw socket (websocket handshakes that are refused) and ends it. */
-export function writeSocketResponse(socket: Duplex, status: number, requestId: string, extraHeaders: string[] = []): void {
+export function writeSocketResponse(socket: Duplex, status: number, requestId: string, extraHeaders: string[] = [], refusal: SocketRefusal = {}): void {
   if (socket.destroyed) return
-  const body = JSON.stringify({ error: statusText(status), requestId }) + '\n'
+  const json: Record<string, unknown> = { error: statusText(status), requestId }
+  if (refusal.rule !== undefined && refusal.rule !== null) json.rule = refusal.rule
+  if (refusal.reason) json.reason = refusal.reason
+  const body = JSON.stringify(json) + '\n'
   socket.end(
     `HTTP/1.1 ${status} ${statusText(status)}\r\n` +
       `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +

@@ -53,7 +53,7 @@ const LOGIN_FAILURE_TEXT: Record<string, string> = {
   'login-code-rejected': 'Microsoft Entra ID refused the sign-in code. Start again.',
   'login-id-token-invalid': 'The identity token from Microsoft Entra ID is not valid.',
   'login-tenant-invalid': 'The account belongs to another organisation.',
-  'login-claims-invalid': 'The identity token lacks the user object id.',
+  'login-claims-invalid': 'The identity token from Microsoft Entra ID lacks the user object id, or its user name, email or a group contains control characters. Ask your administrator to check the account.',
   'login-idp-unavailable': 'Microsoft Entra ID cannot be reached. Try again shortly.',
   'login-groups-unavailable': 'Your group memberships cannot be read right now. Try again shortly.',
   'session-store-unavailable': 'The session store is unavailable. Try again shortly.',

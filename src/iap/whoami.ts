@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import type { AuthOutcome } from '../auth/authenticate.ts'
 import { sessionEndsAt, type SessionTimeouts } from '../auth/session/record.ts'
 import type { Sessions } from '../auth/session/sessions.ts'
+import { wwwAuthenticate } from '../http/respond.ts'
 import type { RequestContext } from '../server/context.ts'
 import { deny, sendJson, type Handler } from './routes.ts'
 
@@ -27,12 +28,14 @@ export function createWhoami(deps: WhoamiDeps): Handler {
     else outcome = resolution.kind === 'none' ? undefined : resolution.kind === 'failed' ? resolution.outcome : { ok: true, method: 'session', identity: resolution.identity }
     if (!outcome || (outcome.ok && outcome.identity.kind === 'anonymous')) {
       deny(ctx, 'credentials-missing', 'challenge')
-      return sendJson(res, 401, { error: 'Unauthorized', message: 'Not signed in.', requestId: ctx.id, ...(deps.sessions && { login: '/-/iap/login' }) }, ctx.id, { 'www-authenticate': 'Bearer realm="gitlab-iap"' })
+      return sendJson(res, 401, { error: 'Unauthorized', message: 'Not signed in.', requestId: ctx.id, ...(deps.sessions && { login: '/-/iap/login' }) }, ctx.id, { 'www-authenticate': wwwAuthenticate('credentials-missing', undefined, false)[0]! })
     }
     ctx.authMethod = outcome.method
     if (!outcome.ok) {
       deny(ctx, outcome.reason, 'challenge')
-      return sendJson(res, outcome.status, { error: outcome.status === 503 ? 'Service Unavailable' : 'Unauthorized', message: outcome.description, reason: outcome.reason, requestId: ctx.id }, ctx.id)
+      // As on every other route: a 401 names its scheme (RFC 9110 §11.6.1), a 503 when to come back.
+      const headers: Record<string, string> = outcome.status === 503 ? { 'retry-after': '5' } : { 'www-authenticate': wwwAuthenticate(outcome.reason, outcome.description, false)[0]! }
+      return sendJson(res, outcome.status, { error: outcome.status === 503 ? 'Service Unavailable' : 'Unauthorized', message: outcome.description, reason: outcome.reason, requestId: ctx.id }, ctx.id, headers)
     }
     const id = outcome.identity
     ctx.identity = id

@@ -12,7 +12,7 @@
 import { createECDH, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, randomUUID, sign, type KeyObject } from 'node:crypto'
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { LRUCache } from 'lru-cache'
-import type { Identity } from '../auth/identity.ts'
+import { qualifiedValue, type Identity } from '../auth/identity.ts'
 
 export const ASSERTION_HEADER = 'x-iap-assertion'
 
@@ -76,13 +76,17 @@ function thumbprint(jwk: { crv: string; kty: string; x: string; y: string }): st
 
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
-/** The claims carried for an identity (no secrets: ids, names, groups, roles, CI facts). */
+/**
+ * The claims carried for an identity (no secrets: ids, names, groups, roles, CI facts). `sub` and
+ * `preferred_username` are qualified for extra issuers (`gitlab-ci:alice`) as in `X-Forwarded-User-Id`
+ * and `X-Forwarded-User`: a consumer that reads `sub` without `idp` still cannot take one for an Entra user.
+ */
 export function assertionClaims(identity: Identity): Record<string, unknown> {
   return {
-    sub: identity.id,
+    sub: qualifiedValue(identity, identity.id),
     kind: identity.kind,
     idp: identity.issuer,
-    ...(identity.name ? { preferred_username: identity.name } : {}),
+    ...(identity.name ? { preferred_username: qualifiedValue(identity, identity.name) } : {}),
     ...(identity.email ? { email: identity.email } : {}),
     ...(identity.displayName ? { name: identity.displayName } : {}),
     groups: identity.groups,

@@ -294,10 +294,22 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
         body = req.pipe(new PassThrough())
         watchStalledUpload(req, idleMs, copier)
       }
-      pool.dispatch({ method: req.method!, path: req.url!, headers: req.headers as Record<string, string | string[]>, body }, copier)
+      try {
+        pool.dispatch({ method: req.method!, path: req.url!, headers: req.headers as Record<string, string | string[]>, body }, copier)
+      } catch (err) {
+        // A request undici refuses before sending (a header value it cannot write): answered like GitLab failing.
+        copier.abandon(err as Error)
+      }
     },
     ws(req, socket, head) {
-      proxy.ws(req, socket, head, wsOptions, (err) => hooks.onError(req, socket, classify(err as NodeJS.ErrnoException), upgraded(req)))
+      const failed = (err: unknown) => hooks.onError(req, socket, classify(err as NodeJS.ErrnoException), upgraded(req))
+      try {
+        proxy.ws(req, socket, head, wsOptions, failed)
+      } catch (err) {
+        // http-proxy-3 writes the handshake with http.request, which throws on a header value it refuses
+        // (ERR_INVALID_CHAR): uncaught, that would end the process.
+        failed(err)
+      }
     },
     async close() {
       proxy.close()

@@ -4,7 +4,7 @@
  * path through http-proxy-3 included.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
-import type { Identity } from '../auth/identity.ts'
+import { qualifiedValue, type Identity } from '../auth/identity.ts'
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must not pass on. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'expect', 'http2-settings'])
@@ -131,15 +131,38 @@ export function sanitizeRequestHeaders(req: IncomingMessage, options: ForwardHea
   return headers
 }
 
-/** The SPEC's identity headers for GitLab; nothing for anonymous requests or app/CI identities without a user. */
+const NON_ASCII = /[^\u0000-\u007f]/
+const GROUP_DELIMITERS = /[%,]/
+
+/**
+ * A header value that carries `value` as its UTF-8 bytes: undici and node:http write a header string
+ * as latin1, one byte per character, so a non-ASCII value is handed over as the latin1 string of its
+ * UTF-8 bytes (what Go and nginx proxies send; Rack reads the bytes). Control characters never get
+ * here: credentials carrying them are refused (`identityValuesClean`).
+ */
+export function utf8HeaderValue(value: string): string {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value
+}
+
+/** `X-Forwarded-Groups`: comma-separated, each group's `%` and `,` percent-encoded so no value splits in two. */
+export function groupsHeaderValue(groups: readonly string[]): string {
+  // Entra object ids and GitLab paths never contain either: the common case is a plain join.
+  if (!groups.some((group) => GROUP_DELIMITERS.test(group))) return groups.join(',')
+  return groups.map((group) => group.replaceAll('%', '%25').replaceAll(',', '%2C')).join(',')
+}
+
+/**
+ * The SPEC's identity headers for GitLab; nothing for anonymous requests or app/CI identities without
+ * a user. An extra issuer's id and name go out qualified (`gitlab-ci:alice`), as its groups do.
+ */
 export function setIdentityHeaders(headers: IncomingHttpHeaders, identity: Identity): void {
   if (identity.kind === 'anonymous') return
-  if (identity.id) headers['x-forwarded-user-id'] = identity.id
+  if (identity.id) headers['x-forwarded-user-id'] = utf8HeaderValue(qualifiedValue(identity, identity.id))
   if (identity.kind === 'user' || identity.kind === 'ci') {
-    if (identity.name) headers['x-forwarded-user'] = identity.name
-    if (identity.email) headers['x-forwarded-email'] = identity.email
+    if (identity.name) headers['x-forwarded-user'] = utf8HeaderValue(qualifiedValue(identity, identity.name))
+    if (identity.email) headers['x-forwarded-email'] = utf8HeaderValue(identity.email)
   }
-  if (identity.groups.length > 0) headers['x-forwarded-groups'] = identity.groups.join(',')
+  if (identity.groups.length > 0) headers['x-forwarded-groups'] = utf8HeaderValue(groupsHeaderValue(identity.groups))
 }
 
 /** A Cookie header without the cookies `drop` names (the IAP's own), GitLab's kept; `undefined` when none is left. */

@@ -1,9 +1,11 @@
 /**
  * Verified token claims → Identity (pure). Entra user and app-only access tokens (DOMAIN.md A2, the
  * example payloads) and extra issuers with claim mapping (SPEC `issuers:`; GitLab CI id_tokens, B3).
- * Runs only after the signature, `iss`, `aud`, `exp`/`nbf` checks passed.
+ * Runs only after the signature, `iss`, `aud`, `exp`/`nbf` checks passed. An identity whose id, name,
+ * email or a group carries a control character is refused (`token-claim-invalid`): GitLab gets those
+ * values in headers, which cannot carry them.
  */
-import type { Identity } from '../identity.ts'
+import { identityValuesClean, type Identity } from '../identity.ts'
 import type { IssuerSpec } from './issuers.ts'
 import type { BearerFailureReason } from './reasons.ts'
 
@@ -82,6 +84,7 @@ export function entraIdentity(claims: Claims, spec: IssuerSpec, tenantId: string
     ...(iat !== undefined ? { issuedAt: iat } : {}),
     groupsSource: overageClaim ? 'overage-unresolved' : claims.groups !== undefined ? 'token' : 'none',
   }
+  if (!identityValuesClean(identity)) return { ok: false, reason: 'token-claim-invalid' }
   // Graph lookups are per user (`/users/{oid}`); an app-only token in overage keeps "no groups".
   return { ok: true, identity, overage: overageClaim && !app }
 }
@@ -138,5 +141,6 @@ export function issuerIdentity(claims: Claims, spec: IssuerSpec): ClaimsResult {
     groupsSource: groupClaims.length > 0 ? 'token' : 'none',
     ...(ci ? { ci } : {}),
   }
+  if (!identityValuesClean(identity)) return { ok: false, reason: 'token-claim-invalid' }
   return { ok: true, identity, overage: false }
 }

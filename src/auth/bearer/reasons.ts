@@ -18,7 +18,10 @@ export const BEARER_FAILURES = {
   'token-not-yet-valid': 'The token is not valid yet.',
   'token-issued-in-future': 'The token issue time is in the future.',
   'token-exp-missing': 'The token has no expiry time.',
-  'token-claim-invalid': 'A token claim is invalid.',
+  'token-exp-invalid': 'The token expiry time (exp) is not a number.',
+  'token-nbf-invalid': 'The token not-before time (nbf) is not a number.',
+  'token-iat-invalid': 'The token issue time (iat) is not a number.',
+  'token-claim-invalid': 'A token claim is invalid (for example a name, email or group with control characters).',
   'token-not-access-token': 'An ID token cannot be used as an access token.',
   'token-subject-missing': 'The token does not identify a user or application.',
   'token-revoked': 'The token was revoked; obtain a new one.',
@@ -47,22 +50,29 @@ export function bearerFailure(reason: BearerFailureReason): BearerFailure {
   return FAILURES.get(reason)!
 }
 
-const BY_CLAIM: Record<string, BearerFailureReason> = {
-  iss: 'token-issuer-untrusted',
-  aud: 'token-audience-invalid',
-  nbf: 'token-not-yet-valid',
-  iat: 'token-issued-in-future',
-  exp: 'token-exp-missing',
-}
+/**
+ * jose's claim failures: by `claim:reason` first (its reason is 'missing', 'invalid' = not a number, or
+ * 'check_failed'), then by claim. A Map, so no claim name can reach Object.prototype.
+ */
+const BY_CLAIM = new Map<string, BearerFailureReason>([
+  ['iss', 'token-issuer-untrusted'],
+  ['aud', 'token-audience-invalid'],
+  ['nbf:invalid', 'token-nbf-invalid'],
+  ['nbf', 'token-not-yet-valid'],
+  ['iat:invalid', 'token-iat-invalid'],
+  ['iat', 'token-issued-in-future'],
+  ['exp:missing', 'token-exp-missing'],
+  ['exp:invalid', 'token-exp-invalid'],
+])
 
 /** The one place that knows jose's error codes. Unknown errors fail closed as a bad signature. */
 export function reasonForJoseError(err: unknown): BearerFailureReason {
-  const { code, claim } = (err ?? {}) as { code?: unknown; claim?: unknown }
+  const { code, claim, reason } = (err ?? {}) as { code?: unknown; claim?: unknown; reason?: unknown }
   switch (code) {
     case 'ERR_JWT_EXPIRED':
       return 'token-expired'
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      return BY_CLAIM[String(claim)] ?? 'token-claim-invalid'
+      return BY_CLAIM.get(`${String(claim)}:${String(reason)}`) ?? BY_CLAIM.get(String(claim)) ?? 'token-claim-invalid'
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
     case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
       return 'token-bad-signature'

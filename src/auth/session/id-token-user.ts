@@ -4,6 +4,7 @@
  * stable id is `oid` (DOMAIN.md A2). Groups come from the token, or — on overage — from Graph.
  */
 import { hasGroupsOverage, isGuest } from '../bearer/claims.ts'
+import { identityValuesClean } from '../identity.ts'
 import type { SessionUser } from './record.ts'
 
 export type IdTokenUserResult =
@@ -13,7 +14,11 @@ export type IdTokenUserResult =
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined)
 const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && v !== '') : [])
 
-/** Maps ID-token claims to a session user; on overage `groups` is empty and `groupsSource` is `overage-unresolved` until Graph answers. */
+/**
+ * Maps ID-token claims to a session user; `login-claims-invalid` without an `oid`, or when the id,
+ * name, email or a group carries a control character. On overage `groups` is empty and `groupsSource` is
+ * `overage-unresolved` until Graph answers.
+ */
 export function userFromIdToken(claims: Readonly<Record<string, unknown>>, tenantId: string): IdTokenUserResult {
   if (claims.tid !== tenantId) return { ok: false, reason: 'login-tenant-invalid' }
   const oid = str(claims.oid)
@@ -36,6 +41,8 @@ export function userFromIdToken(claims: Readonly<Record<string, unknown>>, tenan
     roles: strings(claims.roles),
     groupsSource: overage ? 'overage-unresolved' : claims.groups === undefined ? 'none' : 'token',
   }
+  // The same rule as for bearer tokens: GitLab gets these values in headers, which cannot carry controls.
+  if (!identityValuesClean(user)) return { ok: false, reason: 'login-claims-invalid' }
   return { ok: true, user, overage, ...(loginHint !== undefined && { loginHint }), ...(sid !== undefined && { sid }) }
 }
 

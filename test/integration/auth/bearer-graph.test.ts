@@ -34,6 +34,12 @@ describe('graph-groups', () => {
     expect(idp.counts.graphToken - before.graphToken).toBe(1)
   })
 
+  it('keeps only group object ids from Graph (lower-cased): any other value is not a group', async () => {
+    const ODD = '0e0e0e0e-0000-4000-8000-000000000251'
+    idp.setGraphGroups(ODD, ['6C0BD1D2-0000-4000-9000-00000000AAAA', 'admins,other', 'x\r\nX-Evil: 1', '6c0bd1d2-0000-4000-9000-00000000bbbb'])
+    expect(await make().groupsOf(TEST_TENANT, ODD)).toEqual(['6c0bd1d2-0000-4000-9000-00000000aaaa', '6c0bd1d2-0000-4000-9000-00000000bbbb'])
+  })
+
   it('caches per tenant:user and shares one lookup between concurrent callers', async () => {
     const graph = make()
     const before = idp.counts.graph

@@ -129,7 +129,9 @@ describe('accepted bearer tokens reach GitLab as the identity', () => {
     const res = await call(path, { authorization: `Bearer ${await idp.mint({}, { issuer: 'ci' })}` })
     expect(res.status).toBe(200)
     const seen = upstreamHeaders(path)
-    expect(seen['x-forwarded-user']).toBe('ada')
+    // An extra issuer's user is qualified like its groups (docs/bearer.md "Identities").
+    expect(seen['x-forwarded-user']).toBe('gitlab-ci:ada')
+    expect(seen['x-forwarded-user-id']).toBe('gitlab-ci:ada')
     expect(seen['x-forwarded-groups']).toBe('gitlab-ci:platform,gitlab-ci:platform/infra')
     // A CI token of another project is a valid identity without the group: 403.
     expect((await call(uniquePath('/api/v4/ci'), { authorization: `Bearer ${await idp.mint({ project_path: 'other/project', namespace_path: 'other' }, { issuer: 'ci' })}` })).status).toBe(403)

@@ -21,6 +21,16 @@ describe('X-IAP-Assertion', () => {
     expect(signer.jwks().keys[0]).not.toHaveProperty('d')
   })
 
+  it('an extra issuer\'s sub and preferred_username are qualified, so they never read as an Entra user', async () => {
+    const signer = createAssertionSigner({ publicUrl: 'https://gitlab.example.test' })
+    // A GitLab username shaped like ada's Entra object id.
+    const ci: Identity = { kind: 'ci', id: ada.id, name: ada.id, email: 'ada@example.test', groups: ['gitlab-ci:platform'], roles: [], issuer: 'gitlab-ci' }
+    const { payload } = await jwtVerify(signer.assertionFor(ci)!, createLocalJWKSet(signer.jwks() as never), { algorithms: ['ES256'] })
+    expect(payload).toMatchObject({ sub: `gitlab-ci:${ada.id}`, preferred_username: `gitlab-ci:${ada.id}`, email: 'ada@example.test', idp: 'gitlab-ci', kind: 'ci' })
+    const entra = await jwtVerify(signer.assertionFor(ada)!, createLocalJWKSet(signer.jwks() as never), { algorithms: ['ES256'] })
+    expect(entra.payload.sub).not.toBe(payload.sub)
+  })
+
   it('nothing for anonymous requests', () => {
     const signer = createAssertionSigner({ publicUrl: 'https://gitlab.example.test' })
     const headers: Record<string, string> = {}

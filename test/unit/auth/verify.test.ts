@@ -214,8 +214,43 @@ describe('rejects', () => {
     ['an ID token from a refresh (no nonce, app roles, no azp/appid)', { azp: undefined, scp: undefined, roles: ['GitLab.User'] }, 'token-not-access-token'],
     ['neither scp nor roles', { scp: undefined, roles: undefined }, 'token-not-access-token'],
     ['no oid', { oid: undefined }, 'token-subject-missing'],
+    ['exp not a number', { exp: String(now() + 3600) }, 'token-exp-invalid'],
+    ['nbf not a number', { nbf: String(now() - 5) }, 'token-nbf-invalid'],
+    ['iat not a number', { iat: String(now()) }, 'token-iat-invalid'],
   ])('%s', async (_name, claims, reason) => {
     expect(await reasonOf(await sign(userClaims(claims)))).toBe(reason)
+  })
+
+  // Identity values go to GitLab in headers, which cannot carry C0 controls or DEL.
+  it.each([
+    ['CR/LF in preferred_username', { preferred_username: 'ada@example.test\r\nX-Forwarded-User: root' }],
+    ['LF in upn', { upn: 'ada\n@example.test' }],
+    ['NUL in email', { email: 'ada\u0000@example.test' }],
+    ['TAB in a group', { groups: ['g1', 'g\t2'] }],
+    ['DEL in oid', { oid: '7a1d0c55-0000-4000-8000-00000000000\u007f' }],
+  ])('an Entra token with %s: token-claim-invalid', async (_name, claims) => {
+    expect(await reasonOf(await sign(userClaims(claims)))).toBe('token-claim-invalid')
+  })
+
+  it('control characters in claims the identity does not use are no reason to refuse', async () => {
+    // `name` (display name) never goes into a header; upn wins over preferred_username.
+    expect(await reasonOf(await sign(userClaims({ name: 'Ada\r\nLovelace' })))).toBe('accepted')
+    expect(await reasonOf(await sign(userClaims({ upn: 'ada@example.test', preferred_username: 'a\nb' })))).toBe('accepted')
+  })
+
+  it('an extra issuer token with a control character in the mapped user, email or a group: token-claim-invalid', async () => {
+    const ci = (extra: Record<string, unknown>) => ({
+      iss: CI, aud: 'https://gitlab.example.test', user_login: 'ada', user_email: 'ada@example.test', namespace_path: 'platform',
+      project_path: 'platform/infra', iat: now(), exp: now() + 300, ...extra,
+    })
+    expect(await reasonOf(await sign(ci({}), ciKey))).toBe('accepted')
+    for (const extra of [{ user_login: 'ada\r' }, { user_email: 'a\nda@example.test' }, { project_path: 'platform/\u001binfra' }]) {
+      expect(await reasonOf(await sign(ci(extra), ciKey)), JSON.stringify(extra)).toBe('token-claim-invalid')
+    }
+  })
+
+  it('non-ASCII identity values are valid (they go out as UTF-8)', async () => {
+    expect(await reasonOf(await sign(userClaims({ preferred_username: '李雷@example.test', email: 'renée@example.test' })))).toBe('accepted')
   })
 
   it('crit header parameters (validly signed with the issuer key)', async () => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { describe, it, expect } from 'vitest'
-import { forwardableResponseHeaders, sanitizeRequestHeaders, withoutCookies } from '../../../src/proxy/headers.ts'
+import { forwardableResponseHeaders, groupsHeaderValue, sanitizeRequestHeaders, setIdentityHeaders, utf8HeaderValue, withoutCookies } from '../../../src/proxy/headers.ts'
+import type { Identity } from '../../../src/auth/identity.ts'
 
 const request = (headers: Record<string, string>) => ({ headers, socket: { remoteAddress: '::ffff:10.0.0.9' } }) as unknown as IncomingMessage
 const base = { requestId: 'req-1', peerTrusted: false, scheme: 'https' as const, websocket: false }
@@ -51,5 +52,55 @@ describe('forwardableResponseHeaders', () => {
   it('honours every Connection header when GitLab sends several', () => {
     const given = { connection: ['keep-alive', 'X-Internal, X-Other'], 'x-internal': 'secret', 'x-other': 'secret', link: ['<a>; rel=preload', '<b>; rel=preload'] }
     expect(forwardableResponseHeaders(given as never, 'keep-alive')).toEqual({ link: ['<a>; rel=preload', '<b>; rel=preload'], connection: 'keep-alive' })
+  })
+})
+
+describe('identity headers', () => {
+  const OID = '7a1d0c55-0000-4000-8000-000000000001'
+  const ada: Identity = { kind: 'user', id: OID, name: 'ada@example.test', email: 'ada@example.test', groups: ['g1', 'g2'], roles: [], issuer: 'entra' }
+  const headersFor = (identity: Identity) => {
+    const headers: Record<string, string | string[] | undefined> = {}
+    setIdentityHeaders(headers, identity)
+    return headers
+  }
+  /** What GitLab reads: the bytes undici writes for a header string (one byte per character), as UTF-8. */
+  const asGitLabReadsIt = (value: unknown) => Buffer.from(String(value), 'latin1').toString('utf8')
+
+  it('an Entra user: plain values', () => {
+    expect(headersFor(ada)).toEqual({ 'x-forwarded-user-id': OID, 'x-forwarded-user': 'ada@example.test', 'x-forwarded-email': 'ada@example.test', 'x-forwarded-groups': 'g1,g2' })
+  })
+
+  it('non-ASCII values go out as their UTF-8 bytes; ASCII values are the same string', () => {
+    expect(utf8HeaderValue('ada@example.test')).toBe('ada@example.test')
+    // Every character of the handed-over string is one byte (latin1), never above 0xFF: undici sends it as is.
+    for (const value of ['renée@example.test', '李雷@example.test', 'ü😀']) {
+      const sent = utf8HeaderValue(value)
+      expect(sent).toMatch(/^[\u0000-\u00ff]*$/)
+      expect(Buffer.from(sent, 'latin1')).toEqual(Buffer.from(value, 'utf8'))
+    }
+    const headers = headersFor({ ...ada, name: '李雷@example.test', email: 'renée@example.test', groups: ['équipe'] })
+    expect(asGitLabReadsIt(headers['x-forwarded-user'])).toBe('李雷@example.test')
+    expect(asGitLabReadsIt(headers['x-forwarded-email'])).toBe('renée@example.test')
+    expect(asGitLabReadsIt(headers['x-forwarded-groups'])).toBe('équipe')
+  })
+
+  it('X-Forwarded-Groups: % and , inside a group are percent-encoded, so a value never splits', () => {
+    expect(groupsHeaderValue(['g1', 'platform/infra'])).toBe('g1,platform/infra')
+    expect(groupsHeaderValue(['admins,other', '100%', 'a%2Cb'])).toBe('admins%2Cother,100%25,a%252Cb')
+    const sent = String(headersFor({ ...ada, groups: ['g-eng', 'admins,other'] })['x-forwarded-groups'])
+    expect(sent.split(',').map(decodeURIComponent)).toEqual(['g-eng', 'admins,other'])
+  })
+
+  it('an extra issuer\'s id and name are qualified like its groups; the email is not', () => {
+    const ci: Identity = { kind: 'ci', id: OID, name: OID, email: 'ada@example.test', groups: ['gitlab-ci:platform'], roles: [], issuer: 'gitlab-ci' }
+    expect(headersFor(ci)).toEqual({
+      'x-forwarded-user-id': `gitlab-ci:${OID}`, 'x-forwarded-user': `gitlab-ci:${OID}`, 'x-forwarded-email': 'ada@example.test', 'x-forwarded-groups': 'gitlab-ci:platform',
+    })
+    // An app-kind extra issuer: an id, no user headers.
+    expect(headersFor({ kind: 'app', id: 'svc', groups: [], roles: [], issuer: 'partner' })).toEqual({ 'x-forwarded-user-id': 'partner:svc' })
+  })
+
+  it('nothing for anonymous', () => {
+    expect(headersFor({ kind: 'anonymous', id: '', groups: [], roles: [], issuer: '' })).toEqual({})
   })
 })

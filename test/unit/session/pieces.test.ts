@@ -86,6 +86,19 @@ describe('userFromIdToken', () => {
   it('no groups claim → groupsSource none', () => {
     expect(userFromIdToken({ ...claims, groups: undefined }, TENANT)).toMatchObject({ user: { groups: [], groupsSource: 'none' } })
   })
+  it('refuses an id, name, email or group with a control character (headers cannot carry them), as bearer tokens are', () => {
+    for (const extra of [
+      { preferred_username: 'ada@contoso.com\r\nX-Forwarded-User: root' },
+      { upn: 'ada\n@contoso.com' },
+      { email: 'ada\u0000@contoso.com' },
+      { groups: ['g1', 'g\u007f2'] },
+      { oid: '690222be-ff1a-4d56-abd1-7e4f7d38e47\t' },
+    ]) {
+      expect(userFromIdToken({ ...claims, ...extra }, TENANT), JSON.stringify(extra)).toEqual({ ok: false, reason: 'login-claims-invalid' })
+    }
+    // Non-ASCII is fine (sent as UTF-8); the display name never goes into a header.
+    expect(userFromIdToken({ ...claims, preferred_username: '李雷@contoso.com', name: 'Ada\r\n' }, TENANT)).toMatchObject({ ok: true, user: { name: '李雷@contoso.com' } })
+  })
 })
 
 describe('entra client error translation', () => {
