@@ -4,6 +4,8 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { RevokeResult } from '../auth/revocations.ts'
+import { isIapError } from '../errors.ts'
 import type { Metrics } from '../metrics/registry.ts'
 
 export interface ReadinessCheck {
@@ -16,17 +18,22 @@ export interface AdminDeps {
   readonly metrics: Metrics
   readonly token?: string
   readonly checks: readonly ReadinessCheck[]
-  /** Ends a user's sessions everywhere and revokes their bearer tokens issued before now. */
-  readonly revoke?: (user: string) => Promise<{ sessionsEnded: number }>
+  /**
+   * Ends a user's sessions everywhere and revokes their bearer tokens issued before now. Rejects
+   * with `IAP_ERR_SESSION_STORE_UNAVAILABLE` when that could not be completed; it is idempotent.
+   */
+  readonly revoke?: (user: string) => Promise<RevokeResult>
   /** False once shutdown began: readiness fails so the load balancer drains us. */
   readonly accepting: () => boolean
 }
 
 const MAX_BODY = 4096
+/** Seconds a caller of `/admin/revoke` waits before retrying while the session store is down. */
+const REVOKE_RETRY_AFTER_SECONDS = 5
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body) + '\n'
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
   res.end(text)
 }
 
@@ -93,8 +100,23 @@ export function createAdminHandler(deps: AdminDeps) {
           return sendJson(res, 400, { error: 'body must be JSON {"user": "<oid|upn>"}' })
         }
         if (typeof user !== 'string' || user.length === 0 || user.length > 256) return sendJson(res, 400, { error: 'body must be JSON {"user": "<oid|upn>"}' })
-        const result = await deps.revoke(user)
-        return sendJson(res, 200, { revoked: user, revokedAt: new Date().toISOString(), ...result })
+        let result: RevokeResult
+        try {
+          result = await deps.revoke(user)
+        } catch (err) {
+          if (!isIapError(err, 'IAP_ERR_SESSION_STORE_UNAVAILABLE')) throw err
+          // Partly done at most (this replica refuses the user's older tokens); never report success.
+          return sendJson(
+            res,
+            503,
+            {
+              error: `the session store is unavailable, so the revocation of ${JSON.stringify(user)} may not have reached every replica and session; retry the same request (it is safe to repeat) until it answers 200`,
+              code: err.code,
+            },
+            { 'retry-after': String(REVOKE_RETRY_AFTER_SECONDS) },
+          )
+        }
+        return sendJson(res, 200, { revoked: user, revokedAt: new Date(result.at).toISOString(), sessionsEnded: result.sessionsEnded, shared: result.shared })
       }
       sendJson(res, 404, { error: 'not found' })
     } catch (err) {

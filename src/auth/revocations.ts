@@ -2,10 +2,12 @@
  * Revoked users (SPEC `POST /admin/revoke`): a credential of that user issued before the revocation
  * is refused, even when the verified-token cache still holds it. Keyed by object id and by upn
  * (case-insensitive); kept longer than any token lives (Entra CAE tokens: up to 28 h).
- * In-process: the session store broadcasts revocations to the other replicas and calls `revoke` there.
+ * In-process; `shareRevocations` connects it to the session store, which persists and broadcasts
+ * revocations to every replica (with `session.store: redis`) and calls `revoke` there.
  */
 import { LRUCache } from 'lru-cache'
 import type { Identity } from './identity.ts'
+import type { SessionStore } from './session/store.ts'
 
 export interface Revocations {
   /** Revokes credentials of `user` (oid or upn) issued before `atMs` (default: now). */
@@ -52,5 +54,52 @@ export function createRevocations(options: RevocationOptions = {}): Revocations 
       return firstSeenMs === undefined || firstSeenMs <= at
     },
     revokedAt: (user) => revoked.get(key(user)),
+  }
+}
+
+export interface SharedRevocationDeps {
+  readonly revocations: Revocations
+  /** The session store: sessions to end, and the channel to the other replicas. None: this process only. */
+  readonly store?: SessionStore
+  readonly now?: () => number
+  readonly log?: { info(obj: object, msg?: string): void }
+}
+
+/** `POST /admin/revoke`: what a revocation did. */
+export interface RevokeResult {
+  /** The revocation time (epoch ms): credentials issued before it are refused. */
+  readonly at: number
+  readonly sessionsEnded: number
+  /** Whether other replicas (and replicas started later) learn it: the store is Redis. */
+  readonly shared: boolean
+}
+
+/**
+ * Connects `revocations` to the store: revocations recorded there (including those made before this
+ * replica started) and new ones from any replica are applied here. Returns `revoke(user)`.
+ *
+ * `revoke` applies the revocation here first (fail closed on this replica whatever happens next),
+ * then persists and publishes it, then ends the user's sessions. A store failure rejects with
+ * `IAP_ERR_SESSION_STORE_UNAVAILABLE` after the local step; every step is idempotent, so the
+ * caller retries until it succeeds (a retry revokes as of its own time, which covers the first).
+ */
+export function shareRevocations(deps: SharedRevocationDeps): (user: string) => Promise<RevokeResult> {
+  const { revocations, store } = deps
+  const now = deps.now ?? Date.now
+  store?.onRevocation((event) => revocations.revoke(event.user, event.at))
+  return async (user) => {
+    const at = now()
+    const key = user.trim().toLowerCase()
+    revocations.revoke(key, at)
+    let sessionsEnded = 0
+    if (store) {
+      // Published before the sessions are deleted: from here on every replica refuses the older
+      // sessions (`revokedAt`) and bearer tokens even if the deletion below fails and awaits a retry.
+      await store.publishRevocation({ user: key, at })
+      sessionsEnded = await store.deleteUser(key)
+    }
+    const shared = store?.kind === 'redis'
+    deps.log?.info({ user, sessionsEnded, shared }, 'user revoked')
+    return { at, sessionsEnded, shared }
   }
 }

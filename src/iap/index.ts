@@ -1,8 +1,9 @@
 /**
- * Browser sign-in, assembled from the config: the session store (memory or Redis), the session
- * authentication step with refresh at Entra, the `/-/iap/*` endpoints, the upstream-header hook
- * that keeps the IAP's cookies away from GitLab, and user revocation across replicas.
- * `src/server/start.ts` builds it once and hands the pieces to the authenticator and the app.
+ * Browser sign-in, assembled from the config over a session store: the session authentication
+ * step with refresh at Entra, the `/-/iap/*` endpoints, and the upstream-header hook that keeps the
+ * IAP's cookies away from GitLab. `src/server/start.ts` builds the store (it also carries
+ * revocations, with or without sign-in) and this once, and hands the pieces to the authenticator
+ * and the app.
  */
 import type { IncomingMessage } from 'node:http'
 import type { AuthOutcome, SessionStep } from '../auth/authenticate.ts'
@@ -11,9 +12,7 @@ import type { Revocations } from '../auth/revocations.ts'
 import { systemClock, type Clock } from '../auth/session/clock.ts'
 import { userFromIdToken, withGraphGroups } from '../auth/session/id-token-user.ts'
 import { deriveSessionKeys } from '../auth/session/keys.ts'
-import { createMemoryStore } from '../auth/session/memory-store.ts'
 import type { SessionTimeouts } from '../auth/session/record.ts'
-import { createRedisStore } from '../auth/session/redis-store.ts'
 import { createSessions, type Refresher, type Sessions } from '../auth/session/sessions.ts'
 import type { SessionStore } from '../auth/session/store.ts'
 import type { Config } from '../config/schema.ts'
@@ -25,12 +24,12 @@ import { createIapEndpoints } from './endpoints.ts'
 
 export interface BrowserSignInDeps {
   readonly log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void }
-  /** Shared with bearer verification: a revocation also refuses the user's older bearer tokens. */
+  /** Revocations (from `/admin/revoke` on any replica): sessions begun before one are refused. */
   readonly revocations?: Revocations
   readonly graph?: GraphGroups
   readonly clock?: Clock
-  /** Store override (tests, benchmarks). */
-  readonly store?: SessionStore
+  /** The session store (`createConfiguredStore`); its owner closes it. */
+  readonly store: SessionStore
 }
 
 export interface BrowserSignIn {
@@ -46,11 +45,8 @@ export interface BrowserSignIn {
   forwardedCookie(header: string): string | undefined
   /** True for the IAP's own cookie names (the session cookie and its sign-in transaction cookies). */
   isOwnCookie(name: string): boolean
-  /** `/admin/revoke`: ends the user's sessions on every replica and revokes their older bearer tokens everywhere. */
-  revoke(user: string): Promise<{ sessionsEnded: number }>
-  isReady(): boolean
+  /** Details for the `sessions` readiness check (the store's own come from the store). */
   readiness(): Record<string, unknown>
-  close(): Promise<void>
 }
 
 /** Session timeouts from the config (already milliseconds). */
@@ -80,21 +76,7 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
   // `__Host-`/`__Secure-` cookies are only stored with Secure; plain-http loopback demos may drop it otherwise.
   const secureCookies = publicUrl.startsWith('https:') || cookieName.startsWith('__Host-') || cookieName.startsWith('__Secure-')
 
-  let storeErrors = 0
-  const store =
-    deps.store ??
-    (config.session.store === 'redis' && config.session.redis
-      ? createRedisStore({
-          url: config.session.redis.url,
-          keyPrefix: config.session.redis.keyPrefix,
-          ...(config.session.redis.password !== undefined && { password: config.session.redis.password }),
-          indexTtlMs: timeouts.absoluteTimeoutMs,
-          onError: (err) => {
-            // ioredis reports every failed reconnect; one line per burst is enough.
-            if (storeErrors++ % 50 === 0) deps.log.warn({ code: 'IAP_ERR_SESSION_STORE_UNAVAILABLE', error: err.message }, 'session store (redis) error')
-          },
-        })
-      : createMemoryStore({ maxSessions: config.session.maxSessions, maxBytes: config.session.maxSessionMemory, clock }))
+  const store = deps.store
 
   const graph =
     deps.graph ??
@@ -146,9 +128,6 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
     ...(deps.revocations && { revokedAt: deps.revocations.revokedAt }),
   })
 
-  // Every replica records every revocation, for bearer tokens (sessions are deleted in the store).
-  store.onRevocation((event) => deps.revocations?.revoke(event.user, event.at))
-
   const txPrefix = `${cookieName}-tx-`
   const isOwnCookie = (name: string) => name === cookieName || name.startsWith(txPrefix)
 
@@ -177,16 +156,6 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
       return withoutCookies(header, isOwnCookie)
     },
     isOwnCookie,
-    async revoke(user) {
-      const at = clock.now()
-      deps.revocations?.revoke(user, at)
-      const sessionsEnded = await sessions.endUser(user)
-      await store.publishRevocation({ user: user.trim().toLowerCase(), at })
-      deps.log.info({ user, sessionsEnded }, 'user revoked')
-      return { sessionsEnded }
-    },
-    isReady: () => store.isReady(),
-    readiness: () => ({ ...store.readiness(), entraDiscovery: entra.isReady() }),
-    close: () => store.close(),
+    readiness: () => ({ entraDiscovery: entra.isReady() }),
   }
 }

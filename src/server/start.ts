@@ -9,7 +9,9 @@ import { randomUUID } from 'node:crypto'
 import { createAdminHandler, type ReadinessCheck } from '../admin/routes.ts'
 import { createApp, type App, type AppDeps, type OpsLogger } from '../app.ts'
 import { createAuthenticator } from '../auth/authenticate.ts'
-import { createRevocations } from '../auth/revocations.ts'
+import { createRevocations, shareRevocations } from '../auth/revocations.ts'
+import { systemClock } from '../auth/session/clock.ts'
+import { createConfiguredStore, needsSessionStore } from '../auth/session/configured-store.ts'
 import { browserSignInConfigured, createBrowserSignIn } from '../iap/index.ts'
 import { routeIapEndpoints } from '../iap/routes.ts'
 import { createWhoami } from '../iap/whoami.ts'
@@ -90,9 +92,14 @@ export async function startServer(config: Config, options: StartOptions): Promis
       log.error({ code: 'IAP_ERR_LOG_WRITE_FAILED', err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'access log write failed')
     },
   })
-  // Browser sign-in (issue 5): sessions, /-/iap/ endpoints, revocation across replicas; only with entra.clientSecret + session.secret.
+  // The session store: sessions for browser sign-in, and with `session.store: redis` the channel that
+  // persists revocations and carries them to every replica (bearer-only deployments too).
   const revocations = createRevocations()
-  const signIn = browserSignInConfigured(config) ? createBrowserSignIn(config, { log, revocations }) : undefined
+  const withSignIn = browserSignInConfigured(config)
+  const store = needsSessionStore(config, withSignIn) ? createConfiguredStore(config, { log, clock: systemClock, localCache: withSignIn }) : undefined
+  const revoke = shareRevocations({ revocations, ...(store && { store }), log })
+  // Browser sign-in (issue 5): sessions, /-/iap/ endpoints; only with entra.clientSecret + session.secret.
+  const signIn = withSignIn && store ? createBrowserSignIn(config, { log, revocations, store }) : undefined
   const authenticator = createAuthenticator({ config, metrics, log, revocations, ...(signIn && { session: signIn.sessionStep, graph: signIn.graph }) })
   const authenticate = (req: IncomingMessage, ctx: RequestContext) => authenticator.authenticate(req, ctx)
   // Without browser sign-in, whoami still answers for bearer and Basic credentials.
@@ -159,15 +166,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
     { name: 'config', check: () => ({ ready: true }) },
     { name: 'auth', check: () => ({ ready: authenticator.isReady(), detail: authenticator.readiness() }) },
     { name: 'accessLog', check: () => ({ ready: accessLog.healthy || config.accessLog.onError === 'serve' }) },
-    ...(signIn ? [{ name: 'sessions', check: () => ({ ready: signIn.isReady(), detail: signIn.readiness() }) }] : []),
+    // Redis reachable, and the revocations recorded there loaded, before this replica takes traffic.
+    ...(store ? [{ name: 'sessions', check: () => ({ ready: store.isReady(), detail: { ...store.readiness(), ...signIn?.readiness() } }) }] : []),
   ]
-  const admin = createHttpServer(createAdminHandler({
-    metrics, token: config.admin.token, checks, accepting: () => accepting,
-    revoke: async (user) => {
-      authenticator.revocations.revoke(user)
-      return signIn ? signIn.revoke(user) : { sessionsEnded: 0 }
-    },
-  }))
+  const admin = createHttpServer(createAdminHandler({ metrics, token: config.admin.token, checks, accepting: () => accepting, revoke }))
 
   const mainAddress = await listen(main, config.server.listen, 'main')
   let adminAddress: AddressInfo
@@ -209,7 +211,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
       await endWebsockets() // any upgraded during the drain
       await app.close()
       await authenticator.close()
-      await signIn?.close()
+      await store?.close()
       await new Promise<void>((resolve) => admin.close(() => resolve()))
       admin.closeAllConnections()
       await accessLog.close()

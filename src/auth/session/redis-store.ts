@@ -164,10 +164,24 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const deliver = (event: RevocationEvent) => {
     for (const listener of listeners) listener(event)
   }
+  // Not ready before the first replay: a replica that serves before it knows the revocations made
+  // while it was down would accept the revoked users' older bearer tokens.
+  let replayed = false
+  let closed = false
+  let replayRetry: NodeJS.Timeout | undefined
   const replay = async () => {
     // Messages published while this replica was disconnected are lost; the hash has them all.
-    const all = await subscriber.hgetall(revokedHash).catch(() => ({}) as Record<string, string>)
+    let all: Record<string, string>
+    try {
+      all = await subscriber.hgetall(revokedHash)
+    } catch (err) {
+      report(err as Error)
+      // The next 'ready' replays too; this retry covers a failure on a connection that stays up.
+      if (!closed && replayRetry === undefined) replayRetry = setTimeout(() => ((replayRetry = undefined), void replay()), 1000).unref()
+      return
+    }
     for (const [user, at] of Object.entries(all)) deliver({ user, at: Number(at) })
+    replayed = true
   }
   subscriber.on('message', (ch: string, message: string) => {
     if (ch !== channel) return
@@ -267,9 +281,18 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
       listeners.push(listener)
       if (subscriber.status === 'ready') void replay()
     },
-    isReady: () => client.status === 'ready',
-    readiness: () => ({ store: 'redis', status: client.status, localCache: localCache?.cache.enabled ? 'tracking' : 'off', ...(lastError !== undefined && client.status !== 'ready' && { error: lastError }) }),
+    // Both connections: without the subscriber, revocations from other replicas would not arrive.
+    isReady: () => client.status === 'ready' && subscriber.status === 'ready' && replayed,
+    readiness: () => ({
+      store: 'redis',
+      status: client.status,
+      revocations: subscriber.status !== 'ready' ? subscriber.status : replayed ? 'subscribed' : 'loading',
+      localCache: localCache?.cache.enabled ? 'tracking' : 'off',
+      ...(lastError !== undefined && (client.status !== 'ready' || subscriber.status !== 'ready' || !replayed) && { error: lastError }),
+    }),
     async close() {
+      closed = true
+      clearTimeout(replayRetry)
       client.disconnect()
       subscriber.disconnect()
       localCache?.close()

@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { DEMO_USERS } from '../../../src/devidp/index.ts'
 import type { ServeHandle } from '../../helpers/serve.ts'
 import { hasRedisServer, startRedisServer, type RedisServer } from './redis-server.ts'
-import { createBrowser, revoke, startStack, type Stack } from './stack.ts'
+import { ADMIN_TOKEN, createBrowser, revoke, startStack, type Stack } from './stack.ts'
 
 const CI = process.env.CI === 'true'
 if (!hasRedisServer) {
@@ -168,5 +168,57 @@ describe.skipIf(!hasRedisServer)('sessions in Redis across two serve processes',
     expect(ready).toBe(200)
     expect((await get(a, '/group/project', cookie)).status).toBe(200)
     expect((await createBrowser().navigate(`${a.url}/group/project`, 'carol')).status).toBe(200)
+  }, 30_000)
+})
+
+describe.skipIf(!hasRedisServer)('/admin/revoke while Redis is down', () => {
+  it('answers 503 with a Retry-After; the retry, once Redis is back, ends the sessions and reaches the other replica', async () => {
+    const browser = createBrowser()
+    expect((await browser.navigate(`${a.url}/group/project`, 'carol')).status).toBe(200)
+    const cookie = cookieFor(browser, a)
+    const bearer = { authorization: `Bearer ${stack.idp.mintAccessToken({ user: 'carol', audience: 'api://gitlab-iap' })}` }
+    expect((await get(b, '/group/project', cookie)).status).toBe(200)
+    expect((await get(b, '/group/project', '', 'application/json', bearer)).status).toBe(200)
+    await sleep(1000) // the token's iat (whole seconds) must precede the revocation
+
+    await redis.kill()
+    let failed: Awaited<ReturnType<typeof revoke>> & { retryAfter?: string | null }
+    try {
+      let ready = 200
+      for (let i = 0; i < 100 && ready === 200; i++) {
+        ready = (await fetch(`${a.adminUrl}/readyz`)).status
+        if (ready === 200) await sleep(20)
+      }
+      const res = await fetch(`${a.adminUrl}/admin/revoke`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ user: DEMO_USERS.carol.upn }) })
+      failed = { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as Record<string, unknown> }
+    } finally {
+      await redis.restart()
+    }
+    expect(failed.status).toBe(503)
+    expect(failed.retryAfter).toBe('5')
+    expect(failed.body).toMatchObject({ code: 'IAP_ERR_SESSION_STORE_UNAVAILABLE' })
+    expect(String(failed.body.error)).toMatch(/retry/)
+
+    for (const target of [a, b]) {
+      let ready = 0
+      for (let i = 0; i < 100 && ready !== 200; i++) {
+        ready = (await fetch(`${target.adminUrl}/readyz`)).status
+        if (ready !== 200) await sleep(100)
+      }
+      expect(ready).toBe(200)
+    }
+    // The same request again completes everything.
+    const retried = await revoke(a, DEMO_USERS.carol.upn)
+    expect(retried.status).toBe(200)
+    expect(retried.body).toMatchObject({ revoked: DEMO_USERS.carol.upn, shared: true })
+    // This session and any carol opened in the tests above.
+    expect(retried.body.sessionsEnded).toBeGreaterThanOrEqual(1)
+    for (const target of [a, b]) expect((await get(target, '/group/project', cookie)).status).toBe(401)
+    let status = 0
+    for (let i = 0; i < 40 && status !== 401; i++) {
+      status = (await get(b, '/group/project', '', 'application/json', bearer)).status
+      if (status !== 401) await sleep(50)
+    }
+    expect(status).toBe(401)
   }, 30_000)
 })
