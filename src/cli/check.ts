@@ -1,4 +1,6 @@
 /** `gitlab-iap check`: validate the config and print a readable summary. Exit 0 valid, 1 invalid. */
+import { accessSync, constants, statSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
 import { configWarnings } from '../config/warnings.ts'
 import { readTlsFiles } from '../server/tls-files.ts'
@@ -69,5 +71,27 @@ export async function runCheck(argv: string[], io: CliIo): Promise<number> {
   if (config.server.tls) readTlsFiles(config.server.tls)
   io.stdout.write(summarizeConfig(config, path))
   for (const warning of configWarnings(config)) io.stderr.write(`warning: ${warning.key}: ${warning.message}\n`)
+  const logProblem = config.accessLog.output === 'stdout' ? undefined : logDirectoryProblem(config.accessLog.output)
+  if (logProblem) io.stderr.write(`warning: accessLog.output: ${logProblem} on this machine (serve would run without its access log)\n`)
   return 0
+}
+
+/**
+ * Why the access-log file could not be written here, if it could not (serve creates missing
+ * directories, so the nearest existing one must be a writable directory). A warning: check may run
+ * on another machine than serve.
+ */
+function logDirectoryProblem(output: string): string | undefined {
+  let dir = dirname(output)
+  for (;;) {
+    try {
+      if (!statSync(dir).isDirectory()) return `${dir} is not a directory`
+      accessSync(dir, constants.W_OK)
+      return undefined
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(dir) === dir) return `directory ${dir} is not writable`
+      dir = dirname(dir)
+    }
+  }
 }

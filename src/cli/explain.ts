@@ -3,7 +3,9 @@
  * `serve` uses (canonical-path gate → GitLab attribution → decide), so what it says is what happens.
  */
 import { ANONYMOUS, type Identity } from '../auth/identity.ts'
+import { isIP } from 'node:net'
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
+import { HTTP_METHODS, isGroupId } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
 import { attribute } from '../gitlab/attribute.ts'
 import { checkCanonicalPath } from '../http/canonical-path.ts'
@@ -47,11 +49,23 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
     return 0
   }
   if (!values.path) throw new IapError('IAP_ERR_CLI_USAGE', '--path is required (e.g. --path /admin/users)')
-  const { config } = loadConfigFile(resolveConfigPath(values.config, io.env), io.env)
+  // A policy question needs no secrets: unset ${VAR}s stand in with placeholders.
+  const { config } = loadConfigFile(resolveConfigPath(values.config, io.env), io.env, { missingEnv: 'placeholder' })
   const method = (values.method ?? 'GET').toUpperCase()
+  if (!HTTP_METHODS.has(method)) throw new IapError('IAP_ERR_CLI_USAGE', `--method ${values.method}: unknown HTTP method (GitLab serves ${[...HTTP_METHODS].join(', ')})`)
+  if (values.ip !== undefined && isIP(values.ip) === 0) throw new IapError('IAP_ERR_CLI_USAGE', `--ip ${values.ip}: not an IPv4 or IPv6 address`)
   const q = values.path.indexOf('?')
   const path = q === -1 ? values.path : values.path.slice(0, q)
-  const groups = (values.group ?? []).map((g) => config.groups[g] ?? g)
+  const groups = (values.group ?? []).map((g) => {
+    if (config.groups[g] !== undefined) return config.groups[g]
+    // The same test check applies to rules: a raw group id, or an alias it knows.
+    if (!isGroupId(g, config.issuers.map((i) => i.name))) {
+      const known = Object.keys(config.groups)
+      throw new IapError('IAP_ERR_CLI_USAGE', `--group ${g}: unknown group alias${known.length ? ` (aliases: ${known.join(', ')})` : ''}; a raw group is an object id or "<issuer>:<group>"`)
+    }
+    // Entra writes object ids in lower case, as rules are folded.
+    return isGroupId(g, []) ? g.toLowerCase() : g
+  })
   const roles = values.role ?? []
   const identity: Identity = values.anonymous || (!values.user && !values.app && groups.length === 0 && roles.length === 0)
     ? ANONYMOUS
@@ -65,12 +79,12 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   const numericId = 'numericId' in attr ? attr.numericId : undefined
   let note: string | undefined
   let decision: Decision
+  let unresolved = false
   if (problem) {
     decision = { result: 'deny', rule: null, reason: problem }
     note = 'the path is not canonical: serve answers 400 and forwards nothing'
   } else {
     const policy = compilePolicy(config)
-    let unresolved = false
     if (numericId !== undefined && policy.needsProjects) {
       if (values.project) project = values.project
       else {
@@ -99,7 +113,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   io.stdout.write(
     [
       `decision: ${shown}${challenged ? ' (challenged: no credential; browsers are sent to sign-in, other clients get 401)' : ''}`,
-      `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : decision.reason === 'project-unresolved' ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
+      `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : unresolved ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
       `reason:   ${decision.reason}`,
       `response: ${status}`,
       `request:  ${method} ${values.path}`,

@@ -1,7 +1,7 @@
 /** argv → command. Every command prints --help; bad input is one line on stderr and a non-zero exit. */
 import { z } from 'zod'
 import { configSchema } from '../config/schema.ts'
-import { isIapError } from '../errors.ts'
+import { IapError, isIapError } from '../errors.ts'
 import { runCheck } from './check.ts'
 import { processIo, fail, type CliIo } from './io.ts'
 import { runServe } from './serve.ts'
@@ -54,7 +54,16 @@ async function loadCommand(name: string): Promise<Command | undefined> {
   if (commands[name]) return commands[name]
   const lazy = LAZY[name]
   if (!lazy) return undefined
-  const mod = (await import(lazy[0])) as Record<string, Command>
+  let mod: Record<string, Command>
+  try {
+    mod = (await import(lazy[0])) as Record<string, Command>
+  } catch (err) {
+    // The demo's OpenID provider is a development dependency: an installed package (or the image) lacks it.
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && name === 'demo') {
+      throw new IapError('IAP_ERR_DEMO_UNAVAILABLE', 'the demo needs the development dependencies (oidc-provider, ws): run it from a checkout with `npm ci && npm run demo`')
+    }
+    throw err
+  }
   return mod[lazy[1]]
 }
 

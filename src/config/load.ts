@@ -13,18 +13,30 @@ export interface LoadedConfig {
   path: string
 }
 
-/** `--config`, else `$GITLAB_IAP_CONFIG`, else `./config.yaml` (SPEC "Command line"). */
+/** `--config`, else `$GITLAB_IAP_CONFIG`, else `./config.yaml` (SPEC "Command line"); an empty value counts as unset. */
 export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return flag ?? env.GITLAB_IAP_CONFIG ?? 'config.yaml'
+  return flag || env.GITLAB_IAP_CONFIG || 'config.yaml'
 }
 
-export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  return { config: parseConfig(readConfigText(path), env, path), path }
+export interface LoadOptions {
+  /**
+   * `error` (serve, check): an unset `${VAR}` is an error naming every missing variable.
+   * `placeholder` (explain): it stands in with a placeholder, so a policy question needs no secrets.
+   */
+  readonly missingEnv?: 'error' | 'placeholder'
 }
 
-export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env, source = 'config'): Config {
-  const expanded = expandEnv(parseYaml(text, source), env, [])
-  return validateConfig(expanded)
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): LoadedConfig {
+  return { config: parseConfig(readConfigText(path), env, path, options), path }
+}
+
+export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env, source = 'config', options: LoadOptions = {}): Config {
+  const expansion = new Expansion(env)
+  const expanded = expansion.expand(parseYaml(text, source), [])
+  if (expansion.missing.length > 0 && options.missingEnv !== 'placeholder') {
+    throw new IapError('IAP_ERR_CONFIG_ENV_MISSING', expansion.missing.map(({ path, name }) => `${path}: environment variable ${name} is not set`).join('; '))
+  }
+  return validateConfig(expanded, expansion)
 }
 
 function readConfigText(path: string): string {
@@ -37,11 +49,13 @@ function readConfigText(path: string): string {
 }
 
 function parseYaml(text: string, source: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true })
+  // `merge`: YAML 1.1 merge keys (`<<: *defaults`), which Helm and Compose users write.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true })
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!
     const line = first.linePos?.[0]
-    throw new IapError('IAP_ERR_CONFIG_INVALID', `${source}${line ? `:${line.line}:${line.col}` : ''}: invalid YAML: ${first.message.split('\n')[0]}`)
+    const message = first.code === 'MULTIPLE_DOCS' ? 'a config file holds one YAML document; a second one starts here' : first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')
+    throw new IapError('IAP_ERR_CONFIG_INVALID', `${source}${line ? `:${line.line}:${line.col}` : ''}: invalid YAML: ${message}`)
   }
   return doc.toJS() ?? {}
 }
@@ -53,7 +67,11 @@ function parseYaml(text: string, source: string): unknown {
  */
 export function loadAccessLogConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config['accessLog'] {
   const raw = parseYaml(readConfigText(path), path) as { accessLog?: unknown }
-  const section = expandEnv(raw.accessLog ?? {}, env, ['accessLog'])
+  const expansion = new Expansion(env)
+  const section = expansion.expand(raw.accessLog ?? {}, ['accessLog'])
+  if (expansion.missing.length > 0) {
+    throw new IapError('IAP_ERR_CONFIG_ENV_MISSING', expansion.missing.map(({ path, name }) => `${path}: environment variable ${name} is not set`).join('; '))
+  }
   const result = accessLogSchema.safeParse(section)
   if (!result.success) {
     throw new IapError('IAP_ERR_CONFIG_INVALID', formatIssues(result.error.issues.map((issue) => ({ ...issue, path: ['accessLog', ...issue.path] }))).join('; '))
@@ -61,10 +79,34 @@ export function loadAccessLogConfig(path: string, env: NodeJS.ProcessEnv = proce
   return deepFreeze(result.data)
 }
 
-export function validateConfig(raw: unknown): Config {
-  const result = configSchema.safeParse(raw)
+/**
+ * Only the `groups:` aliases of a config file (alias → id), for `logs --group`: read without the
+ * rest, so it runs where the secrets `serve` needs are not set. An alias whose `${VAR}` is unset is left out.
+ */
+export function loadGroupAliases(path: string, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const section = (parseYaml(readConfigText(path), path) as { groups?: unknown }).groups
+  const aliases: Record<string, string> = {}
+  if (section === null || typeof section !== 'object' || Array.isArray(section)) return aliases
+  for (const [alias, value] of Object.entries(section)) {
+    const expansion = new Expansion(env)
+    const id = expansion.expand(value, ['groups', alias])
+    if (typeof id === 'string' && expansion.missing.length === 0) aliases[alias] = id
+  }
+  return aliases
+}
+
+export function validateConfig(raw: unknown, expansion?: Expansion): Config {
+  let result = configSchema.safeParse(raw)
+  // A number or boolean can only come from the environment as text: `timeoutSeconds: ${TIMEOUT}`.
+  if (!result.success && expansion?.coerce(raw, result.error.issues)) result = configSchema.safeParse(raw)
   if (!result.success) {
-    throw new IapError('IAP_ERR_CONFIG_INVALID', formatIssues(result.error.issues).join('; '))
+    // A placeholder that stood in for a missing variable failed validation: name the variable, not the placeholder.
+    const missing = new Map(expansion?.missing.map(({ path, name }) => [path, name]))
+    const issues = result.error.issues.map((issue) => {
+      const name = missing.get(formatPath(issue.path))
+      return name ? { ...issue, code: 'custom' as const, message: `environment variable ${name} is not set` } : issue
+    })
+    throw new IapError('IAP_ERR_CONFIG_INVALID', formatIssues(issues).join('; '))
   }
   return deepFreeze(result.data)
 }
@@ -92,35 +134,69 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out
 }
 
-const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$/g
+/** `${VAR}`, `${VAR:-default}` (the default when VAR is unset or empty), or `$$` for a literal `$`. */
+const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$/g
 
 /** A value that was exactly one `${VAR}` whose variable is empty: the key is left out, as if unset. */
 const UNSET = Symbol('unset')
 
 /**
- * Expands `${VAR}` inside string values (not keys); `$$` is a literal `$`. A missing variable is an
- * error naming it; a value that is only `${VAR}` with VAR empty leaves its key out (an optional key
- * such as `upstream.apiToken` is then unset, a required one is reported as required).
+ * Expands `${VAR}` inside string values (not keys; after YAML parsing, so a variable's text can never
+ * add keys or change the structure). A missing variable is collected with its key path; a value that is
+ * only `${VAR}` with VAR empty leaves its key out (an optional key such as `upstream.apiToken` is then
+ * unset, a required one is reported as required).
  */
-function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: (string | number)[]): unknown {
-  if (typeof value === 'string') {
-    let only = true
-    const expanded = value.replace(VAR, (whole, name: string | undefined, offset: number) => {
-      if (name === undefined) return '$'
-      if (offset !== 0 || whole.length !== value.length) only = false
-      const found = env[name]
-      if (found === undefined) {
-        throw new IapError('IAP_ERR_CONFIG_ENV_MISSING', `${formatPath(path) || 'config'}: environment variable ${name} is not set`)
-      }
-      return found
-    })
-    return expanded === '' && only && value !== '' ? UNSET : expanded
+class Expansion {
+  readonly missing: { path: string; name: string }[] = []
+  /** Key paths whose whole value was one `${VAR}`: the only values that may be read as a number or boolean. */
+  private readonly whole = new Set<string>()
+  private readonly env: NodeJS.ProcessEnv
+
+  constructor(env: NodeJS.ProcessEnv) {
+    this.env = env
   }
-  if (Array.isArray(value)) return value.map((item, i) => expandEnv(item, env, [...path, i])).filter((item) => item !== UNSET)
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k])]).filter(([, v]) => v !== UNSET))
+
+  expand(value: unknown, path: (string | number)[]): unknown {
+    if (typeof value === 'string') {
+      let only = true
+      const expanded = value.replace(VAR, (whole, name: string | undefined, fallback: string | undefined, offset: number) => {
+        if (name === undefined) return '$'
+        if (offset !== 0 || whole.length !== value.length) only = false
+        const found = this.env[name]
+        if (fallback !== undefined && (found === undefined || found === '')) return fallback
+        if (found === undefined) {
+          this.missing.push({ path: formatPath(path) || 'config', name })
+          return `unset-${name}-${'x'.repeat(32)}`
+        }
+        return found
+      })
+      if (only && VAR.test(value)) this.whole.add(formatPath(path))
+      VAR.lastIndex = 0
+      return expanded === '' && only && value !== '' ? UNSET : expanded
+    }
+    if (Array.isArray(value)) return value.map((item, i) => this.expand(item, [...path, i])).filter((item) => item !== UNSET)
+    if (value !== null && typeof value === 'object') {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.expand(v, [...path, k])]).filter(([, v]) => v !== UNSET))
+    }
+    return value
   }
-  return value
+
+  /** Reads whole-`${VAR}` values the schema wants as numbers or booleans as such; true when any changed. */
+  coerce(raw: unknown, issues: readonly z.core.$ZodIssue[]): boolean {
+    let changed = false
+    for (const issue of issues) {
+      if (issue.code !== 'invalid_type' || !this.whole.has(formatPath(issue.path)) || issue.path.length === 0) continue
+      const parent = issue.path.slice(0, -1).reduce<unknown>((node, key) => (node as Record<PropertyKey, unknown> | undefined)?.[key], raw) as Record<PropertyKey, unknown> | undefined
+      const key = issue.path[issue.path.length - 1]!
+      const text = parent?.[key]
+      if (typeof text !== 'string') continue
+      if (issue.expected === 'number' && /^-?\d+(?:\.\d+)?$/.test(text.trim())) parent![key] = Number(text)
+      else if (issue.expected === 'boolean' && /^(?:true|false)$/i.test(text.trim())) parent![key] = text.trim().toLowerCase() === 'true'
+      else continue
+      changed = true
+    }
+    return changed
+  }
 }
 
 function deepFreeze<T>(value: T): T {

@@ -10,12 +10,12 @@ import { parseDurationMs, parseSizeBytes } from './units.ts'
 
 const duration = (description: string) =>
   z
-    .string()
-    .describe(`${description} A duration such as "90s", "10m", "12h" or "7d".`)
-    .transform((text, ctx) => {
-      const ms = parseDurationMs(text)
+    .union([z.string(), z.number().positive()])
+    .describe(`${description} A duration such as "90s", "10m", "1h30m", "12h" or "7d"; a number is seconds.`)
+    .transform((value, ctx) => {
+      const ms = typeof value === 'number' ? Math.round(value * 1000) : parseDurationMs(value)
       if (ms === undefined || ms <= 0) {
-        ctx.addIssue({ code: 'custom', message: `invalid duration "${text}" (use e.g. "90s", "10m", "12h")` })
+        ctx.addIssue({ code: 'custom', message: `invalid duration "${value}" (use e.g. "90s", "10m", "1h30m", "12h")` })
         return z.NEVER
       }
       return ms
@@ -24,7 +24,7 @@ const duration = (description: string) =>
 const size = (description: string) =>
   z
     .union([z.string(), z.number().int().positive()])
-    .describe(`${description} A size such as "100MiB", "1GiB" or a number of bytes.`)
+    .describe(`${description} A size such as "100MiB", "1GiB", "100M" (decimal) or a number of bytes.`)
     .transform((value, ctx) => {
       const bytes = typeof value === 'number' ? value : parseSizeBytes(value)
       if (bytes === undefined || bytes <= 0) {
@@ -36,8 +36,10 @@ const size = (description: string) =>
 
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'must be "host:port", e.g. "0.0.0.0:8080" or "[::]:8080"')
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+)?:\d{1,5}$/, 'must be "host:port", e.g. "0.0.0.0:8080", "[::]:8080" or ":8080"')
   .refine((text) => Number(text.slice(text.lastIndexOf(':') + 1)) <= 65535, 'port must be at most 65535')
+  // ":8080" (Go's spelling) listens on every IPv4 interface, like the default "0.0.0.0:8080".
+  .transform((text) => (text.startsWith(':') ? `0.0.0.0${text}` : text))
 
 const cidr = z.string().superRefine((text, ctx) => {
   const problem = checkCidr(text)
@@ -130,18 +132,29 @@ const session = z.strictObject({
   maxSessionMemory: size('memory store: about how much memory all sessions may take (oldest evicted first; a typical session is about 5 KB).').prefault('128MiB'),
 })
 
+/** The methods GitLab (Rails, Workhorse, Grape) routes; anything else can only be a typo in a rule. */
+export const HTTP_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+
 const rule = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ".", "_" or "-"'),
   paths: z.array(nonEmpty.regex(/^\//, 'must start with "/"')).min(1).optional(),
   projects: z.array(nonEmpty).min(1).optional(),
-  methods: z.array(z.string().regex(/^[A-Za-z]+$/, 'must be an HTTP method').transform((m) => m.toUpperCase())).min(1).optional(),
+  methods: z
+    .array(
+      z
+        .string()
+        .transform((m) => m.toUpperCase())
+        .refine((m) => HTTP_METHODS.has(m), { error: (issue) => `unknown HTTP method "${String(issue.input)}" (GitLab serves ${[...HTTP_METHODS].join(', ')})` }),
+    )
+    .min(1)
+    .optional(),
   sourceIps: z.array(cidr).min(1).optional(),
   public: z.literal(true).optional(),
   deny: z.literal(true).optional(),
-  groups: z.array(nonEmpty.transform(lowerGuid)).optional(),
-  users: z.array(nonEmpty).optional(),
-  roles: z.array(nonEmpty).optional(),
-  apps: z.array(nonEmpty.transform(lowerGuid)).optional(),
+  groups: z.array(nonEmpty.transform(lowerGuid)).min(1, 'an empty list never allows anyone: name a group, or use `deny: true`').optional(),
+  users: z.array(nonEmpty).min(1, 'an empty list never allows anyone').optional(),
+  roles: z.array(nonEmpty).min(1, 'an empty list never allows anyone').optional(),
+  apps: z.array(nonEmpty.transform(lowerGuid)).min(1, 'an empty list never allows anyone').optional(),
 })
 
 const policy = z.strictObject({
@@ -187,7 +200,7 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: at(), message: 'a rule needs exactly one outcome: `public: true`, `deny: true`, or any of groups/users/roles/apps' })
       }
       rule.groups?.forEach((group, g) => {
-        if (!(group in config.groups) && !looksLikeGroupId(group, config.issuers.map((i) => i.name))) {
+        if (!(group in config.groups) && !isGroupId(group, config.issuers.map((i) => i.name))) {
           ctx.addIssue({ code: 'custom', path: at('groups', g), message: `unknown group alias "${group}"` })
         }
       })
@@ -197,6 +210,9 @@ export const configSchema = z
       if (seenIssuers.has(iss.name)) ctx.addIssue({ code: 'custom', path: ['issuers', index, 'name'], message: `duplicate or reserved issuer name "${iss.name}"` })
       seenIssuers.add(iss.name)
     })
+    if (config.admin.listen === config.server.listen && !config.server.listen.endsWith(':0')) {
+      ctx.addIssue({ code: 'custom', path: ['admin', 'listen'], message: `same address as server.listen (${config.server.listen}): the admin listener needs its own port` })
+    }
     if (config.session.store === 'redis' && !config.session.redis) {
       ctx.addIssue({ code: 'custom', path: ['session', 'redis'], message: '`session.store: redis` needs `session.redis.url`' })
     }
@@ -209,7 +225,7 @@ export const configSchema = z
   })
 
 /** A raw group value in a rule: an Entra object id (GUID) or an issuer-qualified value ("gitlab-ci:group"). */
-function looksLikeGroupId(value: string, issuerNames: string[]): boolean {
+export function isGroupId(value: string, issuerNames: string[]): boolean {
   if (GUID.test(value)) return true
   const colon = value.indexOf(':')
   return colon > 0 && issuerNames.includes(value.slice(0, colon))

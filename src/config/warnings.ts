@@ -2,7 +2,7 @@
  * Valid but weak settings: the proxy runs with them and says so (serve logs each at start, `check`
  * prints them), rather than refusing a config the SPEC allows.
  */
-import type { Config } from './schema.ts'
+import { isGroupId, type Config } from './schema.ts'
 
 export interface ConfigWarning {
   readonly code: string
@@ -19,6 +19,12 @@ export function configWarnings(config: Config): ConfigWarning[] {
   const key = config.accessLog.integrity?.key
   if (key !== undefined && Buffer.byteLength(key) < 32) {
     warnings.push({ code: 'IAP_WARN_LOG_KEY_SHORT', key: 'accessLog.integrity.key', message: 'shorter than 32 bytes: a weak HMAC key lets a forger rebuild the chain; generate one with `openssl rand -base64 48`' })
+  }
+  const issuers = config.issuers.map((i) => i.name)
+  for (const [alias, value] of Object.entries(config.groups)) {
+    if (!isGroupId(value, issuers)) {
+      warnings.push({ code: 'IAP_WARN_GROUP_NOT_AN_ID', key: `groups.${alias}`, message: `"${value}" is neither an Entra group object id nor "<issuer>:<group>": it matches only if the token's groups claim carries exactly this value` })
+    }
   }
   return warnings
 }

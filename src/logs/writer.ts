@@ -40,6 +40,17 @@ export interface LogWriter {
 
 type Destination = ReturnType<typeof pino.destination>
 
+/**
+ * Drops a destination. SonicBoom's destroy() of a file that never opened (a missing directory, a
+ * permission error) waits for a 'ready' that never comes, and pino's exit hook then throws
+ * "sonic boom is not ready yet" with a stack trace on the way out: such a stream is marked destroyed here.
+ */
+function discard(d: Destination): void {
+  const stream = d as Destination & { fd: number; destroyed: boolean }
+  if (stream.fd === -1) stream.destroyed = true
+  else d.destroy()
+}
+
 const REOPEN_DELAY_MS = 1000
 /** Longest a line waits in the batch before it is written. */
 const BATCH_MS = 25
@@ -109,7 +120,7 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     }
     if (reopenTimer || closed) return
     try {
-      dest.destroy()
+      discard(dest)
     } catch {
       // already destroyed
     }
@@ -262,7 +273,7 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
       process.off('exit', onExit)
       clearTimeout(reopenTimer)
       if (reopenTimer || !healthy) {
-        dest.destroy()
+        discard(dest)
         return
       }
       // A destination that cannot be written (disk full) never drains: do not let it hold shutdown.

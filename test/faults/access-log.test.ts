@@ -2,6 +2,9 @@
  * The access log cannot be written (disk full: /dev/full answers ENOSPC to every write).
  * `accessLog.onError: serve` keeps serving and alerts in metrics; `deny` refuses with 503.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { baseConfig, startServe } from '../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
@@ -42,5 +45,22 @@ describe('log destination full', () => {
     } finally {
       await proxy.stop()
     }
+  })
+})
+
+describe('log file that cannot be opened', () => {
+  it('keeps serving, and shuts down cleanly: no stack trace on the way out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iap-log-unopenable-'))
+    writeFileSync(join(dir, 'not-a-dir'), '')
+    const proxy = await startServe(baseConfig(upstream.url, { accessLog: { output: join(dir, 'not-a-dir', 'access.log'), onError: 'serve' } }))
+    try {
+      expect((await fetch(`${proxy.url}/api/v4/x`)).status).toBe(200)
+      await expect.poll(() => proxy.stderr(), { timeout: 3000 }).toContain('IAP_ERR_LOG_WRITE_FAILED')
+    } finally {
+      expect(await proxy.stop()).toBe(0)
+      rmSync(dir, { recursive: true, force: true })
+    }
+    expect(proxy.stderr()).toContain('"msg":"stopped"')
+    expect(proxy.stderr()).not.toMatch(/sonic boom|\n\s+at /)
   })
 })

@@ -52,6 +52,24 @@ describe('gitlab-iap check / serve on bad input', () => {
     expect(result.stderr.trim()).toBe('gitlab-iap: admin.token: environment variable IAP_ADMIN_TOKEN_NOT_SET is not set')
   })
 
+  it('check names every missing variable at once; an empty $GITLAB_IAP_CONFIG falls back to ./config.yaml', async () => {
+    const file = writeConfig(broken.replace('groups: [admns]', 'groups: [admins]').replace('listen: "127.0.0.1:0" }\nupstream', 'listen: "127.0.0.1:0", token: "${IAP_T_UNSET_1}" }\nsession: { secret: "${IAP_T_UNSET_2}" }\nupstream'))
+    const result = await cli(['check', '--config', file.path])
+    file.cleanup()
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim()).toBe('gitlab-iap: admin.token: environment variable IAP_T_UNSET_1 is not set; session.secret: environment variable IAP_T_UNSET_2 is not set')
+    const fallback = await cli(['check'], { GITLAB_IAP_CONFIG: '' })
+    expect(fallback.stderr.trim()).toBe('gitlab-iap: cannot read config config.yaml: no such file')
+  })
+
+  it('check warns when the access-log file could not be written on this machine', async () => {
+    const file = writeConfig(broken.replace('groups: [admns]', 'groups: [admins]') + `accessLog: { output: "${BIN}/sub/access.log" }\n`)
+    const result = await cli(['check', '--config', file.path])
+    file.cleanup()
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain(`warning: accessLog.output: ${BIN} is not a directory on this machine`)
+  })
+
   it('finds the config through $GITLAB_IAP_CONFIG and prints a summary', async () => {
     const file = writeConfig(broken.replace('groups: [admns]', 'groups: [admins]'))
     const result = await cli(['check'], { GITLAB_IAP_CONFIG: file.path })

@@ -37,6 +37,31 @@ describe('gitlab-iap explain', () => {
     expect(bad).toMatchObject({ decision: 'deny', rule: null, reason: 'path-encoded-dot', status: 400 })
   })
 
+  it('an anonymous request the policy would refuse is challenged; the text still says why no rule decided', async () => {
+    const anon = await cli(['explain', '--config', 'config.example.yaml', '--path', '/api/v4/projects/42/issues', '--anonymous'], EXAMPLE_ENV)
+    expect(anon.stdout).toMatch(/^decision: deny \(challenged: no credential; browsers are sent to sign-in, other clients get 401\)$/m)
+    expect(anon.stdout).toMatch(/^rule:\s+\(none: the project could not be resolved\)$/m)
+    expect(anon.stdout).toMatch(/^reason:\s+login-required$/m)
+    expect(anon.stdout).toMatch(/^response: 302 to sign-in \(browsers\) or 401$/m)
+    const signedIn = JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', '/api/v4/projects/42/issues', '--group', 'engineering', '--json'], EXAMPLE_ENV)).stdout)
+    expect(signedIn).toMatchObject({ decision: 'deny', rule: null, reason: 'project-unresolved', status: 403 })
+  })
+
+  it('needs none of the secrets serve needs; refuses an unknown alias, method or address in one line', async () => {
+    const bare = await cli(['explain', '--config', 'config.example.yaml', '--path', '/admin/users', '--group', 'admins'])
+    expect(bare.code).toBe(0)
+    expect(bare.stdout).toMatch(/^decision: allow$/m)
+    const alias = await cli(['explain', '--config', 'config.example.yaml', '--path', '/admin/users', '--group', 'admns'], EXAMPLE_ENV)
+    expect(alias.code).toBe(2)
+    expect(alias.stderr.trim()).toMatch(/^gitlab-iap: --group admns: unknown group alias \(aliases: admins, .*\); a raw group is an object id or "<issuer>:<group>"$/)
+    const method = await cli(['explain', '--config', 'config.example.yaml', '--path', '/x', '--method', 'G T'], EXAMPLE_ENV)
+    expect(method.code).toBe(2)
+    expect(method.stderr.trim()).toMatch(/^gitlab-iap: --method G T: unknown HTTP method/)
+    const ip = await cli(['explain', '--config', 'config.example.yaml', '--path', '/x', '--ip', 'bogus'], EXAMPLE_ENV)
+    expect(ip.code).toBe(2)
+    expect(ip.stderr.trim()).toBe('gitlab-iap: --ip bogus: not an IPv4 or IPv6 address')
+  })
+
   it('requires --path', async () => {
     const res = await cli(['explain', '--config', 'config.example.yaml'], EXAMPLE_ENV)
     expect(res.code).toBe(2)
@@ -58,10 +83,11 @@ describe('hot reload', () => {
     const proxy = await startServe(baseConfig(upstream.url, rules('/a/**')))
     try {
       expect((await fetch(`${proxy.url}/a/x`)).status).toBe(200)
-      expect((await fetch(`${proxy.url}/b/x`)).status).toBe(403)
+      // No rule matches /b/x: a request without credentials is challenged (401), not refused.
+      expect((await fetch(`${proxy.url}/b/x`)).status).toBe(401)
       writeFileSync(proxy.configPath, JSON.stringify(baseConfig(upstream.url, rules('/b/**'))))
       await expect.poll(async () => (await fetch(`${proxy.url}/b/x`)).status, { timeout: 5000 }).toBe(200)
-      expect((await fetch(`${proxy.url}/a/x`)).status).toBe(403)
+      expect((await fetch(`${proxy.url}/a/x`)).status).toBe(401)
 
       const before = proxy.stderr().length
       writeFileSync(proxy.configPath, JSON.stringify({ ...baseConfig(upstream.url, rules('/c/**')), policy: { rules: [{ name: 'broken', paths: ['/c/**'], groups: ['nope'] }] } }))

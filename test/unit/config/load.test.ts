@@ -42,6 +42,47 @@ describe('config loading', () => {
     expect(err.message).toBe('admin.token: environment variable ADMIN_TOKEN is not set')
   })
 
+  it('names every missing variable at once; explain-style loading stands in placeholders and names a variable only where its placeholder fails', () => {
+    const text = `${minimal}admin: { token: "\${ADMIN_TOKEN}" }\nsession: { secret: "\${SESSION_SECRET}" }\n`
+    expect(errorOf(text).message).toBe('admin.token: environment variable ADMIN_TOKEN is not set; session.secret: environment variable SESSION_SECRET is not set')
+    expect(parseConfig(text, {}, 'config', { missingEnv: 'placeholder' }).policy.default).toBe('deny')
+    expect(() => parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "\${UPSTREAM}" }\n`, {}, 'config', { missingEnv: 'placeholder' })).toThrow(
+      /^upstream\.url: environment variable UPSTREAM is not set$/,
+    )
+  })
+
+  it('${VAR:-default} falls back when VAR is unset or empty; a whole-value variable can be a number or a boolean', () => {
+    const text = `${minimal}admin: { token: "\${ADMIN_TOKEN:-fallback-token-0123456789}" }\n`
+    expect(parseConfig(text, {}).admin.token).toBe('fallback-token-0123456789')
+    expect(parseConfig(text, { ADMIN_TOKEN: '' }).admin.token).toBe('fallback-token-0123456789')
+    expect(parseConfig(text, { ADMIN_TOKEN: 'from-env-token-0123456789' }).admin.token).toBe('from-env-token-0123456789')
+    const typed = parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://gitlab:8181", timeoutSeconds: "\${TIMEOUT}" }\naccessLog: { rotate: { compress: "\${COMPRESS}" } }\n`, { TIMEOUT: '60', COMPRESS: 'false' })
+    expect(typed.upstream.timeoutSeconds).toBe(60)
+    expect(typed.accessLog.rotate.compress).toBe(false)
+    // Only a whole value is read as a number: text around a variable keeps it a string (and the key then rejects it).
+    expect(errorOf(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://gitlab:8181", timeoutSeconds: "1\${TIMEOUT}" }\n`, { TIMEOUT: '0' }).message).toMatch(/^upstream\.timeoutSeconds: /)
+    // A variable's text never becomes structure: it is expanded after YAML parsing.
+    expect(parseConfig(`${minimal}admin: { token: "\${T}" }\n`, { T: 'x\nbogus: 1 0123456789' }).admin.token).toBe('x\nbogus: 1 0123456789')
+  })
+
+  it('reads YAML merge keys, ":8080" listeners, and refuses an admin listener on the main port', () => {
+    const config = parseConfig(`${minimal}policy:\n  rules:\n    - &base { name: a, paths: ["/a"], public: true }\n    - { <<: *base, name: b, paths: ["/b"] }\n`, {})
+    expect(config.policy.rules.map((r) => [r.name, r.paths, r.public])).toEqual([['a', ['/a'], true], ['b', ['/b'], true]])
+    expect(parseConfig(`server: { publicUrl: "https://g.example.com", listen: ":8080" }\nupstream: { url: "http://gitlab:8181" }\n`, {}).server.listen).toBe('0.0.0.0:8080')
+    expect(errorOf(`server: { publicUrl: "https://g.example.com", listen: "0.0.0.0:9090" }\nupstream: { url: "http://gitlab:8181" }\n`).message).toMatch(/^admin\.listen: same address as server\.listen/)
+  })
+
+  it('YAML errors name the line and column; a second document is refused in plain words', () => {
+    expect(errorOf('server:\n  a: 1\n   b: 2\n').message).toMatch(/^config:\d+:\d+: invalid YAML: /)
+    expect(errorOf(`${minimal}---\nother: 1\n`).message).toMatch(/^config:\d+:1: invalid YAML: a config file holds one YAML document; a second one starts here$/)
+  })
+
+  it('refuses rules that can never allow anyone and methods GitLab never serves', () => {
+    expect(errorOf(`${minimal}policy: { rules: [ { name: a, paths: ["/x"], groups: [] } ] }\n`).message).toMatch(/^policy\.rules\[0\]\.groups: an empty list never allows anyone/)
+    expect(errorOf(`${minimal}policy: { rules: [ { name: a, paths: ["/x"], public: true, methods: [GETT] } ] }\n`).message).toBe('policy.rules[0].methods[0]: unknown HTTP method "GETT" (GitLab serves GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)')
+    expect(parseConfig(`${minimal}policy: { rules: [ { name: a, paths: ["/x"], public: true, methods: [get, Head] } ] }\n`, {}).policy.rules[0]!.methods).toEqual(['GET', 'HEAD'])
+  })
+
   it('an optional key whose only ${VAR} is empty is unset; a required one is reported as required', () => {
     expect(parseConfig(`${minimal}admin: { token: "\${ADMIN_TOKEN}" }\n`, { ADMIN_TOKEN: '' }).admin.token).toBeUndefined()
     expect(errorOf(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "\${UPSTREAM}" }\n`, { UPSTREAM: '' }).message).toMatch(/^upstream\.url: /)
@@ -55,10 +96,15 @@ describe('config loading', () => {
     expect(configWarnings(parseConfig(`${minimal}admin: { token: "${'t'.repeat(16)}" }\naccessLog: { integrity: { key: "${'k'.repeat(32)}" } }\n`, {}))).toEqual([])
   })
 
+  it('warns about a group alias that is neither an object id nor issuer-qualified', () => {
+    const config = parseConfig(`${minimal}groups: { ok: "6c0bd1d2-0000-4000-8000-000000000001", typo: "admins" }\n`, {})
+    expect(configWarnings(config).map((w) => [w.code, w.key])).toEqual([['IAP_WARN_GROUP_NOT_AN_ID', 'groups.typo']])
+  })
+
   it('names the changed keys a reload cannot apply (policy, groups and trusted proxies it can)', () => {
     const running = parseConfig(`${minimal}groups: { a: "x" }\n`, {})
     const next = parseConfig(
-      `server: { publicUrl: "https://gitlab.example.com", trustedProxies: ["10.0.0.0/8"], listen: "0.0.0.0:9090" }\nupstream: { url: "http://other:8181" }\ngroups: { a: "y" }\npolicy: { default: allow }\n`,
+      `server: { publicUrl: "https://gitlab.example.com", trustedProxies: ["10.0.0.0/8"], listen: "0.0.0.0:8443" }\nupstream: { url: "http://other:8181" }\ngroups: { a: "y" }\npolicy: { default: allow }\n`,
       {},
     )
     expect(restartRequiredKeys(running, next)).toEqual(['server.listen', 'upstream'])
@@ -126,14 +172,23 @@ describe('units', () => {
     ['7d', 604_800_000],
     ['250ms', 250],
     ['1.5h', 5_400_000],
+    // Go's compound form, and a bare number read as seconds (like upstream.timeoutSeconds).
+    ['1h30m', 5_400_000],
+    ['2m30s', 150_000],
+    ['10', 10_000],
   ])('duration %s', (text, ms) => expect(parseDurationMs(text)).toBe(ms))
-  it.each(['', '10', 'h', '10 minutes', '-5m'])('rejects duration %j', (text) => expect(parseDurationMs(text)).toBeUndefined())
+  it.each(['', 'h', '10 minutes', '-5m', '1h 30m', '1hm', '30x'])('rejects duration %j', (text) => expect(parseDurationMs(text)).toBeUndefined())
   it.each([
     ['100MiB', 104_857_600],
     ['1GiB', 1_073_741_824],
     ['512KiB', 524_288],
     ['10MB', 10_000_000],
     ['4096', 4096],
+    // Kubernetes' spellings (M decimal, Mi binary) and any case.
+    ['100M', 100_000_000],
+    ['1Gi', 1_073_741_824],
+    ['100mb', 100_000_000],
+    ['1TiB', 1_099_511_627_776],
   ])('size %s', (text, bytes) => expect(parseSizeBytes(text)).toBe(bytes))
-  it.each(['lots', '1TiB', '-1MiB'])('rejects size %j', (text) => expect(parseSizeBytes(text)).toBeUndefined())
+  it.each(['lots', '-1MiB', '1i', '5 PiB'])('rejects size %j', (text) => expect(parseSizeBytes(text)).toBeUndefined())
 })
