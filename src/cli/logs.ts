@@ -2,13 +2,13 @@
  * `gitlab-iap logs`: query access logs (files, `.gz`, stdin), aggregate with --stats, follow a live
  * file across rotation; `gitlab-iap logs verify`: check the integrity chain.
  */
-import { createReadStream, statSync, watch } from 'node:fs'
+import { createReadStream, existsSync, statSync, watch } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Readable } from 'node:stream'
-import { loadAccessLogConfig, resolveConfigPath } from '../config/load.ts'
+import { loadAccessLogConfig, loadGroupAliases, resolveConfigPath } from '../config/load.ts'
 import { IapError } from '../errors.ts'
 import { createChainVerifier } from '../logs/chain.ts'
-import { compileQuery, displayName, openLog, orderLogFiles, readLines, STATS_FIELDS, type CompiledQuery, type LogRecord, type QueryFilters } from '../logs/query.ts'
+import { compileQuery, displayName, openLog, orderLogFiles, parseRecord, readLogLines, STATS_FIELDS, type CompiledQuery, type LogRecord, type QueryFilters } from '../logs/query.ts'
 import { rotatedFiles } from '../logs/writer.ts'
 import { parseCommandArgs } from './args.ts'
 import type { CliIo } from './io.ts'
@@ -16,29 +16,41 @@ import type { CliIo } from './io.ts'
 export const LOGS_HELP = `Usage: gitlab-iap logs [FILE...] [filters] [--output table|json|csv] [--stats FIELD] [--follow]
        gitlab-iap logs verify [FILE...] [--config FILE]
 
-Query access logs: NDJSON files, .gz files, or stdin (- or no FILE). Rotated files are read oldest first.
+Query access logs: NDJSON files, gzip files, or stdin (- or no FILE); gzip data is recognised by its
+content, on stdin too. Records may be flat ("user.name") or nested ({"user":{"name":...}}) ECS.
+Files are read in the order given, except that a log's rotated files (NAME.<timestamp>-<n>[.gz])
+are read oldest first and before NAME, so access.log* reads in time order.
 
-Filters (all must match):
-  --user U            user id, name (UPN) or email
-  --group G           group id in iap.identity.groups
+Filters (a record must match every filter given; a filter given more than once matches any of
+its values: --user a --user b is a or b):
+  --user U            user id, name (UPN) or email (case-insensitive)
+  --group G           group id in iap.identity.groups, or a group alias from the config
+                      (--config FILE, else $GITLAB_IAP_CONFIG, else ./config.yaml if present)
   --path GLOB         url.path (* one segment, ** any)
   --project PATH      iap.gitlab.project, or a namespace above it (globs allowed)
-  --method M          --status CODE|4xx|5xx      --decision allow|deny|challenge
-  --auth session|bearer|basic|none               --rule NAME
-  --ip CIDR           --request-id ID
-  --since DURATION|ISO8601   --until DURATION|ISO8601   (e.g. --since 24h)
-  --limit N           stop after N matching records
+  --method M          (any case)     --status CODE|4xx|5xx
+  --decision allow|deny|challenge    --auth session|bearer|basic|none     (any case)
+  --rule NAME         --ip CIDR      --request-id ID
+  --since DURATION|ISO8601   --until DURATION|ISO8601   (e.g. --since 24h; once each)
+  --limit N           stop after N matching records (0 or more)
 
 Output:
-  --output table|json|csv   (default: table; json prints the matching lines as they are)
+  --output table|json|csv   table (default) for people; json prints the matching lines as they
+                            are; csv has a header row and full fields: @timestamp (ISO 8601),
+                            request id, client ip, user id/name/email, identity kind, auth,
+                            method, path, query, status, decision, rule, reason, route, project,
+                            duration (ns), bytes, outcome, user agent, groups, error code. Cells
+                            starting with = + - @ are prefixed with ' (spreadsheet formulas).
   --stats FIELD             counts grouped by user, path, status, decision, rule, project or ip
-  --follow                  keep reading a live file, across rotation
+  --follow                  keep reading a live file, across rotation (table columns widen
+                            as needed; no cell is cut)
 
 Examples:
   gitlab-iap logs access.log* --user alice@example.com --since 24h
   gitlab-iap logs access.log --decision deny --stats rule
   gitlab-iap logs access.log* --project platform/infra --path '/**/git-receive-pack' --output csv
   gitlab-iap logs access.log --auth bearer --stats user
+  gitlab-iap logs access.log --group engineering --group admins --config config.yaml
 `
 
 const VERIFY_HELP = `Usage: gitlab-iap logs verify [FILE...] [--config FILE]
@@ -51,48 +63,101 @@ Without FILE, verifies accessLog.output and its rotated files (stdin when the ou
 Exit 0 when intact; 1 and the first bad line otherwise.
 `
 
+/** Table columns; `follow` is the width a column starts at when following (no rows to size it by yet). */
 const COLUMNS = [
-  { title: 'time', get: (r: LogRecord) => String(r['@timestamp'] ?? '').replace('T', ' ').slice(0, 19), min: 19 },
-  { title: 'status', get: (r: LogRecord) => String(r['http.response.status_code'] ?? ''), min: 6 },
-  { title: 'method', get: (r: LogRecord) => String(r['http.request.method'] ?? ''), min: 6 },
-  { title: 'user', get: (r: LogRecord) => String(r['user.name'] ?? r['user.id'] ?? '-'), min: 8 },
-  { title: 'auth', get: (r: LogRecord) => String(r['iap.auth.method'] ?? ''), min: 7 },
-  { title: 'decision', get: (r: LogRecord) => String(r['iap.decision.result'] ?? ''), min: 9 },
-  { title: 'rule', get: (r: LogRecord) => String(r['iap.decision.rule'] ?? '-'), min: 6 },
-  { title: 'route', get: (r: LogRecord) => String(r['iap.gitlab.route'] ?? ''), min: 5 },
-  { title: 'ip', get: (r: LogRecord) => String(r['client.ip'] ?? ''), min: 9 },
-  { title: 'path', get: (r: LogRecord) => String(r['url.path'] ?? ''), min: 12 },
+  { title: 'time', get: (r: LogRecord) => String(r['@timestamp'] ?? '').replace('T', ' ').slice(0, 19), min: 19, follow: 19 },
+  { title: 'status', get: (r: LogRecord) => String(r['http.response.status_code'] ?? ''), min: 6, follow: 6 },
+  { title: 'method', get: (r: LogRecord) => String(r['http.request.method'] ?? ''), min: 6, follow: 7 },
+  { title: 'user', get: (r: LogRecord) => String(r['user.name'] ?? r['user.id'] ?? '-'), min: 8, follow: 24 },
+  { title: 'auth', get: (r: LogRecord) => String(r['iap.auth.method'] ?? ''), min: 7, follow: 7 },
+  { title: 'decision', get: (r: LogRecord) => String(r['iap.decision.result'] ?? ''), min: 9, follow: 9 },
+  { title: 'rule', get: (r: LogRecord) => String(r['iap.decision.rule'] ?? '-'), min: 6, follow: 16 },
+  { title: 'route', get: (r: LogRecord) => String(r['iap.gitlab.route'] ?? ''), min: 5, follow: 7 },
+  { title: 'ip', get: (r: LogRecord) => String(r['client.ip'] ?? ''), min: 9, follow: 15 },
+  { title: 'path', get: (r: LogRecord) => String(r['url.path'] ?? ''), min: 12, follow: 0 },
 ] as const
 
-const csvCell = (value: string) => (/[",\n\r]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value)
+/** CSV is for machines: full values under their ECS names, what a security review needs first. */
+const CSV_FIELDS = [
+  '@timestamp', 'http.request.id', 'client.ip', 'user.id', 'user.name', 'user.email', 'iap.identity.kind', 'iap.auth.method',
+  'http.request.method', 'url.path', 'url.query', 'http.response.status_code', 'iap.decision.result', 'iap.decision.rule',
+  'iap.decision.reason', 'iap.gitlab.route', 'iap.gitlab.project', 'event.duration', 'http.response.bytes', 'event.outcome',
+  'user_agent.original', 'iap.identity.groups', 'error.code',
+] as const
+
+/**
+ * One CSV cell. Strings come from clients (paths, user agents): one starting with = + - @ (or a tab
+ * or CR) would run as a formula in a spreadsheet, so it gets a leading ' (OWASP "CSV injection").
+ */
+function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return ''
+  if (Array.isArray(value)) return csvCell(value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(' '))
+  if (typeof value === 'object') return csvCell(JSON.stringify(value))
+  const text = typeof value === 'string' && /^[=+\-@\t\r]/.test(value) ? `'${value}` : String(value)
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
+}
+
+/** Options that take a value; the filters among them may be repeated. */
+const FILTER_OPTIONS = ['user', 'group', 'path', 'project', 'method', 'status', 'decision', 'auth', 'rule', 'ip', 'request-id'] as const
+const SINGLE_OPTIONS = ['since', 'until', 'limit', 'output', 'stats', 'config'] as const
+
+/** An entity id as it appears in iap.identity.groups: an Entra object id, or an issuer-qualified value. */
+const GROUP_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$|^[a-z0-9][a-z0-9-]*:./i
 
 function usage(message: string): never {
   throw new IapError('IAP_ERR_CLI_USAGE', message)
 }
 
+/**
+ * `--limit -1` would be read as the flag `-1` (node's "argument is ambiguous"): a value that looks
+ * like a negative number is joined to its option, so the option's own check names the problem.
+ */
+function joinNegativeValues(argv: string[], valued: readonly string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--') return [...out, ...argv.slice(i)]
+    const next = argv[i + 1]
+    if (next !== undefined && /^-\d/.test(next) && arg.startsWith('--') && valued.includes(arg.slice(2))) {
+      out.push(`${arg}=${next}`)
+      i++
+    } else out.push(arg)
+  }
+  return out
+}
+
 export async function runLogs(argv: string[], io: CliIo): Promise<number> {
   if (argv[0] === 'verify') return runVerify(argv.slice(1), io)
   const { values, positionals } = parseCommandArgs(
-    argv,
+    joinNegativeValues(argv, [...FILTER_OPTIONS, ...SINGLE_OPTIONS]),
     {
-      user: { type: 'string' }, group: { type: 'string' }, path: { type: 'string' }, project: { type: 'string' },
-      method: { type: 'string' }, status: { type: 'string' }, decision: { type: 'string' }, auth: { type: 'string' },
-      rule: { type: 'string' }, ip: { type: 'string' }, 'request-id': { type: 'string' }, since: { type: 'string' },
-      until: { type: 'string' }, limit: { type: 'string' }, output: { type: 'string' }, stats: { type: 'string' },
+      ...Object.fromEntries(FILTER_OPTIONS.map((name) => [name, { type: 'string', multiple: true }] as const)),
+      ...Object.fromEntries(SINGLE_OPTIONS.map((name) => [name, { type: 'string', multiple: true }] as const)),
       follow: { type: 'boolean', short: 'f' },
-    },
+    } as Record<(typeof FILTER_OPTIONS)[number] | (typeof SINGLE_OPTIONS)[number], { type: 'string'; multiple: true }> & { follow: { type: 'boolean'; short: 'f' } },
     true,
   )
   if (values.help) {
     io.stdout.write(LOGS_HELP)
     return 0
   }
-  const output = values.output ?? 'table'
+  const single = (name: (typeof SINGLE_OPTIONS)[number]): string | undefined => {
+    const given = values[name]
+    if (given && given.length > 1) usage(`--${name} may be given only once`)
+    return given?.[0]
+  }
+  const output = single('output') ?? 'table'
   if (!['table', 'json', 'csv'].includes(output)) usage(`--output: "${output}" must be table, json or csv`)
-  const limit = values.limit === undefined ? Infinity : Number(values.limit)
-  if (!Number.isInteger(limit) && limit !== Infinity) usage(`--limit: "${values.limit}" must be a whole number`)
-  if (values.stats !== undefined && !(values.stats in STATS_FIELDS)) usage(`--stats: "${values.stats}" must be one of ${Object.keys(STATS_FIELDS).join(', ')}`)
-  const filters: QueryFilters = { ...values, requestId: values['request-id'] } as QueryFilters
+  const limitText = single('limit')
+  if (limitText !== undefined && !/^\d+$/.test(limitText)) usage(`--limit: "${limitText}" must be a non-negative integer`)
+  const limit = limitText === undefined ? Infinity : Number(limitText)
+  const statsName = single('stats')
+  if (statsName !== undefined && !(statsName in STATS_FIELDS)) usage(`--stats: "${statsName}" must be one of ${Object.keys(STATS_FIELDS).join(', ')}`)
+  const groups = values.group && resolveGroups(values.group, single('config'), io)
+  const filters: QueryFilters = {
+    user: values.user, group: groups, path: values.path, project: values.project, method: values.method, status: values.status,
+    decision: values.decision, auth: values.auth, rule: values.rule, ip: values.ip, requestId: values['request-id'], since: single('since'), until: single('until'),
+  }
   let query: CompiledQuery
   try {
     query = compileQuery(filters)
@@ -103,82 +168,120 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
   if (values.follow && (files.length !== 1 || files[0] === '-')) usage('--follow takes exactly one log file')
   for (const file of files) if (file !== '-') checkReadable(file)
 
-  const stats = values.stats !== undefined ? new Map<string, number>() : undefined
-  const statsField = values.stats !== undefined ? STATS_FIELDS[values.stats]! : ''
-  const table = output === 'table' && !stats ? createTable(io) : undefined
-  if (output === 'csv' && !stats) io.stdout.write(COLUMNS.map((c) => c.title).join(',') + '\n')
+  const stats = statsName !== undefined ? new Map<string, { value: unknown; count: number }>() : undefined
+  const statsField = statsName !== undefined ? STATS_FIELDS[statsName]! : ''
+  const table = output === 'table' && !stats ? createTable(io, values.follow === true) : undefined
+  if (output === 'csv' && !stats) io.stdout.write(CSV_FIELDS.join(',') + '\n')
   let matched = 0
 
   const onLine = (line: string): boolean => {
     if (line === '' || !query.maybe(line)) return true
-    let record: LogRecord
-    try {
-      record = JSON.parse(line) as LogRecord
-    } catch {
-      return true // not a record (a truncated last line, a foreign line): skipped
-    }
-    if (record['event.kind'] === 'state' || !query.matches(record)) return true
+    const record = parseRecord(line)
+    if (!record || record['event.kind'] === 'state' || !query.matches(record)) return true
+    if (matched >= limit) return false
     matched++
     if (stats) {
-      const raw = values.stats === 'user' ? (record['user.name'] ?? record['user.id']) : record[statsField]
-      const key = raw === null || raw === undefined ? '-' : String(raw)
-      stats.set(key, (stats.get(key) ?? 0) + 1)
+      const raw = statsName === 'user' ? (record['user.name'] ?? record['user.id']) : record[statsField]
+      const value = raw === undefined ? null : raw
+      const key = value === null ? '-' : String(value)
+      const entry = stats.get(key)
+      if (entry) entry.count++
+      else stats.set(key, { value, count: 1 })
     } else if (output === 'json') io.stdout.write(line + '\n')
-    else if (output === 'csv') io.stdout.write(COLUMNS.map((c) => csvCell(c.get(record))).join(',') + '\n')
+    else if (output === 'csv') io.stdout.write(CSV_FIELDS.map((f) => csvCell(record[f])).join(',') + '\n')
     else table!.add(record)
     return matched < limit
   }
 
+  // Following: read what the file holds now, then follow from exactly there, so a line written
+  // in between is neither lost nor read twice.
+  const start = values.follow ? statSync(files[0]!) : undefined
   outer: for (const file of files) {
-    for await (const line of readLines(file === '-' ? (io.stdin as Readable) : openLog(file))) {
+    if (matched >= limit || start?.size === 0) break
+    const input = file === '-' ? (io.stdin as Readable) : openLog(file, start?.size)
+    for await (const line of readLogLines(input, file === '-' ? 'stdin' : file)) {
       if (!onLine(line)) break outer
     }
   }
-  if (values.follow && matched < limit) {
+  if (start && matched < limit) {
     table?.flush()
-    await follow(files[0]!, onLine, io)
+    await follow(files[0]!, { position: start.size, inode: start.ino }, onLine, io)
   }
-  if (stats) writeStats(stats, output, values.stats!, io)
+  if (stats) writeStats(stats, output, statsName!, io)
   else table?.flush()
   return 0
 }
 
+/**
+ * `--group` values as ids: aliases resolved from the config when one is given or found where
+ * `serve` looks (a config found, not named, is optional: never an error when absent or unreadable).
+ * A value that is neither an id nor a known alias is kept as is, with a hint on stderr.
+ */
+function resolveGroups(groups: readonly string[], configFlag: string | undefined, io: CliIo): string[] {
+  if (groups.every((g) => GROUP_ID.test(g))) return [...groups]
+  const path = configFlag ?? resolveConfigPath(undefined, io.env)
+  let aliases: Record<string, string> | undefined
+  if (configFlag !== undefined || existsSync(path)) {
+    try {
+      aliases = loadGroupAliases(path, io.env)
+    } catch (err) {
+      if (configFlag !== undefined) throw err
+    }
+  }
+  return groups.map((group) => {
+    if (GROUP_ID.test(group)) return group
+    const id = aliases?.[group] ?? Object.entries(aliases ?? {}).find(([alias]) => alias.toLowerCase() === group.toLowerCase())?.[1]
+    if (id !== undefined) return id
+    const where = aliases ? `not an alias in ${path}` : 'aliases are resolved only with a config (--config FILE)'
+    io.stderr.write(`gitlab-iap: hint: --group "${group}" is not a group id (a GUID, or issuer:group) and ${where}; records hold group ids\n`)
+    return group
+  })
+}
+
 function checkReadable(file: string): void {
+  let isDirectory: boolean
   try {
-    statSync(file)
+    isDirectory = statSync(file).isDirectory()
   } catch (err) {
     usage(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`)
   }
+  if (isDirectory) usage(`cannot read ${file}: is a directory`)
 }
 
-function writeStats(stats: Map<string, number>, output: string, field: string, io: CliIo): void {
-  const rows = [...stats].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+/** Counts, most first; in JSON each value keeps its type (a status is a number; a missing value is null). */
+function writeStats(stats: Map<string, { value: unknown; count: number }>, output: string, field: string, io: CliIo): void {
+  const rows = [...stats].sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))
   if (output === 'json') {
-    for (const [value, count] of rows) io.stdout.write(JSON.stringify({ [field]: value, count }) + '\n')
+    for (const [, { value, count }] of rows) io.stdout.write(JSON.stringify({ [field]: value, count }) + '\n')
     return
   }
   if (output === 'csv') {
     io.stdout.write(`${field},count\n`)
-    for (const [value, count] of rows) io.stdout.write(`${csvCell(value)},${count}\n`)
+    for (const [key, { value, count }] of rows) io.stdout.write(`${value === null ? '' : csvCell(typeof value === 'string' ? value : key)},${count}\n`)
     return
   }
   const width = Math.max(field.length, ...rows.map(([v]) => v.length))
   io.stdout.write(`${'count'.padStart(8)}  ${field}\n`)
-  for (const [value, count] of rows) io.stdout.write(`${String(count).padStart(8)}  ${value.padEnd(width)}\n`)
+  for (const [key, { count }] of rows) io.stdout.write(`${String(count).padStart(8)}  ${key.padEnd(width)}\n`)
 }
 
-/** A table that buffers a screenful to size its columns, then streams; never wider than the terminal. */
-function createTable(io: CliIo) {
-  const terminal = io.stdout.columns && io.stdout.columns > 40 ? io.stdout.columns : undefined
+/**
+ * A table that buffers a screenful to size its columns, then streams; never wider than the terminal.
+ * When following, rows arrive one by one over hours: columns start at readable widths and widen
+ * for a longer value instead of cutting it, and a row is never cut to the terminal.
+ */
+function createTable(io: CliIo, following: boolean) {
+  const terminal = !following && io.stdout.columns && io.stdout.columns > 40 ? io.stdout.columns : undefined
   let widths: number[] | undefined
   const buffered: string[][] = []
   const print = (cells: string[]) => {
     const w = widths!
+    if (following) cells.forEach((cell, i) => (w[i] = Math.max(w[i]!, cell.length)))
     const line = cells.map((cell, i) => (i === cells.length - 1 ? cell : (cell.length > w[i]! ? cell.slice(0, w[i]! - 1) + '…' : cell).padEnd(w[i]!))).join('  ')
     io.stdout.write((terminal && line.length > terminal ? line.slice(0, terminal - 1) + '…' : line) + '\n')
   }
   const decideWidths = () => {
-    widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...buffered.map((row) => row[i]!.length), 1))
+    widths = COLUMNS.map((c, i) => Math.max(c.title.length, following ? c.follow : 1, ...buffered.map((row) => row[i]!.length)))
     if (terminal) {
       // Shrink the widest flexible columns (user, rule, path) until the row fits.
       const total = () => widths!.reduce((a, b) => a + b, 0) + 2 * (widths!.length - 1)
@@ -206,9 +309,8 @@ function createTable(io: CliIo) {
 }
 
 /** Reads new lines as a live file grows; reopens from the start when it is rotated (replaced or truncated). */
-async function follow(file: string, onLine: (line: string) => boolean, io: CliIo): Promise<void> {
-  let position = statSync(file).size
-  let inode = statSync(file).ino
+async function follow(file: string, from: { position: number; inode: number }, onLine: (line: string) => boolean, io: CliIo): Promise<void> {
+  let { position, inode } = from
   let rest = ''
   let reading = false
   let stop: () => void = () => {}
@@ -271,7 +373,7 @@ async function runVerify(argv: string[], io: CliIo): Promise<number> {
   const verifier = createChainVerifier(key)
   for (const file of files) {
     let n = 0
-    for await (const line of readLines(file === '-' ? (io.stdin as Readable) : openLog(file))) {
+    for await (const line of readLogLines(file === '-' ? (io.stdin as Readable) : openLog(file), file === '-' ? 'stdin' : file)) {
       n++
       if (!verifier.push(line, displayName(file), n)) break
     }

@@ -1,30 +1,36 @@
 /**
  * The access-log query engine behind `gitlab-iap logs`: filters compiled once into a cheap text
  * pre-check (run on every raw line) and an exact check (run on the few lines that get parsed),
- * line streams over files, `.gz` and stdin in constant memory, and rotation-aware ordering.
+ * records read flat or nested, line streams over files, `.gz` and stdin in constant memory, and
+ * rotation-aware ordering.
  */
 import { createReadStream } from 'node:fs'
 import { basename } from 'node:path'
-import type { Readable } from 'node:stream'
+import { pipeline, type Readable } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
 import { createGunzip } from 'node:zlib'
 import { parseDurationMs } from '../config/units.ts'
+import { IapError } from '../errors.ts'
 import { createCidrSet, type CidrSet } from '../net/cidr.ts'
 import { compileGlob } from '../policy/glob.ts'
 
 export type LogRecord = Record<string, unknown>
 
+/** One value, or several (a repeated flag): a record matches a filter when it matches any of its values. */
+export type FilterValue = string | readonly string[]
+
 export interface QueryFilters {
-  readonly user?: string
-  readonly group?: string
-  readonly path?: string
-  readonly project?: string
-  readonly method?: string
-  readonly status?: string
-  readonly decision?: string
-  readonly auth?: string
-  readonly rule?: string
-  readonly ip?: string
-  readonly requestId?: string
+  readonly user?: FilterValue
+  readonly group?: FilterValue
+  readonly path?: FilterValue
+  readonly project?: FilterValue
+  readonly method?: FilterValue
+  readonly status?: FilterValue
+  readonly decision?: FilterValue
+  readonly auth?: FilterValue
+  readonly rule?: FilterValue
+  readonly ip?: FilterValue
+  readonly requestId?: FilterValue
   readonly since?: string
   readonly until?: string
 }
@@ -32,11 +38,12 @@ export interface QueryFilters {
 export interface CompiledQuery {
   /** Cheap test on the raw line; false means the line certainly does not match. */
   maybe(line: string): boolean
-  /** Exact test on the parsed record. */
+  /** Exact test on the parsed (flattened) record. */
   matches(record: LogRecord): boolean
 }
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+const valuesOf = (value: FilterValue | undefined): readonly string[] => (value === undefined ? [] : typeof value === 'string' ? [value] : value)
 
 /** `24h` → now - 24 h; an ISO 8601 date as is. Throws a usage error naming the flag. */
 export function parseTimeBound(flag: string, text: string, now = Date.now()): number {
@@ -47,65 +54,105 @@ export function parseTimeBound(flag: string, text: string, now = Date.now()): nu
   return parsed
 }
 
+/**
+ * A value whose JSON spelling is unique apart from `\u` escapes: no `"`, `\`, `/` (may be `\/`) or
+ * control character. Only such values may be looked for as text: lines holding `\u` skip the text
+ * test (see `maybe`), so the text test is a necessary condition for every valid JSON spelling.
+ */
+const hasOneSpelling = (value: string) => !/["\\/\u0000-\u001f]/.test(value)
+
+/**
+ * String equality for a field, and the text a line must then contain. `caseless` compares with
+ * Unicode case folding on both sides (the same folding as the text test, so that test never
+ * rejects a line the exact test would accept).
+ */
+function stringMatcher(values: readonly string[], caseless: boolean): { pre?: RegExp; test: (value: unknown) => boolean } {
+  const alternatives = values.map(escapeRegExp).join('|')
+  const pre = values.every(hasOneSpelling) ? new RegExp(`"(?:${alternatives})"`, caseless ? 'iu' : '') : undefined
+  if (caseless) {
+    const whole = new RegExp(`^(?:${alternatives})$`, 'iu')
+    return { pre, test: (value) => typeof value === 'string' && whole.test(value) }
+  }
+  const wanted = new Set(values)
+  return { pre, test: (value) => typeof value === 'string' && wanted.has(value) }
+}
+
+/** A status code as the record holds it: a number, or a string of digits from a foreign writer. */
+const statusOf = (value: unknown) => (typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN)
+
 export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQuery {
   const pre: RegExp[] = []
   const exact: ((r: LogRecord) => boolean)[] = []
   const str = (r: LogRecord, field: string) => (typeof r[field] === 'string' ? (r[field] as string) : undefined)
+  const addStrings = (fields: readonly string[], values: readonly string[], caseless: boolean) => {
+    if (values.length === 0) return
+    const m = stringMatcher(values, caseless)
+    if (m.pre) pre.push(m.pre)
+    exact.push(fields.length === 1 ? (r) => m.test(r[fields[0]!]) : (r) => fields.some((f) => m.test(r[f])))
+  }
+  const enumValues = (flag: string, value: FilterValue | undefined, allowed: readonly string[]) =>
+    valuesOf(value).map((v) => {
+      const lower = v.toLowerCase()
+      if (!allowed.includes(lower)) throw new TypeError(`--${flag}: "${v}" must be one of ${allowed.join(', ')}`)
+      return lower
+    })
 
-  if (filters.user !== undefined) {
-    const wanted = filters.user.toLowerCase()
-    pre.push(new RegExp(escapeRegExp(JSON.stringify(filters.user).slice(1, -1)), 'i'))
-    exact.push((r) => ['user.id', 'user.name', 'user.email'].some((f) => str(r, f)?.toLowerCase() === wanted))
+  addStrings(['user.id', 'user.name', 'user.email'], valuesOf(filters.user), true)
+
+  const groups = valuesOf(filters.group)
+  if (groups.length > 0) {
+    const m = stringMatcher(groups, true)
+    if (m.pre) pre.push(m.pre)
+    exact.push((r) => Array.isArray(r['iap.identity.groups']) && (r['iap.identity.groups'] as unknown[]).some(m.test))
   }
-  if (filters.group !== undefined) {
-    const wanted = filters.group.toLowerCase()
-    pre.push(new RegExp(escapeRegExp(filters.group), 'i'))
-    exact.push((r) => Array.isArray(r['iap.identity.groups']) && (r['iap.identity.groups'] as unknown[]).some((g) => typeof g === 'string' && g.toLowerCase() === wanted))
+  const paths = valuesOf(filters.path).map((p) => compileGlob(p))
+  if (paths.length > 0) {
+    exact.push((r) => {
+      const path = (str(r, 'url.path') ?? '').toLowerCase()
+      return paths.some((glob) => glob.test(path))
+    })
   }
-  if (filters.path !== undefined) {
-    const glob = compileGlob(filters.path)
-    exact.push((r) => glob.test((str(r, 'url.path') ?? '').toLowerCase()))
-  }
-  if (filters.project !== undefined) {
-    const glob = compileGlob(filters.project.replace(/^\/+|\/+$/g, ''))
+  const projects = valuesOf(filters.project).map((p) => compileGlob(p.replace(/^\/+|\/+$/g, '')))
+  if (projects.length > 0) {
     exact.push((r) => {
       const project = str(r, 'iap.gitlab.project')?.toLowerCase()
       if (!project) return false
       const parts = project.split('/')
-      for (let i = 1; i <= parts.length; i++) if (glob.test(parts.slice(0, i).join('/'))) return true
+      for (let i = 1; i <= parts.length; i++) {
+        const prefix = parts.slice(0, i).join('/')
+        if (projects.some((glob) => glob.test(prefix))) return true
+      }
       return false
     })
   }
-  if (filters.method !== undefined) {
-    const method = filters.method.toUpperCase()
-    pre.push(new RegExp(`"http\\.request\\.method":"${escapeRegExp(method)}"`))
-    exact.push((r) => r['http.request.method'] === method)
+  addStrings(['http.request.method'], valuesOf(filters.method).map((m) => m.toUpperCase()), true)
+
+  const statuses = valuesOf(filters.status).map((s) => {
+    const cls = /^([1-5])xx$/i.exec(s)
+    if (cls) return { text: `${cls[1]}\\d\\d`, test: (n: number) => Math.floor(n / 100) === Number(cls[1]) }
+    if (/^\d{3}$/.test(s)) return { text: s, test: (n: number) => n === Number(s) }
+    throw new TypeError(`--status: "${s}" must be a code (403) or a class (4xx)`)
+  })
+  if (statuses.length > 0) {
+    // Keyed on the last name segment, so flat ("http.response.status_code") and nested
+    // ({"response":{"status_code"}}) records both pass, with any whitespace around ':'. A number may
+    // also be spelled 403.0 or 4.03e2: any number with a fraction or exponent passes to the exact test.
+    pre.push(new RegExp(`status_code"\\s*:\\s*(?:"?(?:${statuses.map((s) => s.text).join('|')})(?![\\d.eE])|-?\\d+[.eE])`))
+    exact.push((r) => {
+      const n = statusOf(r['http.response.status_code'])
+      return statuses.some((s) => s.test(n))
+    })
   }
-  if (filters.status !== undefined) {
-    const s = filters.status.toLowerCase()
-    const cls = /^([1-5])xx$/.exec(s)
-    if (cls) {
-      pre.push(new RegExp(`"http\\.response\\.status_code":${cls[1]}\\d\\d[,}]`))
-      exact.push((r) => Math.floor(Number(r['http.response.status_code']) / 100) === Number(cls[1]))
-    } else if (/^\d{3}$/.test(s)) {
-      pre.push(new RegExp(`"http\\.response\\.status_code":${s}[,}]`))
-      exact.push((r) => r['http.response.status_code'] === Number(s))
-    } else throw new TypeError(`--status: "${filters.status}" must be a code (403) or a class (4xx)`)
-  }
-  const fieldEquals = (flag: string, field: string, value: string | undefined, allowed?: readonly string[]) => {
-    if (value === undefined) return
-    if (allowed && !allowed.includes(value)) throw new TypeError(`--${flag}: "${value}" must be one of ${allowed.join(', ')}`)
-    pre.push(new RegExp(`"${escapeRegExp(field)}":${escapeRegExp(JSON.stringify(value))}`))
-    exact.push((r) => r[field] === value)
-  }
-  fieldEquals('decision', 'iap.decision.result', filters.decision, ['allow', 'deny', 'challenge'])
-  fieldEquals('auth', 'iap.auth.method', filters.auth, ['session', 'bearer', 'basic', 'none'])
-  fieldEquals('rule', 'iap.decision.rule', filters.rule)
-  fieldEquals('request-id', 'http.request.id', filters.requestId)
-  if (filters.ip !== undefined) {
+  addStrings(['iap.decision.result'], enumValues('decision', filters.decision, ['allow', 'deny', 'challenge']), true)
+  addStrings(['iap.auth.method'], enumValues('auth', filters.auth, ['session', 'bearer', 'basic', 'none']), true)
+  addStrings(['iap.decision.rule'], valuesOf(filters.rule), false)
+  addStrings(['http.request.id'], valuesOf(filters.requestId), false)
+
+  const ips = valuesOf(filters.ip)
+  if (ips.length > 0) {
     let cidr: CidrSet
     try {
-      cidr = createCidrSet([filters.ip])
+      cidr = createCidrSet([...ips])
     } catch (err) {
       throw new TypeError(`--ip: ${(err as Error).message}`)
     }
@@ -120,8 +167,10 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
     })
   }
   return {
+    // A line spelled with `\u` escapes may hold any text in any form: it goes to the exact test.
+    // Checked only once a text test fails, so lines that pass pay nothing for it.
     maybe: (line) => {
-      for (const re of pre) if (!re.test(line)) return false
+      for (const re of pre) if (!re.test(line)) return line.includes('\\u')
       return true
     },
     matches: (record) => {
@@ -131,12 +180,49 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
   }
 }
 
+const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
+
+/**
+ * A line as a record, or undefined when it is not a JSON object. ECS may be written nested
+ * (`{"http":{"request":{"method":"GET"}}}`) as well as flat: nested objects are read under their
+ * dotted names. A flat record (what `serve` writes) has no `{` after its first, so it is returned as
+ * parsed, without a walk.
+ */
+export function parseRecord(line: string): LogRecord | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(line)
+  } catch {
+    return undefined // not a record (a truncated last line, a foreign line)
+  }
+  if (!isObject(value)) return undefined
+  return line.indexOf('{', line.indexOf('{') + 1) === -1 ? value : flattenRecord(value)
+}
+
+/** `{"a":{"b":1},"c":[{}]}` → `{"a.b":1,"c":[{}]}`; arrays are values. The record itself when nothing is nested. */
+export function flattenRecord(record: Record<string, unknown>): LogRecord {
+  if (!Object.values(record).some(isObject)) return record
+  const flat: LogRecord = {}
+  const walk = (object: Record<string, unknown>, prefix: string) => {
+    for (const [key, value] of Object.entries(object)) {
+      if (isObject(value)) walk(value, `${prefix}${key}.`)
+      else flat[`${prefix}${key}`] = value
+    }
+  }
+  walk(record, '')
+  return flat
+}
+
 /** Streams lines (without newlines) from a readable, in constant memory. */
 export async function* readLines(stream: Readable): AsyncGenerator<string> {
+  yield* splitLines(stream as AsyncIterable<Buffer | string>)
+}
+
+async function* splitLines(chunks: AsyncIterable<Buffer | string>): AsyncGenerator<string> {
+  const decoder = new StringDecoder('utf8')
   let rest = ''
-  stream.setEncoding('utf8')
-  for await (const chunk of stream as AsyncIterable<string>) {
-    const text = rest + chunk
+  for await (const chunk of chunks) {
+    const text = rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk))
     let start = 0
     let nl = text.indexOf('\n', start)
     while (nl !== -1) {
@@ -146,27 +232,95 @@ export async function* readLines(stream: Readable): AsyncGenerator<string> {
     }
     rest = text.slice(start)
   }
+  rest += decoder.end()
   if (rest !== '') yield rest
 }
 
-/** Opens a log file for reading, decompressing `.gz`. */
-export function openLog(path: string): Readable {
-  const raw = createReadStream(path, { highWaterMark: 1 << 20 })
-  return path.endsWith('.gz') ? raw.pipe(createGunzip()) : raw
+/** Opens a log file for reading, its first `bytes` only when given (see `readLogLines` for decompression). */
+export function openLog(path: string, bytes?: number): Readable {
+  return createReadStream(path, { highWaterMark: 1 << 20, ...(bytes !== undefined && bytes > 0 && { end: bytes - 1 }) })
+}
+
+const GZIP_MAGIC = [0x1f, 0x8b]
+
+/**
+ * The lines of a log, whatever its name: gzip data is recognised by its magic bytes (so `.gz`
+ * piped to stdin works too). A read or decompression failure is one error naming the source.
+ */
+export async function* readLogLines(stream: Readable, source: string): AsyncGenerator<string> {
+  const fail = (reason: string, cause?: unknown): never => {
+    throw new IapError('IAP_ERR_CLI_USAGE', `cannot read ${source}: ${reason}`, { cause })
+  }
+  const describe = (err: unknown) => {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'EISDIR') return 'is a directory'
+    if (e.code === 'ENOENT') return 'no such file'
+    if (e.code === 'EACCES') return 'permission denied'
+    if (e.code?.startsWith('Z_') || e.code === 'ERR_ZLIB_INITIALIZATION_FAILED') return `corrupt gzip data (${e.message})`
+    return e.message
+  }
+  try {
+    const input = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+    // Enough of the start to see the magic bytes (a pipe may deliver one byte at a time).
+    const head: Buffer[] = []
+    let headBytes = 0
+    let ended = false
+    while (headBytes < GZIP_MAGIC.length) {
+      const next = await input.next()
+      if (next.done) {
+        ended = true
+        break
+      }
+      const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value
+      head.push(chunk)
+      headBytes += chunk.length
+    }
+    const start = Buffer.concat(head)
+    const gzipped = start.length >= 2 && start[0] === GZIP_MAGIC[0] && start[1] === GZIP_MAGIC[1]
+    if (!gzipped && source.endsWith('.gz') && start.length > 0) fail('not gzip data')
+    async function* rest(): AsyncGenerator<Buffer> {
+      if (start.length > 0) yield start
+      if (ended) return
+      for (;;) {
+        const next = await input.next()
+        if (next.done) return
+        yield typeof next.value === 'string' ? Buffer.from(next.value) : next.value
+      }
+    }
+    if (!gzipped) {
+      yield* splitLines(rest())
+      return
+    }
+    const gunzip = createGunzip()
+    pipeline(rest(), gunzip, () => {}) // an error ends `gunzip` with it, and so the loop below
+    yield* splitLines(gunzip as AsyncIterable<Buffer>)
+  } catch (err) {
+    if (err instanceof IapError) throw err
+    fail(describe(err), err)
+  } finally {
+    stream.destroy() // also when the reader stops early (--limit): stdin must not keep the process alive
+  }
 }
 
 const ROTATED = /^(.*)\.(\d{8}T\d{9}Z-\d{3})(\.gz)?$/
 
 /**
- * Chronological order for a set of log files: for each log, its rotated files (oldest first) before
- * the live file, whatever order the shell expanded `access.log*` in.
+ * Reading order for log files: as given, except that a log's rotated files
+ * (`NAME.<UTC timestamp>-<n>[.gz]`) are read oldest first and before NAME itself, wherever they
+ * were given, so `access.log*` reads in time order whatever order the shell expanded it in.
+ * Each log (NAME and its rotated files) keeps the place of the first of its files given.
  */
 export function orderLogFiles(files: readonly string[]): string[] {
-  const key = (file: string) => {
+  const logs = new Map<string, { stamp: string; file: string }[]>()
+  for (const file of files) {
     const m = ROTATED.exec(file)
-    return m ? `${m[1]}\u0000${m[2]}` : `${file}\u0001`
+    const name = m ? m[1]! : file
+    const group = logs.get(name) ?? []
+    // The live file sorts last: '~' is above every digit of a timestamp.
+    group.push({ stamp: m ? m[2]! : '~', file })
+    logs.set(name, group)
   }
-  return [...files].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))
+  return [...logs.values()].flatMap((group) => group.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0)).map((entry) => entry.file))
 }
 
 export const STATS_FIELDS: Record<string, string> = {

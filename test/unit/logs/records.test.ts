@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
 import { isoTimestamp, toAccessRecord } from '../../../src/logs/access-record.ts'
 import { createChain, createChainVerifier, unseal } from '../../../src/logs/chain.ts'
-import { compileQuery, orderLogFiles } from '../../../src/logs/query.ts'
+import { compileQuery, orderLogFiles, parseRecord, type QueryFilters } from '../../../src/logs/query.ts'
 import { REDACTED, redactPath, redactQuery } from '../../../src/logs/redact.ts'
 import type { RequestContext } from '../../../src/server/context.ts'
 
@@ -194,5 +194,94 @@ describe('query filters', () => {
   })
   it('orders rotated files before the live file, oldest first', () => {
     expect(orderLogFiles(['a.log', 'a.log.20261128T100000000Z-002.gz', 'a.log.20261128T090000000Z-001.gz'])).toEqual(['a.log.20261128T090000000Z-001.gz', 'a.log.20261128T100000000Z-002.gz', 'a.log'])
+  })
+})
+
+describe('query pre-test: a necessary condition for every JSON spelling', () => {
+  const base: Record<string, unknown> = {
+    '@timestamp': '2026-11-28T10:00:00.000Z', 'http.request.id': 'req-1', 'http.request.method': 'GET', 'url.path': '/group/project/-/issues',
+    'http.response.status_code': 403, 'http.response.bytes': 512, 'event.duration': 2000, 'client.ip': '10.1.2.3', 'user.id': 'oid-josé',
+    'user.name': 'josé@example.com', 'user.email': 'jose/x@example.com', 'iap.identity.kind': 'user', 'iap.identity.groups': ['g-eng', 'g-ops'],
+    'iap.auth.method': 'session', 'iap.decision.result': 'deny', 'iap.decision.rule': 'admin-area', 'iap.decision.reason': 'no-group-match',
+    'iap.gitlab.route': 'web', 'iap.gitlab.project': 'group/project',
+  }
+  // Filters the record matches; each spelling of it must pass both the text test and the exact test.
+  const matching: QueryFilters[] = [
+    { user: 'josé@example.com' }, { user: 'JOSÉ@EXAMPLE.COM' }, { user: 'OID-JOSÉ' }, { user: 'jose/x@example.com' }, { group: 'G-OPS' },
+    { method: 'get' }, { status: '403' }, { status: '4xx' }, { status: ['500', '403'] }, { decision: 'DENY' }, { auth: 'Session' },
+    { rule: 'admin-area' }, { requestId: 'req-1' }, { path: '/group/**' }, { project: 'group' }, { ip: '10.0.0.0/8' },
+    { user: ['nobody', 'josé@example.com'], decision: ['allow', 'deny'], method: ['POST', 'GET'], status: ['2xx', '4xx'] },
+  ]
+  const notMatching: QueryFilters[] = [{ user: 'jos' }, { status: '404' }, { decision: 'allow' }, { rule: 'Admin-Area' }, { method: 'POST' }, { group: 'g-en' }]
+
+  /** A valid JSON text of `record`, spelled by `rand`: whitespace, \u and \/ escapes, numbers as 403.0 or 4.03e2, nesting. */
+  function spell(record: Record<string, unknown>, rand: () => number): string {
+    const ws = () => [' ', '', '\t', '  ', '\n'][Math.floor(rand() * 5)]!
+    const str = (s: string) =>
+      '"' + [...s].map((c) => {
+        if (c === '"' || c === '\\') return '\\' + c
+        if (c === '/' && rand() < 0.3) return '\\/'
+        if (rand() < 0.1) {
+          const hex = Array.from({ length: c.length }, (_, i) => '\\u' + c.charCodeAt(i).toString(16).padStart(4, '0')).join('')
+          return rand() < 0.5 ? hex : hex.toUpperCase().replaceAll('\\U', '\\u')
+        }
+        return c
+      }).join('') + '"'
+    const num = (n: number) => [String(n), `${n}.0`, `${n / 100}e2`, `${n}E0`][Math.floor(rand() * 4)]!
+    const value = (v: unknown): string =>
+      typeof v === 'string' ? str(v) : typeof v === 'number' ? num(v) : Array.isArray(v) ? `[${ws()}${v.map(value).join(`${ws()},${ws()}`)}${ws()}]`
+        : v !== null && typeof v === 'object' ? object(v as Record<string, unknown>) : JSON.stringify(v)
+    const object = (o: Record<string, unknown>) => `{${ws()}${Object.entries(o).map(([k, v]) => `${str(k)}${ws()}:${ws()}${value(v)}`).join(`${ws()},${ws()}`)}${ws()}}`
+    if (rand() < 0.5) return object(record)
+    // Nested ECS: some dotted names written as objects.
+    const nested: Record<string, unknown> = {}
+    for (const [key, v] of Object.entries(record)) {
+      const parts = key.split('.')
+      const depth = key === '@timestamp' ? 0 : Math.floor(rand() * parts.length)
+      let at = nested
+      for (let i = 0; i < depth; i++) at = (at[parts[i]!] ??= {}) as Record<string, unknown>
+      at[parts.slice(depth).join('.')] = v
+    }
+    return object(nested)
+  }
+
+  it('never rejects a line the exact test accepts, and reads every spelling as the same record', () => {
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        let s = seed >>> 0
+        const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32)
+        const line = spell(base, rand)
+        const record = parseRecord(line)
+        expect(record).toEqual(base)
+        for (const filters of matching) {
+          const q = compileQuery(filters)
+          expect(q.matches(record!), `${JSON.stringify(filters)} on ${line}`).toBe(true)
+          expect(q.maybe(line), `${JSON.stringify(filters)} on ${line}`).toBe(true)
+        }
+        for (const filters of notMatching) expect(compileQuery(filters).matches(record!)).toBe(false)
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('still rejects, as text, compact lines that cannot match', () => {
+    const line = JSON.stringify(base)
+    for (const filters of notMatching) expect(compileQuery(filters).maybe(line), JSON.stringify(filters)).toBe(false)
+  })
+
+  it('reads nested objects under their dotted names; a flat record is returned as parsed', () => {
+    expect(parseRecord('{"http":{"request":{"method":"GET"}},"iap":{"identity":{"groups":["g"]}}}')).toEqual({ 'http.request.method': 'GET', 'iap.identity.groups': ['g'] })
+    expect(parseRecord('{"a.b":1}')).toEqual({ 'a.b': 1 })
+    expect(parseRecord('[1]')).toBeUndefined()
+    expect(parseRecord('{"a":')).toBeUndefined()
+  })
+})
+
+describe('log file order', () => {
+  it('keeps the order given, grouping each log with its rotated files, oldest first', () => {
+    expect(orderLogFiles(['b.log', 'a.log'])).toEqual(['b.log', 'a.log'])
+    expect(orderLogFiles(['z.log', 'a.log', 'a.log.20261128T100000000Z-002.gz', 'z.log.20261128T090000000Z-001.gz', 'a.log.20261128T090000000Z-001'])).toEqual([
+      'z.log.20261128T090000000Z-001.gz', 'z.log', 'a.log.20261128T090000000Z-001', 'a.log.20261128T100000000Z-002.gz', 'a.log',
+    ])
   })
 })
