@@ -1,5 +1,6 @@
-# gitlab-iap: the TypeScript sources run directly on Node 24 (type stripping); no build step.
 # syntax=docker/dockerfile:1
+# gitlab-iap: the image runs the JavaScript compiled from src/ (the `build` stage, `npm run build`'s
+# tsc); a checkout runs the TypeScript sources directly, the image does not ship them.
 
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
@@ -7,13 +8,24 @@ COPY package.json package-lock.json ./
 # Production dependencies only; no install scripts are needed at runtime.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# TypeScript and the type packages. No install scripts: the `node` devDependency's would download a
+# second Node, which this stage does not need.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+# tsc called directly, as `npm run build` does: npm would put that (absent) devDependency node first on PATH.
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
+
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --chown=root:root package.json ./
 COPY --chown=root:root bin ./bin
-COPY --chown=root:root src ./src
+COPY --from=build --chown=root:root /app/dist ./dist
 # The image's unprivileged "node" user (uid 1000); the app writes nothing but the paths you mount
 # (an access-log file, if you choose one), so the root filesystem can be read-only.
 USER 1000:1000

@@ -26,6 +26,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .Values.serviceAccount.create -}}{{ default (include "gitlab-iap.fullname" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
 {{- end -}}
 
+{{/* The proxy's listener: ports.http, else 8080 (standalone) or 8090 (sidecar: 8080 is Puma's port in GitLab's webservice pod). */}}
+{{- define "gitlab-iap.httpPort" -}}
+{{- if .Values.ports.http -}}{{ int .Values.ports.http }}{{- else if eq .Values.mode "sidecar" -}}8090{{- else -}}8080{{- end -}}
+{{- end -}}
+
+{{/* Directory of a file access log, where the log volume is mounted; empty for stdout. */}}
+{{- define "gitlab-iap.logDir" -}}
+{{- $output := dig "accessLog" "output" "stdout" .Values.config -}}
+{{- if ne $output "stdout" }}{{ dir $output }}{{ end -}}
+{{- end -}}
+
 {{/* Checks that cannot be expressed in values.schema.json. */}}
 {{- define "gitlab-iap.validate" -}}
 {{- $_ := required "secrets.existingSecret is required: create a Secret with the client secret, session secret and admin token, and name it here (secrets are never inlined)" .Values.secrets.existingSecret -}}
@@ -38,6 +49,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- if and (eq $store "redis") (not (dig "session" "redis" "url" "" .Values.config)) -}}
 {{- fail "config.session.store: redis needs config.session.redis.url (your own Redis, or a subchart you choose)" -}}
+{{- end -}}
+{{- if eq .Values.mode "sidecar" -}}
+{{- range $name, $port := dict "ports.http" (include "gitlab-iap.httpPort" .) "ports.admin" (toString .Values.ports.admin) -}}
+{{- if has $port (list "8080" "8181" "8083" "9229") -}}
+{{- fail (printf "sidecar mode: %s %s is taken in GitLab's webservice pod (Puma 8080, Workhorse 8181, metrics 8083 and 9229); choose another port" $name $port) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $logDir := include "gitlab-iap.logDir" . -}}
+{{- if or (has $logDir (list "/" "/tmp" "/etc/gitlab-iap")) (hasPrefix "/etc/gitlab-iap/" $logDir) -}}
+{{- fail (printf "config.accessLog.output: put the file in a directory of its own, e.g. /var/log/gitlab-iap/access.log (the chart mounts the log volume at %s)" $logDir) -}}
 {{- end -}}
 {{- end -}}
 
@@ -62,7 +84,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $c := deepCopy .Values.config -}}
 {{- $keys := .Values.secrets.keys -}}
 {{- $server := default dict $c.server -}}
-{{- $_ := set $server "listen" (printf "0.0.0.0:%d" (int .Values.ports.http)) -}}
+{{- $_ := set $server "listen" (printf "0.0.0.0:%s" (include "gitlab-iap.httpPort" .)) -}}
 {{- $_ := set $c "server" $server -}}
 {{- $admin := default dict $c.admin -}}
 {{- $_ := set $admin "listen" (printf "0.0.0.0:%d" (int .Values.ports.admin)) -}}
@@ -90,10 +112,14 @@ image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.App
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 args: ["serve", "--config", "/etc/gitlab-iap/config.yaml"]
 ports:
-  - { name: iap-http, containerPort: {{ .Values.ports.http }}, protocol: TCP }
+  - { name: iap-http, containerPort: {{ include "gitlab-iap.httpPort" . }}, protocol: TCP }
   - { name: iap-admin, containerPort: {{ .Values.ports.admin }}, protocol: TCP }
 env:
 {{- include "gitlab-iap.secretEnv" . | nindent 2 }}
+{{- if and (include "gitlab-iap.logDir" .) .Values.logVolume.existingClaim }}
+  - name: POD_NAME
+    valueFrom: { fieldRef: { fieldPath: metadata.name } }
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . | indent 2 }}
 {{- end }}
@@ -116,6 +142,13 @@ securityContext:
 volumeMounts:
   - { name: gitlab-iap-config, mountPath: /etc/gitlab-iap, readOnly: true }
   - { name: gitlab-iap-tmp, mountPath: /tmp }
+{{- with include "gitlab-iap.logDir" . }}
+  - name: gitlab-iap-logs
+    mountPath: {{ . }}
+    {{- if $.Values.logVolume.existingClaim }}
+    subPathExpr: $(POD_NAME)   # one directory per pod on the shared claim: never two writers on one file
+    {{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "gitlab-iap.volumes" -}}
@@ -123,4 +156,14 @@ volumeMounts:
   configMap: { name: {{ include "gitlab-iap.fullname" . }} }
 - name: gitlab-iap-tmp
   emptyDir: {}
+{{- if include "gitlab-iap.logDir" . }}
+- name: gitlab-iap-logs
+  {{- if .Values.logVolume.existingClaim }}
+  persistentVolumeClaim: { claimName: {{ .Values.logVolume.existingClaim }} }
+  {{- else if .Values.logVolume.sizeLimit }}
+  emptyDir: { sizeLimit: {{ .Values.logVolume.sizeLimit }} }
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
+{{- end }}
 {{- end -}}
