@@ -16,7 +16,7 @@ import { sendRedirect, sendStatusPage } from '../http/respond.ts'
 import { validateRedirectTarget } from '../http/redirect-target.ts'
 import type { RequestContext } from '../server/context.ts'
 import type { EntraClient } from './entra-client.ts'
-import { clearTransactionCookie, readTransaction, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
+import { clearTransactionCookie, prunedTransactionCookies, readTransaction, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
 import { deny, routeIapEndpoints, type Handler } from './routes.ts'
 import { createWhoami } from './whoami.ts'
 
@@ -43,6 +43,9 @@ export interface IapEndpointDeps {
   readonly log?: IapLogger
 }
 
+/** Entra's `error` values that mean the user was not signed in (rather than a broken response). */
+const IDP_DENIALS = new Set(['access_denied', 'consent_required', 'interaction_required', 'login_required'])
+
 const LOGIN_FAILURE_TEXT: Record<string, string> = {
   'login-state-invalid': 'The sign-in response does not belong to a sign-in started here. Start again.',
   'login-transaction-missing': 'The sign-in response does not belong to a sign-in started in this browser. Start again.',
@@ -64,6 +67,9 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
   const publicUrl = deps.publicUrl.replace(/\/+$/, '')
   const secure = deps.secureCookies
   const cookieName = deps.sessions.cookieName
+  const publicOrigin = new URL(publicUrl).origin
+  // The issuers a front-channel logout may name: this tenant's v2.0 issuer, and its v1 one.
+  const ownIssuers = new Set([deps.entra.issuer, `https://sts.windows.net/${deps.tenantId}`].map((i) => i.toLowerCase().replace(/\/+$/, '')))
 
   const failLogin = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, reason: string, status: number, extra: Record<string, string | string[]> = {}) => {
     deny(ctx, reason)
@@ -84,9 +90,13 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
       deps.log?.warn({ code: (err as { code?: string }).code, requestId: ctx.id }, 'sign-in cannot start: Entra discovery failed')
       return failLogin(req, res, ctx, 'login-idp-unavailable', 503, { 'retry-after': '5' })
     }
-    const tx = { state, nonce, codeVerifier, returnTo: target.target, expiresAt: deps.clock.now() + TRANSACTION_TTL_MS }
+    const now = deps.clock.now()
+    const tx = { state, nonce, codeVerifier, returnTo: target.target, expiresAt: now + TRANSACTION_TTL_MS }
+    const txCookie = transactionCookie(deps.transactionKey, cookieName, tx, secure)
+    // Sign-ins left unfinished (tabs, retries) must not pile up into a Cookie header proxies refuse.
+    const pruned = prunedTransactionCookies(deps.transactionKey, cookieName, req.headers.cookie, txCookie.length, now, secure)
     deny(ctx, 'login-started', 'challenge')
-    sendRedirect(res, url.href, ctx.id, { 'set-cookie': transactionCookie(deps.transactionKey, cookieName, tx, secure) })
+    sendRedirect(res, url.href, ctx.id, { 'set-cookie': [...pruned, txCookie] })
   }
 
   async function resolveUser(claims: Readonly<Record<string, unknown>>): Promise<{ ok: true; user: SessionUser; loginHint?: string; sid?: string } | { ok: false; reason: string; status: number }> {
@@ -119,6 +129,14 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
       return failLogin(req, res, ctx, 'session-store-unavailable', 503, { 'retry-after': '5' })
     }
     if (!first) return failLogin(req, res, ctx, 'login-callback-replayed', 400, { 'set-cookie': clearTx })
+    // An error answer from Entra (the user cancelled, consent missing) ends here: nothing is redeemed,
+    // so it is reported as what it is even when it lacks `iss` (which openid-client would report first).
+    const idpError = params.get('error')
+    if (idpError !== null) {
+      const denied = IDP_DENIALS.has(idpError)
+      deps.log?.info({ reason: denied ? 'login-denied-at-idp' : 'login-callback-invalid', error: idpError.slice(0, 64), requestId: ctx.id }, 'sign-in failed')
+      return failLogin(req, res, ctx, denied ? 'login-denied-at-idp' : 'login-callback-invalid', denied ? 403 : 400, { 'set-cookie': clearTx })
+    }
     const callbackUrl = new URL(`${deps.entra.redirectUri}${ctx.query ? `?${ctx.query}` : ''}`)
     const redeemed = await deps.entra.redeem(callbackUrl, { state: tx.state, nonce: tx.nonce, codeVerifier: tx.codeVerifier })
     if (!redeemed.ok) {
@@ -151,7 +169,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
   // hidden frame when the user signs out elsewhere. The sessions signed in under that Entra session end
   // (on every replica: the store is shared), and the frame gets an empty 200, never a redirect.
   const frontChannelLogout = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, sid: string, iss: string | null) => {
-    if (iss !== null && !iss.toLowerCase().includes(deps.tenantId.toLowerCase())) {
+    if (iss !== null && !ownIssuers.has(iss.toLowerCase().replace(/\/+$/, ''))) {
       deny(ctx, 'logout-issuer-invalid')
       return sendStatusPage(req, res, { status: 400, title: 'Bad request', message: 'This logout request names another issuer.', requestId: ctx.id })
     }
@@ -172,6 +190,9 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const params = req.method === 'GET' && ctx.query !== '' ? new URLSearchParams(ctx.query) : undefined
     const sid = params?.get('sid')
     if (sid) return frontChannelLogout(req, res, ctx, sid, params!.get('iss'))
+    // Another site linking or posting here would end the session and, through the end-session
+    // redirect with its hints, the user's Microsoft sign-in: from elsewhere, ask first.
+    if (fromAnotherSite(req)) return confirmLogout(res, ctx)
     let hints: { idToken?: string; loginHint?: string } | undefined
     try {
       hints = await deps.sessions.end(req)
@@ -187,6 +208,24 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     })
     deny(ctx, 'logout', 'challenge')
     sendRedirect(res, endSession?.href ?? postLogout, ctx.id, { 'set-cookie': deps.sessions.clearCookie() })
+  }
+
+  const confirmLogout = (res: ServerResponse, ctx: RequestContext) => {
+    deny(ctx, 'logout-confirm', 'challenge')
+    const body =
+      `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>Sign out</title></head>` +
+      `<body><h1>Sign out of GitLab?</h1><p>Another site sent you here.</p>` +
+      `<form method="post" action="/-/iap/logout"><button type="submit">Sign out</button></form></body></html>\n`
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; form-action 'self'; frame-ancestors 'none'", 'x-request-id': ctx.id })
+    res.end(body)
+  }
+
+  /** A request another site started: `Sec-Fetch-Site` says so, or an `Origin` that is not ours (older browsers). */
+  const fromAnotherSite = (req: IncomingMessage): boolean => {
+    const site = req.headers['sec-fetch-site']
+    if (site !== undefined) return site !== 'same-origin' && site !== 'none'
+    const origin = req.headers.origin
+    return origin !== undefined && origin !== publicOrigin
   }
 
   const whoami = createWhoami({ sessions: deps.sessions, timeouts: deps.timeouts, ...(deps.authenticate && { authenticate: deps.authenticate }) })

@@ -66,3 +66,53 @@ export function readTransaction(key: Buffer, sessionCookie: string, cookieHeader
   }
   return { ok: false, reason: 'login-transaction-missing' }
 }
+
+/** Most sign-ins a browser may have pending (one per tab that was sent to sign-in) before the oldest are dropped. */
+export const MAX_PENDING_TRANSACTIONS = 3
+/**
+ * Most bytes of pending transaction cookies kept besides a new one: every request to the site carries
+ * them, and proxies in front refuse a Cookie header beyond 8 KB (nginx's default), which would lock the
+ * user out of the whole site, sign-in included, until they expire.
+ */
+export const MAX_PENDING_TRANSACTION_BYTES = 4096
+
+/**
+ * `Set-Cookie` values deleting the pending transactions a new sign-in pushes out: the oldest beyond
+ * `MAX_PENDING_TRANSACTIONS - 1`, or beyond `MAX_PENDING_TRANSACTION_BYTES` with the new one, and any
+ * that cannot be opened or has expired.
+ */
+export function prunedTransactionCookies(key: Buffer, sessionCookie: string, cookieHeader: string | undefined, newCookieBytes: number, now: number, secure: boolean): string[] {
+  const prefix = `${sessionCookie}-tx-`
+  if (typeof cookieHeader !== 'string' || !cookieHeader.includes(prefix)) return []
+  const pending: { name: string; expiresAt: number; bytes: number }[] = []
+  for (const pair of cookieHeader.split(';')) {
+    const eq = pair.indexOf('=')
+    const name = eq === -1 ? '' : pair.slice(0, eq).trim()
+    if (!name.startsWith(prefix)) continue
+    const value = pair.slice(eq + 1).trim()
+    let expiresAt = -1
+    const text = open(key, value, name)
+    if (text !== undefined) {
+      try {
+        const tx = JSON.parse(text) as Partial<LoginTransaction>
+        if (typeof tx.expiresAt === 'number' && tx.expiresAt > now) expiresAt = tx.expiresAt
+      } catch {
+        // unreadable: dropped below
+      }
+    }
+    pending.push({ name, expiresAt, bytes: name.length + value.length + 2 })
+  }
+  // Newest first: kept while within both limits; everything after the first that does not fit goes.
+  pending.sort((a, b) => b.expiresAt - a.expiresAt)
+  const drop: string[] = []
+  let kept = 0
+  let bytes = newCookieBytes
+  for (const tx of pending) {
+    if (tx.expiresAt > now && kept < MAX_PENDING_TRANSACTIONS - 1 && bytes + tx.bytes <= MAX_PENDING_TRANSACTION_BYTES) {
+      kept++
+      bytes += tx.bytes
+    } else drop.push(tx.name)
+  }
+  return [...new Set(drop)].map((name) => serializeCookie(name, '', { secure, maxAgeSeconds: 0 }))
+}
+
