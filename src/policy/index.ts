@@ -139,8 +139,20 @@ export function projectCandidates(project: string): string[] {
 }
 
 /** The rule's conditions (paths or projects, methods, source IPs) all match the request. */
+/**
+ * The POSTs with which git and git-lfs read: a fetch or clone is `POST …/git-upload-pack`, an LFS
+ * download starts with `POST …/info/lfs/objects/batch` (an upload's batch only hands out URLs: the
+ * objects then go up with `PUT`, which stays a write). A rule whose `methods` list GET covers them,
+ * so "who may read" in a GET/HEAD rule includes cloning.
+ */
+export function isGitRead(facts: Pick<RequestFacts, 'method' | 'route' | 'path'>): boolean {
+  if (facts.method !== 'POST') return false
+  if (facts.route === 'git') return facts.path.endsWith('/git-upload-pack')
+  return facts.route === 'lfs' && facts.path.endsWith('/info/lfs/objects/batch')
+}
+
 export function ruleMatches(rule: CompiledRule, facts: RequestFacts, paths: readonly string[], projects: () => readonly string[]): boolean {
-  if (rule.methods && !rule.methods.has(facts.method)) return false
+  if (rule.methods && !rule.methods.has(facts.method) && !(rule.methods.has('GET') && isGitRead(facts))) return false
   let hit = false
   if (rule.paths) for (const p of paths) if (rule.paths.test(p)) hit = true
   if (!hit && rule.projects) for (const p of projects()) if (rule.projects.test(p)) hit = true

@@ -46,6 +46,12 @@ describe('decide', () => {
     ['deny rule', 'GET', '/-/blocked/x', user([ADMINS]), '203.0.113.9', { result: 'deny', rule: 'blocked', reason: 'deny-rule' }],
     ['admin with group', 'GET', '/admin/users', user([ADMINS]), '203.0.113.9', { result: 'allow', rule: 'admin-area', reason: 'group-match' }],
     ['first match decides: engineer denied at admin-area', 'GET', '/admin/users', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'admin-area', reason: 'no-group-match' }],
+    // git reads with POSTs: a GET/HEAD rule listing who may read lets them clone and fetch LFS, never push.
+    ['a reader may clone (POST git-upload-pack)', 'POST', '/group/project.git/git-upload-pack', user([CONTR]), '203.0.113.9', { result: 'allow', rule: 'read-everything', reason: 'group-match' }],
+    ['a reader may fetch LFS objects (POST batch)', 'POST', '/group/project.git/info/lfs/objects/batch', user([CONTR]), '203.0.113.9', { result: 'allow', rule: 'read-everything', reason: 'group-match' }],
+    ['a reader may not push (POST git-receive-pack)', 'POST', '/group/project.git/git-receive-pack', user([CONTR]), '203.0.113.9', { result: 'deny', rule: 'engineering', reason: 'no-group-match' }],
+    ['a reader may not upload LFS objects (PUT)', 'PUT', '/group/project.git/gitlab-lfs/objects/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/3', user([CONTR]), '203.0.113.9', { result: 'deny', rule: 'engineering', reason: 'no-group-match' }],
+    ['a POST elsewhere is no read', 'POST', '/group/project/-/issues', user([CONTR]), '203.0.113.9', { result: 'deny', rule: 'engineering', reason: 'no-group-match' }],
     ['/admin itself', 'GET', '/admin', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'admin-area' }],
     ['case-insensitive paths', 'GET', '/ADMIN/Users', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'admin-area' }],
     ['Rails format suffix', 'GET', '/admin.json', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'admin-area' }],
