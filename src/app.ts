@@ -9,8 +9,9 @@ import type { AuthOutcome, Authenticator } from './auth/authenticate.ts'
 import type { Config } from './config/schema.ts'
 import { attribute, type Attribution, type NumericId } from './gitlab/attribute.ts'
 import { checkCanonicalPath } from './http/canonical-path.ts'
+import { checkRequestFraming } from './http/framing.ts'
 import { loginReturnTarget } from './http/redirect-target.ts'
-import { isBrowserNavigation, sendRedirect, sendStatusPage, wwwAuthenticate, writeSocketResponse } from './http/respond.ts'
+import { isBrowserNavigation, sendRedirect, sendStatusPage, statusText, wwwAuthenticate, writeSocketResponse } from './http/respond.ts'
 import type { AccessLog } from './logs/index.ts'
 import type { Metrics } from './metrics/registry.ts'
 import { createCidrSet, type CidrSet } from './net/cidr.ts'
@@ -85,6 +86,8 @@ const GIT_ROUTES = new Set(['git', 'lfs'])
 
 /** How long a websocket client may keep its side open after ours has ended. */
 const HALF_CLOSED_LINGER_MS = 5000
+/** What a 405 names as allowed: the methods GitLab serves. */
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 
 export function createApp(initialConfig: Config, deps: AppDeps): App {
   let state = buildState(initialConfig)
@@ -225,6 +228,14 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       return sendStatusPage(req, res, { status: 503, title: 'Temporarily unavailable', message: 'The access log cannot be written; requests are refused until it can.', requestId: ctx.id })
     }
 
+    const framing = checkRequestFraming(req)
+    if (framing) {
+      ctx.decision = { result: 'deny', rule: null, reason: framing.reason }
+      if (framing.status === 405) res.setHeader('allow', ALLOWED_METHODS)
+      // What follows on this connection cannot be trusted to start where this request ends.
+      res.shouldKeepAlive = false
+      return sendStatusPage(req, res, { status: framing.status, title: statusText(framing.status), message: 'The request is not one the proxy forwards.', requestId: ctx.id, reason: framing.reason })
+    }
     const problem = checkCanonicalPath(ctx.path)
     if (problem) {
       ctx.decision = { result: 'deny', rule: null, reason: problem }
@@ -322,7 +333,13 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       ctx.status = status
       writeSocketResponse(socket, status, ctx.id, extra, { reason, rule: status === 403 ? ctx.decision?.rule : null })
     }
-    if (req.method === 'CONNECT') return refuse(405, 'method-not-allowed', ['allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'])
+    if (req.method === 'CONNECT') return refuse(405, 'method-not-allowed', [`allow: ${ALLOWED_METHODS}`])
+    const framing = checkRequestFraming(req)
+    if (framing) return refuse(framing.status, framing.reason)
+    // A handshake is a GET without a body: bytes after its head would reach GitLab only after a 101.
+    if ((req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined) {
+      return refuse(400, 'upgrade-with-body')
+    }
     // Only websocket upgrades exist in GitLab; `Upgrade: h2c` would tunnel past the policy (SECURITY.md §4 item 4).
     if (typeof req.headers.upgrade !== 'string' || req.headers.upgrade.toLowerCase() !== 'websocket' || req.method !== 'GET') {
       return refuse(400, 'upgrade-not-websocket')

@@ -86,7 +86,7 @@ function trackingConnector(timeoutMs: number): buildConnector.connector {
 class ResponseCopier implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined
   private done = false
-  /** GitLab's head, held until its first body bytes (see `sendHead`). */
+  /** GitLab's head, held until the packet it came in is parsed (see `flushHead`, `flush`). */
   private headers: IncomingHttpHeaders | undefined
   private statusCode = 0
   private statusMessage: string | undefined
@@ -95,7 +95,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   /** GitLab's response ended while `pending` waited. */
   private ended = false
   private draining = false
-  /** The socket GitLab's first body bytes came on. */
+  /** The socket GitLab's head (and first body bytes) came on. */
   private socket: Socket | undefined
 
   private readonly req: IncomingMessage
@@ -136,10 +136,23 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
     this.statusMessage = statusMessage
     this.headers = forwardableResponseHeaders(headers, this.res.shouldKeepAlive === false ? 'close' : 'keep-alive', this.hooks.ownCookie)
     this.hooks.onResponse(this.req, statusCode)
+    this.socket = parsing
+    queueMicrotask(this.flushHead)
   }
 
   /**
-   * GitLab's head goes out with its first body bytes, once the packet they arrived in is fully parsed
+   * A head whose packet brought no body bytes goes out as soon as that packet is parsed: a response
+   * that sends its head first and its body much later (event streams, long polls) reaches the client
+   * at once. With body bytes in the same packet, `flush` sends both together.
+   */
+  private readonly flushHead = (): void => {
+    if (this.done || this.headers === undefined || this.pending !== undefined || this.socket?.destroyed) return
+    // writeHead only stores the head; Node sends it with the first body bytes unless flushed.
+    if (this.sendHead()) this.res.flushHeaders()
+  }
+
+  /**
+   * GitLab's head goes out with the body bytes of its packet, once that packet is fully parsed
    * (a microtask later): a response whose framing breaks in that packet is then still answered with a
    * clean 502, none of GitLab's head or bytes in it. A small response (head, body and end in one packet)
    * goes out in one `res.end(body)`.
@@ -165,8 +178,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
     if (headers === undefined) return true
     this.headers = undefined
     try {
-      if (this.statusMessage) this.res.statusMessage = this.statusMessage
-      this.res.writeHead(this.statusCode, headers as Record<string, string | string[]>)
+      this.res.writeHead(this.statusCode, this.statusMessage || undefined, headers as Record<string, string | string[]>)
       return true
     } catch (err) {
       // A header value Node refuses to send (a control character): GitLab's answer cannot be relayed.
@@ -225,7 +237,9 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
       // cut ours too rather than leave the client waiting for bytes that will not come.
       res.destroy()
     } else {
-      // Nothing of GitLab's answer went out: drop the head it sent, keep our request id.
+      // Nothing of GitLab's answer went out: drop the head it sent (its reason phrase too: writeHead keeps
+      // one it then refused, and would refuse our 502 for it), keep our request id.
+      res.statusMessage = ''
       for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name)
     }
     this.hooks.onError(this.req, res, classify(err as NodeJS.ErrnoException), false)
@@ -268,15 +282,33 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
   const proxy = createProxyServer({ target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, followRedirects: false, connectTimeout: upstream.connectTimeoutSeconds * 1000 })
   const wsOptions = { target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, agent: false as const }
 
-  // Websocket handshakes GitLab accepted: after the 101 an error must not be answered with an HTTP
-  // response, which the client would read as a corrupt frame. The 101 carries the request id too.
-  // Marked on the request (a symbol property), not in a WeakSet: see docs/architecture.md.
-  proxy.on('proxyReqWs', (proxyReq, req) =>
+  // http-proxy-3 writes GitLab's answer to a handshake (the 101, or any other status) with its headers
+  // as they are: they get the same cleaning as ordinary responses (hop-by-hop, the proxy's own cookies),
+  // keeping what a 101 needs, and the request id. These listeners run before http-proxy-3's own.
+  const cleanHandshakeAnswer = (req: IncomingMessage, proxyRes: IncomingMessage, upgrade: boolean) => {
+    const headers = forwardableResponseHeaders(proxyRes.headers, 'close', hooks.ownCookie)
+    if (upgrade) {
+      headers.connection = 'Upgrade'
+      headers.upgrade = proxyRes.headers.upgrade ?? 'websocket'
+    }
+    headers['x-request-id'] ??= req.headers['x-request-id']
+    proxyRes.headers = headers
+  }
+  proxy.on('proxyReqWs', (proxyReq, req) => {
+    // GitLab's answer to the handshake is awaited no longer than any other answer (undici's headersTimeout).
+    proxyReq.setTimeout(idleMs, () => proxyReq.destroy(Object.assign(new Error('websocket handshake timed out'), { code: 'ETIMEDOUT' })))
     proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
+      // After the 101 an error must not be answered with an HTTP response, which the client would read
+      // as a corrupt frame. Marked on the request (a symbol property), not in a WeakSet: see docs/architecture.md.
       ;(req as Upgraded)[kUpgraded] = true
-      proxyRes.headers['x-request-id'] ??= req.headers['x-request-id']
-    }),
-  )
+      cleanHandshakeAnswer(req, proxyRes, true)
+    })
+    // GitLab refused the upgrade (400, 401, 404): its answer goes to the client and into the record.
+    proxyReq.once('response', (proxyRes: IncomingMessage) => {
+      cleanHandshakeAnswer(req, proxyRes, false)
+      hooks.onResponse(req, proxyRes.statusCode ?? 502)
+    })
+  })
   const upgraded = (req: IncomingMessage) => (req as Upgraded)[kUpgraded] === true
   // Without an 'error' listener http-proxy-3 re-throws and the process dies (SECURITY.md §4 item 5).
   proxy.on('error', (err, req, socket) => hooks.onError(req, socket as Duplex, classify(err as NodeJS.ErrnoException), upgraded(req)))

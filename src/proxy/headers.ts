@@ -39,7 +39,11 @@ export function forwardableResponseHeaders(given: IncomingHttpHeaders, connectio
     if (HOP_BY_HOP.has(name) || name === 'transfer-encoding' || nominated?.has(name)) continue
     if (name === 'set-cookie' && ownCookie) {
       // GitLab (or anything behind it) must not set or clear the proxy's own cookies in the browser.
-      const kept = given['set-cookie']!.filter((cookie) => !ownCookie(cookieName(cookie)))
+      // A nameless cookie (`=gitlab-iap=x`) is sent back by browsers as its value alone: dropped too.
+      const kept = given['set-cookie']!.filter((cookie) => {
+        const name = cookieName(cookie)
+        return name !== '' && !ownCookie(name)
+      })
       if (kept.length > 0) headers['set-cookie'] = kept
       continue
     }

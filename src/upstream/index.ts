@@ -13,6 +13,7 @@
  * Every request is recorded in `requests` (newest last, bounded).
  */
 import { spawn, execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -27,6 +28,8 @@ const MALFORMED_RESPONSES: Record<string, string> = {
   '/-/test/malformed/trailer': `${CHUNKED_HEAD}2\r\nok\r\n0\r\nbad trailer\r\n\r\n`,
   '/-/test/malformed/chunk-overrun': `${CHUNKED_HEAD}2\r\nokXXXXXXXX\r\n0\r\n\r\n`,
   '/-/test/malformed/header': 'HTTP/1.1 200 OK\r\nbad header\x01: x\r\ncontent-length: 2\r\n\r\nok',
+  // A reason phrase with a control character: the HTTP parser takes it, Node refuses to write it on.
+  '/-/test/malformed/reason': 'HTTP/1.1 200 OK\x0bX\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok',
 }
 
 export interface RecordedRequest {
@@ -109,6 +112,22 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     requests.push({ method: req.method ?? 'GET', url: req.url ?? '/', headers: { ...req.headers }, rawHeaders: [...req.rawHeaders] })
     const path = (req.url ?? '/').split('?')[0]!
+    // A GitLab that never answers the handshake.
+    // The raw sockets below end when the proxy ends its side (nothing else would close them).
+    if (path === '/-/test/silent.ws' || path === '/-/test/cookie.ws') socket.once('end', () => socket.destroy())
+    if (path === '/-/test/silent.ws') return
+    // Handshake answers that try to set the proxy's cookies (and a header nominated hop-by-hop).
+    if (path === '/-/test/refuse-cookie.ws') {
+      return void socket.end('HTTP/1.1 403 Forbidden\r\nset-cookie: __Host-gitlab-iap=evil403; Path=/\r\nset-cookie: gl=kept; Path=/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n')
+    }
+    if (path === '/-/test/cookie.ws') {
+      const key = req.headers['sec-websocket-key']
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+      return void socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade, X-Hop\r\nx-hop: 1\r\nsec-websocket-accept: ${accept}\r\n` +
+          'set-cookie: __Host-gitlab-iap=evil101; Path=/\r\nset-cookie: =__Host-gitlab-iap=nameless\r\nset-cookie: gl=kept; Path=/\r\n\r\n',
+      )
+    }
     if (path !== '/-/cable' && !path.endsWith('.ws')) {
       // Workhorse refuses upgrades on other routes.
       socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 33\r\nconnection: close\r\n\r\nwebsocket upgrade not allowed\r\n\r\n')
@@ -142,6 +161,14 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       return streamBytes(res, Number(query.get('bytes') ?? 1024), (bytes) => (downloaded += bytes))
     }
     if (path === '/-/test/upload') return countUpload(req, res)
+    // An event stream: the head at once, the first event `ms` later.
+    if (path === '/-/test/late-body') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
+      res.flushHeaders()
+      const timer = setTimeout(() => res.end('data: late\n\n'), Number(query.get('ms') ?? 1000))
+      res.on('close', () => clearTimeout(timer))
+      return
+    }
     if (path === '/-/test/slow') {
       const ms = Number(query.get('ms') ?? 1000)
       const timer = setTimeout(() => sendJson(res, 200, { slept: ms }), ms)

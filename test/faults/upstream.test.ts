@@ -88,7 +88,7 @@ describe('upstream faults', () => {
     expect(mine()[0]).toMatchObject({ 'url.path': '/-/test/end.ws', 'http.response.status_code': 101 })
   })
 
-  it.each(['chunk-size', 'trailer', 'chunk-overrun', 'header'])(
+  it.each(['chunk-size', 'trailer', 'chunk-overrun', 'header', 'reason'])(
     'a malformed response from GitLab (%s) is answered 502, logged with the error, and the proxy keeps serving',
     async (kind) => {
       const path = `/-/test/malformed/${kind}`
@@ -103,6 +103,16 @@ describe('upstream faults', () => {
       expect(proxy.process.exitCode).toBeNull()
     },
   )
+
+  it('a websocket handshake GitLab never answers is given up after timeoutSeconds (504), the proxy keeps serving', async () => {
+    const client = rawClient(proxy.url)
+    const started = Date.now()
+    client.socket.write('GET /-/test/silent.ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+    await expect.poll(() => client.received(), { timeout: 6000 }).toMatch(/^HTTP\/1\.1 504 /)
+    expect(Date.now() - started).toBeLessThan(5000)
+    client.socket.destroy()
+    expect((await get('/api/v4/after-silent')).status).toBe(200)
+  })
 
   it('leaks no file descriptors across 200 failing requests', async () => {
     await get('/api/v4/warm')

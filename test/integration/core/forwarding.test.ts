@@ -42,6 +42,17 @@ describe('forwarding', () => {
     expect(last().url).toBe(target)
   })
 
+  it('a head GitLab sends before its body reaches the client at once (event streams, long polls)', async () => {
+    const started = performance.now()
+    const res = await fetch(`${proxy.url}/-/test/late-body?ms=1500`)
+    const headAfter = performance.now() - started
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('text/event-stream')
+    expect(headAfter).toBeLessThan(1000)
+    expect(await res.text()).toBe('data: late\n\n')
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1400)
+  })
+
   it('keeps the client Host and sets X-Forwarded-* and X-Request-Id', async () => {
     const res = await rawRequest(proxy.url, 'GET', '/api/v4/version', { host: 'gitlab.example.com' })
     expect(res.status).toBe(200)

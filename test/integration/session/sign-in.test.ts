@@ -5,6 +5,7 @@ import { deriveSessionKeys } from '../../../src/auth/session/keys.ts'
 import { open, seal } from '../../../src/auth/session/seal.ts'
 import { DEMO_GROUPS, DEMO_USERS } from '../../../src/devidp/index.ts'
 import type { ServeHandle } from '../../helpers/serve.ts'
+import { rawClient } from '../../helpers/http.ts'
 import { createBrowser, startStack, type Stack } from './stack.ts'
 
 let stack: Stack
@@ -95,6 +96,32 @@ describe('browser sign-in (memory store)', () => {
       expect(res.status).toBe(200)
       expect(res.headers.getSetCookie()).toEqual(['_gitlab_session=gl; path=/'])
     }
+  })
+
+  it('websocket handshake answers are cleaned too: GitLab cannot set the IAP cookies (nameless ones included) or pass hop-by-hop headers; a refusal is logged with its status', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/-/profile`, 'alice')
+    const cookie = `${COOKIE}=${sessionCookieOf(browser)}`
+    const handshake = async (path: string) => {
+      const client = rawClient(proxy.url)
+      client.socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nCookie: ${cookie}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+      await expect.poll(() => client.received(), { timeout: 5000 }).toMatch(/\r\n\r\n/)
+      client.socket.destroy()
+      return client.received().split('\r\n\r\n')[0]!.toLowerCase()
+    }
+    const accepted = await handshake('/-/test/cookie.ws')
+    expect(accepted).toMatch(/^http\/1\.1 101 /)
+    expect(accepted).toContain('set-cookie: gl=kept; path=/')
+    expect(accepted).not.toContain('gitlab-iap')
+    expect(accepted).not.toContain('x-hop')
+    expect(accepted).toMatch(/\r\nx-request-id: /)
+    const refused = await handshake('/-/test/refuse-cookie.ws')
+    expect(refused).toMatch(/^http\/1\.1 403 /)
+    expect(refused).toContain('set-cookie: gl=kept; path=/')
+    expect(refused).not.toContain('gitlab-iap')
+    const id = /\r\nx-request-id: (\S+)/.exec(refused)?.[1]
+    expect(id).toBeTruthy()
+    await expect.poll(() => proxy.records().find((r) => r['http.request.id'] === id), { timeout: 5000 }).toMatchObject({ 'http.response.status_code': 403, 'event.outcome': 'failure' })
   })
 
   it('a user without the group gets the 403 page naming the rule', async () => {
@@ -296,6 +323,62 @@ describe('browser sign-in (memory store)', () => {
     const res = await fetch(`${proxy.url}/-/iap/callback?error=access_denied&error_description=no&state=${state}&iss=${encodeURIComponent(stack.idp.issuer)}`, { redirect: 'manual', headers: { accept: 'application/json', cookie: browser.jar.cookieHeader(proxy.url) } })
     expect(res.status).toBe(403)
     expect(await res.json()).toMatchObject({ reason: 'login-denied-at-idp' })
+  })
+
+  it('an error answer without iss is still reported as the IdP refusing, not as a bad identity token', async () => {
+    const browser = createBrowser()
+    const start = await browser.step(`${proxy.url}/-/iap/login`)
+    const state = new URL(start.headers.get('location')!).searchParams.get('state')!
+    const res = await fetch(`${proxy.url}/-/iap/callback?error=access_denied&state=${state}`, { redirect: 'manual', headers: { accept: 'application/json', cookie: browser.jar.cookieHeader(proxy.url) } })
+    expect(res.status).toBe(403)
+    expect(await res.json()).toMatchObject({ reason: 'login-denied-at-idp' })
+    const odd = createBrowser()
+    const oddState = new URL((await odd.step(`${proxy.url}/-/iap/login`)).headers.get('location')!).searchParams.get('state')!
+    const broken = await fetch(`${proxy.url}/-/iap/callback?error=server_error&state=${oddState}`, { redirect: 'manual', headers: { accept: 'application/json', cookie: odd.jar.cookieHeader(proxy.url) } })
+    expect(broken.status).toBe(400)
+    expect(await broken.json()).toMatchObject({ reason: 'login-callback-invalid' })
+  })
+
+  it('unfinished sign-ins never pile up: the oldest transaction cookies are dropped, the Cookie header stays small', async () => {
+    const browser = createBrowser()
+    const longRd = `/group/project/-/issues?search=${'a'.repeat(1500)}`
+    const sizes: number[] = []
+    for (let i = 0; i < 12; i++) {
+      const res = await browser.step(`${proxy.url}/-/iap/login?rd=${encodeURIComponent(i % 2 ? longRd : '/group/project')}`)
+      expect(res.status).toBe(302)
+      sizes.push(browser.jar.cookieHeader(proxy.url).length)
+    }
+    const pending = browser.jar.cookieHeader(proxy.url).split(';').filter((c) => c.trim().startsWith(`${COOKIE}-tx-`))
+    expect(pending.length).toBeLessThanOrEqual(3)
+    // Under the 8 KB a proxy in front (nginx's default header buffer) accepts, however many sign-ins were started.
+    expect(Math.max(...sizes)).toBeLessThan(6000)
+    // The latest sign-in still completes.
+    const page = await browser.navigate(`${proxy.url}/-/iap/login?rd=${encodeURIComponent('/explore')}`, 'bob')
+    expect(page.url).toBe(`${proxy.url}/explore`)
+  })
+
+  it('logout another site started asks first (a POST form); the same-origin POST signs out', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/`, 'bob')
+    const cookie = browser.jar.cookieHeader(proxy.url)
+    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'https://evil.example' }]) {
+      const res = await fetch(`${proxy.url}/-/iap/logout`, { redirect: 'manual', headers: { ...headers, cookie } })
+      expect(res.status).toBe(200)
+      expect(await res.text()).toContain('<form method="post" action="/-/iap/logout">')
+      expect(res.headers.getSetCookie()).toEqual([])
+    }
+    expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie } })).status).toBe(200)
+    const confirmed = await fetch(`${proxy.url}/-/iap/logout`, { method: 'POST', redirect: 'manual', headers: { 'sec-fetch-site': 'same-origin', origin: new URL(proxy.url).origin, cookie } })
+    expect(confirmed.status).toBe(302)
+    expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie } })).status).toBe(401)
+  })
+
+  it('front-channel logout accepts only this tenant\'s issuer, exactly', async () => {
+    const tenantInPath = `https://evil.example/${stack.idp.issuer.split('/').slice(-2, -1)[0]}/v2.0`
+    const res = await fetch(`${proxy.url}/-/iap/logout?sid=abc&iss=${encodeURIComponent(tenantInPath)}`, { redirect: 'manual' })
+    expect(res.status).toBe(400)
+    const own = await fetch(`${proxy.url}/-/iap/logout?sid=abc&iss=${encodeURIComponent(stack.idp.issuer)}`, { redirect: 'manual' })
+    expect(own.status).toBe(200)
   })
 
   it('groups overage: groups are read from Graph at sign-in', async () => {

@@ -1,0 +1,39 @@
+/**
+ * Requests refused before anything else reads them (RFC 9112): no or several `Host` headers, a `Host`
+ * that is no host, a transfer coding other than `chunked` alone (a body GitLab would get without its
+ * coding), HTTP versions other than 1.x, and `TRACE` (it echoes the request, cookies included:
+ * cross-site tracing). Their connection is closed after the answer. Pure; one pass over the raw headers.
+ */
+import type { IncomingMessage } from 'node:http'
+
+export interface FramingProblem {
+  readonly status: 400 | 405 | 501 | 505
+  readonly reason: string
+}
+
+/** reg-name or IPv4 (RFC 3986 §3.2.2), or an IPv6 literal, with an optional port. */
+const HOST = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?$/
+
+export function checkRequestFraming(req: Pick<IncomingMessage, 'method' | 'rawHeaders' | 'httpVersionMajor'>): FramingProblem | undefined {
+  if (req.httpVersionMajor !== 1) return { status: 505, reason: 'http-version-unsupported' }
+  if (req.method === 'TRACE' || req.method === 'TRACK') return { status: 405, reason: 'method-not-allowed' }
+  const raw = req.rawHeaders
+  let host: string | undefined
+  let hosts = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      hosts++
+      host = raw[i + 1]
+    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      const codings = raw[i + 1]!.toLowerCase().split(',').map((c) => c.trim())
+      // Not chunked last: the body's end cannot be found (RFC 9112 §6.3: 400). Chunked after another coding: 501.
+      if (codings.at(-1) !== 'chunked') return { status: 400, reason: 'transfer-encoding-invalid' }
+      if (codings.length > 1) return { status: 501, reason: 'transfer-coding-unsupported' }
+    }
+  }
+  if (hosts === 0) return { status: 400, reason: 'host-missing' }
+  if (hosts > 1) return { status: 400, reason: 'host-duplicate' }
+  if (!HOST.test(host!)) return { status: 400, reason: 'host-invalid' }
+  return undefined
+}
