@@ -3,7 +3,7 @@
  * (policy, request facts, identity) → { result, rule, reason }. The first rule whose conditions all
  * match decides (no fall-through); `policy.default` decides when none does.
  */
-import type { Identity } from '../auth/identity.ts'
+import { qualifiedValue, type Identity } from '../auth/identity.ts'
 import type { Config, RuleConfig } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
 import type { RouteClass } from '../gitlab/route.ts'
@@ -188,10 +188,9 @@ export function grantReason(rule: CompiledRule, identity: Identity): string | un
     for (const group of rule.groups) if (mine.has(group)) return 'group-match'
   }
   if (rule.users.size > 0) {
-    const entra = identity.issuer === 'entra'
-    const id = entra ? identity.id : `${identity.issuer}:${identity.id}`
+    const id = qualifiedValue(identity, identity.id)
     // A guest's name is chosen in its home tenant: it could be anyone's UPN here (SECURITY.md E8).
-    const name = identity.name && !identity.guest && (entra ? identity.name : `${identity.issuer}:${identity.name}`)
+    const name = identity.name && !identity.guest && qualifiedValue(identity, identity.name)
     if (rule.users.has(id.toLowerCase()) || (name && rule.users.has(name.toLowerCase()))) return 'user-match'
   }
   if (rule.roles.size > 0) for (const role of identity.roles) if (rule.roles.has(role)) return 'role-match'
