@@ -1,0 +1,83 @@
+/**
+ * "Who may read" with the real git CLI, under the SPEC's example policy shape: a `methods: [GET, HEAD]`
+ * rule for readers, then a rule for writers. git reads with POSTs (`git-upload-pack`), so readers
+ * must be able to clone and fetch through a GET rule, and still not push (`git-receive-pack`).
+ */
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
+import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
+import { startJwksServer, TEST_AUDIENCE, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
+
+const run = promisify(execFile)
+const ENGINEERING = '6c0bd1d2-0000-4000-8000-000000000002'
+const CONTRACTORS = '6c0bd1d2-0000-4000-8000-000000000003'
+
+let idp: JwksServer
+let upstream: Upstream
+let proxy: ServeHandle
+let work: string
+
+const gitEnv = () => ({ PATH: process.env.PATH, HOME: work, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_ASKPASS: '/bin/false', GIT_AUTHOR_NAME: 'Dev', GIT_AUTHOR_EMAIL: 'dev@example.test', GIT_COMMITTER_NAME: 'Dev', GIT_COMMITTER_EMAIL: 'dev@example.test' })
+/** git with the IAP token in `X-IAP-Authorization`, as CI jobs and scripts send it. */
+const git = (token: string, args: string[], cwd: string) =>
+  run('git', ['-c', 'protocol.version=2', '-c', `http.extraHeader=X-IAP-Authorization: Bearer ${token}`, ...args], { cwd, env: gitEnv() })
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'gitlab-iap-git-readers-'))
+  idp = await startJwksServer()
+  upstream = await startUpstream({ repos: ['group/project'] })
+  proxy = await startServe(
+    baseConfig(upstream.url, {
+      entra: { tenantId: TEST_TENANT, clientId: TEST_CLIENT, authority: idp.authority, audiences: [TEST_AUDIENCE] },
+      groups: { engineering: ENGINEERING, contractors: CONTRACTORS },
+      policy: {
+        rules: [
+          { name: 'read-everything', paths: ['/**'], methods: ['GET', 'HEAD'], groups: ['engineering', 'contractors'] },
+          { name: 'engineering', paths: ['/**'], groups: ['engineering'] },
+        ],
+      },
+    }),
+  )
+})
+
+afterAll(async () => {
+  await proxy?.stop()
+  await upstream?.close()
+  await idp?.close()
+  if (work) rmSync(work, { recursive: true, force: true })
+})
+
+describe('git readers and writers under a GET/HEAD reading rule', () => {
+  it('a contractor clones and fetches, and is refused the push (403 from the writers rule)', async () => {
+    const token = await idp.mint({ groups: [CONTRACTORS] })
+    const dir = join(work, 'contractor')
+    await git(token, ['clone', '--quiet', `${proxy.url}/group/project.git`, dir], work)
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('group/project')
+    await git(token, ['fetch', '--quiet', 'origin'], dir)
+    writeFileSync(join(dir, 'change.txt'), 'a contractor tries to push\n')
+    await git(token, ['add', 'change.txt'], dir)
+    await git(token, ['commit', '--quiet', '-m', 'not allowed'], dir)
+    await expect(git(token, ['push', '--quiet', 'origin', 'main'], dir)).rejects.toThrow(/403/)
+    const decisions = () => proxy.records().filter((r) => String(r['url.path']).startsWith('/group/project.git/')).map((r) => [r['url.path'], r['iap.decision.rule'], r['http.response.status_code']])
+    // Records are written when responses end: the refused push's may land just after git gave up.
+    await expect.poll(decisions, { timeout: 3000 }).toContainEqual(['/group/project.git/git-receive-pack', 'engineering', 403])
+    expect(decisions()).toContainEqual(['/group/project.git/git-upload-pack', 'read-everything', 200])
+  })
+
+  it('an engineer clones and pushes', async () => {
+    const token = await idp.mint({ groups: [ENGINEERING] })
+    const dir = join(work, 'engineer')
+    await git(token, ['clone', '--quiet', `${proxy.url}/group/project.git`, dir], work)
+    writeFileSync(join(dir, 'change.txt'), 'an engineer pushes\n')
+    await git(token, ['add', 'change.txt'], dir)
+    await git(token, ['commit', '--quiet', '-m', 'allowed'], dir)
+    await git(token, ['push', '--quiet', 'origin', 'main'], dir)
+    const { stdout } = await run('git', ['--git-dir', join(upstream.repoRoot, 'group/project.git'), 'log', '--format=%s', '-1', 'main'])
+    expect(stdout.trim()).toBe('allowed')
+  })
+})
