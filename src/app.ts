@@ -266,7 +266,10 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       ctx.decision = decision
       if (res.destroyed) return
       if (decision.result === 'allow') {
+        // Read before the hop-by-hop `Expect` is dropped: the client waits for this 100 to send its body.
+        const continueExpected = req.headers.expect?.toLowerCase() === '100-continue'
         prepareUpstream(req, ctx, s, outcome, false)
+        if (continueExpected) res.writeContinue()
         forwarder.web(req, res)
         return
       }

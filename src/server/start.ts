@@ -144,6 +144,9 @@ export async function startServer(config: Config, options: StartOptions): Promis
     ? createHttpsServer({ ...serverOptions, ...readTlsFiles(config.server.tls) }, mainHandler)
     : createHttpServer(serverOptions, mainHandler)
   main.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => app.handleUpgrade(req, socket, head))
+  // `Expect: 100-continue`: Node would answer 100 at once, inviting the body before the request is
+  // authorized; handled as a request instead, the 100 goes out only once the policy allows it (app.ts).
+  main.on('checkContinue', mainHandler)
   // CONNECT (a tunnel request) never reaches GitLab; without a listener Node would drop it unanswered and unlogged.
   main.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => app.handleUpgrade(req, socket, head))
   main.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { baseConfig, startServe, type ServeHandle } from '../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
-import { rawSocket } from '../helpers/http.ts'
+import { rawClient, rawSocket } from '../helpers/http.ts'
 
 let upstream: Upstream
 let proxy: ServeHandle
@@ -70,6 +70,25 @@ describe('ambiguous framing is refused, never forwarded', () => {
     expect(upstream.requests).toHaveLength(0)
     await expect.poll(() => proxy.records().length - before, { timeout: 2000 }).toBe(1)
     expect(proxy.records().at(-1)).toMatchObject({ 'http.response.status_code': status, 'iap.decision.result': 'deny', 'iap.decision.reason': reason })
+  })
+
+  it('Expect: 100-continue: the 100 comes only once the policy allows the request', async () => {
+    const protectedProxy = await startServe(baseConfig(upstream.url, { policy: { rules: [{ name: 'open', paths: ['/open/**'], public: true }] } }))
+    try {
+      const refused = await rawSocket(protectedProxy.url, 'PUT /closed/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n', 1500)
+      expect(refused).toMatch(/^HTTP\/1\.1 401 /)
+      expect(refused).not.toContain('100 Continue')
+      const client = rawClient(protectedProxy.url)
+      client.socket.write('PUT /open/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n')
+      await expect.poll(() => client.received(), { timeout: 3000 }).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n/)
+      client.socket.write('hello')
+      await expect.poll(() => client.received(), { timeout: 3000 }).toMatch(/\r\n\r\nHTTP\/1\.1 200 /)
+      client.socket.destroy()
+      const put = upstream.requests.find((r) => r.method === 'PUT' && r.url === '/open/x')
+      expect(put?.headers.expect).toBeUndefined()
+    } finally {
+      await protectedProxy.stop()
+    }
   })
 
   it('a CONNECT tunnel request is refused with 405 and logged once, never forwarded', async () => {
