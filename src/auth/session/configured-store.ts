@@ -5,6 +5,7 @@
  */
 import type { Config } from '../../config/schema.ts'
 import type { Clock } from './clock.ts'
+import { deriveSessionKeys } from './keys.ts'
 import { createMemoryStore } from './memory-store.ts'
 import { createRedisStore } from './redis-store.ts'
 import type { SessionStore } from './store.ts'
@@ -31,6 +32,8 @@ export function createConfiguredStore(config: Config, deps: ConfiguredStoreDeps)
       keyPrefix: session.redis.keyPrefix,
       ...(session.redis.password !== undefined && { password: session.redis.password }),
       indexTtlMs: session.absoluteTimeout,
+      // Records are sealed with a key from session.secret: Redis alone cannot grant anyone groups.
+      ...(session.secret !== undefined && { recordMac: deriveSessionKeys(session.secret).recordMac }),
       ...(!deps.localCache && { localCache: false }),
       onError: (err) => {
         // ioredis reports every failed reconnect; one line per burst is enough.

@@ -13,6 +13,8 @@ export interface SessionKeys {
   readonly tokenSeal: Buffer
   /** AES-256-GCM key for the short-lived login transaction cookie. */
   readonly transactionSeal: Buffer
+  /** HMAC key over each session record in a shared store (Redis), bound to its store key. */
+  readonly recordMac: Buffer
 }
 
 const SALT = Buffer.from('gitlab-iap/session/v1')
@@ -29,5 +31,6 @@ export function deriveSessionKeys(secret: string): SessionKeys {
     storeId: derive(secret, 'store-id'),
     tokenSeal: derive(secret, 'token-seal'),
     transactionSeal: derive(secret, 'transaction-seal'),
+    recordMac: derive(secret, 'record-mac'),
   })
 }

@@ -3,6 +3,7 @@
  * to refresh, when to write "last seen" back, how long the store keeps it, and the Identity it
  * stands for. Times are epoch milliseconds.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import type { Identity } from '../identity.ts'
 
 export interface SessionUser {
@@ -122,6 +123,32 @@ export function indexKeys(record: SessionRecord): string[] {
 
 /** The index key of an Entra session id (`sid` claim). */
 export const sidKey = (sid: string): string => `sid:${sid.toLowerCase()}`
+
+/**
+ * A record as a shared store keeps it: its JSON, a newline, and an HMAC over the store key and the
+ * JSON. Whoever can write Redis can then neither edit a record (its groups, its expiry) nor copy
+ * another user's record under their own session's key.
+ */
+export function sealRecord(macKey: Buffer, storeKey: string, record: SessionRecord): string {
+  const json = JSON.stringify(record)
+  return `${json}\n${recordMac(macKey, storeKey, json)}`
+}
+
+/** The record a sealed text holds; `undefined` when its MAC does not verify (or it is no record). */
+export function openRecord(macKey: Buffer, storeKey: string, text: string): SessionRecord | undefined {
+  // JSON.stringify never writes a raw newline: the last one separates the MAC.
+  const cut = text.lastIndexOf('\n')
+  if (cut === -1) return undefined
+  const json = text.slice(0, cut)
+  const given = Buffer.from(text.slice(cut + 1), 'base64url')
+  const expected = Buffer.from(recordMac(macKey, storeKey, json), 'base64url')
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined
+  return parseRecord(json)
+}
+
+function recordMac(macKey: Buffer, storeKey: string, json: string): string {
+  return createHmac('sha256', macKey).update(storeKey).update('\n').update(json).digest('base64url')
+}
 
 /** Parses a stored record; `undefined` for anything that is not a well-formed v1 record (fail closed). */
 export function parseRecord(text: string): SessionRecord | undefined {

@@ -19,7 +19,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { IapError } from '../../errors.ts'
 import { NearCache } from './near-cache.ts'
-import { approximateRecordBytes, indexKeys, parseRecord, type SessionRecord } from './record.ts'
+import { approximateRecordBytes, indexKeys, openRecord, parseRecord, sealRecord, type SessionRecord } from './record.ts'
 import { parseRedisUrl } from './redis-url.ts'
 import type { RevocationEvent, SessionStore } from './store.ts'
 
@@ -34,6 +34,11 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs?: number
   /** Revocations older than this are pruned from the replay hash (bearer tokens live less). */
   readonly revocationMemoryMs?: number
+  /**
+   * HMAC key sealing each record (`sealRecord`); records that do not verify read as absent. Without it
+   * (no browser sign-in, so no records) records are stored plain.
+   */
+  readonly recordMac?: Buffer
   /** The local copy of session records; `false` turns it off (every request reads Redis). */
   readonly localCache?: LocalCacheLimits | false
   readonly onError?: (err: Error) => void
@@ -202,6 +207,10 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
       throw unavailable(err)
     }
   }
+  const macKey = options.recordMac
+  const encode = (key: string, record: SessionRecord): string => (macKey ? sealRecord(macKey, key, record) : JSON.stringify(record))
+  const decode = (key: string, text: string): SessionRecord | undefined => (macKey ? openRecord(macKey, key, text) : parseRecord(text))
+
   async function index(key: string, record: SessionRecord): Promise<void> {
     await Promise.all(
       indexKeys(record).flatMap((user) => [client.sadd(uKey(user), key), client.pexpire(uKey(user), options.indexTtlMs)]),
@@ -216,7 +225,7 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
       const ticket = localCache?.cache.begin(key)
       return run(() => client.get(sKey(key))).then(
         (text) => {
-          const record = text === null ? undefined : parseRecord(text)
+          const record = text === null ? undefined : decode(key, text)
           if (ticket) localCache!.cache.complete(ticket, record)
           return record
         },
@@ -229,14 +238,14 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
     async set(key, record, ttlMs) {
       forget(key)
       await run(async () => {
-        await client.set(sKey(key), JSON.stringify(record), 'PX', Math.max(1, Math.ceil(ttlMs)))
+        await client.set(sKey(key), encode(key, record), 'PX', Math.max(1, Math.ceil(ttlMs)))
         await index(key, record)
       })
     },
     async touch(key, record, ttlMs) {
       forget(key)
       // XX: never resurrect a session that was deleted or revoked meanwhile.
-      await run(() => client.set(sKey(key), JSON.stringify(record), 'PX', Math.max(1, Math.ceil(ttlMs)), 'XX'))
+      await run(() => client.set(sKey(key), encode(key, record), 'PX', Math.max(1, Math.ceil(ttlMs)), 'XX'))
     },
     async delete(key) {
       forget(key)

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { Redis } from 'ioredis'
 import { DEMO_USERS } from '../../../src/devidp/index.ts'
 import type { ServeHandle } from '../../helpers/serve.ts'
 import { hasRedisServer, startRedisServer, type RedisServer } from './redis-server.ts'
@@ -50,6 +51,37 @@ describe.skipIf(!hasRedisServer)('sessions in Redis across two serve processes',
     const who = JSON.parse((await get(b, '/-/iap/whoami', cookie)).body) as { id: string; authMethod: string }
     expect(who).toMatchObject({ id: DEMO_USERS.bob.oid, authMethod: 'session' })
     expect((await fetch(`${b.adminUrl}/readyz`)).status).toBe(200)
+  })
+
+  it('a record edited in Redis (groups added) or copied under another session\'s key is refused: records are sealed', async () => {
+    const bob = createBrowser()
+    expect((await bob.navigate(`${a.url}/group/project`, 'bob')).status).toBe(200)
+    const alice = createBrowser()
+    expect((await alice.navigate(`${a.url}/group/project`, 'alice')).status).toBe(200)
+    const client = new Redis(redis.url)
+    try {
+      const keys = await client.keys('iap-test:s:*')
+      const records = await Promise.all(keys.map(async (key) => ({ key, text: (await client.get(key))! })))
+      const newest = (oid: string) =>
+        records.filter((r) => r.text.includes(`"id":"${oid}"`)).sort((x, y) => JSON.parse(y.text.split('\n')[0]!).createdAt - JSON.parse(x.text.split('\n')[0]!).createdAt)[0]!
+      const bobs = newest(DEMO_USERS.bob.oid)
+      const alices = newest(DEMO_USERS.alice.oid)
+      // Unsealed JSON is nowhere to be found: each value is the JSON, a newline and its MAC.
+      expect(bobs.text).toMatch(/\n[A-Za-z0-9_-]{43}$/)
+      // Bob gives himself a group; Alice's key gets Bob's (intact) record.
+      const [json, mac] = bobs.text.split('\n') as [string, string]
+      const elevated = JSON.stringify({ ...JSON.parse(json), user: { ...JSON.parse(json).user, groups: [...JSON.parse(json).user.groups, '6c0bd1d2-0000-4000-8000-00000000dead'] } })
+      await client.set(bobs.key, `${elevated}\n${mac}`, 'KEEPTTL')
+      await client.set(alices.key, bobs.text, 'KEEPTTL')
+      for (const [browser, target] of [[bob, b], [alice, b], [bob, a]] as const) {
+        const who = await get(target, '/-/iap/whoami', cookieFor(browser, a))
+        expect(who.status).toBe(401)
+      }
+      // Leave no sessions behind for the tests that count a user's sessions.
+      await client.del(bobs.key, alices.key)
+    } finally {
+      client.disconnect()
+    }
   })
 
   it('logout on one replica ends the session on the other, which had it in its local copy', async () => {

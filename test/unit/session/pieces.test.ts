@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
 import * as client from 'openid-client'
 import { userFromIdToken, withGraphGroups } from '../../../src/auth/session/id-token-user.ts'
-import { identityOf } from '../../../src/auth/session/record.ts'
+import { identityOf, openRecord, sealRecord } from '../../../src/auth/session/record.ts'
 import { deriveSessionKeys } from '../../../src/auth/session/keys.ts'
 import { seal } from '../../../src/auth/session/seal.ts'
 import { classifyRedeemError, classifyRefreshError, isLoopbackHttp } from '../../../src/iap/entra-client.ts'
@@ -125,5 +125,21 @@ describe('reasons are documented', () => {
   const doc = readFileSync(join(import.meta.dirname, '../../../docs/errors.md'), 'utf8')
   it.each(SIGN_IN_REASONS.map((r) => [r]))('%s appears in docs/errors.md', (reason) => {
     expect(doc).toContain(`\`${reason}\``)
+  })
+})
+
+describe('sealed session records (shared store)', () => {
+  const keys = deriveSessionKeys('s'.repeat(32))
+  const record = {
+    v: 1 as const, createdAt: 1, lastSeenAt: 2, refreshedAt: 3, expiresAt: 4,
+    user: { id: '7a1d0c55-0000-4000-8000-000000000001', name: 'ada@example.test', groups: ['g-eng'], roles: [], tenantId: 't' },
+  }
+  it('round-trips under its own key only; an edit, another key or another secret reads as absent', () => {
+    const text = sealRecord(keys.recordMac, 'key-a', record as never)
+    expect(openRecord(keys.recordMac, 'key-a', text)).toEqual(record)
+    expect(openRecord(keys.recordMac, 'key-b', text)).toBeUndefined()
+    expect(openRecord(deriveSessionKeys('t'.repeat(32)).recordMac, 'key-a', text)).toBeUndefined()
+    expect(openRecord(keys.recordMac, 'key-a', text.replace('g-eng', 'g-adm'))).toBeUndefined()
+    expect(openRecord(keys.recordMac, 'key-a', JSON.stringify(record))).toBeUndefined()
   })
 })
