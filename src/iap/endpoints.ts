@@ -195,7 +195,13 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     if (fromAnotherSite(req)) return confirmLogout(res, ctx)
     let hints: { idToken?: string; loginHint?: string } | undefined
     try {
-      hints = await deps.sessions.end(req)
+      const ended = await deps.sessions.end(req)
+      hints = ended
+      // The record says who signed out, not an anonymous line.
+      if (ended) {
+        ctx.identity = ended.identity
+        ctx.authMethod = 'session'
+      }
     } catch {
       // The store is down: the cookie is still cleared below, and the record expires on its own.
       deps.log?.warn({ requestId: ctx.id }, 'logout could not delete the session record')

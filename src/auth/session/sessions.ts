@@ -86,7 +86,8 @@ export interface Sessions {
   /** A new session (fresh id: never reuse one presented before sign-in). */
   create(user: SessionUser, tokens: TokensToKeep): Promise<CreatedSession>
   /** Deletes the request's session, if any, and returns what logout needs (the id_token hint). */
-  end(req: IncomingMessage): Promise<{ idToken?: string; loginHint?: string } | undefined>
+  /** Ends the request's session; what logout needs of it: the end-session hints, and who it was (for the access log). */
+  end(req: IncomingMessage): Promise<{ idToken?: string; loginHint?: string; identity: Identity } | undefined>
   /** Ends every session of a user (oid or upn, any case). */
   endUser(user: string): Promise<number>
   /** Ends the sessions signed in under an Entra session id (`sid`): front-channel logout. */
@@ -328,7 +329,7 @@ export function createSessions(options: SessionsOptions): Sessions {
       await store.delete(key)
       if (!record) return undefined
       const idToken = record.idToken ? open(keys.tokenSeal, record.idToken, key) : undefined
-      return { ...(idToken !== undefined && { idToken }), ...(record.loginHint !== undefined && { loginHint: record.loginHint }) }
+      return { identity: identityOf(record), ...(idToken !== undefined && { idToken }), ...(record.loginHint !== undefined && { loginHint: record.loginHint }) }
     },
     endUser: (user) => store.deleteUser(user.toLowerCase()),
     endEntraSession: (sid) => store.deleteUser(sidKey(sid)),

@@ -179,6 +179,11 @@ describe('browser sign-in (memory store)', () => {
     const res = await browser.step(`${proxy.url}/-/iap/logout`)
     expect(res.status).toBe(302)
     expect(res.headers.getSetCookie().find((c) => c.startsWith(`${COOKIE}=`))).toMatch(/^__Host-gitlab-iap=; .*Max-Age=0/)
+    // The access log says who signed out.
+    const logoutId = res.headers.get('x-request-id')
+    await expect.poll(() => proxy.records().find((r) => r['http.request.id'] === logoutId), { timeout: 3000 }).toMatchObject({
+      'iap.decision.reason': 'logout', 'iap.auth.method': 'session', 'user.id': DEMO_USERS.bob.oid, 'user.name': DEMO_USERS.bob.upn,
+    })
     const endSession = new URL(res.headers.get('location')!)
     expect(endSession.href.startsWith(stack.idp.endSessionEndpoint)).toBe(true)
     expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${proxy.url}/`)

@@ -190,7 +190,7 @@ describe('sessions (memory store)', () => {
   it('end() deletes the session and returns the id_token hint', async () => {
     const { sessions } = setup()
     const created = await sessions.create(ada, { idToken: 'the-id-token', loginHint: 'hint' })
-    expect(await sessions.end(request(cookieOf(created.setCookie)))).toEqual({ idToken: 'the-id-token', loginHint: 'hint' })
+    expect(await sessions.end(request(cookieOf(created.setCookie)))).toEqual({ idToken: 'the-id-token', loginHint: 'hint', identity: expect.objectContaining({ kind: 'user', id: ada.id }) })
     expect(sessions.authenticate(request(cookieOf(created.setCookie)))).toMatchObject({ ok: false, reason: 'session-unknown' })
     expect(sessions.clearCookie()).toMatch(/^__Host-iap=; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=0/)
   })
