@@ -285,8 +285,6 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         const iapToken = outcome?.ok ? outcome.basicIapToken : undefined
         const rewrite = iapToken !== undefined && isLfsBatch(ctx.route, ctx.method, ctx.path) ? lfsBatchRewrite(req, iapToken) : undefined
         prepareUpstream(req, ctx, s, outcome, false)
-        // The batch answer is read and rewritten: asked for uncompressed (git-lfs, a Go client, asks for gzip).
-        if (rewrite) delete req.headers['accept-encoding']
         if (continueExpected) res.writeContinue()
         forwarder.web(req, res, rewrite)
         return

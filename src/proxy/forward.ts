@@ -146,8 +146,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
     this.statusMessage = statusMessage
     this.headers = forwardableResponseHeaders(headers, this.res.shouldKeepAlive === false ? 'close' : 'keep-alive', this.hooks.ownCookie)
     this.hooks.onResponse(this.req, statusCode)
-    // Only a successful, uncompressed answer is rewritten; anything else is relayed as it comes.
-    if (this.rewrite && (statusCode >= 300 || (headers['content-encoding'] !== undefined && headers['content-encoding'] !== 'identity'))) this.rewrite = undefined
+    if (this.rewrite && statusCode >= 300) this.rewrite = undefined
     if (this.rewrite) return
     this.socket = parsing
     queueMicrotask(this.flushHead)
