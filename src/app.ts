@@ -10,7 +10,6 @@ import type { Config } from './config/schema.ts'
 import { attribute, type Attribution, type NumericId } from './gitlab/attribute.ts'
 import { checkCanonicalPath } from './http/canonical-path.ts'
 import { checkRequestFraming } from './http/framing.ts'
-import { addIapCredential, isLfsBatch } from './gitlab/lfs-batch.ts'
 import { loginReturnTarget } from './http/redirect-target.ts'
 import { isBrowserNavigation, sendRedirect, sendStatusPage, statusText, wwwAuthenticate, writeSocketResponse } from './http/respond.ts'
 import type { AccessLog } from './logs/index.ts'
@@ -96,7 +95,6 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
   // proxy (its X-Forwarded-Proto is not believed), the scheme of `server.publicUrl`, which is how
   // clients reach us. GitLab's CSRF check compares Origin with it.
   const scheme = initialConfig.server.tls || initialConfig.server.publicUrl.startsWith('https:') ? 'https' : 'http'
-  const publicOrigin = new URL(initialConfig.server.publicUrl).origin
 
   const forwarder: Forwarder = createForwarder(initialConfig.upstream, {
     ...(deps.ownCookie && { ownCookie: deps.ownCookie }),
@@ -203,18 +201,6 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     }
   }
 
-  /** The LFS objects GitLab's batch answer points back at this proxy get the client's own IAP token (lfs-batch.ts). */
-  function lfsBatchRewrite(req: IncomingMessage, token: string): (body: Buffer) => Buffer {
-    const origins = new Set([publicOrigin])
-    try {
-      // The origin the client reached this proxy at (validated Host), as URL writes it (default port dropped).
-      origins.add(new URL(`${scheme}://${req.headers.host}`).origin)
-    } catch {
-      // no usable Host: the public origin only
-    }
-    return (body) => addIapCredential(body, token, origins)
-  }
-
   function prepareUpstream(req: IncomingMessage, ctx: RequestContext, s: ConfigState, outcome: AuthOutcome | undefined, websocket: boolean): void {
     sanitizeRequestHeaders(req, {
       requestId: ctx.id,
@@ -282,11 +268,9 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       if (decision.result === 'allow') {
         // Read before the hop-by-hop `Expect` is dropped: the client waits for this 100 to send its body.
         const continueExpected = req.headers.expect?.toLowerCase() === '100-continue'
-        const iapToken = outcome?.ok ? outcome.basicIapToken : undefined
-        const rewrite = iapToken !== undefined && isLfsBatch(ctx.route, ctx.method, ctx.path) ? lfsBatchRewrite(req, iapToken) : undefined
         prepareUpstream(req, ctx, s, outcome, false)
         if (continueExpected) res.writeContinue()
-        forwarder.web(req, res, rewrite)
+        forwarder.web(req, res)
         return
       }
       if (decision.result === 'challenge') {

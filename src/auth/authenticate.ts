@@ -25,11 +25,6 @@ export type AuthOutcome =
       readonly identity: Identity
       /** Replacement for the `Authorization` header sent to GitLab: a string replaces it, `null` removes it, `undefined` leaves it. */
       readonly forwardAuthorization?: string | null
-      /**
-       * The IAP token of the two-credential Basic form (JWT as username): handed back to the same client
-       * in an LFS batch answer (src/gitlab/lfs-batch.ts). Never logged.
-       */
-      readonly basicIapToken?: string
     }
   | {
       readonly ok: false
@@ -97,13 +92,7 @@ function failed(method: AuthMethod, failure: BearerFailure): AuthOutcome {
 function toOutcome(result: VerifyResult, credential: Extract<Credential, { kind: 'token' }>): AuthOutcome {
   const method = methodOf(credential.source)
   if (!result.ok) return failed(method, result.failure)
-  return {
-    ok: true,
-    method,
-    identity: result.identity,
-    forwardAuthorization: credential.forwardAuthorization,
-    ...(credential.source === 'basic-username' && { basicIapToken: credential.token }),
-  }
+  return { ok: true, method, identity: result.identity, forwardAuthorization: credential.forwardAuthorization }
 }
 
 /** Builds the authenticator: starts fetching every trusted issuer's keys at once (readiness waits for them). */
