@@ -86,6 +86,8 @@ const GIT_ROUTES = new Set(['git', 'lfs'])
 
 /** How long a websocket client may keep its side open after ours has ended. */
 const HALF_CLOSED_LINGER_MS = 5000
+/** An `Expect` that asks for a 100, as Node reads it before calling `checkContinue`. */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i
 /** What a 405 names as allowed: the methods GitLab serves. */
 const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 
@@ -95,6 +97,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
   // proxy (its X-Forwarded-Proto is not believed), the scheme of `server.publicUrl`, which is how
   // clients reach us. GitLab's CSRF check compares Origin with it.
   const scheme = initialConfig.server.tls || initialConfig.server.publicUrl.startsWith('https:') ? 'https' : 'http'
+  const publicHost = new URL(initialConfig.server.publicUrl).host
 
   const forwarder: Forwarder = createForwarder(initialConfig.upstream, {
     ...(deps.ownCookie && { ownCookie: deps.ownCookie }),
@@ -236,6 +239,8 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       res.shouldKeepAlive = false
       return sendStatusPage(req, res, { status: framing.status, title: statusText(framing.status), message: 'The request is not one the proxy forwards.', requestId: ctx.id, reason: framing.reason })
     }
+    // HTTP/1.0 may leave Host out (health checks do): GitLab gets the public host, never the upstream's address.
+    req.headers.host ??= publicHost
     const problem = checkCanonicalPath(ctx.path)
     if (problem) {
       ctx.decision = { result: 'deny', rule: null, reason: problem }
@@ -267,7 +272,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       if (res.destroyed) return
       if (decision.result === 'allow') {
         // Read before the hop-by-hop `Expect` is dropped: the client waits for this 100 to send its body.
-        const continueExpected = req.headers.expect?.toLowerCase() === '100-continue'
+        const continueExpected = req.httpVersionMinor >= 1 && req.headers.expect !== undefined && CONTINUE.test(req.headers.expect)
         prepareUpstream(req, ctx, s, outcome, false)
         if (continueExpected) res.writeContinue()
         forwarder.web(req, res)

@@ -1,5 +1,5 @@
 /**
- * Requests refused before anything else reads them (RFC 9112): no or several `Host` headers, a `Host`
+ * Requests refused before anything else reads them (RFC 9112): no `Host` on HTTP/1.1, several, a `Host`
  * that is no host, a transfer coding other than `chunked` alone (a body GitLab would get without its
  * coding), HTTP versions other than 1.x, and `TRACE` (it echoes the request, cookies included:
  * cross-site tracing). Their connection is closed after the answer. Pure; one pass over the raw headers.
@@ -14,7 +14,7 @@ export interface FramingProblem {
 /** reg-name or IPv4 (RFC 3986 §3.2.2), or an IPv6 literal, with an optional port. */
 const HOST = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?$/
 
-export function checkRequestFraming(req: Pick<IncomingMessage, 'method' | 'rawHeaders' | 'httpVersionMajor'>): FramingProblem | undefined {
+export function checkRequestFraming(req: Pick<IncomingMessage, 'method' | 'rawHeaders' | 'httpVersionMajor' | 'httpVersionMinor'>): FramingProblem | undefined {
   if (req.httpVersionMajor !== 1) return { status: 505, reason: 'http-version-unsupported' }
   if (req.method === 'TRACE' || req.method === 'TRACK') return { status: 405, reason: 'method-not-allowed' }
   const raw = req.rawHeaders
@@ -32,7 +32,8 @@ export function checkRequestFraming(req: Pick<IncomingMessage, 'method' | 'rawHe
       if (codings.length > 1) return { status: 501, reason: 'transfer-coding-unsupported' }
     }
   }
-  if (hosts === 0) return { status: 400, reason: 'host-missing' }
+  // HTTP/1.1 must send Host (RFC 9112 §3.2); HTTP/1.0 may not (health checks), and gets the public host.
+  if (hosts === 0) return req.httpVersionMinor >= 1 ? { status: 400, reason: 'host-missing' } : undefined
   if (hosts > 1) return { status: 400, reason: 'host-duplicate' }
   if (!HOST.test(host!)) return { status: 400, reason: 'host-invalid' }
   return undefined

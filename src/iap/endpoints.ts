@@ -182,7 +182,9 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     }
     deps.log?.info({ requestId: ctx.id, sessionsEnded: ended }, 'front-channel logout')
     deny(ctx, 'front-channel-logout', 'challenge')
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': 0, 'cache-control': 'no-store', 'x-request-id': ctx.id, 'set-cookie': deps.sessions.clearCookie() })
+    // No cookie deletion: the frame is Entra's (a cross-site context, where it would not apply), and on a
+    // top-level link from another site it would be a logout without the confirmation. The records are gone.
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': 0, 'cache-control': 'no-store', 'x-request-id': ctx.id })
     res.end()
   }
 

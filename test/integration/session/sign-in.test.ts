@@ -224,6 +224,8 @@ describe('browser sign-in (memory store)', () => {
     const frame = await fetch(`${proxy.url}/-/iap/logout?sid=${sid}`, { redirect: 'manual' })
     expect(frame.status).toBe(200)
     expect(await frame.text()).toBe('')
+    // No cookie deletion: a link from another site naming any sid would otherwise sign the browser out.
+    expect(frame.headers.getSetCookie()).toEqual([])
     expect(frame.headers.get('cache-control')).toBe('no-store')
     const ended = await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie: first } })
     expect(ended.status).toBe(401)
