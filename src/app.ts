@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { AuthOutcome, Authenticator } from './auth/authenticate.ts'
-import type { Config } from './config/schema.ts'
+import { HTTP_METHODS, type Config } from './config/schema.ts'
 import { attribute, type Attribution, type NumericId } from './gitlab/attribute.ts'
 import { checkCanonicalPath } from './http/canonical-path.ts'
 import { checkRequestFraming } from './http/framing.ts'
@@ -88,8 +88,8 @@ const GIT_ROUTES = new Set(['git', 'lfs'])
 const HALF_CLOSED_LINGER_MS = 5000
 /** An `Expect` that asks for a 100, as Node reads it before calling `checkContinue`. */
 const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i
-/** What a 405 names as allowed: the methods GitLab serves. */
-const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
+/** What a 405 names as allowed: the methods GitLab serves (the list rules may name). */
+const ALLOWED_METHODS = [...HTTP_METHODS].join(', ')
 
 export function createApp(initialConfig: Config, deps: AppDeps): App {
   let state = buildState(initialConfig)
