@@ -6,8 +6,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { AuthOutcome, Authenticator } from './auth/authenticate.ts'
+import type { LfsGrants } from './auth/lfs-grant.ts'
 import { HTTP_METHODS, type Config } from './config/schema.ts'
 import { attribute, type Attribution, type NumericId } from './gitlab/attribute.ts'
+import { addLfsGrants, isLfsBatch } from './gitlab/lfs-batch.ts'
 import { checkCanonicalPath } from './http/canonical-path.ts'
 import { checkRequestFraming } from './http/framing.ts'
 import { loginReturnTarget } from './http/redirect-target.ts'
@@ -54,6 +56,8 @@ export interface AppDeps {
   readonly ownCookie?: (name: string) => boolean
   /** True when browser sign-in is configured: anonymous navigations are redirected to /-/iap/login. */
   readonly browserLogin?: boolean
+  /** Mints the LFS grants added to batch answers (src/gitlab/lfs-batch.ts); without it batch answers pass unread. */
+  readonly lfsGrants?: LfsGrants
 }
 
 export interface App {
@@ -98,6 +102,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
   // clients reach us. GitLab's CSRF check compares Origin with it.
   const scheme = initialConfig.server.tls || initialConfig.server.publicUrl.startsWith('https:') ? 'https' : 'http'
   const publicHost = new URL(initialConfig.server.publicUrl).host
+  const publicOrigin = new URL(initialConfig.server.publicUrl).origin
 
   const forwarder: Forwarder = createForwarder(initialConfig.upstream, {
     ...(deps.ownCookie && { ownCookie: deps.ownCookie }),
@@ -204,6 +209,31 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     }
   }
 
+  /**
+   * The rewrite of an LFS batch answer for a client whose IAP credential git-lfs will not send again
+   * with the object transfers (it was in the URL, not in X-IAP-Authorization): each action that
+   * points back at this proxy gets a grant for that action and path. The grant carries only the groups
+   * the policy names, which keeps it small enough for any ingress's header limits.
+   */
+  function lfsBatchRewrite(req: IncomingMessage, ctx: RequestContext, s: ConfigState, outcome: AuthOutcome | undefined): ((body: Buffer) => Buffer) | undefined {
+    const grants = deps.lfsGrants
+    if (!grants || !outcome?.ok || outcome.source === undefined || outcome.source === 'x-iap-authorization' || !isLfsBatch(ctx.route, ctx.method, ctx.path)) return undefined
+    const referenced = s.policy.referencedGroups
+    const identity = { ...outcome.identity, groups: outcome.identity.groups.filter((g) => referenced.has(g.toLowerCase())) }
+    const origins = new Set([publicOrigin])
+    try {
+      // The origin the client reached this proxy at (validated Host), as URL writes it (default port dropped).
+      origins.add(new URL(`${scheme}://${req.headers.host}`).origin)
+    } catch {
+      // no usable Host: the public origin only
+    }
+    return (body) =>
+      addLfsGrants(body, origins, (action, path) => {
+        const grant = grants.mint(identity, action, path)
+        return grant === undefined ? undefined : `Bearer ${grant}`
+      })
+  }
+
   function prepareUpstream(req: IncomingMessage, ctx: RequestContext, s: ConfigState, outcome: AuthOutcome | undefined, websocket: boolean): void {
     sanitizeRequestHeaders(req, {
       requestId: ctx.id,
@@ -273,9 +303,12 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       if (decision.result === 'allow') {
         // Read before the hop-by-hop `Expect` is dropped: the client waits for this 100 to send its body.
         const continueExpected = req.httpVersionMinor >= 1 && req.headers.expect !== undefined && CONTINUE.test(req.headers.expect)
+        const rewrite = lfsBatchRewrite(req, ctx, s, outcome)
         prepareUpstream(req, ctx, s, outcome, false)
+        // The batch answer is read and rewritten: asked for uncompressed (git-lfs, a Go client, asks for gzip).
+        if (rewrite) delete req.headers['accept-encoding']
         if (continueExpected) res.writeContinue()
-        forwarder.web(req, res)
+        forwarder.web(req, res, rewrite)
         return
       }
       if (decision.result === 'challenge') {

@@ -16,6 +16,7 @@ import { createBearerVerifier, type VerifyResult } from './bearer/verify.ts'
 import { extractCredential, type Credential, type CredentialSource } from './credentials.ts'
 import { createGraphGroups, type GraphGroups } from './graph-groups.ts'
 import { ANONYMOUS, type Identity } from './identity.ts'
+import type { LfsGrants } from './lfs-grant.ts'
 import { createRevocations, type Revocations } from './revocations.ts'
 
 export type AuthOutcome =
@@ -25,6 +26,8 @@ export type AuthOutcome =
       readonly identity: Identity
       /** Replacement for the `Authorization` header sent to GitLab: a string replaces it, `null` removes it, `undefined` leaves it. */
       readonly forwardAuthorization?: string | null
+      /** Where the credential came from (token credentials only): an LFS batch answer gets grants unless it was X-IAP-Authorization. */
+      readonly source?: CredentialSource
     }
   | {
       readonly ok: false
@@ -61,6 +64,8 @@ export interface AuthenticatorOptions {
   /** Shared with /admin/revoke and the session store; a fresh one when absent. */
   readonly revocations?: Revocations
   readonly session?: SessionStep
+  /** Checks the LFS grants this proxy hands out (src/auth/lfs-grant.ts); without it they are refused. */
+  readonly lfsGrants?: LfsGrants
   readonly log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
   /** Used for discovery, JWKS and Graph requests. */
   readonly fetch?: typeof fetch
@@ -92,7 +97,14 @@ function failed(method: AuthMethod, failure: BearerFailure): AuthOutcome {
 function toOutcome(result: VerifyResult, credential: Extract<Credential, { kind: 'token' }>): AuthOutcome {
   const method = methodOf(credential.source)
   if (!result.ok) return failed(method, result.failure)
-  return { ok: true, method, identity: result.identity, forwardAuthorization: credential.forwardAuthorization }
+  return { ok: true, method, identity: result.identity, forwardAuthorization: credential.forwardAuthorization, source: credential.source }
+}
+
+/** The path an LFS grant names: the request target up to its query, as the batch answer's href had it. */
+const targetPath = (url: string | undefined) => {
+  const target = url ?? '/'
+  const q = target.indexOf('?')
+  return q === -1 ? target : target.slice(0, q)
 }
 
 /** Builds the authenticator: starts fetching every trusted issuer's keys at once (readiness waits for them). */
@@ -144,6 +156,13 @@ export function createAuthenticator(options?: AuthenticatorOptions): BearerAuthe
       const credential = extractCredential(req.headers, verifier.lookup)
       if (credential.kind === 'none') return session?.authenticate(req, ctx) ?? ANONYMOUS_OUTCOME
       if (credential.kind === 'invalid') return failed(methodOf(credential.source), bearerFailure(credential.reason))
+      if (credential.kind === 'lfs-grant') {
+        const grant = options?.lfsGrants?.verify(credential.token, req.method ?? 'GET', targetPath(req.url)) ?? { ok: false, reason: 'lfs-grant-invalid' }
+        if (!grant.ok) return failed('bearer', bearerFailure(grant.reason))
+        // Minted from a credential issued before a revocation of the user: ends with it.
+        if (revocations.isRevoked(grant.identity)) return failed('bearer', bearerFailure('token-revoked'))
+        return { ok: true, method: 'bearer', identity: grant.identity, forwardAuthorization: credential.forwardAuthorization }
+      }
       const result = verifier.verify(credential.token)
       return isPromise(result) ? result.then((r) => toOutcome(r, credential)) : toOutcome(result, credential)
     },

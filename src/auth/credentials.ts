@@ -1,6 +1,7 @@
 /**
  * Picks the credential a request presents, in SPEC order (pure; the first present wins):
- *   1. `X-IAP-Authorization: Bearer <JWT>` (the header is always removed before forwarding);
+ *   1. `X-IAP-Authorization: Bearer <JWT>` (the header is always removed before forwarding), or
+ *      `Bearer <LFS grant>`, which the proxy itself handed out in an LFS batch answer;
  *   2. `Authorization: Bearer <JWT>` whose `iss` is a trusted issuer (removed);
  *   3. `Authorization: Basic` whose username is such a JWT: the password is GitLab's and is forwarded
  *      as Basic with the username `gitlab-ci-token` (CI issuers) or `oauth2`;
@@ -12,6 +13,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { looksLikeJwt, MAX_TOKEN_BYTES } from './bearer/token-shape.ts'
+import { looksLikeLfsGrant } from './lfs-grant.ts'
 
 export type CredentialSource = 'x-iap-authorization' | 'authorization-bearer' | 'basic-username' | 'basic-password'
 
@@ -31,6 +33,13 @@ export type Credential =
       readonly source: CredentialSource
       readonly token: string
       /** What to send to GitLab as `Authorization`: a string replaces it, `null` removes it, `undefined` leaves it. */
+      readonly forwardAuthorization: string | null | undefined
+    }
+  | {
+      /** An LFS grant (src/auth/lfs-grant.ts): always in X-IAP-Authorization, checked by the proxy's own key. */
+      readonly kind: 'lfs-grant'
+      readonly source: 'x-iap-authorization'
+      readonly token: string
       readonly forwardAuthorization: string | null | undefined
     }
   | { readonly kind: 'invalid'; readonly source: CredentialSource; readonly reason: 'credential-malformed' | 'token-too-large' }
@@ -89,7 +98,9 @@ export function extractCredential(headers: IncomingHttpHeaders, lookup: TrustLoo
     const value = Array.isArray(iap) ? iap.join(', ') : iap
     const bearer = BEARER.exec(value)
     if (!bearer) return { kind: 'invalid', source: 'x-iap-authorization', reason: 'credential-malformed' }
-    return { kind: 'token', source: 'x-iap-authorization', token: bearer[1]!, forwardAuthorization: withoutIapCredentials(parseAuthorization(authorization), lookup) }
+    const forwardAuthorization = withoutIapCredentials(parseAuthorization(authorization), lookup)
+    if (looksLikeLfsGrant(bearer[1]!)) return { kind: 'lfs-grant', source: 'x-iap-authorization', token: bearer[1]!, forwardAuthorization }
+    return { kind: 'token', source: 'x-iap-authorization', token: bearer[1]!, forwardAuthorization }
   }
   const parsed = parseAuthorization(authorization)
   if (parsed.scheme === 'bearer') {

@@ -46,6 +46,8 @@ export interface CompiledPolicy {
   readonly ruleNames: readonly string[]
   readonly rules: readonly CompiledRule[]
   readonly defaultResult: 'allow' | 'deny'
+  /** Every group id some rule names (lower-cased): the only groups a decision can turn on. */
+  readonly referencedGroups: ReadonlySet<string>
 }
 
 const lowerSet = (values: readonly string[] | undefined) => new Set((values ?? []).map((v) => v.toLowerCase()))
@@ -98,6 +100,7 @@ export function compilePolicy(config: Config): CompiledPolicy {
     ruleNames: rules.map((r) => r.name),
     rules,
     defaultResult: config.policy.default,
+    referencedGroups: new Set(rules.flatMap((r) => [...r.groups])),
   })
 }
 

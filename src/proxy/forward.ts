@@ -12,6 +12,7 @@ import { PassThrough, type Duplex } from 'node:stream'
 import { createProxyServer } from 'http-proxy-3'
 import { buildConnector, Pool, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.ts'
+import { MAX_BATCH_BYTES } from '../gitlab/lfs-batch.ts'
 import { forwardableResponseHeaders } from './headers.ts'
 
 export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset'
@@ -29,8 +30,11 @@ export interface ForwardHooks {
 }
 
 export interface Forwarder {
-  /** Forwards a request whose `req.headers` are already what GitLab may see (`sanitizeRequestHeaders`). */
-  web(req: IncomingMessage, res: ServerResponse): void
+  /**
+   * Forwards a request whose `req.headers` are already what GitLab may see (`sanitizeRequestHeaders`).
+   * `rewrite`: GitLab's successful answer is read whole (up to `MAX_BATCH_BYTES`) and passed through it.
+   */
+  web(req: IncomingMessage, res: ServerResponse, rewrite?: (body: Buffer) => Buffer): void
   ws(req: IncomingMessage, socket: Duplex, head: Buffer): void
   close(): Promise<void>
 }
@@ -102,10 +106,16 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   private readonly res: ServerResponse
   private readonly hooks: ForwardHooks
 
-  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks) {
+  /** Rewrites a 2xx body read whole (see `Forwarder.web`); `collected` holds it meanwhile. */
+  private rewrite: ((body: Buffer) => Buffer) | undefined
+  private collected: Buffer[] = []
+  private collectedBytes = 0
+
+  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks, rewrite?: (body: Buffer) => Buffer) {
     this.req = req
     this.res = res
     this.hooks = hooks
+    this.rewrite = rewrite
   }
 
   /** The client went away (or its response was destroyed): stop GitLab's side too. */
@@ -136,6 +146,9 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
     this.statusMessage = statusMessage
     this.headers = forwardableResponseHeaders(headers, this.res.shouldKeepAlive === false ? 'close' : 'keep-alive', this.hooks.ownCookie)
     this.hooks.onResponse(this.req, statusCode)
+    // Only a successful, uncompressed answer is rewritten; anything else is relayed as it comes.
+    if (this.rewrite && (statusCode >= 300 || (headers['content-encoding'] !== undefined && headers['content-encoding'] !== 'identity'))) this.rewrite = undefined
+    if (this.rewrite) return
     this.socket = parsing
     queueMicrotask(this.flushHead)
   }
@@ -197,6 +210,17 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.done) return
+    if (this.rewrite) {
+      this.collected.push(chunk)
+      this.collectedBytes += chunk.length
+      if (this.collectedBytes <= MAX_BATCH_BYTES) return
+      // Too large to be a batch answer worth rewriting: relayed as it came, and streamed from here on.
+      this.rewrite = undefined
+      if (!this.sendHead()) return
+      for (const piece of this.collected) this.write(piece)
+      this.collected = []
+      return
+    }
     if (this.pending !== undefined) this.pending.push(chunk)
     else if (this.headers !== undefined) {
       this.pending = [chunk]
@@ -207,6 +231,15 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     if (this.done) return
+    if (this.rewrite) {
+      const body = this.rewrite(Buffer.concat(this.collected, this.collectedBytes))
+      this.collected = []
+      this.headers!['content-length'] = String(body.length)
+      if (!this.sendHead()) return
+      this.done = true
+      this.res.end(body)
+      return
+    }
     if (this.pending !== undefined) {
       this.ended = true
       return
@@ -316,8 +349,8 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
   proxy.on('econnreset', () => {})
 
   return {
-    web(req, res) {
-      const copier = new ResponseCopier(req, res, hooks)
+    web(req, res, rewrite) {
+      const copier = new ResponseCopier(req, res, hooks, rewrite)
       res.once('close', copier.onClientClose)
       let body: PassThrough | null = null
       if (hasBody(req)) {

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { createAdminHandler, type ReadinessCheck } from '../admin/routes.ts'
 import { createApp, type App, type AppDeps, type OpsLogger } from '../app.ts'
 import { createAuthenticator } from '../auth/authenticate.ts'
+import { createLfsGrants } from '../auth/lfs-grant.ts'
 import { createRevocations, shareRevocations } from '../auth/revocations.ts'
 import { systemClock } from '../auth/session/clock.ts'
 import { createConfiguredStore, needsSessionStore } from '../auth/session/configured-store.ts'
@@ -100,7 +101,9 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const revoke = shareRevocations({ revocations, ...(store && { store }), log })
   // Browser sign-in (issue 5): sessions, /-/iap/ endpoints; only with entra.clientSecret + session.secret.
   const signIn = withSignIn && store ? createBrowserSignIn(config, { log, revocations, store }) : undefined
-  const authenticator = createAuthenticator({ config, metrics, log, revocations, ...(signIn && { session: signIn.sessionStep, graph: signIn.graph }) })
+  // LFS grants (two-credential git URLs): key derived from session.secret when set, so any replica accepts them.
+  const lfsGrants = createLfsGrants(config.session.secret ? { secret: config.session.secret } : {})
+  const authenticator = createAuthenticator({ config, metrics, log, revocations, lfsGrants, ...(signIn && { session: signIn.sessionStep, graph: signIn.graph }) })
   const authenticate = (req: IncomingMessage, ctx: RequestContext) => authenticator.authenticate(req, ctx)
   // Without browser sign-in, whoami still answers for bearer and Basic credentials.
   const signInEndpoints = signIn?.endpoints({ authenticate }) ?? routeIapEndpoints({ '/-/iap/whoami': { methods: ['GET', 'HEAD'], handler: createWhoami({ authenticate }) } })
@@ -119,6 +122,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     ...(signIn && { upstreamCookie: (header: string) => signIn.forwardedCookie(header), ownCookie: (name: string) => signIn.isOwnCookie(name) }),
     iapEndpoints: (req, res, ctx) => serveAssertionJwks(assertion, req, res) || signInEndpoints(req, res, ctx),
     browserLogin: signIn !== undefined,
+    lfsGrants,
   }
   const app = createApp(config, deps)
   let accepting = true

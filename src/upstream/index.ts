@@ -61,6 +61,8 @@ export interface UpstreamOptions {
   readonly apiToken?: string
   /** Most requests kept in `requests`. */
   readonly maxRecorded?: number
+  /** LFS downloads are redirected to this object store (GitLab with object storage, no proxy_download). */
+  readonly lfsObjectStore?: string
 }
 
 export interface Upstream {
@@ -88,7 +90,7 @@ const GIT_ROUTE = /^\/(.+\.git)(\/(?:info\/refs|git-upload-pack|git-receive-pack
 export async function startUpstream(options: UpstreamOptions = {}): Promise<Upstream> {
   const repoRoot = mkdtempSync(join(tmpdir(), 'gitlab-iap-upstream-'))
   for (const repo of options.repos ?? []) createBareRepo(repoRoot, repo)
-  const lfs = createLfsServer()
+  const lfs = createLfsServer(options.lfsObjectStore ? { objectStoreUrl: options.lfsObjectStore } : {})
   const requests: RecordedRequest[] = []
   const uploads: number[] = []
   const abandoned: string[] = []

@@ -3,6 +3,8 @@
  * `/{project}.git/info/lfs/objects/batch` answers with object URLs under
  * `/{project}.git/gitlab-lfs/objects/{oid}[/{size}]` and GitLab's own short-lived
  * `Authorization: Basic` header for them, which the object requests must carry. Objects live in memory.
+ * With `objectStoreUrl`, downloads are answered with a redirect there (`{objectStoreUrl}/{oid}?X-Amz-Signature=…`),
+ * as GitLab with LFS in object storage and without `proxy_download` answers them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -24,7 +26,12 @@ export interface LfsServer {
   readonly objects: ReadonlyMap<string, Buffer>
 }
 
-export function createLfsServer(): LfsServer {
+export interface LfsServerOptions {
+  /** Answer downloads with a 302 to this object store instead of the bytes. */
+  readonly objectStoreUrl?: string
+}
+
+export function createLfsServer(options: LfsServerOptions = {}): LfsServer {
   const objects = new Map<string, Buffer>()
   const json = (res: ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body)
@@ -84,6 +91,11 @@ export function createLfsServer(): LfsServer {
       if (req.method !== 'GET' || !stored) {
         req.resume()
         json(res, 404, { message: 'Not found' })
+        return true
+      }
+      if (options.objectStoreUrl) {
+        res.writeHead(302, { location: `${options.objectStoreUrl}/${object[2]}?X-Amz-Signature=presigned`, 'content-length': 0 })
+        res.end()
         return true
       }
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': stored.length })

@@ -32,6 +32,15 @@ describe('extractCredential (SPEC order, first present wins)', () => {
     })
   })
 
+  it('1. an LFS grant in X-IAP-Authorization is its own kind; GitLab\'s LFS Authorization passes untouched', () => {
+    const gitlabLfs = basic('gitlab-lfs-user', 'lfs-token')
+    expect(extractCredential({ 'x-iap-authorization': 'Bearer iaplfs1.e30.bWFj', authorization: gitlabLfs }, lookup)).toEqual({
+      kind: 'lfs-grant', source: 'x-iap-authorization', token: 'iaplfs1.e30.bWFj', forwardAuthorization: undefined,
+    })
+    // A grant is never taken from Authorization: there it is not the proxy's credential.
+    expect(extractCredential({ authorization: 'Bearer iaplfs1.e30.bWFj' }, lookup)).toEqual({ kind: 'none' })
+  })
+
   it('2. Authorization Bearer with a trusted issuer is consumed and removed', () => {
     expect(extractCredential({ authorization: `Bearer ${ENTRA}` }, lookup)).toEqual({ kind: 'token', source: 'authorization-bearer', token: ENTRA, forwardAuthorization: null })
     expect(extractCredential({ authorization: `bearer   ${ENTRA}` }, lookup)).toMatchObject({ source: 'authorization-bearer' })
