@@ -8,13 +8,13 @@ import { z } from 'zod'
 import { checkCidr } from '../net/cidr.ts'
 import { parseDurationMs, parseSizeBytes } from './units.ts'
 
-const duration = (description: string) =>
+const duration = (description: string, options: { zero?: boolean } = {}) =>
   z
-    .union([z.string(), z.number().positive()])
+    .union([z.string(), options.zero ? z.number().nonnegative() : z.number().positive()])
     .describe(`${description} A duration such as "90s", "10m", "1h30m", "12h" or "7d"; a number is seconds.`)
     .transform((value, ctx) => {
       const ms = typeof value === 'number' ? Math.round(value * 1000) : parseDurationMs(value)
-      if (ms === undefined || ms <= 0) {
+      if (ms === undefined || ms < 0 || (ms === 0 && !options.zero)) {
         ctx.addIssue({ code: 'custom', message: `invalid duration "${value}" (use e.g. "90s", "10m", "1h30m", "12h")` })
         return z.NEVER
       }
@@ -128,6 +128,10 @@ const session = z.strictObject({
   absoluteTimeout: duration('Sessions end this long after sign-in.').prefault('12h'),
   idleTimeout: duration('Sessions end after this long without a request.').prefault('1h'),
   refreshInterval: duration('Re-check identity and groups with the refresh token this often.').prefault('10m'),
+  refreshGrace: duration(
+    'When Entra ID cannot be reached for a due refresh, keep serving the session as it was last refreshed for at most this long past the interval, retrying every 30 s; an answer that refuses the refresh still ends the session at once. 0: refuse with 503 at once.',
+    { zero: true },
+  ).prefault('15m'),
   maxSessions: z.number().int().min(100).default(100_000).describe('memory store: most sessions kept (oldest evicted).'),
   maxSessionMemory: size('memory store: about how much memory all sessions may take (oldest evicted first; a typical session is about 5 KB).').prefault('128MiB'),
 })

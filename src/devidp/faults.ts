@@ -7,8 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 
 export type EndpointFault = 'down' | 'reset' | 'slow' | 'garbage' | 'huge' | null
 
-/** Which endpoints a fault applies to. */
-export type FaultTarget = 'discovery' | 'jwks' | 'all'
+/** Which endpoints a fault applies to: `all` is discovery and JWKS; `token` (refresh and code redemption) takes `down` and `reset`. */
+export type FaultTarget = 'discovery' | 'jwks' | 'token' | 'all'
 
 /** Padding size of the `huge` fault: well above any sane metadata size limit. */
 export const HUGE_BODY_BYTES = 8 * 1024 * 1024

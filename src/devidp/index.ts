@@ -140,7 +140,7 @@ export interface DevIdp {
   currentKid(): string
   /** The public keys now served. */
   jwks(): { keys: PublicJwk[] }
-  /** Makes discovery and/or JWKS misbehave; `null` heals. */
+  /** Makes discovery and/or JWKS (or the token endpoint) misbehave; `null` heals. */
   setFault(fault: EndpointFault, target?: FaultTarget): void
   setGraphFault(fault: GraphFault): void
   stats(): DevIdpStats
@@ -216,7 +216,7 @@ export async function startDevIdp(options: DevIdpOptions = {}): Promise<DevIdp> 
   const errors: unknown[] = []
 
   const counters = { discoveryRequests: 0, jwksRequests: 0, tokenRequests: 0, authorizeRequests: 0, logoutRequests: 0, graphRequests: 0, claimSourceRequests: 0 }
-  const faults: { discovery: EndpointFault; jwks: EndpointFault; graph: GraphFault } = { discovery: null, jwks: null, graph: null }
+  const faults: { discovery: EndpointFault; jwks: EndpointFault; token: EndpointFault; graph: GraphFault } = { discovery: null, jwks: null, token: null, graph: null }
   let lastLogout: LogoutRecord | undefined
   const delay = () => sleep(faultDelayMs, undefined, { signal: closing.signal }).catch(() => undefined)
 
@@ -279,7 +279,10 @@ export async function startDevIdp(options: DevIdpOptions = {}): Promise<DevIdp> 
     if (route.startsWith('/login/')) return handleInteraction(interactionDeps, req, res, route.slice('/login/'.length))
     route = V1_ALIASES[route] ?? route
     let search = url.search
-    if (route === ROUTES.token) counters.tokenRequests++
+    if (route === ROUTES.token) {
+      counters.tokenRequests++
+      if (faults.token === 'down' || faults.token === 'reset') return serveWithFault(faults.token, req, res, () => ({}), delay)
+    }
     if (route === ROUTES.authorization) {
       counters.authorizeRequests++
       if (req.method === 'GET') search = `?${entraAuthorizeQuery(url.searchParams)}`
@@ -368,6 +371,10 @@ export async function startDevIdp(options: DevIdpOptions = {}): Promise<DevIdp> 
     currentKid: () => keyring.current().kid,
     jwks: () => publicJwks(keyring.active(), issuer),
     setFault(fault, target = 'all') {
+      if (target === 'token') {
+        faults.token = fault
+        return
+      }
       if (target !== 'jwks') faults.discovery = fault
       if (target !== 'discovery') faults.jwks = fault
     },

@@ -55,6 +55,7 @@ export function timeoutsOf(config: Config): SessionTimeouts {
     absoluteTimeoutMs: config.session.absoluteTimeout,
     idleTimeoutMs: config.session.idleTimeout,
     refreshIntervalMs: config.session.refreshInterval,
+    refreshGraceMs: config.session.refreshGrace,
   }
 }
 

@@ -57,6 +57,8 @@ export interface SessionTimeouts {
   readonly absoluteTimeoutMs: number
   readonly idleTimeoutMs: number
   readonly refreshIntervalMs: number
+  /** How long past the interval a session may be served as last refreshed while Entra cannot be reached (0: not at all). */
+  readonly refreshGraceMs?: number
 }
 
 export type SessionAssessment =
@@ -77,6 +79,12 @@ export function assessSession(record: SessionRecord, now: number, t: SessionTime
     refreshDue: now - record.refreshedAt >= t.refreshIntervalMs,
     touchDue: now - record.lastSeenAt >= touchIntervalMs(t),
   }
+}
+
+/** True while a session whose refresh is due may still be served as last refreshed (Entra unreachable). */
+export function withinRefreshGrace(record: SessionRecord, now: number, t: SessionTimeouts): boolean {
+  const grace = t.refreshGraceMs ?? 0
+  return grace > 0 && now - record.refreshedAt < t.refreshIntervalMs + grace
 }
 
 /** How long the store should keep the record from `now`: until the absolute end or the idle end, whichever is first. */

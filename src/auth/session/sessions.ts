@@ -12,7 +12,7 @@ import type { Identity } from '../identity.ts'
 import type { Clock } from './clock.ts'
 import { cookieValues, createSessionId, serializeCookie, signSessionId, storeKeyFor, verifySessionCookie } from './cookies.ts'
 import type { SessionKeys } from './keys.ts'
-import { assessSession, identityOf, sidKey, storeTtlMs, type SessionRecord, type SessionTimeouts, type SessionUser } from './record.ts'
+import { assessSession, identityOf, sidKey, storeTtlMs, withinRefreshGrace, type SessionRecord, type SessionTimeouts, type SessionUser } from './record.ts'
 import { open, seal } from './seal.ts'
 import type { MaybePromise, SessionStore } from './store.ts'
 
@@ -113,12 +113,17 @@ const DESCRIPTIONS: Record<string, string> = {
   'session-refresh-unavailable': 'Microsoft Entra ID cannot be reached to renew the session; try again shortly.',
 }
 
+/** While Entra cannot be reached, a session in its refresh grace tries again at most this often (per replica). */
+const REFRESH_RETRY_MS = 30_000
+
 /** Builds the session machinery over a store. */
 export function createSessions(options: SessionsOptions): Sessions {
   const { keys, store, timeouts, clock, cookieName } = options
   const lockWaitMs = options.lockWaitMs ?? 10_000
   const inflight = new Map<string, Promise<SessionResolution>>()
   const identities = new WeakMap<SessionRecord, Identity>()
+  /** Store key → when to try a refresh again, for sessions served in their grace after Entra could not be reached. */
+  const refreshRetryAt = new LRUCache<string, number>({ max: 10_000 })
 
   const identityFor = (record: SessionRecord) => {
     let identity = identities.get(record)
@@ -185,7 +190,9 @@ export function createSessions(options: SessionsOptions): Sessions {
       store.delete(key).catch(() => {})
       return failed(state.reason)
     }
-    if (state.refreshDue) return refreshSingleFlight(key, record)
+    // A refresh that found Entra unreachable moments ago is not tried again before its retry time:
+    // meanwhile the session is served as last refreshed, within its grace (`lastGood`).
+    if (state.refreshDue && !((refreshRetryAt.get(key) ?? 0) > now && withinRefreshGrace(record, now, timeouts))) return refreshSingleFlight(key, record)
     if (state.touchDue) {
       record.lastSeenAt = now
       try {
@@ -253,8 +260,22 @@ export function createSessions(options: SessionsOptions): Sessions {
       }
       if (!current) return failed('session-unknown')
       if (current.refreshedAt !== seen.refreshedAt) return afterLoad(key, current)
-      if (clock.now() > deadline) return failed('session-refresh-unavailable', 503)
+      if (clock.now() > deadline) return lastGood(key, current, 'session-refresh-unavailable')
     }
+  }
+
+  /**
+   * Entra could not be reached for a due refresh: within the grace (`session.refreshGrace`) the session
+   * is served as last refreshed (its groups as Entra last gave them) and the refresh retried after
+   * REFRESH_RETRY_MS; past it, or with no grace, the request is refused with 503 (fail closed).
+   */
+  function lastGood(key: string, record: SessionRecord, reason: string): SessionResolution {
+    const now = clock.now()
+    if (!withinRefreshGrace(record, now, timeouts)) return failed(reason, 503)
+    refreshRetryAt.set(key, now + REFRESH_RETRY_MS)
+    const until = new Date(record.refreshedAt + timeouts.refreshIntervalMs + (timeouts.refreshGraceMs ?? 0)).toISOString()
+    options.log?.warn({ user: record.user.id, reason, until }, 'session refresh unavailable: serving the session as last refreshed')
+    return { kind: 'ok', key, record, identity: identityFor(record) }
   }
 
   async function refreshNow(key: string, record: SessionRecord): Promise<SessionResolution> {
@@ -271,8 +292,9 @@ export function createSessions(options: SessionsOptions): Sessions {
         options.log?.info({ user: record.user.id, reason: result.reason }, 'session ended by refresh')
         return failed(result.reason)
       }
-      return failed(result.reason, 503)
+      return lastGood(key, record, result.reason)
     }
+    refreshRetryAt.delete(key)
     const now = clock.now()
     const next: SessionRecord = {
       ...record,

@@ -103,3 +103,47 @@ describe('session refresh and timeouts', () => {
     expect(JSON.parse(res.body).reason).toMatch(/^session-(expired|unknown)$/)
   }, 20_000)
 })
+
+describe('session refresh while Entra cannot be reached', () => {
+  it('Entra unreachable at refresh time: served as last refreshed within session.refreshGrace, then 503; with no grace, 503 at once', async () => {
+    // A stack of its own: its proxies re-register the IdP client's redirect URI.
+    const own = await startStack()
+    const graced = await own.startProxy({ refreshInterval: '1s', refreshGrace: '3s' })
+    const u = own.idp.upsertUser({ oid: 'c0ffee00-0000-4000-8000-00000000a001', upn: 'kira@contoso.test', name: 'kira', email: 'kira@contoso.test', groups: [DEMO_GROUPS.engineering.id] })
+    const browser = createBrowser()
+    expect((await browser.navigate(`${graced.url}/group/project`, u.upn)).status).toBe(200)
+    const call = async () => {
+      const res = await fetch(`${graced.url}/group/project`, { headers: { accept: 'application/json', cookie: browser.jar.cookieHeader(graced.url) } })
+      return { status: res.status, body: await res.text() }
+    }
+    own.idp.setFault('down', 'token')
+    try {
+      const tokenCalls = own.idp.stats().tokenRequests
+      await sleep(1100)
+      expect((await call()).status).toBe(200)
+      expect(own.idp.stats().tokenRequests).toBe(tokenCalls + 1)
+      expect(graced.stderr()).toContain('session refresh unavailable: serving the session as last refreshed')
+      // Interval + grace since the last refresh: refused, fail closed.
+      await sleep(3000)
+      const refused = await call()
+      expect(refused.status).toBe(503)
+      expect(JSON.parse(refused.body)).toMatchObject({ reason: 'session-refresh-unavailable' })
+
+      const strict = await own.startProxy({ refreshInterval: '1s', refreshGrace: '0s' })
+      const w = own.idp.upsertUser({ oid: 'c0ffee00-0000-4000-8000-00000000a002', upn: 'lars@contoso.test', name: 'lars', email: 'lars@contoso.test', groups: [DEMO_GROUPS.engineering.id] })
+      const other = createBrowser()
+      own.idp.setFault(null, 'token')
+      expect((await other.navigate(`${strict.url}/group/project`, w.upn)).status).toBe(200)
+      own.idp.setFault('down', 'token')
+      await sleep(1100)
+      const res = await fetch(`${strict.url}/group/project`, { headers: { accept: 'application/json', cookie: other.jar.cookieHeader(strict.url) } })
+      expect(res.status).toBe(503)
+      own.idp.setFault(null, 'token')
+      // Entra back: the graced session refreshes and carries on.
+      expect((await call()).status).toBe(200)
+    } finally {
+      await own.close()
+    }
+  })
+
+})

@@ -42,6 +42,7 @@ export interface ProxyOptions {
   readonly absoluteTimeout?: string
   readonly idleTimeout?: string
   readonly refreshInterval?: string
+  readonly refreshGrace?: string
   /** Replicas behind one load balancer share one publicUrl (and redirect URI); default: the proxy's own URL. */
   readonly publicUrl?: string
 }
@@ -94,6 +95,7 @@ export async function startStack(): Promise<Stack> {
           absoluteTimeout: options.absoluteTimeout ?? '12h',
           idleTimeout: options.idleTimeout ?? '1h',
           refreshInterval: options.refreshInterval ?? '10m',
+          ...(options.refreshGrace !== undefined && { refreshGrace: options.refreshGrace }),
         },
         groups: DEMO_GROUP_ALIASES,
         policy: DEMO_POLICY,

@@ -12,11 +12,11 @@ const timeouts = { absoluteTimeoutMs: 12 * 60 * MIN, idleTimeoutMs: 60 * MIN, re
 const keys = deriveSessionKeys('unit-test-session-secret-0123456789abcdef')
 const ada: SessionUser = { id: '690222be-ff1a-4d56-abd1-7e4f7d38e474', name: 'Ada@Contoso.com', email: 'ada@contoso.com', groups: ['g-eng'], roles: [], groupsSource: 'token' }
 
-function setup(refresh?: Refresher) {
+function setup(refresh?: Refresher, timeoutsOverride: Partial<typeof timeouts & { refreshGraceMs: number }> = {}) {
   let now = 1_700_000_000_000
   const clock = { now: () => now }
   const store = createMemoryStore({ maxSessions: 1000, clock })
-  const sessions = createSessions({ cookieName: '__Host-iap', secureCookies: true, keys, store, timeouts, clock, ...(refresh && { refresh }) })
+  const sessions = createSessions({ cookieName: '__Host-iap', secureCookies: true, keys, store, timeouts: { ...timeouts, ...timeoutsOverride }, clock, ...(refresh && { refresh }) })
   return { sessions, store, advance: (ms: number) => (now += ms) }
 }
 
@@ -166,6 +166,42 @@ describe('sessions (memory store)', () => {
     expect(await sessions.authenticate(request(cookieOf(created.setCookie)))).toMatchObject({ ok: false, reason: 'session-refresh-unavailable', status: 503 })
     up = true
     expect(await sessions.authenticate(request(cookieOf(created.setCookie)))).toMatchObject({ ok: true })
+  })
+
+  it('within session.refreshGrace an unreachable IdP serves the session as last refreshed, retried every 30 s; past the grace it is 503', async () => {
+    let up = false
+    let calls = 0
+    const regrouped = { ...ada, groups: ['g-eng', 'g-new'] }
+    const { sessions, advance } = setup(async () => (calls++, up ? { ok: true, user: regrouped } : { ok: false, reason: 'session-refresh-unavailable' }), { refreshGraceMs: 15 * MIN })
+    const created = await sessions.create(ada, { refreshToken: 'rt' })
+    const req = () => request(cookieOf(created.setCookie))
+    advance(11 * MIN)
+    expect(await sessions.authenticate(req())).toMatchObject({ ok: true, identity: { groups: ['g-eng'] } })
+    expect(calls).toBe(1)
+    advance(20_000)
+    expect(await sessions.authenticate(req())).toMatchObject({ ok: true })
+    expect(calls).toBe(1) // not before the retry time
+    advance(11_000)
+    expect(await sessions.authenticate(req())).toMatchObject({ ok: true })
+    expect(calls).toBe(2)
+    // 10 min interval + 15 min grace since the last refresh: refused, fail closed.
+    advance(14 * MIN)
+    expect(await sessions.authenticate(req())).toMatchObject({ ok: false, reason: 'session-refresh-unavailable', status: 503 })
+    // Entra back: the refresh lands and its groups take effect.
+    up = true
+    expect(await sessions.authenticate(req())).toMatchObject({ ok: true, identity: { groups: ['g-eng', 'g-new'] } })
+  })
+
+  it('the grace never covers a refresh Entra refused: that session ends at once', async () => {
+    let answer: RefreshResult = { ok: false, reason: 'session-refresh-unavailable' }
+    const { sessions, advance } = setup(async () => answer, { refreshGraceMs: 15 * MIN })
+    const created = await sessions.create(ada, { refreshToken: 'rt' })
+    advance(11 * MIN)
+    expect(await sessions.authenticate(request(cookieOf(created.setCookie)))).toMatchObject({ ok: true })
+    answer = { ok: false, reason: 'session-refresh-rejected' }
+    advance(31_000)
+    expect(await sessions.authenticate(request(cookieOf(created.setCookie)))).toMatchObject({ ok: false, reason: 'session-refresh-rejected', status: 401 })
+    expect(sessions.store.get(created.key)).toBeUndefined()
   })
 
   it('without a refresh token the session ends at the refresh interval', async () => {
