@@ -208,8 +208,10 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
     }
   }
   const macKey = options.recordMac
-  const encode = (key: string, record: SessionRecord): string => (macKey ? sealRecord(macKey, key, record) : JSON.stringify(record))
-  const decode = (key: string, text: string): SessionRecord | undefined => (macKey ? openRecord(macKey, key, text) : parseRecord(text))
+  // Sealed under the whole Redis key, prefix included: a record copied to another deployment's prefix
+  // (same secret, same Redis) does not verify there.
+  const encode = (key: string, record: SessionRecord): string => (macKey ? sealRecord(macKey, p + key, record) : JSON.stringify(record))
+  const decode = (key: string, text: string): SessionRecord | undefined => (macKey ? openRecord(macKey, p + key, text) : parseRecord(text))
 
   async function index(key: string, record: SessionRecord): Promise<void> {
     await Promise.all(

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { describe, it, expect, beforeAll, afterAll, onTestFinished } from 'vitest'
 import { Redis } from 'ioredis'
 import { DEMO_USERS } from '../../../src/devidp/index.ts'
 import type { ServeHandle } from '../../helpers/serve.ts'
@@ -79,6 +79,27 @@ describe.skipIf(!hasRedisServer)('sessions in Redis across two serve processes',
       }
       // Leave no sessions behind for the tests that count a user's sessions.
       await client.del(bobs.key, alices.key)
+    } finally {
+      client.disconnect()
+    }
+  })
+
+  it('a record copied to another deployment\'s key prefix (same secret, same Redis) is refused there: the MAC covers the prefix', async () => {
+    // Another deployment: its own keyPrefix, the same session secret (the stack's) and Redis.
+    const other = await stack.startProxy({ store: 'redis', redisUrl: redis.url, keyPrefix: 'iap-other:', refreshInterval: '2s', publicUrl: a.url })
+    onTestFinished(async () => void (await other.stop()))
+    const bob = createBrowser()
+    expect((await bob.navigate(`${a.url}/group/project`, 'bob')).status).toBe(200)
+    const client = new Redis(redis.url)
+    try {
+      const keys = await client.keys('iap-test:s:*')
+      const records = await Promise.all(keys.map(async (key) => ({ key, text: (await client.get(key))! })))
+      const bobs = records.filter((r) => r.text.includes(`"id":"${DEMO_USERS.bob.oid}"`)).sort((x, y) => JSON.parse(y.text.split('\n')[0]!).createdAt - JSON.parse(x.text.split('\n')[0]!).createdAt)[0]!
+      const copied = bobs.key.replace(/^iap-test:/, 'iap-other:')
+      await client.set(copied, bobs.text, 'PX', 60_000)
+      expect((await get(a, '/-/iap/whoami', cookieFor(bob, a))).status).toBe(200)
+      expect((await get(other, '/-/iap/whoami', cookieFor(bob, a))).status).toBe(401)
+      await client.del(bobs.key, copied)
     } finally {
       client.disconnect()
     }
