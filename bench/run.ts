@@ -5,7 +5,7 @@
  * Writes bench/results/latest.md and bench/results/latest.json. Not part of `npm test`.
  *
  * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (50), BENCH_RATE (1000),
- * BENCH_QUICK=1 (1 round, 2 s: a smoke run).
+ * BENCH_QUICK=1 (1 round, 2 s: a smoke run), BENCH_FLOOR=1 (adds `node-floor`, a bare undici pass-through).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -56,6 +56,8 @@ async function main(): Promise<void> {
     const upstreamUrl = `http://127.0.0.1:${upstream.value}`
     const bare = await startProcess(nodeBin, [join(ROOT, 'bench/lib/bare-proxy.ts'), upstreamUrl], jsonPort)
     stops.push(bare.stop)
+    const floor = process.env.BENCH_FLOOR === '1' ? await startProcess(nodeBin, [join(ROOT, 'bench/lib/undici-floor.ts'), upstreamUrl], jsonPort) : undefined
+    if (floor) stops.push(floor.stop)
     const iap: IapContenders = await startIap(upstreamUrl)
     stops.push(iap.stop)
 
@@ -64,10 +66,11 @@ async function main(): Promise<void> {
     const contenders: Contender[] = [
       { name: 'upstream', note: 'the upstream directly', url: upstreamUrl, path: '/bench/x', expectStatus: 200 },
       { name: 'http-proxy-3', note: 'bare http-proxy-3 pass-through (the Node limit)', url: `http://127.0.0.1:${bare.value}`, path: '/bench/x', expectStatus: 200 },
+      ...(floor ? [{ name: 'node-floor', note: 'bare undici pass-through: what any Node proxy forwarding as gitlab-iap does pays, with no checks and no log', url: `http://127.0.0.1:${floor.value}`, path: '/bench/x', expectStatus: 200 }] : []),
       ...iap.contenders,
       ...sessions.contenders,
     ]
-    const procs: Record<string, Proc> = { upstream, 'http-proxy-3': bare, ...iap.procs, ...sessions.procs }
+    const procs: Record<string, Proc> = { upstream, 'http-proxy-3': bare, ...(floor && { 'node-floor': floor }), ...iap.procs, ...sessions.procs }
     if (haveNginx()) {
       const nginx = await startNginx(upstream.value)
       stops.push(nginx.stop)
