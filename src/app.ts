@@ -9,7 +9,7 @@ import type { AuthOutcome, Authenticator } from './auth/authenticate.ts'
 import type { LfsGrants } from './auth/lfs-grant.ts'
 import { HTTP_METHODS, type Config } from './config/schema.ts'
 import { attribute, type Attribution, type NumericId } from './gitlab/attribute.ts'
-import { addLfsGrants, isLfsBatch } from './gitlab/lfs-batch.ts'
+import { addLfsGrants, isLfsBatch, lfsPathPrefix } from './gitlab/lfs-batch.ts'
 import { checkCanonicalPath } from './http/canonical-path.ts'
 import { checkRequestFraming } from './http/framing.ts'
 import { loginReturnTarget } from './http/redirect-target.ts'
@@ -228,7 +228,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       // no usable Host: the public origin only
     }
     return (body) =>
-      addLfsGrants(body, origins, (action, path) => {
+      addLfsGrants(body, origins, lfsPathPrefix(ctx.path), (action, path) => {
         const grant = grants.mint(identity, action, path)
         return grant === undefined ? undefined : `Bearer ${grant}`
       })

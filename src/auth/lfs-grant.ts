@@ -5,16 +5,18 @@
  *
  * A grant names one action (download: GET/HEAD, upload: PUT, verify: POST) on one path of this proxy,
  * carries the identity it was minted for and ends after `ttlSeconds` or with that identity's own
- * credential, whichever is first. Grants are HMAC-SHA256 sealed with a key derived from
- * `session.secret` (every replica accepts every replica's grants) or, without one, generated at start.
- * A grant that leaks (a redirect to object storage carries it along) opens only the object it names,
- * as the identity it names, for at most the rest of its hour.
+ * credential, whichever is first. Grants are sealed (AES-256-GCM) with a key derived from
+ * `session.secret` (every replica accepts every replica's grants; without a secret, a key made at
+ * start) and bound to this deployment's public origin, so another deployment sharing the secret
+ * refuses them. Sealed, not only signed: a redirect to object storage carries the grant along, and
+ * what reaches the store opens only the object it names and shows nothing of the identity.
  *
- *   iaplfs1.<base64url JSON payload>.<base64url HMAC>
+ *   iaplfs1.<seal: base64url(iv | tag | ciphertext)>
  */
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
+import { hkdfSync, randomBytes } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Identity } from './identity.ts'
+import { open as unseal, seal } from './session/seal.ts'
 
 export const LFS_GRANT_PREFIX = 'iaplfs1.'
 
@@ -37,6 +39,8 @@ export interface LfsGrants {
 }
 
 export interface LfsGrantOptions {
+  /** This deployment's public origin (`server.publicUrl`): grants of another deployment do not open here. */
+  readonly audience: string
   /** Derive the key from this secret (`session.secret`) so every replica shares it. */
   readonly secret?: string
   /** Longest a grant lives (default 3600 s); never longer than the credential it was minted from. */
@@ -93,27 +97,24 @@ function isPayload(value: unknown): value is Payload {
   )
 }
 
-export function createLfsGrants(options: LfsGrantOptions = {}): LfsGrants {
+export function createLfsGrants(options: LfsGrantOptions): LfsGrants {
   const now = options.now ?? Date.now
   const ttl = options.ttlSeconds ?? 3600
   const key = options.secret
     ? Buffer.from(hkdfSync('sha256', Buffer.from(options.secret, 'utf8'), 'gitlab-iap', 'lfs-grant v1', 32))
     : randomBytes(32)
-  const macOf = (input: string) => createHmac('sha256', key).update(input).digest()
+  const associatedData = `lfs-grant ${options.audience}`
   const verified = new LRUCache<string, Payload>({ max: options.maxCached ?? 10_000 })
 
   function open(grant: string): Payload | undefined {
     const cached = verified.get(grant)
     if (cached) return cached
     if (!grant.startsWith(LFS_GRANT_PREFIX)) return undefined
-    const dot = grant.lastIndexOf('.')
-    if (dot <= LFS_GRANT_PREFIX.length) return undefined
-    const given = Buffer.from(grant.slice(dot + 1), 'base64url')
-    const expected = macOf(grant.slice(0, dot))
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined
+    const json = unseal(key, grant.slice(LFS_GRANT_PREFIX.length), associatedData)
+    if (json === undefined) return undefined
     let payload: unknown
     try {
-      payload = JSON.parse(Buffer.from(grant.slice(LFS_GRANT_PREFIX.length, dot), 'base64url').toString('utf8'))
+      payload = JSON.parse(json)
     } catch {
       return undefined
     }
@@ -129,8 +130,7 @@ export function createLfsGrants(options: LfsGrantOptions = {}): LfsGrants {
       const at = Math.floor(now() / 1000)
       const exp = identity.expiresAt !== undefined ? Math.min(at + ttl, identity.expiresAt) : at + ttl
       const payload: Payload = { act: action, path, exp, idn: grantIdentity(identity, exp) }
-      const input = LFS_GRANT_PREFIX + Buffer.from(JSON.stringify(payload)).toString('base64url')
-      return `${input}.${macOf(input).toString('base64url')}`
+      return LFS_GRANT_PREFIX + seal(key, JSON.stringify(payload), associatedData)
     },
     verify(grant, method, path) {
       const payload = open(grant)

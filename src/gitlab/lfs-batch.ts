@@ -16,6 +16,14 @@ export function isLfsBatch(route: string, method: string, path: string): boolean
 /** Batch answers beyond this are passed on unchanged (a batch names at most a few hundred objects). */
 export const MAX_BATCH_BYTES = 4 * 1024 * 1024
 
+/** Answers with more actions back at this proxy are passed on unchanged (git-lfs asks for 100 objects at a time). */
+export const MAX_GRANTS_PER_BATCH = 1000
+
+/** What objects a batch call may hand out grants for: `/{project}.git/` of the batch path. */
+export function lfsPathPrefix(batchPath: string): string {
+  return batchPath.slice(0, batchPath.length - 'info/lfs/objects/batch'.length)
+}
+
 /** The header value for an action (`download`, `upload`, `verify`) on a path of this proxy; undefined: none. */
 export type GrantFor = (action: string, path: string) => string | undefined
 
@@ -24,12 +32,27 @@ interface BatchAction {
   header?: Record<string, unknown>
 }
 
+/** The path of an href on one of `origins` when it is plain: no user info, query or fragment, nothing URL parsing would normalise. */
+function plainPath(href: string, origins: ReadonlySet<string>): string | undefined {
+  let url: URL
+  try {
+    url = new URL(href)
+  } catch {
+    return undefined
+  }
+  if (!origins.has(url.origin) || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') return undefined
+  // `href` as written must be exactly origin + path: dot segments, backslashes or odd encodings that
+  // parsing would fold away never name what the grant is for.
+  return href === url.origin + url.pathname ? url.pathname : undefined
+}
+
 /**
- * `body` with `X-IAP-Authorization` in the header map of each action whose `href` is on one of
- * `origins` (this proxy, as the client reaches it); the same bytes when nothing applies or the body
- * is not a batch answer.
+ * `body` with `X-IAP-Authorization` in the header map of each action whose `href` is a plain URL on
+ * one of `origins` (this proxy, as the client reaches it) under `pathPrefix` (the batch's project,
+ * any case); the same bytes when nothing applies, when there would be more than
+ * MAX_GRANTS_PER_BATCH grants, or when the body is not a batch answer.
  */
-export function addLfsGrants(body: Buffer, origins: ReadonlySet<string>, grantFor: GrantFor): Buffer {
+export function addLfsGrants(body: Buffer, origins: ReadonlySet<string>, pathPrefix: string, grantFor: GrantFor): Buffer {
   let doc: { objects?: unknown }
   try {
     doc = JSON.parse(body.toString('utf8')) as { objects?: unknown }
@@ -37,24 +60,20 @@ export function addLfsGrants(body: Buffer, origins: ReadonlySet<string>, grantFo
     return body
   }
   if (doc === null || typeof doc !== 'object' || !Array.isArray(doc.objects)) return body
-  let changed = false
+  const prefix = pathPrefix.toLowerCase()
+  let grants = 0
   for (const object of doc.objects as { actions?: Record<string, BatchAction> }[]) {
     const actions = object?.actions
     if (actions === null || typeof actions !== 'object') continue
     for (const [name, action] of Object.entries(actions)) {
       if (action === null || typeof action !== 'object' || typeof action.href !== 'string') continue
-      let url: URL
-      try {
-        url = new URL(action.href)
-      } catch {
-        continue
-      }
-      if (!origins.has(url.origin)) continue
-      const value = grantFor(name, url.pathname)
+      const path = plainPath(action.href, origins)
+      if (path === undefined || !path.toLowerCase().startsWith(prefix)) continue
+      const value = grantFor(name, path)
       if (value === undefined) continue
+      if (++grants > MAX_GRANTS_PER_BATCH) return body
       action.header = { ...(typeof action.header === 'object' && action.header !== null ? action.header : {}), 'X-IAP-Authorization': value }
-      changed = true
     }
   }
-  return changed ? Buffer.from(JSON.stringify(doc)) : body
+  return grants > 0 ? Buffer.from(JSON.stringify(doc)) : body
 }

@@ -32,12 +32,21 @@ export interface ForwardHooks {
 export interface Forwarder {
   /**
    * Forwards a request whose `req.headers` are already what GitLab may see (`sanitizeRequestHeaders`).
-   * `rewrite`: GitLab's successful answer is read whole (up to `MAX_BATCH_BYTES`) and passed through it.
+   * `rewrite`: GitLab's successful, uncompressed answer is read whole (up to `MAX_BATCH_BYTES`, and while
+   * all answers held at once stay under `MAX_REWRITE_BUFFER_BYTES`) and passed through it.
    */
   web(req: IncomingMessage, res: ServerResponse, rewrite?: (body: Buffer) => Buffer): void
   ws(req: IncomingMessage, socket: Duplex, head: Buffer): void
   close(): Promise<void>
 }
+
+/** Bytes of answers held for a rewrite, shared by a forwarder's copiers. */
+interface RewriteBudget {
+  bytes: number
+}
+
+/** Most bytes held for rewrites at once, all requests together; beyond it answers are relayed unread. */
+const MAX_REWRITE_BUFFER_BYTES = 64 * 1024 * 1024
 
 function classify(err: NodeJS.ErrnoException): ForwardFailure {
   switch (err.code) {
@@ -110,18 +119,29 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   private rewrite: ((body: Buffer) => Buffer) | undefined
   private collected: Buffer[] = []
   private collectedBytes = 0
+  /** Bytes all copiers of this forwarder hold for rewrites, shared: many answers at once cannot pile up. */
+  private readonly budget: RewriteBudget
 
-  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks, rewrite?: (body: Buffer) => Buffer) {
+  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks, budget: RewriteBudget, rewrite?: (body: Buffer) => Buffer) {
     this.req = req
     this.res = res
     this.hooks = hooks
+    this.budget = budget
     this.rewrite = rewrite
+  }
+
+  /** Gives the collected bytes back to the shared budget (the body was sent, relayed or dropped). */
+  private releaseCollected(): void {
+    this.budget.bytes -= this.collectedBytes
+    this.collectedBytes = 0
+    this.collected = []
   }
 
   /** The client went away (or its response was destroyed): stop GitLab's side too. */
   readonly onClientClose = (): void => {
     if (!this.done) {
       this.done = true
+      this.releaseCollected()
       this.controller?.abort(new Error('client closed'))
     }
   }
@@ -213,12 +233,15 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
     if (this.rewrite) {
       this.collected.push(chunk)
       this.collectedBytes += chunk.length
-      if (this.collectedBytes <= MAX_BATCH_BYTES) return
-      // Too large to be a batch answer worth rewriting: relayed as it came, and streamed from here on.
+      this.budget.bytes += chunk.length
+      if (this.collectedBytes <= MAX_BATCH_BYTES && this.budget.bytes <= MAX_REWRITE_BUFFER_BYTES) return
+      // Too large to be a batch answer worth rewriting, or too many held at once: relayed as it came,
+      // and streamed from here on.
       this.rewrite = undefined
+      const pieces = this.collected
+      this.releaseCollected()
       if (!this.sendHead()) return
-      for (const piece of this.collected) this.write(piece)
-      this.collected = []
+      for (const piece of pieces) this.write(piece)
       return
     }
     if (this.pending !== undefined) this.pending.push(chunk)
@@ -233,7 +256,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
     if (this.done) return
     if (this.rewrite) {
       const body = this.rewrite(Buffer.concat(this.collected, this.collectedBytes))
-      this.collected = []
+      this.releaseCollected()
       this.headers!['content-length'] = String(body.length)
       if (!this.sendHead()) return
       this.done = true
@@ -261,6 +284,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
 
   private fail(err: Error): void {
     this.done = true
+    this.releaseCollected()
     this.controller?.abort(err)
     // The client left mid-request (its upload broke off): nothing to answer, and not GitLab's failure.
     if (this.req.socket.destroyed) return
@@ -304,6 +328,7 @@ type Upgraded = IncomingMessage & { [kUpgraded]?: boolean }
 export function createForwarder(upstream: Config['upstream'], hooks: ForwardHooks): Forwarder {
   const target = new URL(upstream.url)
   const idleMs = upstream.timeoutSeconds * 1000
+  const rewriteBudget: RewriteBudget = { bytes: 0 }
   const pool = new Pool(target.origin, {
     connect: trackingConnector(upstream.connectTimeoutSeconds * 1000),
     // Both are idle timeouts: until GitLab's head once the request is sent, and between body chunks.
@@ -350,7 +375,7 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
 
   return {
     web(req, res, rewrite) {
-      const copier = new ResponseCopier(req, res, hooks, rewrite)
+      const copier = new ResponseCopier(req, res, hooks, rewriteBudget, rewrite)
       res.once('close', copier.onClientClose)
       let body: PassThrough | null = null
       if (hasBody(req)) {

@@ -102,7 +102,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   // Browser sign-in (issue 5): sessions, /-/iap/ endpoints; only with entra.clientSecret + session.secret.
   const signIn = withSignIn && store ? createBrowserSignIn(config, { log, revocations, store }) : undefined
   // LFS grants (two-credential git URLs): key derived from session.secret when set, so any replica accepts them.
-  const lfsGrants = createLfsGrants(config.session.secret ? { secret: config.session.secret } : {})
+  const lfsGrants = createLfsGrants({ audience: new URL(config.server.publicUrl).origin, ...(config.session.secret ? { secret: config.session.secret } : {}) })
   const authenticator = createAuthenticator({ config, metrics, log, revocations, lfsGrants, ...(signIn && { session: signIn.sessionStep, graph: signIn.graph }) })
   const authenticate = (req: IncomingMessage, ctx: RequestContext) => authenticator.authenticate(req, ctx)
   // Without browser sign-in, whoami still answers for bearer and Basic credentials.

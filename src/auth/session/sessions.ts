@@ -190,9 +190,16 @@ export function createSessions(options: SessionsOptions): Sessions {
       store.delete(key).catch(() => {})
       return failed(state.reason)
     }
-    // A refresh that found Entra unreachable moments ago is not tried again before its retry time:
-    // meanwhile the session is served as last refreshed, within its grace (`lastGood`).
-    if (state.refreshDue && !((refreshRetryAt.get(key) ?? 0) > now && withinRefreshGrace(record, now, timeouts))) return refreshSingleFlight(key, record)
+    if (state.refreshDue) {
+      const retryAt = refreshRetryAt.get(key)
+      if (retryAt === undefined || !withinRefreshGrace(record, now, timeouts)) return refreshSingleFlight(key, record)
+      // Entra was unreachable at this session's last try and the grace holds: served as last refreshed
+      // (`lastGood`) without waiting, and tried again in the background every REFRESH_RETRY_MS.
+      if (now >= retryAt) {
+        refreshRetryAt.set(key, now + REFRESH_RETRY_MS)
+        refreshSingleFlight(key, record).catch((err: unknown) => options.log?.warn({ err, op: 'refresh' }, 'background session refresh failed'))
+      }
+    }
     if (state.touchDue) {
       record.lastSeenAt = now
       try {
@@ -233,7 +240,9 @@ export function createSessions(options: SessionsOptions): Sessions {
     for (;;) {
       let release: (() => Promise<void>) | undefined
       try {
-        release = await store.acquireLock(key, lockWaitMs)
+        // Held longer than anyone waits for it: a replica that gave up waiting never takes over a refresh
+        // still talking to Entra (which may take as long as the wait), and so never spends its refresh token twice.
+        release = await store.acquireLock(key, 2 * lockWaitMs)
       } catch (err) {
         return onStoreError(err, 'lock')
       }
@@ -272,6 +281,10 @@ export function createSessions(options: SessionsOptions): Sessions {
   function lastGood(key: string, record: SessionRecord, reason: string): SessionResolution {
     const now = clock.now()
     if (!withinRefreshGrace(record, now, timeouts)) return failed(reason, 503)
+    // The refresh may have taken seconds: what held when the request came in is checked again.
+    if (isRevoked(record)) return failed('session-revoked')
+    const state = assessSession(record, now, timeouts)
+    if (state.status === 'expired') return failed(state.reason)
     refreshRetryAt.set(key, now + REFRESH_RETRY_MS)
     const until = new Date(record.refreshedAt + timeouts.refreshIntervalMs + (timeouts.refreshGraceMs ?? 0)).toISOString()
     options.log?.warn({ user: record.user.id, reason, until }, 'session refresh unavailable: serving the session as last refreshed')

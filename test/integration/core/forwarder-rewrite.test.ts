@@ -14,6 +14,11 @@ import { createForwarder, type Forwarder } from '../../../src/proxy/forward.ts'
 const JSON_BODY = '{"objects":[{"oid":"x"}]}'
 const BIG = Buffer.alloc(MAX_BATCH_BYTES + 1024 * 1024, 0x61)
 
+const HELD_BYTES = 4_000_000
+let releaseHeld: () => void = () => {}
+let held = new Promise<void>((resolve) => (releaseHeld = resolve))
+let heldWritten = 0
+
 let upstream: Server
 let proxy: Server
 let forwarder: Forwarder
@@ -31,6 +36,11 @@ beforeAll(async () => {
     } else if (req.url === '/gzip') {
       const body = gzipSync(JSON_BODY)
       res.writeHead(200, { 'content-type': 'application/vnd.git-lfs+json', 'content-encoding': 'gzip', 'content-length': body.length }).end(body)
+    } else if (req.url === '/held') {
+      // Almost a whole batch answer, then nothing until the test lets it end.
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write(`{"x":"${'y'.repeat(HELD_BYTES - 10)}`, () => heldWritten++)
+      void held.then(() => res.end('"}'))
     } else if (req.url === '/big') {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG.length }).end(BIG)
     } else {
@@ -83,5 +93,19 @@ describe('the batch answer rewrite in the forwarder', () => {
     expect(big.length).toBe(BIG.length)
     expect(createHash('sha256').update(big).digest('hex')).toBe(createHash('sha256').update(BIG).digest('hex'))
     expect(rewritten).toBe(0)
+  })
+
+  it('answers held for rewriting share a 64 MiB budget: past it, an answer is relayed unread', async () => {
+    rewritten = 0
+    const n = 17 // 17 × 4 MB > 64 MiB > 16 × 4 MB
+    const responses = Array.from({ length: n }, () => get('/held').then(async (res) => (await res.arrayBuffer()).byteLength))
+    for (let waited = 0; heldWritten < n && waited < 10_000; waited += 20) await new Promise((r) => setTimeout(r, 20))
+    await new Promise((r) => setTimeout(r, 200))
+    releaseHeld()
+    const lengths = await Promise.all(responses)
+    expect(lengths.every((length) => length >= HELD_BYTES - 8)).toBe(true)
+    expect(rewritten).toBeGreaterThan(0)
+    expect(rewritten).toBeLessThan(n)
+    held = new Promise<void>((resolve) => (releaseHeld = resolve))
   })
 })

@@ -182,7 +182,9 @@ describe('sessions (memory store)', () => {
     expect(await sessions.authenticate(req())).toMatchObject({ ok: true })
     expect(calls).toBe(1) // not before the retry time
     advance(11_000)
-    expect(await sessions.authenticate(req())).toMatchObject({ ok: true })
+    // Due again: served at once, retried in the background.
+    expect(await sessions.authenticate(req())).toMatchObject({ ok: true, identity: { groups: ['g-eng'] } })
+    await new Promise((r) => setTimeout(r, 10))
     expect(calls).toBe(2)
     // 10 min interval + 15 min grace since the last refresh: refused, fail closed.
     advance(14 * MIN)
@@ -192,7 +194,23 @@ describe('sessions (memory store)', () => {
     expect(await sessions.authenticate(req())).toMatchObject({ ok: true, identity: { groups: ['g-eng', 'g-new'] } })
   })
 
-  it('the grace never covers a refresh Entra refused: that session ends at once', async () => {
+  it('a revocation that lands while the refresh waits on Entra is honoured, grace or not', async () => {
+    let now = 1_700_000_000_000
+    const clock = { now: () => now }
+    let revoked: number | undefined
+    const store = createMemoryStore({ maxSessions: 10, clock })
+    const refresh: Refresher = async () => {
+      revoked = now
+      now += 1000
+      return { ok: false, reason: 'session-refresh-unavailable' }
+    }
+    const sessions = createSessions({ cookieName: '__Host-iap', secureCookies: true, keys, store, timeouts: { ...timeouts, refreshGraceMs: 15 * MIN }, clock, refresh, revokedAt: () => revoked })
+    const created = await sessions.create(ada, { refreshToken: 'rt' })
+    now += 11 * MIN
+    expect(await sessions.authenticate(request(cookieOf(created.setCookie)))).toMatchObject({ ok: false, reason: 'session-revoked' })
+  })
+
+  it('the grace never covers a refresh Entra refused: that session ends at the next retry', async () => {
     let answer: RefreshResult = { ok: false, reason: 'session-refresh-unavailable' }
     const { sessions, advance } = setup(async () => answer, { refreshGraceMs: 15 * MIN })
     const created = await sessions.create(ada, { refreshToken: 'rt' })
@@ -200,8 +218,11 @@ describe('sessions (memory store)', () => {
     expect(await sessions.authenticate(request(cookieOf(created.setCookie)))).toMatchObject({ ok: true })
     answer = { ok: false, reason: 'session-refresh-rejected' }
     advance(31_000)
-    expect(await sessions.authenticate(request(cookieOf(created.setCookie)))).toMatchObject({ ok: false, reason: 'session-refresh-rejected', status: 401 })
+    // The background retry hears the refusal: the session is gone before the next request.
+    await sessions.authenticate(request(cookieOf(created.setCookie)))
+    await new Promise((r) => setTimeout(r, 10))
     expect(sessions.store.get(created.key)).toBeUndefined()
+    expect(await sessions.authenticate(request(cookieOf(created.setCookie)))).toMatchObject({ ok: false, status: 401 })
   })
 
   it('without a refresh token the session ends at the refresh interval', async () => {
