@@ -211,7 +211,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
 
   /**
    * The rewrite of an LFS batch answer for a client whose IAP credential git-lfs will not send again
-   * with the object transfers (it was in the URL, not in X-IAP-Authorization): each action that
+   * with the object transfers (it came in the URL or in Authorization, not in X-IAP-Authorization): each action that
    * points back at this proxy gets a grant for that action and path. The grant carries only the groups
    * the policy names, which keeps it small enough for any ingress's header limits.
    */

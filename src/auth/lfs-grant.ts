@@ -45,7 +45,7 @@ export interface LfsGrantOptions {
   readonly secret?: string
   /** Longest a grant lives (default 3600 s); never longer than the credential it was minted from. */
   readonly ttlSeconds?: number
-  /** Most verified grants kept, so a repeated grant costs no HMAC. */
+  /** Most opened grants kept, so a repeated grant costs no decryption. */
   readonly maxCached?: number
   readonly now?: () => number
 }

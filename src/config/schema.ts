@@ -129,7 +129,7 @@ const session = z.strictObject({
   idleTimeout: duration('Sessions end after this long without a request.').prefault('1h'),
   refreshInterval: duration('Re-check identity and groups with the refresh token this often.').prefault('10m'),
   refreshGrace: duration(
-    'When Entra ID cannot be reached for a due refresh, keep serving the session as it was last refreshed for at most this long past the interval, retrying every 30 s; an answer that refuses the refresh still ends the session at once. 0: refuse with 503 at once.',
+    'When Entra ID cannot be reached for a due refresh, keep serving the session as it was last refreshed for at most this long past the interval, retrying every 30 s; a refusal from Entra (invalid_grant) still ends the session. 0: refuse with 503 at once.',
     { zero: true },
   ).prefault('15m'),
   maxSessions: z.number().int().min(100).default(100_000).describe('memory store: most sessions kept (oldest evicted).'),

@@ -255,7 +255,13 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     if (this.done) return
     if (this.rewrite) {
-      const body = this.rewrite(Buffer.concat(this.collected, this.collectedBytes))
+      const original = Buffer.concat(this.collected, this.collectedBytes)
+      let body: Buffer = original
+      try {
+        body = this.rewrite(original)
+      } catch {
+        // A rewrite that fails relays GitLab's answer as it came.
+      }
       this.releaseCollected()
       this.headers!['content-length'] = String(body.length)
       if (!this.sendHead()) return
