@@ -120,6 +120,9 @@ env:
   - name: POD_NAME
     valueFrom: { fieldRef: { fieldPath: metadata.name } }
 {{- end }}
+{{- with .Values.nodeOptions }}
+  - { name: NODE_OPTIONS, value: {{ . | quote }} }
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . | indent 2 }}
 {{- end }}

@@ -59,10 +59,19 @@ describe('helm chart', () => {
     expect(pod.spec.securityContext.runAsNonRoot).toBe(true)
     expect(pod.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/)
     expect(pod.spec.topologySpreadConstraints.length).toBeGreaterThan(0)
-    const env = Object.fromEntries(c.env.map((e: { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }) => [e.name, e.valueFrom.secretKeyRef]))
+    // Every variable but the V8 flags (NODE_OPTIONS, a plain value) comes from the Secret, never inline.
+    const secretEnv = c.env.filter((e: { name: string }) => e.name !== 'NODE_OPTIONS')
+    const env = Object.fromEntries(secretEnv.map((e: { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }) => [e.name, e.valueFrom.secretKeyRef]))
     expect(env.ENTRA_CLIENT_SECRET).toEqual({ name: 'gitlab-iap-secrets', key: 'entra-client-secret' })
     expect(env.IAP_SESSION_SECRET).toEqual({ name: 'gitlab-iap-secrets', key: 'session-secret' })
-    expect(c.env.every((e: { value?: string }) => e.value === undefined)).toBe(true)
+    expect(secretEnv.every((e: { value?: string }) => e.value === undefined)).toBe(true)
+  })
+
+  it('the proxy container gets NODE_OPTIONS with a young generation sized for throughput (V8 sizes it from the memory limit); empty drops it', async () => {
+    const env = (docs: Doc[]) => find(docs, 'Deployment')[0]!.spec.template.spec.containers[0].env as { name: string; value?: string }[]
+    expect(env(await render('standalone')).find((e) => e.name === 'NODE_OPTIONS')?.value).toBe('--max-semi-space-size=32')
+    expect(env(await render('standalone', ['nodeOptions=--max-semi-space-size=16'])).find((e) => e.name === 'NODE_OPTIONS')?.value).toBe('--max-semi-space-size=16')
+    expect(env(await render('standalone', ['nodeOptions='])).some((e) => e.name === 'NODE_OPTIONS')).toBe(false)
   })
 
   it('a config change changes the checksum (pods roll)', async () => {
@@ -202,6 +211,11 @@ describe('Dockerfile', () => {
   it('starts with the syntax directive (BuildKit reads it only on the first line)', () => {
     expect(text.split('\n')[0]).toBe('# syntax=docker/dockerfile:1')
   })
+  it('sets the same NODE_OPTIONS default as the chart in the runtime stage', () => {
+    const runtime = text.slice(text.indexOf('AS runtime'))
+    expect(runtime).toContain('ENV NODE_OPTIONS=--max-semi-space-size=32')
+  })
+
   it('runs the runtime stage as non-root on Node 24 and starts serve', () => {
     expect(runtime).toMatch(/^FROM node:24[\w.-]*/)
     expect(runtime).toMatch(/^USER (1000|node)/m)
