@@ -17,7 +17,7 @@ import autocannon from 'autocannon'
 import { startBenchIdp } from './lib/idp.ts'
 import { iapConfig, startIapProcess } from './lib/iap.ts'
 import { startSessionContenders } from './lib/sessions.ts'
-import { jsonPort, nodeBin, ROOT, startProcess, type Proc } from './lib/processes.ts'
+import { jsonPort, nodeBin, proxyNodeFlags, ROOT, startProcess, type Proc } from './lib/processes.ts'
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     const upstream = await startProcess(nodeBin, [join(ROOT, 'bench/lib/upstream-server.ts')], jsonPort)
     stops.push(upstream.stop)
     const upstreamUrl = `http://127.0.0.1:${upstream.value}`
-    const bare = await startProcess(nodeBin, [join(ROOT, 'bench/lib/bare-proxy.ts'), upstreamUrl], jsonPort, { env: profileEnv('http-proxy-3') })
+    const bare = await startProcess(nodeBin, [...proxyNodeFlags, join(ROOT, 'bench/lib/bare-proxy.ts'), upstreamUrl], jsonPort, { env: profileEnv('http-proxy-3') })
     stops.push(bare.stop)
     const idp = await startBenchIdp()
     stops.push(() => idp.close())

@@ -12,7 +12,7 @@ import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { latency, throughput, type Target } from './lib/load.ts'
 import { haveApacheOidc, haveNginx, startApacheOidc, startNginx } from './lib/peers.ts'
-import { jsonPort, nodeBin, ROOT, startProcess, type Proc } from './lib/processes.ts'
+import { jsonPort, nodeBin, proxyNodeFlags, ROOT, startProcess, type Proc } from './lib/processes.ts'
 import { startIap, type IapContenders } from './lib/iap.ts'
 import { runResourceBenches, type ResourceResults } from './lib/resources.ts'
 import { startSessionContenders } from './lib/sessions.ts'
@@ -54,9 +54,9 @@ async function main(): Promise<void> {
     const upstream = await startProcess(nodeBin, [join(ROOT, 'bench/lib/upstream-server.ts')], jsonPort)
     stops.push(upstream.stop)
     const upstreamUrl = `http://127.0.0.1:${upstream.value}`
-    const bare = await startProcess(nodeBin, [join(ROOT, 'bench/lib/bare-proxy.ts'), upstreamUrl], jsonPort)
+    const bare = await startProcess(nodeBin, [...proxyNodeFlags, join(ROOT, 'bench/lib/bare-proxy.ts'), upstreamUrl], jsonPort)
     stops.push(bare.stop)
-    const floor = process.env.BENCH_FLOOR === '1' ? await startProcess(nodeBin, [join(ROOT, 'bench/lib/undici-floor.ts'), upstreamUrl], jsonPort) : undefined
+    const floor = process.env.BENCH_FLOOR === '1' ? await startProcess(nodeBin, [...proxyNodeFlags, join(ROOT, 'bench/lib/undici-floor.ts'), upstreamUrl], jsonPort) : undefined
     if (floor) stops.push(floor.stop)
     const iap: IapContenders = await startIap(upstreamUrl)
     stops.push(iap.stop)
@@ -142,7 +142,7 @@ function buildReport(contenders: Contender[], rounds: RoundResult[], resources: 
   const lines = [
     `# gitlab-iap benchmark`,
     '',
-    `${new Date().toISOString()} · ${machine} · load generator on the same machine · ${rounds.length} rounds × ${SECONDS}s, ${CONNECTIONS} connections, 1 KiB responses; latency with wrk paced at ${RATE} req/s · took ${(elapsedMs / 1000).toFixed(0)} s`,
+    `${new Date().toISOString()} · ${machine} · load generator on the same machine · ${rounds.length} rounds × ${SECONDS}s, ${CONNECTIONS} connections, 1 KiB responses; latency with wrk paced at ${RATE} req/s · Node proxies run with \`${proxyNodeFlags.join(' ') || 'no flags'}\` · took ${(elapsedMs / 1000).toFixed(0)} s`,
     '',
     '| contender | req/s | × upstream | × http-proxy-3 | × nginx | 256 KiB req/s | p50 µs | p99 µs | p99.9 µs | added p99 µs | bad statuses |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startBenchIdp, CLIENT, GROUP, TENANT, type BenchIdp } from './idp.ts'
-import { nodeBin, ROOT, startProcess, type Proc } from './processes.ts'
+import { nodeBin, proxyNodeFlags, ROOT, startProcess, type Proc } from './processes.ts'
 import type { Target } from './load.ts'
 
 export interface IapContender extends Target {
@@ -52,7 +52,7 @@ export async function startIapProcess(config: Record<string, unknown>, env: Node
   const path = join(dir, 'config.yaml')
   writeFileSync(path, JSON.stringify(config))
   const t0 = performance.now()
-  const proc = await startProcess(nodeBin, [join(root, 'bin/gitlab-iap.js'), 'serve', '--config', path], (out) => {
+  const proc = await startProcess(nodeBin, [...proxyNodeFlags, join(root, 'bin/gitlab-iap.js'), 'serve', '--config', path], (out) => {
     const m = /"main":"[^"]*:(\d+)","admin":"[^"]*:(\d+)"/.exec(out)
     return m ? { main: Number(m[1]), admin: Number(m[2]) } : undefined
   }, { env })
