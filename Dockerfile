@@ -34,8 +34,5 @@ COPY --from=build --chown=root:root /app/dist ./dist
 USER 1000:1000
 EXPOSE 8080 9090
 # Node is PID 1 and handles SIGTERM itself: stop accepting, drain in-flight requests, exit 0.
-# Garbage collection on the main thread only: on a pod's one or two cores, V8's helper threads fight
-# the proxy (and, as a sidecar, GitLab) for CPU, and its scavenges then stalled for 10 ms and more
-# (docs/deploy.md). Node refuses this flag in NODE_OPTIONS, so it is here.
-ENTRYPOINT ["node", "--single-threaded-gc", "bin/gitlab-iap.js"]
+ENTRYPOINT ["node", "bin/gitlab-iap.js"]
 CMD ["serve", "--config", "/etc/gitlab-iap/config.yaml"]

@@ -142,7 +142,7 @@ function buildReport(contenders: Contender[], rounds: RoundResult[], resources: 
   const lines = [
     `# gitlab-iap benchmark`,
     '',
-    `${new Date().toISOString()} · ${machine} · load generator on the same machine · ${rounds.length} rounds × ${SECONDS}s, ${CONNECTIONS} connections, 1 KiB responses; latency with wrk paced at ${RATE} req/s · Node proxies run with \`${proxyNodeFlags.join(' ') || 'no flags'}\` · took ${(elapsedMs / 1000).toFixed(0)} s`,
+    `${new Date().toISOString()} · ${machine} · load generator on the same machine · ${rounds.length} rounds × ${SECONDS}s, ${CONNECTIONS} connections, 1 KiB responses; latency with wrk paced at ${RATE} req/s${proxyNodeFlags.length > 0 ? ` · Node proxies run with \`${proxyNodeFlags.join(' ')}\`` : ''} · took ${(elapsedMs / 1000).toFixed(0)} s`,
     '',
     '| contender | req/s | × upstream | × http-proxy-3 | × nginx | 256 KiB req/s | p50 µs | p99 µs | p99.9 µs | added p99 µs | bad statuses |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -97,12 +97,11 @@ export function sampleRss(pid: number, everyMs = 25): { stop(): number } {
 export const nodeBin = process.execPath
 
 /**
- * V8 flags of the Node proxies under test (gitlab-iap, bare http-proxy-3, the undici floor), as the
- * image runs gitlab-iap (Dockerfile ENTRYPOINT): garbage collection on the main thread only, which on
- * a 2-core host shared with the load generator avoids scavenges that stall for 10 ms and more.
- * `BENCH_NODE_FLAGS` replaces them (`BENCH_NODE_FLAGS=` for Node's defaults). The upstream keeps Node's defaults.
+ * V8 flags of the Node proxies under test (gitlab-iap, bare http-proxy-3, the undici floor), from
+ * `BENCH_NODE_FLAGS` (e.g. `--single-threaded-gc`, docs/deploy.md); none by default, as the image
+ * runs gitlab-iap. The upstream always runs with Node's defaults.
  */
-export const proxyNodeFlags: readonly string[] = (process.env.BENCH_NODE_FLAGS ?? '--single-threaded-gc').split(/\s+/).filter(Boolean)
+export const proxyNodeFlags: readonly string[] = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)
 
 export const jsonPort = (output: string): number | undefined => {
   const match = /\{"port":(\d+)\}/.exec(output)
