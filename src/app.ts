@@ -9,7 +9,7 @@ import type { AuthOutcome, Authenticator } from './auth/authenticate.ts'
 import type { LfsGrants } from './auth/lfs-grant.ts'
 import { HTTP_METHODS, type Config } from './config/schema.ts'
 import { attribute, type Attribution, type NumericId } from './gitlab/attribute.ts'
-import { addLfsGrants, isLfsBatch, lfsPathPrefix } from './gitlab/lfs-batch.ts'
+import { addLfsGrants, isLfsBatch, lfsPathPrefix, MAX_BATCH_BYTES } from './gitlab/lfs-batch.ts'
 import { checkCanonicalPath } from './http/canonical-path.ts'
 import { checkRequestFraming } from './http/framing.ts'
 import { loginReturnTarget } from './http/redirect-target.ts'
@@ -19,7 +19,7 @@ import type { Metrics } from './metrics/registry.ts'
 import { createCidrSet, type CidrSet } from './net/cidr.ts'
 import type { Decision } from './policy/decision.ts'
 import { compilePolicy, decide, type CompiledPolicy } from './policy/index.ts'
-import { createForwarder, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
+import { createForwarder, type BodyRewrite, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
 import { sanitizeRequestHeaders, setIdentityHeaders } from './proxy/headers.ts'
 import type { RequestContext } from './server/context.ts'
 import { createRequestContext, isTrustedPeer } from './server/request-context.ts'
@@ -101,8 +101,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
   // proxy (its X-Forwarded-Proto is not believed), the scheme of `server.publicUrl`, which is how
   // clients reach us. GitLab's CSRF check compares Origin with it.
   const scheme = initialConfig.server.tls || initialConfig.server.publicUrl.startsWith('https:') ? 'https' : 'http'
-  const publicHost = new URL(initialConfig.server.publicUrl).host
-  const publicOrigin = new URL(initialConfig.server.publicUrl).origin
+  const { host: publicHost, origin: publicOrigin } = new URL(initialConfig.server.publicUrl)
 
   const forwarder: Forwarder = createForwarder(initialConfig.upstream, {
     ...(deps.ownCookie && { ownCookie: deps.ownCookie }),
@@ -215,7 +214,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
    * points back at this proxy gets a grant for that action and path. The grant carries only the groups
    * the policy names, which keeps it small enough for any ingress's header limits.
    */
-  function lfsBatchRewrite(req: IncomingMessage, ctx: RequestContext, s: ConfigState, outcome: AuthOutcome | undefined): ((body: Buffer) => Buffer) | undefined {
+  function lfsBatchRewrite(req: IncomingMessage, ctx: RequestContext, s: ConfigState, outcome: AuthOutcome | undefined): BodyRewrite | undefined {
     const grants = deps.lfsGrants
     if (!grants || !outcome?.ok || outcome.source === undefined || outcome.source === 'x-iap-authorization' || !isLfsBatch(ctx.route, ctx.method, ctx.path)) return undefined
     const referenced = s.policy.referencedGroups
@@ -227,11 +226,14 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     } catch {
       // no usable Host: the public origin only
     }
-    return (body) =>
-      addLfsGrants(body, origins, lfsPathPrefix(ctx.path), (action, path) => {
-        const grant = grants.mint(identity, action, path)
-        return grant === undefined ? undefined : `Bearer ${grant}`
-      })
+    return {
+      maxBytes: MAX_BATCH_BYTES,
+      apply: (body) =>
+        addLfsGrants(body, origins, lfsPathPrefix(ctx.path), (action, path) => {
+          const grant = grants.mint(identity, action, path)
+          return grant === undefined ? undefined : `Bearer ${grant}`
+        }),
+    }
   }
 
   function prepareUpstream(req: IncomingMessage, ctx: RequestContext, s: ConfigState, outcome: AuthOutcome | undefined, websocket: boolean): void {

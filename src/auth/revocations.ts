@@ -30,10 +30,12 @@ export interface RevocationOptions {
   readonly now?: () => number
 }
 
+/** How a revoked user (oid or upn) is keyed: any case, surrounding spaces ignored. */
+const key = (user: string): string => user.trim().toLowerCase()
+
 export function createRevocations(options: RevocationOptions = {}): Revocations {
   const now = options.now ?? Date.now
   const revoked = new LRUCache<string, number>({ max: options.max ?? 100_000, ttl: options.ttlMs ?? 30 * 3600_000 })
-  const key = (user: string) => user.trim().toLowerCase()
   return {
     revoke(user, atMs = now()) {
       const k = key(user)
@@ -89,14 +91,14 @@ export function shareRevocations(deps: SharedRevocationDeps): (user: string) => 
   store?.onRevocation((event) => revocations.revoke(event.user, event.at))
   return async (user) => {
     const at = now()
-    const key = user.trim().toLowerCase()
-    revocations.revoke(key, at)
+    const revoked = key(user)
+    revocations.revoke(revoked, at)
     let sessionsEnded = 0
     if (store) {
       // Published before the sessions are deleted: from here on every replica refuses the older
       // sessions (`revokedAt`) and bearer tokens even if the deletion below fails and awaits a retry.
-      await store.publishRevocation({ user: key, at })
-      sessionsEnded = await store.deleteUser(key)
+      await store.publishRevocation({ user: revoked, at })
+      sessionsEnded = await store.deleteUser(revoked)
     }
     const shared = store?.kind === 'redis'
     deps.log?.info({ user, sessionsEnded, shared }, 'user revoked')

@@ -2,8 +2,8 @@
  * `gitlab-iap explain`: the policy decision for a hypothetical request, through the same functions
  * `serve` uses (canonical-path gate → GitLab attribution → decide), so what it says is what happens.
  */
-import { ANONYMOUS, type Identity } from '../auth/identity.ts'
 import { isIP } from 'node:net'
+import { ANONYMOUS, type Identity } from '../auth/identity.ts'
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
 import { HTTP_METHODS, isGroupId } from '../config/schema.ts'
 import { IapError } from '../errors.ts'

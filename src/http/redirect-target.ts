@@ -5,6 +5,7 @@
  * CVE-2021-32786), each a variation on "the validator and the browser parse the URL differently".
  * So this is an allow-list of a narrow shape, not a deny-list of known tricks.
  */
+import { isIapPath } from '../gitlab/attribute.ts'
 
 export type RedirectTargetResult =
   | { readonly ok: true; readonly target: string }
@@ -26,9 +27,6 @@ const PATH_ALLOWED = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@/]+$/
  */
 const QUERY_ALLOWED = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@/?[\]]*$/
 
-/** The proxy's own endpoints in any spelling (what `attribute` routes as `iap`). */
-const OWN_ENDPOINT = /^\/-\/iap(?:\/|$)/i
-
 /** How many rounds of percent-decoding are checked: intermediaries (and some servers) decode again. */
 const DECODE_ROUNDS = 3
 
@@ -40,7 +38,7 @@ function pathFormIsSafe(path: string): boolean {
   // `//host` and `/\host` are network-path references to a browser; `\` anywhere is read as `/`.
   if (path.includes('//') || path.includes('\\')) return false
   // A return to `/-/iap/logout` or `/-/iap/login` is a forced sign-out or a sign-in loop; none of ours is a page to land on.
-  if (OWN_ENDPOINT.test(path)) return false
+  if (isIapPath(path)) return false
   // Dot segments let `/a/../..//evil` collapse into a network path after resolution.
   if (/(^|\/)\.\.?(\/|$)/.test(path)) return false
   // C0 controls, DEL, and the C1/Unicode spaces that browsers strip or treat as separators.

@@ -115,4 +115,3 @@ export function prunedTransactionCookies(key: Buffer, sessionCookie: string, coo
   }
   return [...new Set(drop)].map((name) => serializeCookie(name, '', { secure, maxAgeSeconds: 0 }))
 }
-

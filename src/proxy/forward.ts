@@ -12,7 +12,6 @@ import { PassThrough, type Duplex } from 'node:stream'
 import { createProxyServer } from 'http-proxy-3'
 import { buildConnector, Pool, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.ts'
-import { MAX_BATCH_BYTES } from '../gitlab/lfs-batch.ts'
 import { forwardableResponseHeaders } from './headers.ts'
 
 export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset'
@@ -32,12 +31,19 @@ export interface ForwardHooks {
 export interface Forwarder {
   /**
    * Forwards a request whose `req.headers` are already what GitLab may see (`sanitizeRequestHeaders`).
-   * `rewrite`: GitLab's successful, uncompressed answer is read whole (up to `MAX_BATCH_BYTES`, and while
-   * all answers held at once stay under `MAX_REWRITE_BUFFER_BYTES`) and passed through it.
+   * `rewrite`: GitLab's successful, uncompressed answer is read whole (up to `rewrite.maxBytes`, and while
+   * all answers held at once stay under `MAX_REWRITE_BUFFER_BYTES`) and passed through `rewrite.apply`.
    */
-  web(req: IncomingMessage, res: ServerResponse, rewrite?: (body: Buffer) => Buffer): void
+  web(req: IncomingMessage, res: ServerResponse, rewrite?: BodyRewrite): void
   ws(req: IncomingMessage, socket: Duplex, head: Buffer): void
   close(): Promise<void>
+}
+
+/** A rewrite of GitLab's whole answer (the LFS batch answer's grants, src/app.ts). */
+export interface BodyRewrite {
+  /** Answers larger than this are relayed unread. */
+  readonly maxBytes: number
+  apply(body: Buffer): Buffer
 }
 
 /** Bytes of answers held for a rewrite, shared by a forwarder's copiers. */
@@ -116,13 +122,13 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   private readonly hooks: ForwardHooks
 
   /** Rewrites a 2xx body read whole (see `Forwarder.web`); `collected` holds it meanwhile. */
-  private rewrite: ((body: Buffer) => Buffer) | undefined
+  private rewrite: BodyRewrite | undefined
   private collected: Buffer[] = []
   private collectedBytes = 0
   /** Bytes all copiers of this forwarder hold for rewrites, shared: many answers at once cannot pile up. */
   private readonly budget: RewriteBudget
 
-  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks, budget: RewriteBudget, rewrite?: (body: Buffer) => Buffer) {
+  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks, budget: RewriteBudget, rewrite?: BodyRewrite) {
     this.req = req
     this.res = res
     this.hooks = hooks
@@ -234,7 +240,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
       this.collected.push(chunk)
       this.collectedBytes += chunk.length
       this.budget.bytes += chunk.length
-      if (this.collectedBytes <= MAX_BATCH_BYTES && this.budget.bytes <= MAX_REWRITE_BUFFER_BYTES) return
+      if (this.collectedBytes <= this.rewrite.maxBytes && this.budget.bytes <= MAX_REWRITE_BUFFER_BYTES) return
       // Too large to be a batch answer worth rewriting, or too many held at once: relayed as it came,
       // and streamed from here on.
       this.rewrite = undefined
@@ -258,7 +264,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
       const original = Buffer.concat(this.collected, this.collectedBytes)
       let body: Buffer = original
       try {
-        body = this.rewrite(original)
+        body = this.rewrite.apply(original)
       } catch {
         // A rewrite that fails relays GitLab's answer as it came.
       }

@@ -55,9 +55,12 @@ beforeAll(async () => {
     },
   })
   proxy = createServer((req, res) =>
-    forwarder.web(req, res, (body) => {
-      rewritten++
-      return Buffer.from(body.toString().replace('"x"', '"rewritten"'))
+    forwarder.web(req, res, {
+      maxBytes: MAX_BATCH_BYTES,
+      apply(body) {
+        rewritten++
+        return Buffer.from(body.toString().replace('"x"', '"rewritten"'))
+      },
     }),
   )
   await listen(proxy)
