@@ -58,8 +58,8 @@ export function createGraphGroups(options: GraphGroupsOptions): GraphGroups {
   const graphBase = options.graphUrl.replace(/\/+$/, '')
   const graphOrigin = new URL(graphBase).origin
   const scope = options.scope ?? graphScope(graphBase)
-  const cache = new LRUCache<string, readonly string[]>({ max: options.maxEntries ?? 50_000, ttl: options.cacheTtlMs ?? 10 * 60_000 })
-  const failures = new LRUCache<string, IapError>({ max: 10_000, ttl: options.failureTtlMs ?? 30_000 })
+  const cache = new LRUCache<string, readonly string[]>({ max: options.maxEntries ?? 50_000, ttl: options.cacheTtlMs ?? 10 * 60_000, ttlResolution: 0 })
+  const failures = new LRUCache<string, IapError>({ max: 10_000, ttl: options.failureTtlMs ?? 30_000, ttlResolution: 0 })
   const pending = new Map<string, Promise<string[]>>()
 
   let tokenEndpoint = options.tokenEndpoint

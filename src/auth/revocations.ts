@@ -35,7 +35,7 @@ const key = (user: string): string => user.trim().toLowerCase()
 
 export function createRevocations(options: RevocationOptions = {}): Revocations {
   const now = options.now ?? Date.now
-  const revoked = new LRUCache<string, number>({ max: options.max ?? 100_000, ttl: options.ttlMs ?? 30 * 3600_000 })
+  const revoked = new LRUCache<string, number>({ max: options.max ?? 100_000, ttl: options.ttlMs ?? 30 * 3600_000, ttlResolution: 0 })
   return {
     revoke(user, atMs = now()) {
       const k = key(user)

@@ -29,6 +29,7 @@ export function createProjectResolver(options: ProjectResolverOptions): ProjectR
   const cache = new LRUCache<string, string>({
     max: 10_000,
     ttl: options.ttlMs ?? 5 * 60_000,
+    ttlResolution: 0,
     // Concurrent lookups for one id share this fetch (lru-cache coalesces in-flight fetches).
     // Keys are `projects/42`, `groups/7`, `namespaces/7`: the API path of the resource itself.
     fetchMethod: async (key, _stale, { signal }) => {

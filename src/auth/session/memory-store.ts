@@ -28,11 +28,13 @@ export function createMemoryStore(options: MemoryStoreOptions): SessionStore {
     maxSize: options.maxBytes ?? 128 * 1024 * 1024,
     sizeCalculation: approximateRecordBytes,
     ttlAutopurge: false,
+    // No 1 ms clock-caching timer per lookup (see the bearer token cache).
+    ttlResolution: 0,
     perf: options.clock,
     // Keep the user index in step with evictions and expiries.
     dispose: (record, key) => unindex(key, record),
   })
-  const once = new LRUCache<string, true>({ max: 100_000, perf: options.clock })
+  const once = new LRUCache<string, true>({ max: 100_000, ttlResolution: 0, perf: options.clock })
   const locks = new Set<string>()
   const listeners: ((event: RevocationEvent) => void)[] = []
   const revocations: RevocationEvent[] = []

@@ -34,7 +34,7 @@ export class NearCache<V extends object> {
   #enabled = false
 
   constructor(options: NearCacheOptions<V>) {
-    this.#entries = new LRUCache<string, V>({ max: options.max, maxSize: options.maxBytes, sizeCalculation: options.sizeOf, ttl: options.maxAgeMs, ttlAutopurge: false })
+    this.#entries = new LRUCache<string, V>({ max: options.max, maxSize: options.maxBytes, sizeCalculation: options.sizeOf, ttl: options.maxAgeMs, ttlAutopurge: false, ttlResolution: 0 })
   }
 
   get enabled(): boolean {
