@@ -21,8 +21,8 @@ export interface ResourceContext {
   readonly quick: boolean
 }
 
-/** How long the session fill may take: real sign-ins through the dev IdP cost about 10 ms of CPU each. */
-const SESSION_FILL_SECONDS = 90
+/** How long the session fill may take: real sign-ins through the dev IdP cost about 10 ms of CPU each (on a slow host the whole bench must still end within 10 minutes). */
+const SESSION_FILL_SECONDS = 60
 
 function upload(base: string, bytes: number, path = '/public/upload'): Promise<number> {
   const url = new URL(base)
