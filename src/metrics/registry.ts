@@ -47,13 +47,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     observeRequest(ctx, endNs) {
       const decision = ctx.decision?.result ?? 'deny'
       const { authMethod, route } = ctx
-      requests.inc(`${decision}|${authMethod}|${route}`, [decision, authMethod, route])
-      duration.observe(`${route}|${decision}`, [route, decision], Number(endNs - ctx.startNs) / 1e9)
-      if (ctx.upstreamNs !== undefined) upstream.observe(route, [route], Number(ctx.upstreamNs) / 1e9)
+      requests.inc(`${decision}|${authMethod}|${route}`)
+      duration.observe(`${route}|${decision}`, Number(endNs - ctx.startNs) / 1e9)
+      if (ctx.upstreamNs !== undefined) upstream.observe(route, Number(ctx.upstreamNs) / 1e9)
       if (ctx.websocketCounted) websockets.dec()
     },
     jwksFetch: (issuer, result) => jwks.labels(issuer, result).inc(),
-    tokenCache: (result) => tokenCache.inc(result, [result]),
+    tokenCache: (result) => tokenCache.inc(result),
     authFailure: (reason) => authFailures.labels(reason).inc(),
     logWriteFailure: () => logFailures.inc(),
     websocketOpened(ctx) {

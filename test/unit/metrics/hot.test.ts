@@ -18,8 +18,8 @@ function both() {
   const observe = (decision: string, route: string, value: number) => {
     refCounter.labels(decision, route).inc()
     refHistogram.labels(route, decision).observe(value)
-    counter.inc(`${decision}|${route}`, [decision, route])
-    histogram.observe(`${route}|${decision}`, [route, decision], value)
+    counter.inc(`${decision}|${route}`)
+    histogram.observe(`${route}|${decision}`, value)
   }
   return { reference, hot, observe }
 }
