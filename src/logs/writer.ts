@@ -9,6 +9,8 @@
  * Lines are batched: one write per 25 ms or per 64 KiB, whichever comes first, instead
  * of one write syscall per request, which cost more CPU than the rest of the pipeline at moderate
  * rates. What is batched is written on close, on rotation and when the process exits.
+ * Each line is encoded to UTF-8 once, into the batch buffer; the destination takes the bytes as they
+ * are (a string batch was measured, encoded and copied again at every step on its way to the file).
  */
 import { createReadStream, createWriteStream, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
@@ -38,7 +40,8 @@ export interface LogWriter {
   close(): Promise<void>
 }
 
-type Destination = ReturnType<typeof pino.destination>
+/** Opened with `contentMode: 'buffer'`: it takes the batch's bytes (pino's type names only strings). */
+type Destination = Omit<ReturnType<typeof pino.destination>, 'write'> & { write(chunk: Buffer): boolean }
 
 /**
  * Drops a destination. SonicBoom's destroy() of a file that never opened (a missing directory, a
@@ -54,9 +57,11 @@ function discard(d: Destination): void {
 const REOPEN_DELAY_MS = 1000
 /** Longest a line waits in the batch before it is written. */
 const BATCH_MS = 25
-const BATCH_CHARS = 64 * 1024
+const BATCH_BYTES = 64 * 1024
+/** Room in the batch buffer: a line of up to 16 Ki characters fits after any batch short of BATCH_BYTES. */
+const BATCH_CAPACITY = 2 * BATCH_BYTES
 /** Most held back while a rotation waits for its rename; beyond it the rotation is given up. */
-const HOLD_LIMIT_CHARS = 8 * 1024 * 1024
+const HOLD_LIMIT_BYTES = 8 * 1024 * 1024
 const DROPPED = Object.assign(new Error('access log unavailable: record dropped'), { code: 'IAP_LOG_DROPPED' })
 
 /** `access.log.20261128T203000123Z-001`: sortable by name, unique within a process. */
@@ -85,7 +90,9 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   let counter = 0
   let closed = false
   const pending = new Set<Promise<void>>()
-  let batch = ''
+  // The lines not yet handed to the destination: batch[0, batchLength), newline-terminated UTF-8.
+  let batch = Buffer.allocUnsafe(BATCH_CAPACITY)
+  let batchLength = 0
   let batchTimer: NodeJS.Timeout | undefined
   // Bytes handed to the destination and bytes it reports written: equal when nothing is in flight.
   let handedBytes = 0
@@ -94,9 +101,9 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   let renamePending = false
 
   const open = (): Destination => {
-    const d = toFile
-      ? pino.destination({ dest: options.output, sync: false, mkdir: true, append: true, minLength: 0 })
-      : pino.destination({ fd: 1, sync: false, minLength: 0 })
+    const d = (toFile
+      ? pino.destination({ dest: options.output, sync: false, mkdir: true, append: true, minLength: 0, contentMode: 'buffer' })
+      : pino.destination({ fd: 1, sync: false, minLength: 0, contentMode: 'buffer' })) as unknown as Destination
     handedBytes = 0
     writtenBytes = 0
     d.on('error', fail)
@@ -205,20 +212,43 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     void done.then(() => pending.delete(done))
   }
 
+  /** Appends `line` and a newline to the batch; returns the bytes added. */
+  function append(line: string): number {
+    // At most 3 bytes per UTF-16 unit: a line that may not fit goes into a larger buffer (held lines, huge lines).
+    const needed = batchLength + line.length * 3 + 1
+    if (needed > batch.length) {
+      const larger = Buffer.allocUnsafe(Math.max(needed, 2 * batch.length))
+      batch.copy(larger, 0, 0, batchLength)
+      batch = larger
+    }
+    const n = batch.write(line, batchLength)
+    batch[batchLength + n] = 0x0a
+    batchLength += n + 1
+    return n + 1
+  }
+
+  /** The batch's bytes, in a buffer of their own (the destination keeps it until written); the batch is emptied. */
+  function takeBatch(): Buffer {
+    const chunk = Buffer.from(batch.subarray(0, batchLength))
+    batchLength = 0
+    // A batch that grew while lines were held goes back to its usual size.
+    if (batch.length > BATCH_CAPACITY) batch = Buffer.allocUnsafe(BATCH_CAPACITY)
+    return chunk
+  }
+
   /** Hands the batch to the destination (kept while a failed destination waits to reopen). */
   function writeBatch(): void {
     clearTimeout(batchTimer)
     batchTimer = undefined
-    if (batch === '' || closed) return
+    if (batchLength === 0 || closed) return
     // Lines after a decided rotation wait for the rename (the 'write' event that completes it writes them).
     if (renamePending) return
     if (reopenTimer) {
       batchTimer = setTimeout(writeBatch, REOPEN_DELAY_MS).unref()
       return
     }
-    const chunk = batch
-    batch = ''
-    handedBytes += Buffer.byteLength(chunk)
+    const chunk = takeBatch()
+    handedBytes += chunk.length
     try {
       dest.write(chunk)
     } catch (err) {
@@ -228,10 +258,9 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   }
   // A crash or process.exit() must not lose the batch: write it synchronously on the way out.
   const onExit = (): void => {
-    if (batch === '' || closed || reopenTimer) return
+    if (batchLength === 0 || closed || reopenTimer) return
     try {
-      dest.write(batch)
-      batch = ''
+      dest.write(takeBatch())
       dest.flushSync()
     } catch {
       // nothing more can be done while exiting
@@ -245,16 +274,16 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
         options.onError?.(DROPPED)
         return
       }
-      batch += `${line}\n`
+      const bytes = append(line)
       // A destination that never finishes the old file's lines must not make the held ones grow without end.
-      if (renamePending && batch.length > HOLD_LIMIT_CHARS) {
+      if (renamePending && batchLength > HOLD_LIMIT_BYTES) {
         renamePending = false
         rotating = false
       }
-      if (batch.length >= BATCH_CHARS) writeBatch()
+      if (batchLength >= BATCH_BYTES) writeBatch()
       else batchTimer ??= setTimeout(writeBatch, BATCH_MS)
       if (!rotatable) return
-      size += Buffer.byteLength(line) + 1
+      size += bytes
       if (size >= options.rotate.size && !rotating) rotate()
     },
     get healthy() {

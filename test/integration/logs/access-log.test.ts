@@ -260,6 +260,39 @@ describe('batched writes', () => {
       expect(lines(file), name).toEqual(['{"n":0}', '{"n":1}', '{"n":2}'])
     }
   })
+
+  it('multi-byte and oversized lines arrive whole, in order, and rotation counts their bytes', async () => {
+    const { createLogWriter, rotatedFiles } = await import('../../../src/logs/writer.ts')
+    const file = join(dir, 'batch-utf8.log')
+    const written = [
+      'ü'.repeat(30_000), // 60,000 bytes: most of a batch in one line
+      '😀'.repeat(100_000), // 400,000 bytes: larger than the batch buffer
+      ...Array.from({ length: 2000 }, (_, i) => JSON.stringify({ n: i, who: 'Zoë Ångström', note: '日本語' })),
+      'plain',
+    ]
+    const writer = createLogWriter({ output: file, rotate: { size: 1e9, keep: 1, compress: false } })
+    for (const line of written) writer.write(line)
+    const expectedBytes = written.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0)
+    expect(writer.size).toBe(expectedBytes)
+    await writer.close()
+    expect(readFileSync(file, 'utf8')).toBe(written.join('\n') + '\n')
+
+    // Rotation at a byte size: multi-byte lines count as bytes, not characters.
+    const rotating = join(dir, 'batch-utf8-rotate.log')
+    const line = 'é'.repeat(999) // 1,998 bytes + newline
+    const w = createLogWriter({ output: rotating, rotate: { size: 20_000, keep: 10, compress: false } })
+    for (let i = 0; i < 25; i++) {
+      w.write(line)
+      // Each rotation renames once the old file's lines are written: let it before the next line.
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    await w.close()
+    const rotated = rotatedFiles(rotating)
+    expect(rotated).toHaveLength(2)
+    // A file rotates once it reaches 20,000 bytes: after 11 lines of 1,999 bytes (10 make 19,990).
+    for (const f of rotated) expect(readFileSync(f, 'utf8')).toBe(`${line}\n`.repeat(11))
+    expect(readFileSync(rotating, 'utf8')).toBe(`${line}\n`.repeat(3))
+  })
 })
 
 describe('rotation under concurrent load', () => {
