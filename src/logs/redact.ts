@@ -60,10 +60,20 @@ function isSecretValue(raw: string): boolean {
 /**
  * `a=1&private_token=glpat-x;b` → `a=1&private_token=[REDACTED];b`; the rest stays byte-for-byte.
  * `;` separates parameters too: Rack 2 (GitLab's) reads it so, and a token after it authenticates.
+ * A value that is itself a URL or a query (the sign-in's `rd=/feed.atom?feed_token=…`, a
+ * `redirect_to`) has its own query redacted, and is then logged percent-encoded.
  */
 export function redactQuery(query: string, path = ''): string {
+  return redactParameters(query, CALLBACK_PATH.test(path), 0)
+}
+
+/** Nested URLs are followed this deep (a return target inside a return target). */
+const MAX_NESTING = 3
+/** A value that may hold a query of its own: `?` or `=`, plain or percent-encoded. */
+const NESTED_HINT = /[?=]|%3[fd]/i
+
+function redactParameters(query: string, callback: boolean, depth: number): string {
   if (query === '') return query
-  const callback = CALLBACK_PATH.test(path)
   const parts = query.split(/([&;])/) // separators kept at the odd indexes
   let changed = false
   for (let i = 0; i < parts.length; i += 2) {
@@ -79,9 +89,38 @@ export function redactQuery(query: string, path = ''): string {
     } else if (isSecretName(name, callback) || isSecretValue(part.slice(eq + 1))) {
       parts[i] = `${name}=${REDACTED}`
       changed = true
+    } else {
+      const nested = redactNested(part.slice(eq + 1), depth)
+      if (nested !== undefined) {
+        parts[i] = `${name}=${nested}`
+        changed = true
+      }
     }
   }
   return changed ? parts.join('') : query
+}
+
+/** The value with its own query redacted (percent-encoded), or undefined when it holds no secret. */
+function redactNested(value: string, depth: number): string | undefined {
+  if (depth >= MAX_NESTING || !NESTED_HINT.test(value)) return undefined
+  let decoded = value
+  if (value.includes('%')) {
+    try {
+      decoded = decodeURIComponent(value)
+    } catch {
+      return undefined
+    }
+  }
+  // `/path?query#fragment`, or a bare query (`a=1&token=…`).
+  const hash = decoded.indexOf('#')
+  const url = hash === -1 ? decoded : decoded.slice(0, hash)
+  const q = url.indexOf('?')
+  const nestedPath = q === -1 ? '' : url.slice(0, q)
+  const nestedQuery = q === -1 ? url : url.slice(q + 1)
+  if (!nestedQuery.includes('=') && q === -1) return undefined
+  const redacted = redactParameters(nestedQuery, CALLBACK_PATH.test(nestedPath), depth + 1)
+  if (redacted === nestedQuery) return undefined
+  return encodeURIComponent(q === -1 ? redacted : `${nestedPath}?${redacted}`)
 }
 
 /** GitLab routes whose first variable segment is a secret: `/-/invites/<token>`, `/sent_notifications/<reply key>/unsubscribe`. */

@@ -100,6 +100,9 @@ describe('one record per request, through a real serve', () => {
       `/-/jira_connect/oauth_callbacks?code=${marker(5)}&state=${marker(6)}`,
       `/users/password/edit?reset_password_token=${marker(7)}`,
       `/api/v4/projects?page=1&PRIVATE-TOKEN=${marker(8)}`,
+      // The sign-in's return target carries the query of the page it returns to (a feed link's token).
+      `/-/iap/login?rd=${encodeURIComponent(`/dashboard/projects.atom?feed_token=${marker(9)}`)}`,
+      `/group/project?redirect_to=${encodeURIComponent(`/x?a=1&private_token=${marker(10)}`)}`,
     ]
     const ids: (string | null)[] = []
     for (const target of targets) {

@@ -102,6 +102,17 @@ describe('query redaction', () => {
     ['glpat-SECRETPAT0123456789&page=2', `${REDACTED}&page=2`],
     // Look-alikes stay: GitLab's own values are not tokens.
     ['search=glpat&scope=glob-patterns-here&label=eyJ', 'search=glpat&scope=glob-patterns-here&label=eyJ'],
+    // A value that is a URL or a query of its own: its query is redacted, the value logged encoded.
+    ['rd=%2Fdashboard%2Fprojects.atom%3Ffeed_token%3Dglft-AUDIT1234567890', `rd=${encodeURIComponent(`/dashboard/projects.atom?feed_token=${REDACTED}`)}`],
+    ['rd=/group/project?private_token=anything&x=1', `rd=${encodeURIComponent(`/group/project?private_token=${REDACTED}`)}&x=1`],
+    ['rd=%2Fa%3Fpage%3D2%26token%3Dabc%23top&y=2', `rd=${encodeURIComponent(`/a?page=2&token=${REDACTED}`)}&y=2`],
+    ['next=a%3D1%26job_token%3Dxyz', `next=${encodeURIComponent(`a=1&job_token=${REDACTED}`)}`],
+    // Nested twice (a return target inside a return target), and a nested sign-in callback's code.
+    ['rd=%2Fx%3Frd%3D%252Fy%253Ftoken%253Dabc', `rd=${encodeURIComponent(`/x?rd=${encodeURIComponent(`/y?token=${REDACTED}`)}`)}`],
+    ['rd=%2F-%2Fiap%2Fcallback%3Fcode%3Dc0de%26state%3Ds', `rd=${encodeURIComponent(`/-/iap/callback?code=${REDACTED}&state=${REDACTED}`)}`],
+    // Nested values without secrets stay byte-for-byte.
+    ['rd=%2Fgroup%2Fproject%2F-%2Fissues%3Flabel_name%5B%5D%3Dbug', 'rd=%2Fgroup%2Fproject%2F-%2Fissues%3Flabel_name%5B%5D%3Dbug'],
+    ['rd=%E0%A4%A&x=1', 'rd=%E0%A4%A&x=1'],
   ])('%s', (query, expected) => expect(redactQuery(query)).toBe(expected))
   it.each(['/-/iap/callback', '/oauth/authorize', '/users/auth/openid_connect/callback', '/-/jira_connect/oauth_callbacks'])('redacts code and state on %s', (path) => {
     expect(redactQuery('code=abc&state=xyz&x=1', path)).toBe(`code=${REDACTED}&state=${REDACTED}&x=1`)
