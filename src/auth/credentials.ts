@@ -42,7 +42,7 @@ export type Credential =
       readonly token: string
       readonly forwardAuthorization: string | null | undefined
     }
-  | { readonly kind: 'invalid'; readonly source: CredentialSource; readonly reason: 'credential-malformed' | 'token-too-large' }
+  | { readonly kind: 'invalid'; readonly source: CredentialSource; readonly reason: 'credential-malformed' | 'authorization-malformed' | 'token-too-large' }
 
 const NONE: Credential = Object.freeze({ kind: 'none' })
 
@@ -76,18 +76,39 @@ export function gitlabBasic(username: string, password: string): string {
 /** A JWT-shaped value too large to inspect: ours or not, it must not pass (fail closed). */
 const oversizedJwt = (value: string) => value.length > MAX_TOKEN_BYTES && looksLikeJwt(value)
 
+/** JWT-shaped runs inside a longer value: `eyJ` (a JSON header in base64url), then two more segments. */
+const EMBEDDED_JWT = /eyJ[\w-]*\.[\w-]+\.[\w-]*/g
+const BASIC_SCHEME = /^[ \t]*basic[ \t]/i
+
+/**
+ * Does an `Authorization` value that is not a well-formed credential still carry a trusted JWT
+ * (`Bearer <JWT> x`, Basic with a space inside its base64 or before the username)? GitLab's Rack
+ * reads such values leniently, so the token would reach it: the proxy refuses them instead.
+ */
+function carriesTrustedJwt(value: string, lookup: TrustLookup): boolean {
+  const texts = [value]
+  const basic = BASIC_SCHEME.exec(value)
+  // Decoded as leniently as Rack does: whatever is not in the base64 alphabet is skipped.
+  if (basic) texts.push(Buffer.from(value.slice(basic[0].length).replace(/[^A-Za-z0-9+/]/g, ''), 'base64').toString('latin1'))
+  for (const text of texts) {
+    for (const [jwt] of text.matchAll(EMBEDDED_JWT)) if (lookup(jwt) || oversizedJwt(jwt)) return true
+  }
+  return false
+}
+
 /**
  * What happens to `Authorization` when the IAP credential came from elsewhere (X-IAP-Authorization):
  * an IAP JWT in it is still never forwarded to GitLab.
  */
-function withoutIapCredentials(parsed: ParsedAuthorization, lookup: TrustLookup): string | null | undefined {
-  if (parsed.scheme === 'bearer') return lookup(parsed.token) || oversizedJwt(parsed.token) ? null : undefined
+function withoutIapCredentials(authorization: string | undefined, lookup: TrustLookup): string | null | undefined {
+  const parsed = parseAuthorization(authorization)
+  if (parsed.scheme === 'bearer' && (lookup(parsed.token) || oversizedJwt(parsed.token))) return null
   if (parsed.scheme === 'basic') {
     const trusted = lookup(parsed.username)
     if (trusted) return parsed.password === '' ? null : gitlabBasic(trusted.basicUsername, parsed.password)
     if (lookup(parsed.password)) return null
   }
-  return undefined
+  return authorization !== undefined && carriesTrustedJwt(authorization, lookup) ? null : undefined
 }
 
 /** The credential the request presents, in SPEC order; never falls through past a present one. */
@@ -98,7 +119,7 @@ export function extractCredential(headers: IncomingHttpHeaders, lookup: TrustLoo
     const value = Array.isArray(iap) ? iap.join(', ') : iap
     const bearer = BEARER.exec(value)
     if (!bearer) return { kind: 'invalid', source: 'x-iap-authorization', reason: 'credential-malformed' }
-    const forwardAuthorization = withoutIapCredentials(parseAuthorization(authorization), lookup)
+    const forwardAuthorization = withoutIapCredentials(authorization, lookup)
     if (looksLikeLfsGrant(bearer[1]!)) return { kind: 'lfs-grant', source: 'x-iap-authorization', token: bearer[1]!, forwardAuthorization }
     return { kind: 'token', source: 'x-iap-authorization', token: bearer[1]!, forwardAuthorization }
   }
@@ -106,7 +127,6 @@ export function extractCredential(headers: IncomingHttpHeaders, lookup: TrustLoo
   if (parsed.scheme === 'bearer') {
     if (oversizedJwt(parsed.token)) return { kind: 'invalid', source: 'authorization-bearer', reason: 'token-too-large' }
     if (lookup(parsed.token)) return { kind: 'token', source: 'authorization-bearer', token: parsed.token, forwardAuthorization: null }
-    return NONE
   }
   if (parsed.scheme === 'basic') {
     if (oversizedJwt(parsed.username)) return { kind: 'invalid', source: 'basic-username', reason: 'token-too-large' }
@@ -118,6 +138,9 @@ export function extractCredential(headers: IncomingHttpHeaders, lookup: TrustLoo
     }
     if (oversizedJwt(parsed.password)) return { kind: 'invalid', source: 'basic-password', reason: 'token-too-large' }
     if (lookup(parsed.password)) return { kind: 'token', source: 'basic-password', token: parsed.password, forwardAuthorization: null }
+  }
+  if (authorization !== undefined && carriesTrustedJwt(authorization, lookup)) {
+    return { kind: 'invalid', source: parsed.scheme === 'basic' || BASIC_SCHEME.test(authorization) ? 'basic-username' : 'authorization-bearer', reason: 'authorization-malformed' }
   }
   return NONE
 }

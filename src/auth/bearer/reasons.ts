@@ -26,6 +26,7 @@ export const BEARER_FAILURES = {
   'token-subject-missing': 'The token does not identify a user or application.',
   'token-revoked': 'The token was revoked; obtain a new one.',
   'credential-malformed': 'The X-IAP-Authorization header must be "Bearer <JWT>".',
+  'authorization-malformed': 'The Authorization header carries an IAP token but is neither "Bearer <JWT>" nor "Basic <base64 of user:password>".',
   'lfs-grant-invalid': 'The LFS grant was not issued by this proxy, or is damaged; run the git command again.',
   'lfs-grant-expired': 'The LFS grant has expired; run the git command again.',
   'lfs-grant-out-of-scope': 'The LFS grant is for another object or operation.',

@@ -244,6 +244,18 @@ describe('rejected tokens never reach GitLab', () => {
     await expectRejected({ 'x-iap-authorization': `Basic ${Buffer.from('a:b').toString('base64')}` }, 'credential-malformed')
   })
 
+  it('a malformed Authorization carrying an IAP token is refused, even on a public path (GitLab would read it leniently)', async () => {
+    const valid = await idp.mint()
+    const spaced = Buffer.from(`${valid}:glpat-x`).toString('base64').replace(/(.{20})/, '$1 ')
+    for (const authorization of [`Bearer ${valid} x`, `Basic ${spaced}`, `Basic ${Buffer.from(` ${valid}:glpat-x`).toString('base64')}`]) {
+      await expectRejected({ authorization }, 'authorization-malformed', uniquePath('/public'))
+    }
+    // A value GitLab alone reads still passes to it.
+    const path = uniquePath('/public')
+    expect((await call(path, { authorization: 'Bearer glpat-a b' })).status).toBe(200)
+    expect(upstream.reached(path)[0]?.headers.authorization).toBe('Bearer glpat-a b')
+  })
+
   it('Envoy CVE-2025-64527 (two tokens): a failed credential is final, no fallback in the same request', async () => {
     const valid = await idp.mint()
     await expectRejected({ 'x-iap-authorization': `Bearer ${valid}x`, authorization: `Bearer ${valid}` }, 'token-bad-signature')

@@ -52,6 +52,19 @@ describe('extractCredential (SPEC order, first present wins)', () => {
     }
   })
 
+  it('a malformed Authorization that still carries an IAP JWT is refused, never passed to GitLab', () => {
+    const spaced = Buffer.from(`${ENTRA}:glpat-x`).toString('base64').replace(/(.{20})/, '$1 ')
+    for (const authorization of [`Bearer ${ENTRA} x`, `Bearer ${ENTRA},`, `Token ${CI}`, `Basic ${spaced}`, basic(` ${ENTRA}`, 'glpat-x'), basic('me', ` ${CI}`)]) {
+      expect(extractCredential({ authorization }, lookup), authorization).toMatchObject({ kind: 'invalid', reason: 'authorization-malformed' })
+      // With the IAP credential in X-IAP-Authorization, that Authorization is dropped instead.
+      expect(extractCredential({ 'x-iap-authorization': `Bearer ${ENTRA}`, authorization }, lookup), authorization).toMatchObject({ kind: 'token', forwardAuthorization: null })
+    }
+    // Values GitLab alone reads are still left to it, a foreign JWT in an odd form included.
+    for (const authorization of [`Bearer ${FOREIGN} x`, 'Bearer glpat-a b', basic('me', 'glpat-x'), `Basic ${FOREIGN}`, 'Negotiate YIIabc']) {
+      expect(extractCredential({ authorization }, lookup), authorization).toEqual({ kind: 'none' })
+    }
+  })
+
   it('3. Basic with a JWT username: the password goes to GitLab under the name GitLab expects', () => {
     expect(extractCredential({ authorization: basic(ENTRA, 'glpat-secret') }, lookup)).toEqual({
       kind: 'token', source: 'basic-username', token: ENTRA, forwardAuthorization: gitlabBasic('oauth2', 'glpat-secret'),
