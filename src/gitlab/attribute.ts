@@ -36,6 +36,21 @@ const API_RESOURCE = /^\/api\/v4\/(projects|groups|namespaces)\/([^/]+)(?:\/|$)/
 const NUMERIC_ID = /^(\d+)(?:\.[A-Za-z]+)?$/
 /** The Web IDE names its project after `/-/ide/project/`, up to the IDE's own action. */
 const IDE_PROJECT = /^\/-\/ide\/project\/(.+?)(?:\/(?:edit|tree|blob|merge_requests)(?:\/|$)|\/?$)/
+/**
+ * Instance routes under `/-/` that name a project or group by numeric id: the redirects
+ * `/-/p/42` and `/-/g/7` (they answer with the path, so a hidden project's name), and the
+ * attachments `/-/project/42/uploads/<secret>/<file>` and `/-/group/7/uploads/...`.
+ */
+const DASH_NUMERIC = /^\/-\/(p|g|project|group)\/([^/]+)(?:\/|$)/
+/** Organization pages of a project or group: `/-/organizations/<org>/projects/<ns>/<project>/edit`, `.../groups/<group>/edit`. */
+const ORGANIZATION_ITEM = /^\/-\/organizations\/[^/]+\/(?:projects|groups)\/(.+?)(?:\/edit)?\/?$/
+/** GitLab Geo's git routes: `/-/push_from_secondary/<node>/<ns>/<project>.git/...` (`/-/from_secondary/` since 17.10). */
+const GEO_PREFIX = /^\/-\/(?:push_)?from_secondary\/[^/]+(?=\/)/
+/**
+ * What Rails finds for `/projects/<id>`: ActiveRecord casts the id to an integer, so `42.json`,
+ * `42-anything` and `+42` all name project 42.
+ */
+const LEADING_INTEGER = /^[ \t]*\+?(\d+)/
 
 /** Decodes `%2F` and other percent-encodings of a REST id; invalid encodings stay as they are. */
 function decodeId(id: string): string {
@@ -55,16 +70,40 @@ export function isIapPath(path: string): boolean {
   return head === '/-/iap/' || (head === '/-/iap' && path.length === 6)
 }
 
-export function attribute(_method: string, path: string): Attribution {
-  if (path.startsWith('/-/')) {
-    if (isIapPath(path)) return { route: 'iap' }
-    if (path === '/-/cable') return { route: 'cable' }
-    const ide = path.startsWith('/-/ide/project/') ? IDE_PROJECT.exec(path) : null
-    if (ide) return { route: 'web', project: ide[1]! }
-    return { route: 'web' }
+/** A numeric id as ActiveRecord reads it (leading integer), or undefined when the value names none. */
+function leadingInteger(raw: string): string | undefined {
+  const match = LEADING_INTEGER.exec(decodeId(raw))
+  return match ? String(Number(match[1])) : undefined
+}
+
+/** Routes under `/-/`: the proxy's own, the cable, and the few instance routes that name a project or group. */
+function attributeDash(method: string, path: string): Attribution {
+  if (isIapPath(path)) return { route: 'iap' }
+  if (path === '/-/cable') return { route: 'cable' }
+  const ide = path.startsWith('/-/ide/project/') ? IDE_PROJECT.exec(path) : null
+  if (ide) return { route: 'web', project: ide[1]! }
+  const numeric = DASH_NUMERIC.exec(path)
+  if (numeric) {
+    const id = leadingInteger(numeric[2]!)
+    const resource = numeric[1] === 'p' || numeric[1] === 'project' ? 'projects' : 'groups'
+    return id === undefined ? { route: 'web' } : { route: 'web', numericId: { resource, id } }
   }
+  const organization = path.startsWith('/-/organizations/') ? ORGANIZATION_ITEM.exec(path) : null
+  if (organization) return { route: 'web', project: organization[1]! }
+  const geo = GEO_PREFIX.exec(path)
+  if (geo) {
+    // What follows the node is a repository path as Workhorse routes it: git traffic of that project.
+    const inner = attribute(method, path.slice(geo[0].length))
+    return { ...inner, route: inner.route === 'lfs' ? 'lfs' : 'git' }
+  }
+  return { route: 'web' }
+}
+
+export function attribute(method: string, path: string): Attribution {
+  if (path.startsWith('/-/')) return attributeDash(method, path)
   if (path.startsWith('/api/')) {
-    if (path === '/api/graphql' || path.startsWith('/api/graphql/')) return { route: 'graphql' }
+    // `/api/graphql.json` is the GraphQL endpoint too (Rails' format suffix).
+    if (path === '/api/graphql' || path === '/api/graphql.json' || path.startsWith('/api/graphql/')) return { route: 'graphql' }
     const resource = API_RESOURCE.exec(path)
     if (resource) {
       const id = decodeId(resource[2]!)
@@ -75,8 +114,9 @@ export function attribute(_method: string, path: string): Attribution {
     return { route: 'api' }
   }
   // /projects/42 is GitLab's redirect to the project's page: resolved like the REST id, or the redirect names a hidden project.
-  const webNumeric = path.startsWith('/projects/') ? /^\/projects\/(\d+)\/?$/.exec(path) : null
-  if (webNumeric) return { route: 'web', numericId: { resource: 'projects', id: webNumeric[1]! } }
+  const webNumeric = path.startsWith('/projects/') ? /^\/projects\/([^/]+)\/?$/.exec(path) : null
+  const webId = webNumeric ? leadingInteger(webNumeric[1]!) : undefined
+  if (webId !== undefined) return { route: 'web', numericId: { resource: 'projects', id: webId } }
   const git = GIT_SUFFIX.exec(path)
   if (git && !git[1]!.includes('/-/') && GIT_ENDPOINT.test(git[2] ?? '')) {
     const rest = git[2] ?? ''

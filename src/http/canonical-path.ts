@@ -141,10 +141,22 @@ export function percentDecode(text: string, keepEncodedSlash = false): string | 
  * `undefined` when the percent-encoding is malformed. Config path patterns are brought to this form too.
  */
 export function toMatchForm(text: string): string | undefined {
-  return percentDecode(text, true)?.toLowerCase()
+  const decoded = percentDecode(text, true)
+  return decoded === undefined ? undefined : foldCase(decoded)
+}
+
+const DOTTED_CAPITAL_I = /\u0130/g
+
+/**
+ * Lower case as GitLab's database compares names: PostgreSQL's `lower()` maps each character on its
+ * own, so `İ` (U+0130) becomes `i`, where JavaScript's `toLowerCase` gives `i` plus a combining dot.
+ * Without this, `%C4%B0nternal/vault` would miss a rule for `internal/**` and still reach that project.
+ */
+export function foldCase(text: string): string {
+  return (text.includes('\u0130') ? text.replace(DOTTED_CAPITAL_I, 'i') : text).toLowerCase()
 }
 
 /** `toMatchForm` of a request path. Only call on a path `checkCanonicalPath` accepted. */
 export function matchPath(path: string): string {
-  return toMatchForm(path) ?? path.toLowerCase()
+  return toMatchForm(path) ?? foldCase(path)
 }

@@ -5,7 +5,7 @@
  * The literal parts are brought to the form requests are matched in (`matchPath`, `projectCandidates`),
  * or a pattern like `/caf%C3%A9/**` or `/t/` could never match anything.
  */
-import { percentDecode, toMatchForm } from '../http/canonical-path.ts'
+import { foldCase, percentDecode, toMatchForm } from '../http/canonical-path.ts'
 
 const SPECIAL = /[.*+?^${}()|[\]\\]/g
 
@@ -24,7 +24,9 @@ export class GlobError extends Error {
 
 /** The literal text between wildcards in match form, or `undefined` when its percent-encoding is malformed. */
 function literalForm(text: string, form: GlobForm): string | undefined {
-  return form === 'path' ? toMatchForm(text) : percentDecode(text)?.toLowerCase()
+  if (form === 'path') return toMatchForm(text)
+  const decoded = percentDecode(text)
+  return decoded === undefined ? undefined : foldCase(decoded)
 }
 
 /** Requests drop a trailing slash before matching (`/t/` is matched as `/t`), so patterns do too. */

@@ -7,7 +7,7 @@ import { qualifiedValue, type Identity } from '../auth/identity.ts'
 import type { Config, RuleConfig } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
 import type { RouteClass } from '../gitlab/route.ts'
-import { matchPath } from '../http/canonical-path.ts'
+import { foldCase, matchPath } from '../http/canonical-path.ts'
 import { createCidrSet, type CidrSet } from '../net/cidr.ts'
 import type { Decision } from './decision.ts'
 import { compileGlobs, GlobError, type GlobForm } from './glob.ts'
@@ -129,7 +129,7 @@ export function projectCandidates(project: string): string[] {
       // keep as is
     }
   }
-  const parts = decoded.toLowerCase().split('/').filter(Boolean)
+  const parts = foldCase(decoded).split('/').filter(Boolean)
   const out: string[] = []
   for (let i = 1; i <= parts.length; i++) out.push(parts.slice(0, i).join('/'))
   // A Rails format suffix on a project page (`group/project.json`) names the same project.

@@ -3,8 +3,8 @@ import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
 import { parseConfig } from '../../../src/config/load.ts'
 import { attribute } from '../../../src/gitlab/attribute.ts'
 import { IapError } from '../../../src/errors.ts'
-import { checkCanonicalPath } from '../../../src/http/canonical-path.ts'
-import { compilePolicy, decide } from '../../../src/policy/index.ts'
+import { checkCanonicalPath, matchPath } from '../../../src/http/canonical-path.ts'
+import { compilePolicy, decide, projectCandidates } from '../../../src/policy/index.ts'
 
 const ADMINS = '6c0bd1d2-0000-4000-8000-000000000001'
 const ENG = '6c0bd1d2-0000-4000-8000-000000000002'
@@ -169,6 +169,26 @@ describe('rule conditions', () => {
   })
 })
 
+describe('case folding', () => {
+  // PostgreSQL's lower() maps İ (U+0130) to i, as GitLab compares names; JavaScript would add a combining dot.
+  it('a dotted capital I in a project or path is matched as i', () => {
+    expect(projectCandidates('%C4%B0nternal/Vault')).toEqual(['internal', 'internal/vault'])
+    expect(matchPath('/%C4%B0nternal/Vault')).toBe('/internal/vault')
+    const internal = compilePolicy(parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+groups: { admins: "${ADMINS}", engineering: "${ENG}" }
+policy:
+  rules:
+    - { name: internal, projects: ["internal/**"], groups: [admins] }
+    - { name: rest, paths: ["/**"], groups: [engineering] }
+`, {}))
+    const path = '/api/v4/projects/%C4%B0nternal%2Fvault/issues'
+    const attr = attribute('GET', path)
+    expect(decide(internal, { method: 'GET', path, route: attr.route, project: attr.project, clientIp: '203.0.113.9' }, user([ENG]))).toMatchObject({ result: 'deny', rule: 'internal' })
+  })
+})
+
 describe('attribution', () => {
   it.each([
     ['/group/sub/project/-/merge_requests/1', { route: 'web', project: 'group/sub/project' }],
@@ -180,6 +200,24 @@ describe('attribution', () => {
     ['/api/v4/namespaces/99', { route: 'api', numericId: { resource: 'namespaces', id: '99' } }],
     ['/projects/42', { route: 'web', numericId: { resource: 'projects', id: '42' } }],
     ['/projects/new', { route: 'web' }],
+    // Rails casts `/projects/:id` to an integer: a suffix or sign still names project 42.
+    ['/projects/42.json', { route: 'web', numericId: { resource: 'projects', id: '42' } }],
+    ['/projects/42-anything', { route: 'web', numericId: { resource: 'projects', id: '42' } }],
+    ['/projects/%2B042', { route: 'web', numericId: { resource: 'projects', id: '42' } }],
+    // Instance routes that name a project or group by id: redirects and attachments.
+    ['/-/p/42', { route: 'web', numericId: { resource: 'projects', id: '42' } }],
+    ['/-/g/7', { route: 'web', numericId: { resource: 'groups', id: '7' } }],
+    ['/-/project/42/uploads/0123abcd/secret.pdf', { route: 'web', numericId: { resource: 'projects', id: '42' } }],
+    ['/-/group/7/uploads/0123abcd/logo.png', { route: 'web', numericId: { resource: 'groups', id: '7' } }],
+    ['/-/p/new', { route: 'web' }],
+    ['/-/organizations/default/projects/secret-group/vault/edit', { route: 'web', project: 'secret-group/vault' }],
+    ['/-/organizations/default/groups/secret-group/edit', { route: 'web', project: 'secret-group' }],
+    // GitLab Geo's git routes carry a repository path after the node id.
+    ['/-/push_from_secondary/2/secret-group/vault.git/git-receive-pack', { route: 'git', project: 'secret-group/vault' }],
+    ['/-/from_secondary/2/secret-group/vault.git/info/refs', { route: 'git', project: 'secret-group/vault' }],
+    ['/-/from_secondary/2/secret-group/vault.git/info/lfs/objects/batch', { route: 'lfs', project: 'secret-group/vault' }],
+    ['/-/push_from_secondary/2/secret-group/vault', { route: 'git', project: 'secret-group/vault' }],
+    ['/api/graphql.json', { route: 'graphql' }],
     ['/-/ide/project/group/sub/project/edit/main/-/a.rb', { route: 'web', project: 'group/sub/project' }],
     ['/-/ide/project/group/project/merge_requests/1', { route: 'web', project: 'group/project' }],
     ['/-/ide/project/group/project', { route: 'web', project: 'group/project' }],
