@@ -6,7 +6,7 @@
  * GitLab paths that carry a secret are redacted.
  */
 import type { RequestContext } from '../server/context.ts'
-import { redactPath, redactQuery } from './redact.ts'
+import { redactPath, redactProject, redactQuery } from './redact.ts'
 
 export const ECS_VERSION = '8.11.0'
 
@@ -60,7 +60,7 @@ export function toAccessRecord(ctx: RequestContext, endNs: bigint): AccessRecord
     'iap.gitlab.route': ctx.route,
   }
   if (ctx.query !== '') record['url.query'] = redactQuery(ctx.query, ctx.path)
-  if (ctx.project !== undefined) record['iap.gitlab.project'] = ctx.project
+  if (ctx.project !== undefined) record['iap.gitlab.project'] = redactProject(ctx.project)
   if (!anonymous) {
     record['iap.identity.issuer'] = identity.issuer
     if (identity.displayName) record['user.full_name'] = identity.displayName

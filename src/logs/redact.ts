@@ -43,7 +43,8 @@ function isSecretName(raw: string, callback: boolean): boolean {
  * feature-flag and workspace tokens, and the legacy runner registration prefix) and JWTs (a JSON
  * header, base64url: `eyJ`, then two more dot-separated parts).
  */
-const SECRET_VALUE = /^(?:(?:glpat|gloas|gldt|glrt|glrtr|glcbt|glptt|glft|glimt|glagent|glsoat|glffct|glwt|gltst|glsat)-|GR1348941)[\w-]{8,}|^eyJ[\w-]+\.[\w-]+\./
+const TOKEN_SHAPE = String.raw`(?:(?:glpat|gloas|gldt|glrt|glrtr|glcbt|glptt|glft|glimt|glagent|glsoat|glffct|glwt|gltst|glsat)-|GR1348941)[\w-]{8,}|eyJ[\w-]+\.[\w-]+\.`
+const SECRET_VALUE = new RegExp(`^(?:${TOKEN_SHAPE})`)
 
 function isSecretValue(raw: string): boolean {
   let value = raw
@@ -123,11 +124,23 @@ function redactNested(value: string, depth: number): string | undefined {
   return encodeURIComponent(q === -1 ? redacted : `${nestedPath}?${redacted}`)
 }
 
-/** GitLab routes whose first variable segment is a secret: `/-/invites/<token>`, `/sent_notifications/<reply key>/unsubscribe`. */
-const SECRET_SEGMENT = /^(\/-\/invites\/|\/sent_notifications\/)[^/]+/
+/**
+ * GitLab routes whose first variable segment is a secret: `/-/invites/<token>`, and the reply key of
+ * `/-/sent_notifications/<key>/unsubscribe` (`/sent_notifications/...` before GitLab moved it under `/-/`).
+ */
+const SECRET_SEGMENT = /^(\/-\/invites\/|\/(?:-\/)?sent_notifications\/)[^/]+/
+/** A segment with a token's shape, wherever it is in the path (a token pasted into a URL is still a token). */
+const TOKEN_SEGMENT = new RegExp(`(?<=^|/)(?:${TOKEN_SHAPE})[^/]*`, 'g')
+/** Cheap test before either replacement: most paths have neither. */
+const SECRET_PATH_HINT = /^\/(?:-\/)?(?:invites|sent_notifications)\/|(?:^|\/)(?:gl[a-z]{2,6}-|GR1348941|eyJ)/
 
-/** `/-/invites/abc123/accept` → `/-/invites/[REDACTED]/accept`; every other path as it is. */
+/** `/-/invites/abc123/accept` → `/-/invites/[REDACTED]/accept`, `/x/glpat-…` → `/x/[REDACTED]`; every other path as it is. */
 export function redactPath(path: string): string {
-  if (!path.startsWith('/-/invites/') && !path.startsWith('/sent_notifications/')) return path
-  return path.replace(SECRET_SEGMENT, `$1${REDACTED}`)
+  if (!SECRET_PATH_HINT.test(path)) return path
+  return path.replace(SECRET_SEGMENT, `$1${REDACTED}`).replace(TOKEN_SEGMENT, REDACTED)
+}
+
+/** A project or group path as attributed (`group/glpat-…/-` pasted into a URL): token-shaped segments redacted. */
+export function redactProject(project: string): string {
+  return SECRET_PATH_HINT.test(project) ? project.replace(TOKEN_SEGMENT, REDACTED) : project
 }

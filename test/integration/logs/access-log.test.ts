@@ -103,6 +103,7 @@ describe('one record per request, through a real serve', () => {
       // The sign-in's return target carries the query of the page it returns to (a feed link's token).
       `/-/iap/login?rd=${encodeURIComponent(`/dashboard/projects.atom?feed_token=${marker(9)}`)}`,
       `/group/project?redirect_to=${encodeURIComponent(`/x?a=1&private_token=${marker(10)}`)}`,
+      `/-/sent_notifications/${marker(11)}/unsubscribe`,
     ]
     const ids: (string | null)[] = []
     for (const target of targets) {

@@ -6,7 +6,7 @@ import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
 import { isoTimestamp, toAccessRecord } from '../../../src/logs/access-record.ts'
 import { createChain, createChainVerifier, unseal } from '../../../src/logs/chain.ts'
 import { compileQuery, orderLogFiles, parseRecord, type QueryFilters } from '../../../src/logs/query.ts'
-import { REDACTED, redactPath, redactQuery } from '../../../src/logs/redact.ts'
+import { REDACTED, redactPath, redactProject, redactQuery } from '../../../src/logs/redact.ts'
 import type { RequestContext } from '../../../src/server/context.ts'
 
 const alice: Identity = { kind: 'user', id: 'oid-alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['g-eng'], roles: [], issuer: 'entra' }
@@ -127,7 +127,20 @@ describe('path redaction', () => {
     ['/group/project/-/invites/x', '/group/project/-/invites/x'],
     ['/-/invitesx/abc', '/-/invitesx/abc'],
     ['/api/v4/projects', '/api/v4/projects'],
+    ['/-/sent_notifications/0123abcd/unsubscribe', `/-/sent_notifications/${REDACTED}/unsubscribe`],
+    // Token-shaped segments, wherever they are.
+    ['/api/v4/user/glpat-SECRETPAT0123456789', `/api/v4/user/${REDACTED}`],
+    ['/x/eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln/y', `/x/${REDACTED}/y`],
+    ['/group/glft-abcdefghij.atom', `/group/${REDACTED}`],
+    // Look-alikes stay.
+    ['/group/glpat-short/-/tree/eyJ', '/group/glpat-short/-/tree/eyJ'],
+    ['/glossary/gl-docs', '/glossary/gl-docs'],
   ])('%s', (path, expected) => expect(redactPath(path)).toBe(expected))
+  it('token-shaped segments of an attributed project', () => {
+    expect(redactProject('glpat-SECRETPAT0123456789/x')).toBe(`${REDACTED}/x`)
+    expect(redactProject('group/glpat-SECRETPAT0123456789')).toBe(`group/${REDACTED}`)
+    expect(redactProject('group/project')).toBe('group/project')
+  })
 })
 
 describe('integrity chain', () => {
