@@ -9,6 +9,7 @@ import { HTTP_METHODS, isGroupId } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
 import { attribute } from '../gitlab/attribute.ts'
 import { checkCanonicalPath } from '../http/canonical-path.ts'
+import { browserSignInConfigured, IAP_ENDPOINT_METHODS, SIGN_IN_PATHS } from '../iap/routes.ts'
 import type { Decision } from '../policy/decision.ts'
 import { compilePolicy, decide } from '../policy/index.ts'
 import { parseCommandArgs } from './args.ts'
@@ -80,9 +81,25 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   let note: string | undefined
   let decision: Decision
   let unresolved = false
+  let iapStatus: number | undefined
   if (problem) {
     decision = { result: 'deny', rule: null, reason: problem }
     note = 'the path is not canonical: serve answers 400 and forwards nothing'
+  } else if (attr.route === 'iap') {
+    // The proxy's own endpoints: answered by serve itself, never forwarded; no rule applies.
+    const methods = IAP_ENDPOINT_METHODS[path]
+    const present = methods !== undefined && (!SIGN_IN_PATHS.has(path) || browserSignInConfigured(config))
+    // jwks.json answers GET and HEAD only; other methods find no endpoint at all.
+    const allowed = present && methods.includes(method)
+    // whoami names the caller: without a credential it answers 401.
+    const unidentified = allowed && path === '/-/iap/whoami' && identity.kind === 'anonymous'
+    iapStatus = unidentified ? 401 : allowed ? 200 : present && path !== '/-/iap/jwks.json' ? 405 : 404
+    decision = unidentified
+      ? { result: 'challenge', rule: null, reason: 'credentials-missing' }
+      : allowed
+        ? { result: 'allow', rule: null, reason: 'iap-endpoint' }
+        : { result: 'deny', rule: null, reason: iapStatus === 405 ? 'method-not-allowed' : 'iap-endpoint-unknown' }
+    note = `/-/iap/ is gitlab-iap's own prefix: serve answers ${iapStatus === 200 ? 'this request' : iapStatus} itself and never forwards it; the policy does not apply`
   } else {
     const policy = compilePolicy(config)
     if (numericId !== undefined && policy.needsProjects) {
@@ -95,7 +112,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
     decision = decide(policy, { method, path, route: attr.route, project, projectUnresolved: unresolved, clientIp: values.ip ?? '127.0.0.1' }, identity)
   }
   const ruleIndex = decision.rule === null ? -1 : config.policy.rules.findIndex((r) => r.name === decision.rule)
-  const status = problem ? 400 : decision.result === 'allow' ? 'forwarded' : decision.result === 'deny' ? 403 : '302 to sign-in (browsers) or 401'
+  const status = problem ? 400 : iapStatus !== undefined ? (iapStatus === 200 ? 'answered by gitlab-iap' : iapStatus) : decision.result === 'allow' ? 'forwarded' : decision.result === 'deny' ? 403 : '302 to sign-in (browsers) or 401'
   // The SPEC's two answers: a challenged request is not let through either; `challenge` says why.
   const challenged = decision.result === 'challenge'
   const shown = decision.result === 'allow' ? 'allow' : 'deny'
@@ -113,7 +130,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   io.stdout.write(
     [
       `decision: ${shown}${challenged ? ' (challenged: no credential; browsers are sent to sign-in, other clients get 401)' : ''}`,
-      `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : unresolved ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
+      `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : iapStatus !== undefined ? "(none: the proxy's own endpoint)" : unresolved ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
       `reason:   ${decision.reason}`,
       `response: ${status}`,
       `request:  ${method} ${values.path}`,

@@ -17,7 +17,7 @@ import { validateRedirectTarget } from '../http/redirect-target.ts'
 import type { RequestContext } from '../server/context.ts'
 import type { EntraClient } from './entra-client.ts'
 import { clearTransactionCookie, prunedTransactionCookies, readTransaction, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
-import { deny, routeIapEndpoints, type Handler } from './routes.ts'
+import { deny, IAP_ENDPOINT_METHODS, routeIapEndpoints, type Handler } from './routes.ts'
 import { createWhoami } from './whoami.ts'
 
 export interface IapLogger {
@@ -239,10 +239,10 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
   const whoami = createWhoami({ sessions: deps.sessions, timeouts: deps.timeouts, ...(deps.authenticate && { authenticate: deps.authenticate }) })
 
   const routes: Record<string, { methods: readonly string[]; handler: Handler }> = {
-    '/-/iap/login': { methods: ['GET', 'HEAD'], handler: login },
-    '/-/iap/callback': { methods: ['GET'], handler: callback },
-    '/-/iap/logout': { methods: ['GET', 'POST'], handler: logout },
-    '/-/iap/whoami': { methods: ['GET', 'HEAD'], handler: whoami },
+    '/-/iap/login': { methods: IAP_ENDPOINT_METHODS['/-/iap/login']!, handler: login },
+    '/-/iap/callback': { methods: IAP_ENDPOINT_METHODS['/-/iap/callback']!, handler: callback },
+    '/-/iap/logout': { methods: IAP_ENDPOINT_METHODS['/-/iap/logout']!, handler: logout },
+    '/-/iap/whoami': { methods: IAP_ENDPOINT_METHODS['/-/iap/whoami']!, handler: whoami },
   }
 
   return routeIapEndpoints(routes)

@@ -22,6 +22,8 @@ import type { RequestContext } from '../server/context.ts'
 import { createEntraClient, type EntraClient } from './entra-client.ts'
 import { createIapEndpoints } from './endpoints.ts'
 
+export { browserSignInConfigured } from './routes.ts'
+
 export interface BrowserSignInDeps {
   readonly log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void }
   /** Revocations (from `/admin/revoke` on any replica): sessions begun before one are refused. */
@@ -57,11 +59,6 @@ export function timeoutsOf(config: Config): SessionTimeouts {
     refreshIntervalMs: config.session.refreshInterval,
     refreshGraceMs: config.session.refreshGrace,
   }
-}
-
-/** True when the config enables browser sign-in (an Entra client secret and a session secret). */
-export function browserSignInConfigured(config: Config): boolean {
-  return Boolean(config.entra?.clientSecret && config.session.secret)
 }
 
 /** Builds browser sign-in; call only when `browserSignInConfigured(config)`. */

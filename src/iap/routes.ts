@@ -1,7 +1,26 @@
 /** The `/-/iap/*` endpoint sets' shared pieces: the handler shape, JSON answers, decisions, dispatch. */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { sendStatusPage } from '../http/respond.ts'
+import type { Config } from '../config/schema.ts'
 import type { RequestContext } from '../server/context.ts'
+
+/**
+ * The methods each `/-/iap/` endpoint answers; any other path under the prefix is 404. `jwks.json`
+ * is served by src/proxy/assertion.ts; login, callback and logout exist only with browser sign-in.
+ */
+export const IAP_ENDPOINT_METHODS: Readonly<Record<string, readonly string[]>> = {
+  '/-/iap/login': ['GET', 'HEAD'],
+  '/-/iap/callback': ['GET'],
+  '/-/iap/logout': ['GET', 'POST'],
+  '/-/iap/whoami': ['GET', 'HEAD'],
+  '/-/iap/jwks.json': ['GET', 'HEAD'],
+}
+export const SIGN_IN_PATHS: ReadonlySet<string> = new Set(['/-/iap/login', '/-/iap/callback', '/-/iap/logout'])
+
+/** True when the config enables browser sign-in (an Entra client secret and a session secret). */
+export function browserSignInConfigured(config: Config): boolean {
+  return Boolean(config.entra?.clientSecret && config.session.secret)
+}
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => Promise<void> | void
 

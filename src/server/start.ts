@@ -14,7 +14,7 @@ import { createRevocations, shareRevocations } from '../auth/revocations.ts'
 import { systemClock } from '../auth/session/clock.ts'
 import { createConfiguredStore, needsSessionStore } from '../auth/session/configured-store.ts'
 import { browserSignInConfigured, createBrowserSignIn } from '../iap/index.ts'
-import { routeIapEndpoints } from '../iap/routes.ts'
+import { IAP_ENDPOINT_METHODS, routeIapEndpoints } from '../iap/routes.ts'
 import { createWhoami } from '../iap/whoami.ts'
 import { readTlsFiles } from './tls-files.ts'
 import { createAssertionSigner, serveAssertionJwks } from '../proxy/assertion.ts'
@@ -106,7 +106,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const authenticator = createAuthenticator({ config, metrics, log, revocations, lfsGrants, ...(signIn && { session: signIn.sessionStep, graph: signIn.graph }) })
   const authenticate = (req: IncomingMessage, ctx: RequestContext) => authenticator.authenticate(req, ctx)
   // Without browser sign-in, whoami still answers for bearer and Basic credentials.
-  const signInEndpoints = signIn?.endpoints({ authenticate }) ?? routeIapEndpoints({ '/-/iap/whoami': { methods: ['GET', 'HEAD'], handler: createWhoami({ authenticate }) } })
+  const signInEndpoints = signIn?.endpoints({ authenticate }) ?? routeIapEndpoints({ '/-/iap/whoami': { methods: IAP_ENDPOINT_METHODS['/-/iap/whoami']!, handler: createWhoami({ authenticate }) } })
   // X-IAP-Assertion: key derived from session.secret when set, so every replica signs alike.
   const assertion = createAssertionSigner({ publicUrl: config.server.publicUrl, ...(config.session.secret ? { secret: config.session.secret } : {}) })
   const projects = createProjectResolver({

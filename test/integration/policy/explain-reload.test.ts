@@ -37,6 +37,22 @@ describe('gitlab-iap explain', () => {
     expect(bad).toMatchObject({ decision: 'deny', rule: null, reason: 'path-encoded-dot', status: 400 })
   })
 
+  it("the proxy's own /-/iap/ endpoints: answered by serve itself, never forwarded, no rule", async () => {
+    const explain = async (path: string, method = 'GET') =>
+      JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', path, '--method', method, '--group', 'engineering', '--json'], EXAMPLE_ENV)).stdout)
+    expect(await explain('/-/iap/whoami')).toMatchObject({ decision: 'allow', rule: null, reason: 'iap-endpoint', status: 'answered by gitlab-iap', route: 'iap' })
+    expect(await explain('/-/iap/logout', 'POST')).toMatchObject({ decision: 'allow', reason: 'iap-endpoint' })
+    const anonymous = await cli(['explain', '--config', 'config.example.yaml', '--path', '/-/iap/whoami', '--anonymous', '--json'], EXAMPLE_ENV)
+    expect(JSON.parse(anonymous.stdout)).toMatchObject({ decision: 'deny', challenge: true, reason: 'credentials-missing', status: 401 })
+    expect(await explain('/-/iap/whoami', 'POST')).toMatchObject({ decision: 'deny', rule: null, reason: 'method-not-allowed', status: 405 })
+    expect(await explain('/-/IAP/whoami')).toMatchObject({ decision: 'deny', rule: null, reason: 'iap-endpoint-unknown', status: 404 })
+    expect(await explain('/-/iap/nope')).toMatchObject({ decision: 'deny', reason: 'iap-endpoint-unknown', status: 404 })
+    expect(await explain('/-/iap/jwks.json', 'POST')).toMatchObject({ decision: 'deny', reason: 'iap-endpoint-unknown', status: 404 })
+    // Without browser sign-in (no client secret), only whoami and jwks.json exist.
+    const withoutSignIn = await cli(['explain', '--config', 'config.example.yaml', '--path', '/-/iap/login', '--json'], { ...EXAMPLE_ENV, ENTRA_CLIENT_SECRET: '' })
+    expect(JSON.parse(withoutSignIn.stdout)).toMatchObject({ reason: 'iap-endpoint-unknown', status: 404 })
+  })
+
   it('an anonymous request the policy would refuse is challenged; the text still says why no rule decided', async () => {
     const anon = await cli(['explain', '--config', 'config.example.yaml', '--path', '/api/v4/projects/42/issues', '--anonymous'], EXAMPLE_ENV)
     expect(anon.stdout).toMatch(/^decision: deny \(challenged: no credential; browsers are sent to sign-in, other clients get 401\)$/m)
