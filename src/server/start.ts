@@ -42,13 +42,29 @@ export interface StartOptions {
   readonly log: OpsLogger
 }
 
+type ParserError = NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number }
+
+const REQUEST_LINE = /(?:^|\r?\n)([A-Z]{1,16} [^\r\n ]{1,2048} HTTP\/\d\.\d)\r?\n/g
+
+/**
+ * The request line of the refused request: the last one that starts before the byte the parser
+ * stopped at (a packet can carry pipelined requests before it), else the packet's first line.
+ */
+function refusedRequestLine(err: ParserError): string {
+  const packet = err.rawPacket
+  if (!packet) return ''
+  const end = Math.min(packet.length, (err.bytesParsed ?? 0) + 1, 64 * 1024)
+  let line: string | undefined
+  for (const match of packet.subarray(0, end).toString('latin1').matchAll(REQUEST_LINE)) line = match[1]
+  return line ?? packet.subarray(0, 2048).toString('latin1').split(/\r?\n/, 1)[0]!
+}
+
 /**
  * The context of a request Node's parser refused: method and path from the request line when it is
  * legible (never headers, which may hold credentials), the reason from the parser's error code.
  */
-function rejectedRequestContext(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket, status: number): RequestContext {
-  const line = err.rawPacket ? err.rawPacket.subarray(0, 2048).toString('latin1').split(/\r?\n/, 1)[0]! : ''
-  const [method = '', target = ''] = line.split(' ')
+function rejectedRequestContext(err: ParserError, socket: Socket, status: number): RequestContext {
+  const [method = '', target = ''] = refusedRequestLine(err).split(' ')
   const path = /^\/[\x21-\x7e]{0,2000}$/.test(target) ? target.split('?')[0]! : ''
   const reason = status === 431 ? 'headers-too-large' : status === 408 ? 'headers-timeout' : 'malformed-request'
   return {
@@ -127,12 +143,20 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const app = createApp(config, deps)
   let accepting = true
 
-  // Sockets whose current request is in the pipeline (which logs it); a parse error mid-body must not log it twice.
-  const inPipeline = new WeakSet<Socket>()
+  // Per connection: how many of its responses are still open, the last request the parser handed
+  // over, and what waits for those responses to end (the answer to a malformed request after them).
+  const connections = new WeakMap<Socket, { open: number; last: IncomingMessage; whenIdle?: () => void }>()
   const mainHandler = (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket
-    inPipeline.add(socket)
-    res.once('close', () => inPipeline.delete(socket))
+    const connection = connections.get(socket)
+    if (connection) {
+      connection.open++
+      connection.last = req
+    } else connections.set(socket, { open: 1, last: req })
+    res.once('close', () => {
+      const c = connections.get(socket)
+      if (c && --c.open === 0 && c.whenIdle) c.whenIdle()
+    })
     app.handleRequest(req, res)
   }
   const serverOptions = {
@@ -153,15 +177,29 @@ export async function startServer(config: Config, options: StartOptions): Promis
   main.on('checkContinue', mainHandler)
   // CONNECT (a tunnel request) never reaches GitLab; without a listener Node would drop it unanswered and unlogged.
   main.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => app.handleUpgrade(req, socket, head))
-  main.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => {
+  // Connections already answered for a malformed request: what the parser reports after that is the same request.
+  const refused = new WeakSet<Socket>()
+  main.on('clientError', (err: ParserError, socket: Socket) => {
     // Malformed requests (smuggling attempts, oversized headers, headers too slow) never reach the
     // pipeline: answer, close, and still leave one access-log record for each.
+    if (refused.has(socket)) return
+    refused.add(socket)
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    const answer = `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`
+    const connection = connections.get(socket)
+    // A parse error in the body of the request being handled is that request's: the pipeline logs and answers it.
+    const inBody = connection !== undefined && connection.open > 0 && !connection.last.complete
     // A connection that carried no request bytes at all (a client closing an idle keep-alive) is not a request.
     const sawRequest = (err.rawPacket?.length ?? 0) > 0 || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-    if (sawRequest && !inPipeline.has(socket)) accessLog.write(rejectedRequestContext(err, socket, status), process.hrtime.bigint())
-    if (!socket.writable) return socket.destroy()
-    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    if (sawRequest && !inBody) {
+      const ctx = rejectedRequestContext(err, socket, status)
+      if (socket.writable) ctx.bytesOut = answer.length
+      accessLog.write(ctx, process.hrtime.bigint())
+    }
+    const reply = () => (socket.writable ? socket.end(answer) : socket.destroy())
+    // Requests before it on the connection (pipelined) get their answers first, then this one.
+    if (connection !== undefined && connection.open > 0 && !inBody) connection.whenIdle = reply
+    else reply()
   })
   const upgraded = new Set<Socket>()
   main.on('upgrade', (_req: IncomingMessage, socket: Socket) => {

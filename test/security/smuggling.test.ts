@@ -111,6 +111,24 @@ describe('ambiguous framing is refused, never forwarded', () => {
     expect(upstream.requests).toHaveLength(0)
   })
 
+  it('a malformed request pipelined after valid ones: they are answered first, then its 400; one record each', async () => {
+    upstream.clear()
+    const before = proxy.records().length
+    const answer = await rawSocket(
+      proxy.url,
+      'GET /api/v4/first HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v4/second HTTP/1.1\r\nHost: x\r\n\r\n' +
+        'POST /api/v4/third HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd',
+      3000,
+    )
+    expect(answer.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 400'])
+    expect(upstream.requests.map((r) => r.url)).toEqual(['/api/v4/first', '/api/v4/second'])
+    await expect.poll(() => proxy.records().length - before, { timeout: 2000 }).toBe(3)
+    const byPath = Object.fromEntries(proxy.records().slice(before).map((r) => [r['url.path'], r]))
+    expect(byPath['/api/v4/first']).toMatchObject({ 'http.response.status_code': 200 })
+    expect(byPath['/api/v4/second']).toMatchObject({ 'http.response.status_code': 200 })
+    expect(byPath['/api/v4/third']).toMatchObject({ 'http.request.method': 'POST', 'http.response.status_code': 400, 'iap.decision.reason': 'malformed-request' })
+  })
+
   it('forwards a well-formed pipelined pair exactly as two requests', async () => {
     upstream.clear()
     const answer = await rawSocket(proxy.url, 'GET /api/v4/first HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v4/second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 3000)
