@@ -2,9 +2,10 @@
  * `gitlab-iap logs`: query access logs (files, `.gz`, stdin), aggregate with --stats, follow a live
  * file across rotation; `gitlab-iap logs verify`: check the integrity chain.
  */
-import { createReadStream, existsSync, statSync, watch } from 'node:fs'
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync, watch } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Readable } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
 import { loadAccessLogConfig, loadGroupAliases, resolveConfigPath } from '../config/load.ts'
 import { IapError } from '../errors.ts'
 import { createChainVerifier } from '../logs/chain.ts'
@@ -42,8 +43,9 @@ Output:
                             duration (ns), bytes, outcome, user agent, groups, error code. Cells
                             starting with = + - @ are prefixed with ' (spreadsheet formulas).
   --stats FIELD             counts grouped by user, path, status, decision, rule, project or ip
-  --follow                  keep reading a live file, across rotation (table columns widen
-                            as needed; no cell is cut)
+  --follow                  keep reading a live file, across rotation, or stdin as it
+                            arrives (kubectl logs -f ... | gitlab-iap logs --follow);
+                            table columns widen as needed, no cell is cut
 
 Examples:
   gitlab-iap logs access.log* --user alice@example.com --since 24h
@@ -165,18 +167,24 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
     usage((err as Error).message)
   }
   const files = positionals.length === 0 ? ['-'] : orderLogFiles(positionals)
-  if (values.follow && (files.length !== 1 || files[0] === '-')) usage('--follow takes exactly one log file')
+  if (values.follow && files.length !== 1) usage('--follow takes one log file (or stdin)')
   for (const file of files) if (file !== '-') checkReadable(file)
+  // A live file is followed from its first byte on (stdin simply keeps arriving); compressed files are not live.
+  const followFile = values.follow && files[0] !== '-' ? files[0]! : undefined
+  if (followFile?.endsWith('.gz')) usage('--follow reads a live, uncompressed log file')
 
   const stats = statsName !== undefined ? new Map<string, { value: unknown; count: number }>() : undefined
   const statsField = statsName !== undefined ? STATS_FIELDS[statsName]! : ''
   const table = output === 'table' && !stats ? createTable(io, values.follow === true) : undefined
   if (output === 'csv' && !stats) io.stdout.write(CSV_FIELDS.join(',') + '\n')
   let matched = 0
+  // Lines that passed the text prefilter but are no access-log record (not JSON, cut short): counted, and said.
+  let unreadable = 0
 
   const onLine = (line: string): boolean => {
     if (line === '' || !query.maybe(line)) return true
     const record = parseRecord(line)
+    if (!record) unreadable++
     if (!record || record['event.kind'] === 'state' || !query.matches(record)) return true
     if (matched >= limit) return false
     matched++
@@ -193,22 +201,19 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
     return matched < limit
   }
 
-  // Following: read what the file holds now, then follow from exactly there, so a line written
-  // in between is neither lost nor read twice.
-  const start = values.follow ? statSync(files[0]!) : undefined
-  outer: for (const file of files) {
-    if (matched >= limit || start?.size === 0) break
-    const input = file === '-' ? (io.stdin as Readable) : openLog(file, start?.size)
-    for await (const line of readLogLines(input, file === '-' ? 'stdin' : file)) {
-      if (!onLine(line)) break outer
+  if (followFile !== undefined) await follow(followFile, onLine, () => table?.flush(), io)
+  else {
+    outer: for (const file of files) {
+      if (matched >= limit) break
+      const input = file === '-' ? (io.stdin as Readable) : openLog(file)
+      for await (const line of readLogLines(input, file === '-' ? 'stdin' : file)) {
+        if (!onLine(line)) break outer
+      }
     }
-  }
-  if (start && matched < limit) {
-    table?.flush()
-    await follow(files[0]!, { position: start.size, inode: start.ino }, onLine, io)
   }
   if (stats) writeStats(stats, output, statsName!, io)
   else table?.flush()
+  if (unreadable > 0) io.stderr.write(`gitlab-iap: ${unreadable} line${unreadable === 1 ? ' was' : 's were'} not an access-log record (not JSON, or cut short) and ${unreadable === 1 ? 'was' : 'were'} skipped\n`)
   return 0
 }
 
@@ -296,6 +301,8 @@ function createTable(io: CliIo, following: boolean) {
   return {
     add(record: LogRecord) {
       const cells = COLUMNS.map((c) => c.get(record))
+      // Following starts at readable widths at once: a live pipe may not bring 200 rows for a long while.
+      if (!widths && following) decideWidths()
       if (widths) print(cells)
       else {
         buffered.push(cells)
@@ -308,50 +315,89 @@ function createTable(io: CliIo, following: boolean) {
   }
 }
 
-/** Reads new lines as a live file grows; reopens from the start when it is rotated (replaced or truncated). */
-async function follow(file: string, from: { position: number; inode: number }, onLine: (line: string) => boolean, io: CliIo): Promise<void> {
-  let { position, inode } = from
+/**
+ * `tail -F`: reads a live file from its first byte, then what is appended. Across a rotation (the
+ * file renamed and a new one created at the path) the old file is read to its end through the
+ * descriptor already open, then the new one from its start; a file truncated in place is read again
+ * from its start. A line is handed on only once its newline has arrived.
+ */
+async function follow(file: string, onLine: (line: string) => boolean, caughtUp: () => void, io: CliIo): Promise<void> {
+  let fd = openSync(file, 'r')
+  let inode = fstatSync(fd).ino
+  let position = 0
   let rest = ''
-  let reading = false
+  let decoder = new StringDecoder('utf8')
+  const buffer = Buffer.allocUnsafe(64 * 1024)
   let stop: () => void = () => {}
   const done = new Promise<void>((resolve) => (stop = resolve))
-  const readMore = async () => {
-    if (reading) return
-    reading = true
-    try {
-      let st
-      try {
-        st = statSync(file)
-      } catch {
-        return // between rename and reopen: the next event picks the new file up
-      }
-      if (st.ino !== inode || st.size < position) {
-        inode = st.ino
-        position = 0
-        rest = ''
-      }
-      if (st.size <= position) return
-      const stream = createReadStream(file, { start: position, end: st.size - 1, encoding: 'utf8' })
-      for await (const chunk of stream as AsyncIterable<string>) {
-        const text = rest + chunk
-        const lines = text.split('\n')
-        rest = lines.pop() ?? ''
-        for (const line of lines) if (!onLine(line)) return stop()
-      }
-      position = st.size
-    } finally {
-      reading = false
+  let stopped = false
+  const finish = () => {
+    stopped = true
+    stop()
+  }
+  /** Reads the open file to its end; false once the consumer wants no more lines. */
+  const drain = (): boolean => {
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, position)
+      if (n === 0) return true
+      position += n
+      const lines = (rest + decoder.write(buffer.subarray(0, n))).split('\n')
+      rest = lines.pop()!
+      for (const line of lines) if (!onLine(line)) return false
     }
   }
-  const watcher = watch(dirname(file), () => void readMore())
-  const timer = setInterval(() => void readMore(), 500)
-  const end = () => stop()
-  process.once('SIGINT', end)
-  process.once('SIGTERM', end)
-  io.stdout.on?.('error', end)
-  await done
-  watcher.close()
-  clearInterval(timer)
+  let failed = false
+  const poll = (): void => {
+    if (stopped) return
+    try {
+      if (!drain()) return finish()
+      if (fstatSync(fd).size < position) {
+        // Truncated in place (copytruncate): what is there now is new.
+        position = 0
+        rest = ''
+        decoder = new StringDecoder('utf8')
+        if (!drain()) return finish()
+      }
+      let current
+      try {
+        current = statSync(file)
+      } catch {
+        return // renamed, the new file not created yet: the next poll finds it
+      }
+      if (current.ino === inode) return
+      // Rotated: whatever reached the old file before the rename, then the new file from its start.
+      if (!drain()) return finish()
+      const next = openSync(file, 'r')
+      closeSync(fd)
+      fd = next
+      inode = fstatSync(fd).ino
+      position = 0
+      rest = ''
+      decoder = new StringDecoder('utf8')
+      if (!drain()) return finish()
+      failed = false
+    } catch (err) {
+      // A read that fails (the file replaced mid-way, a permission change) is retried on the next poll, said once.
+      if (!failed) io.stderr.write(`gitlab-iap: following ${file}: ${(err as Error).message}; retrying\n`)
+      failed = true
+    }
+  }
+  poll()
+  caughtUp()
+  if (!stopped) {
+    const watcher = watch(dirname(file), () => poll())
+    const timer = setInterval(poll, 500)
+    const end = () => finish()
+    process.once('SIGINT', end)
+    process.once('SIGTERM', end)
+    io.stdout.on?.('error', end)
+    await done
+    watcher.close()
+    clearInterval(timer)
+    process.off('SIGINT', end)
+    process.off('SIGTERM', end)
+  }
+  closeSync(fd)
 }
 
 async function runVerify(argv: string[], io: CliIo): Promise<number> {
