@@ -223,7 +223,9 @@ export const configSchema = z
     if (config.entra?.clientSecret && !config.session.secret) {
       ctx.addIssue({ code: 'custom', path: ['session', 'secret'], message: 'browser sign-in (entra.clientSecret) needs `session.secret`' })
     }
-    if (config.session.cookieName.startsWith('__Host-') && !config.server.publicUrl.startsWith('https:') && !isLoopbackUrl(config.server.publicUrl)) {
+    // An unparsable publicUrl has its own error already (and `new URL` would throw here).
+    const publicUrl = URL.parse(config.server.publicUrl)
+    if (publicUrl && config.session.cookieName.startsWith('__Host-') && publicUrl.protocol !== 'https:' && !isLoopbackHost(publicUrl.hostname)) {
       ctx.addIssue({ code: 'custom', path: ['session', 'cookieName'], message: '`__Host-` cookies need an https publicUrl' })
     }
   })
@@ -235,8 +237,7 @@ export function isGroupId(value: string, issuerNames: string[]): boolean {
   return colon > 0 && issuerNames.includes(value.slice(0, colon))
 }
 
-function isLoopbackUrl(url: string): boolean {
-  const host = new URL(url).hostname
+function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '127.0.0.1' || host === '[::1]'
 }
 

@@ -143,6 +143,8 @@ describe('config loading', () => {
     ],
     [`upstream: { url: "http://gitlab:8181" }\nserver: { publicUrl: "https://g.example.com", listen: "8080" }\n`, 'server.listen: must be "host:port"'],
     [`server: { publicUrl: "https://g.example.com" }\n`, 'upstream: is required'],
+    // A host without a scheme (a common slip) names its key, never "unexpected error: Invalid URL".
+    ...['gitlab.example.com', 'http://', ''].map((url) => [`upstream: { url: "http://gitlab:8181" }\nserver: { publicUrl: "${url}" }\n`, 'server.publicUrl: must be an http(s) URL'] as [string, string]),
     ['server: [\n', 'invalid YAML'],
   ])('rejects %j with the key path', (text, message) => {
     const err = errorOf(text)
