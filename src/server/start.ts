@@ -136,7 +136,11 @@ export async function startServer(config: Config, options: StartOptions): Promis
     metrics, accessLog, authenticator, log, resolveProject: (ref) => projects.resolve(ref),
     upstreamHeaders: (req, ctx) => assertion.setHeader(req.headers, ctx.identity),
     ...(signIn && { upstreamCookie: (header: string) => signIn.forwardedCookie(header), ownCookie: (name: string) => signIn.isOwnCookie(name) }),
-    iapEndpoints: (req, res, ctx) => serveAssertionJwks(assertion, req, res) || signInEndpoints(req, res, ctx),
+    iapEndpoints: (req, res, ctx) => {
+      if (!serveAssertionJwks(assertion, req, res)) return signInEndpoints(req, res, ctx)
+      ctx.decision = { result: 'allow', rule: null, reason: 'jwks' }
+      return true
+    },
     browserLogin: signIn !== undefined,
     lfsGrants,
   }

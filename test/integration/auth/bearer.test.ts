@@ -93,6 +93,9 @@ describe('accepted bearer tokens reach GitLab as the identity', () => {
     const { payload } = await jwtVerify(assertion, jwks, { algorithms: ['ES256'], issuer: 'http://127.0.0.1:8080/-/iap', audience: 'http://127.0.0.1:8080', requiredClaims: ['exp'] })
     expect(payload).toMatchObject({ sub: OID, kind: 'user', preferred_username: 'ada@example.test', groups: ['g-eng'], idp: 'entra', tid: TEST_TENANT })
     expect(JSON.stringify(seen)).not.toContain(token)
+    // The key set's own record is an allow with its own reason (queries for denials do not list it).
+    await expect.poll(() => proxy.records().filter((r) => r['url.path'] === '/-/iap/jwks.json').length).toBeGreaterThan(0)
+    expect(proxy.records().find((r) => r['url.path'] === '/-/iap/jwks.json')).toMatchObject({ 'http.response.status_code': 200, 'iap.decision.result': 'allow', 'iap.decision.reason': 'jwks', 'iap.gitlab.route': 'iap' })
   })
 
   it('Entra v1 token (sts-style issuer {authority}/{tid}/, upn)', async () => {
