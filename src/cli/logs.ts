@@ -253,6 +253,17 @@ function checkReadable(file: string): void {
   if (isDirectory) usage(`cannot read ${file}: is a directory`)
 }
 
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/
+const CONTROLS = new RegExp(CONTROL.source, 'g')
+
+/**
+ * Text for a terminal: control characters (escape sequences, newlines) from a record become `\xNN`,
+ * so a crafted or foreign log can neither forge table rows nor drive the terminal.
+ */
+function printable(text: string): string {
+  return CONTROL.test(text) ? text.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`) : text
+}
+
 /** Counts, most first; in JSON each value keeps its type (a status is a number; a missing value is null). */
 function writeStats(stats: Map<string, { value: unknown; count: number }>, output: string, field: string, io: CliIo): void {
   const rows = [...stats].sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))
@@ -265,9 +276,10 @@ function writeStats(stats: Map<string, { value: unknown; count: number }>, outpu
     for (const [key, { value, count }] of rows) io.stdout.write(`${value === null ? '' : csvCell(typeof value === 'string' ? value : key)},${count}\n`)
     return
   }
-  const width = Math.max(field.length, ...rows.map(([v]) => v.length))
+  const shown = rows.map(([key, { count }]) => [printable(key), count] as const)
+  const width = Math.max(field.length, ...shown.map(([key]) => key.length))
   io.stdout.write(`${'count'.padStart(8)}  ${field}\n`)
-  for (const [key, { count }] of rows) io.stdout.write(`${String(count).padStart(8)}  ${key.padEnd(width)}\n`)
+  for (const [key, count] of shown) io.stdout.write(`${String(count).padStart(8)}  ${key.padEnd(width)}\n`)
 }
 
 /**
@@ -300,7 +312,7 @@ function createTable(io: CliIo, following: boolean) {
   }
   return {
     add(record: LogRecord) {
-      const cells = COLUMNS.map((c) => c.get(record))
+      const cells = COLUMNS.map((c) => printable(c.get(record)))
       // Following starts at readable widths at once: a live pipe may not bring 200 rows for a long while.
       if (!widths && following) decideWidths()
       if (widths) print(cells)

@@ -437,6 +437,18 @@ describe('gitlab-iap logs', () => {
     expect(out).toHaveLength(6)
   })
 
+  it('a crafted record can neither forge rows nor send terminal escapes through the table or --stats', async () => {
+    const crafted = join(dir, 'crafted.log')
+    const path = '/x\n2026-11-28 10:00:00  200  GET  admin@x.com\u001b[2J\u001b]0;owned\u0007'
+    writeFileSync(crafted, JSON.stringify({ '@timestamp': '2026-11-28T10:00:00Z', 'url.path': path, 'user.name': 'eve\u001b[31m', 'http.response.status_code': 200 }) + '\n')
+    for (const args of [[], ['--stats', 'path'], ['--stats', 'user']]) {
+      const res = await cli(['logs', crafted, ...args])
+      expect(res.stdout, args.join(' ')).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/)
+      expect(res.stdout.trim().split('\n'), args.join(' ')).toHaveLength(2)
+    }
+    expect((await cli(['logs', crafted])).stdout).toContain('\\x1b[2J')
+  })
+
   it('rejects bad flags in one line', async () => {
     const res = await cli(['logs', fixture, '--status', 'teapot'])
     expect(res.code).toBe(2)
