@@ -36,7 +36,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env, 
   if (expansion.missing.length > 0 && options.missingEnv !== 'placeholder') {
     throw new IapError('IAP_ERR_CONFIG_ENV_MISSING', expansion.missing.map(({ path, name }) => `${path}: environment variable ${name} is not set`).join('; '))
   }
-  return validateConfig(expanded, expansion)
+  return validateConfig(expanded, expansion, options.missingEnv === 'placeholder')
 }
 
 function readConfigText(path: string): string {
@@ -95,10 +95,12 @@ export function loadGroupAliases(path: string, env: NodeJS.ProcessEnv = process.
   return aliases
 }
 
-export function validateConfig(raw: unknown, expansion?: Expansion): Config {
+export function validateConfig(raw: unknown, expansion?: Expansion, standIns = false): Config {
   let result = configSchema.safeParse(raw)
   // A number or boolean can only come from the environment as text: `timeoutSeconds: ${TIMEOUT}`.
   if (!result.success && expansion?.coerce(raw, result.error.issues)) result = configSchema.safeParse(raw)
+  // explain: an unset variable in a URL, GUID or address field gets a stand-in of that shape.
+  while (standIns && !result.success && expansion?.standIn(raw, result.error.issues)) result = configSchema.safeParse(raw)
   if (!result.success) {
     // A placeholder that stood in for a missing variable failed validation: name the variable, not the placeholder.
     const missing = new Map(expansion?.missing.map(({ path, name }) => [path, name]))
@@ -106,7 +108,8 @@ export function validateConfig(raw: unknown, expansion?: Expansion): Config {
       const name = missing.get(formatPath(issue.path))
       return name ? { ...issue, code: 'custom' as const, message: `environment variable ${name} is not set` } : issue
     })
-    throw new IapError('IAP_ERR_CONFIG_INVALID', formatIssues(issues).join('; '))
+    // One key can fail two checks; once both name the same unset variable, they say the same thing.
+    throw new IapError('IAP_ERR_CONFIG_INVALID', [...new Set(formatIssues(issues))].join('; '))
   }
   return deepFreeze(result.data)
 }
@@ -139,6 +142,9 @@ const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$/g
 
 /** A value that was exactly one `${VAR}` whose variable is empty: the key is left out, as if unset. */
 const UNSET = Symbol('unset')
+
+/** Shapes an unset `${VAR}` may stand in as for `explain`, tried in turn until its key's check passes. */
+const STAND_INS = ['https://unset.invalid', '00000000-0000-0000-0000-000000000000', '127.0.0.1:0']
 
 /**
  * Expands `${VAR}` inside string values (not keys; after YAML parsing, so a variable's text can never
@@ -179,6 +185,32 @@ class Expansion {
       return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.expand(v, [...path, k])]).filter(([, v]) => v !== UNSET))
     }
     return value
+  }
+
+  /** Stand-ins tried so far, by key path. */
+  private readonly tried = new Map<string, number>()
+
+  /**
+   * For `explain`: a key that is exactly one unset `${VAR}` and failed its check gets the next stand-in
+   * of `STAND_INS` (a URL, a GUID, an address); true when any changed.
+   */
+  standIn(raw: unknown, issues: readonly z.core.$ZodIssue[]): boolean {
+    const missing = new Set(this.missing.map(({ path }) => path))
+    const done = new Set<string>()
+    let changed = false
+    for (const issue of issues) {
+      const path = formatPath(issue.path)
+      if (issue.path.length === 0 || done.has(path) || !missing.has(path) || !this.whole.has(path)) continue
+      done.add(path)
+      const next = this.tried.get(path) ?? 0
+      if (next >= STAND_INS.length) continue
+      this.tried.set(path, next + 1)
+      const parent = issue.path.slice(0, -1).reduce<unknown>((node, key) => (node as Record<PropertyKey, unknown> | undefined)?.[key], raw) as Record<PropertyKey, unknown> | undefined
+      if (!parent) continue
+      parent[issue.path[issue.path.length - 1]!] = STAND_INS[next]
+      changed = true
+    }
+    return changed
   }
 
   /** Reads whole-`${VAR}` values the schema wants as numbers or booleans as such; true when any changed. */

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BIN, ROOT, baseConfig, startServe } from '../../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
@@ -67,6 +69,19 @@ describe('gitlab-iap explain', () => {
     const bare = await cli(['explain', '--config', 'config.example.yaml', '--path', '/admin/users', '--group', 'admins'])
     expect(bare.code).toBe(0)
     expect(bare.stdout).toMatch(/^decision: allow$/m)
+    // Unset variables in URL, GUID and address fields too (check still names each of them).
+    const typed = join(mkdtempSync(join(tmpdir(), 'explain-env-')), 'config.yaml')
+    writeFileSync(typed, [
+      'server: { listen: "127.0.0.1:18080", publicUrl: "${PUBLIC_URL}" }', 'admin: { listen: "${ADMIN_LISTEN}" }', 'upstream: { url: "${UPSTREAM_URL}" }',
+      'entra: { tenantId: "${TENANT_ID}", clientId: "${CLIENT_ID}" }', 'groups: { admins: "6c0bd1d2-0000-4000-8000-000000000001" }',
+      'policy: { rules: [ { name: admin-area, paths: ["/admin/**"], groups: [admins] } ] }', '',
+    ].join('\n'))
+    const explained = await cli(['explain', '--config', typed, '--path', '/admin/users', '--group', 'admins', '--json'])
+    expect(explained.stderr).toBe('')
+    expect(JSON.parse(explained.stdout)).toMatchObject({ decision: 'allow', rule: 'admin-area' })
+    const checked = await cli(['check', '--config', typed])
+    expect(checked.code).toBe(1)
+    for (const name of ['PUBLIC_URL', 'ADMIN_LISTEN', 'UPSTREAM_URL', 'TENANT_ID', 'CLIENT_ID']) expect(checked.stderr).toContain(`environment variable ${name} is not set`)
     const alias = await cli(['explain', '--config', 'config.example.yaml', '--path', '/admin/users', '--group', 'admns'], EXAMPLE_ENV)
     expect(alias.code).toBe(2)
     expect(alias.stderr.trim()).toMatch(/^gitlab-iap: --group admns: unknown group alias \(aliases: admins, .*\); a raw group is an object id or "<issuer>:<group>"$/)

@@ -46,8 +46,10 @@ describe('config loading', () => {
     const text = `${minimal}admin: { token: "\${ADMIN_TOKEN}" }\nsession: { secret: "\${SESSION_SECRET}" }\n`
     expect(errorOf(text).message).toBe('admin.token: environment variable ADMIN_TOKEN is not set; session.secret: environment variable SESSION_SECRET is not set')
     expect(parseConfig(text, {}, 'config', { missingEnv: 'placeholder' }).policy.default).toBe('deny')
-    expect(() => parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "\${UPSTREAM}" }\n`, {}, 'config', { missingEnv: 'placeholder' })).toThrow(
-      /^upstream\.url: environment variable UPSTREAM is not set$/,
+    // A URL, GUID or address gets a stand-in of its shape; a key no stand-in fits (a duration) names its variable, once.
+    expect(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "\${UPSTREAM}" }\nentra: { tenantId: "\${TENANT}", clientId: x }\n`, {}, 'config', { missingEnv: 'placeholder' }).upstream.url).toBe('https://unset.invalid')
+    expect(() => parseConfig(`${minimal}session: { idleTimeout: "\${IDLE}" }\n`, {}, 'config', { missingEnv: 'placeholder' })).toThrow(
+      /^session\.idleTimeout: environment variable IDLE is not set$/,
     )
   })
 
