@@ -15,6 +15,8 @@ export interface LoadedConfig {
 
 /** `--config`, else `$GITLAB_IAP_CONFIG`, else `./config.yaml` (SPEC "Command line"); an empty value counts as unset. */
 export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  // `--config "$CFG"` with CFG unset must not quietly read another file.
+  if (flag === '') throw new IapError('IAP_ERR_CLI_USAGE', '--config: the path is empty')
   return flag || env.GITLAB_IAP_CONFIG || 'config.yaml'
 }
 
@@ -57,7 +59,17 @@ function parseYaml(text: string, source: string): unknown {
     const message = first.code === 'MULTIPLE_DOCS' ? 'a config file holds one YAML document; a second one starts here' : first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')
     throw new IapError('IAP_ERR_CONFIG_INVALID', `${source}${line ? `:${line.line}:${line.col}` : ''}: invalid YAML: ${message}`)
   }
-  return doc.toJS() ?? {}
+  let value: unknown
+  try {
+    value = doc.toJS() ?? {}
+  } catch (err) {
+    // Alias expansion beyond the parser's limit ("billion laughs"), and the like.
+    throw new IapError('IAP_ERR_CONFIG_INVALID', `${source}: invalid YAML: ${(err as Error).message}`)
+  }
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new IapError('IAP_ERR_CONFIG_INVALID', `${source}: a config is a YAML mapping of keys (server:, upstream:, ...), not ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}`)
+  }
+  return value
 }
 
 /**

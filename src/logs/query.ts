@@ -105,7 +105,11 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
     if (m.pre) pre.push(m.pre)
     exact.push((r) => Array.isArray(r['iap.identity.groups']) && (r['iap.identity.groups'] as unknown[]).some(m.test))
   }
-  const paths = valuesOf(filters.path).map((p) => compileGlob(p))
+  const paths = valuesOf(filters.path).map((p) => {
+    // Paths start with "/": a pattern without one would silently match nothing.
+    if (!p.startsWith('/') && !p.startsWith('*')) throw new Error(`--path: "${p}" must start with / (a glob over url.path, e.g. /${p}/**)`)
+    return compileGlob(p)
+  })
   if (paths.length > 0) {
     exact.push((r) => {
       const path = (str(r, 'url.path') ?? '').toLowerCase()

@@ -454,6 +454,10 @@ describe('gitlab-iap logs', () => {
     expect(res.code).toBe(2)
     expect(res.stderr.trim()).toBe('gitlab-iap: --status: "teapot" must be a code (403) or a class (4xx)')
     expect((await cli(['logs', join(dir, 'missing.log')])).stderr).toContain('no such file')
+    // A path glob without its leading / would match nothing, silently.
+    expect((await cli(['logs', fixture, '--path', 'admin'])).stderr.trim()).toBe('gitlab-iap: --path: "admin" must start with / (a glob over url.path, e.g. /admin/**)')
+    // `--config "$CFG"` with CFG unset must not read another file.
+    expect((await cli(['logs', 'verify', '--config', ''])).stderr.trim()).toBe('gitlab-iap: --config: the path is empty')
   })
 
   it('--follow prints new records as they are written, across rotation', { timeout: 20_000 }, async () => {

@@ -148,6 +148,10 @@ describe('config loading', () => {
     // A host without a scheme (a common slip) names its key, never "unexpected error: Invalid URL".
     ...['gitlab.example.com', 'http://', ''].map((url) => [`upstream: { url: "http://gitlab:8181" }\nserver: { publicUrl: "${url}" }\n`, 'server.publicUrl: must be an http(s) URL'] as [string, string]),
     ['server: [\n', 'invalid YAML'],
+    // Alias expansion past the parser's limit ("billion laughs"), and a document that is no mapping.
+    [`a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n`, 'invalid YAML: Excessive alias count'],
+    ['"just a string"\n', 'a config is a YAML mapping of keys (server:, upstream:, ...), not a string'],
+    ['- a\n- b\n', 'not a list'],
   ])('rejects %j with the key path', (text, message) => {
     const err = errorOf(text)
     expect(err.code).toBe('IAP_ERR_CONFIG_INVALID')
