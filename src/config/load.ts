@@ -13,7 +13,7 @@ export interface LoadedConfig {
   path: string
 }
 
-/** `--config`, else `$GITLAB_IAP_CONFIG`, else `./config.yaml` (SPEC "Command line"); an empty value counts as unset. */
+/** `--config`, else `$GITLAB_IAP_CONFIG`, else `./config.yaml` (SPEC "Command line"); an empty variable counts as unset, an empty flag is an error. */
 export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   // `--config "$CFG"` with CFG unset must not quietly read another file.
   if (flag === '') throw new IapError('IAP_ERR_CLI_USAGE', '--config: the path is empty')

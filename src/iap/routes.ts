@@ -1,7 +1,7 @@
 /** The `/-/iap/*` endpoint sets' shared pieces: the handler shape, JSON answers, decisions, dispatch. */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { sendStatusPage } from '../http/respond.ts'
 import type { Config } from '../config/schema.ts'
+import { sendStatusPage } from '../http/respond.ts'
 import type { RequestContext } from '../server/context.ts'
 
 /**
