@@ -51,6 +51,31 @@ const GEO_PREFIX = /^\/-\/(?:push_)?from_secondary\/[^/]+(?=\/)/
  * `42-anything` and `+42` all name project 42.
  */
 const LEADING_INTEGER = /^[ \t]*\+?(\d+)/
+/**
+ * REST routes outside `/api/v4/projects/:id` and `/api/v4/groups/:id` that still take a project or
+ * group (id or url-encoded path) in the path (GitLab's lib/api): Composer's group endpoints, the
+ * security exports, the error-tracking collector (no membership check in GitLab) and Unleash.
+ */
+const API_ELSEWHERE: readonly (readonly [RegExp, NumericId['resource']])[] = [
+  [/^\/api\/v4\/group\/([^/]+)\/-\//, 'groups'],
+  [/^\/api\/v4\/security\/projects\/([^/]+)(?:\/|$)/, 'projects'],
+  [/^\/api\/v4\/security\/groups\/([^/]+)(?:\/|$)/, 'groups'],
+  [/^\/api\/v4\/error_tracking\/collector\/api\/([^/]+)(?:\/|$)/, 'projects'],
+  [/^\/api\/v4\/feature_flags\/unleash\/([^/]+)(?:\/|$)/, 'projects'],
+]
+/**
+ * GitLab's GitHub-shaped API for Jira DVCS: `/api/v3/repos/:namespace/:project/...` and
+ * `/api/v3/users/:namespace/repos`; `@` stands for `/` in a namespace, and a project segment with
+ * an `@` is the whole path (GitLab ignores the namespace segment then).
+ */
+const JIRA_REPO = /^\/api\/v3\/repos\/([^/]+)\/([^/]+)(?:\/|$)/
+const JIRA_USER = /^\/api\/v3\/users\/([^/]+)\/repos(?:\/|$)/
+/** The dependency proxy for containers: `/v2/<group path>/dependency_proxy/containers/...`. */
+const DEPENDENCY_PROXY = /^\/v2\/(.+?)\/dependency_proxy\//
+/** The admin area's project and group pages: `/admin/projects/<ns>/<project>[/transfer|...]`, `/admin/groups/<group>[/edit]`. */
+const ADMIN_ITEM = /^\/admin\/(?:projects|groups)\/(.+?)(?:\/(?:edit|transfer|repository_check|members_update))?\/?$/
+/** Legacy uploads by model id: `/uploads/-/system/project/avatar/42/a.png`, `/uploads/-/system/group/avatar/7/...`. */
+const SYSTEM_UPLOAD = /^\/uploads\/-\/system\/(project|group)\/[^/]+\/(\d+)\//
 
 /** Decodes `%2F` and other percent-encodings of a REST id; invalid encodings stay as they are. */
 function decodeId(id: string): string {
@@ -68,6 +93,13 @@ function decodeId(id: string): string {
 export function isIapPath(path: string): boolean {
   const head = path.slice(0, 7).toLowerCase()
   return head === '/-/iap/' || (head === '/-/iap' && path.length === 6)
+}
+
+/** A REST reference to a project or group: a numeric id to resolve, or its url-encoded path. */
+function apiReference(resource: NumericId['resource'], raw: string): Attribution {
+  const id = decodeId(raw)
+  const numeric = NUMERIC_ID.exec(id)
+  return numeric ? { route: 'api', numericId: { resource, id: numeric[1]! } } : { route: 'api', project: id }
 }
 
 /** A numeric id as ActiveRecord reads it (leading integer), or undefined when the value names none. */
@@ -105,14 +137,23 @@ export function attribute(method: string, path: string): Attribution {
     // `/api/graphql.json` is the GraphQL endpoint too (Rails' format suffix).
     if (path === '/api/graphql' || path === '/api/graphql.json' || path.startsWith('/api/graphql/')) return { route: 'graphql' }
     const resource = API_RESOURCE.exec(path)
-    if (resource) {
-      const id = decodeId(resource[2]!)
-      const numeric = NUMERIC_ID.exec(id)
-      if (numeric) return { route: 'api', numericId: { resource: resource[1] as NumericId['resource'], id: numeric[1]! } }
-      return { route: 'api', project: id }
+    if (resource) return apiReference(resource[1] as NumericId['resource'], resource[2]!)
+    for (const [pattern, kind] of API_ELSEWHERE) {
+      const match = pattern.exec(path)
+      if (match) return apiReference(kind, match[1]!)
+    }
+    const jira = path.startsWith('/api/v3/') ? (JIRA_REPO.exec(path) ?? JIRA_USER.exec(path)) : null
+    if (jira) {
+      const [namespace, project] = [decodeId(jira[1]!), jira[2] === undefined ? undefined : decodeId(jira[2])]
+      const full = project === undefined ? namespace : project.includes('@') ? project : `${namespace}/${project}`
+      return { route: 'api', project: full.replaceAll('@', '/') }
     }
     return { route: 'api' }
   }
+  const elsewhere = path.startsWith('/v2/') ? DEPENDENCY_PROXY.exec(path) : path.startsWith('/admin/') ? ADMIN_ITEM.exec(path) : null
+  if (elsewhere) return { route: 'web', project: elsewhere[1]! }
+  const upload = path.startsWith('/uploads/-/system/') ? SYSTEM_UPLOAD.exec(path) : null
+  if (upload) return { route: 'web', numericId: { resource: upload[1] === 'project' ? 'projects' : 'groups', id: upload[2]! } }
   // /projects/42 is GitLab's redirect to the project's page: resolved like the REST id, or the redirect names a hidden project.
   const webNumeric = path.startsWith('/projects/') ? /^\/projects\/([^/]+)\/?$/.exec(path) : null
   const webId = webNumeric ? leadingInteger(webNumeric[1]!) : undefined
