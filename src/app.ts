@@ -50,6 +50,11 @@ export interface AppDeps {
   readonly log: OpsLogger
   readonly iapEndpoints?: IapEndpoints
   readonly resolveProject?: ProjectResolver
+  /**
+   * With `upstream.apiToken`: the path GitLab serves for a git or LFS request's project (a former
+   * path that GitLab still redirects names the project it moved to); rejects when GitLab cannot be asked.
+   */
+  readonly currentProjectPath?: (project: string) => Promise<string | undefined>
   readonly upstreamHeaders?: UpstreamHeaderHook
   readonly upstreamCookie?: UpstreamCookieFilter
   /** Names the proxy's own cookies, which GitLab's responses may not set. */
@@ -184,6 +189,19 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
           (path) => {
             if (path !== undefined) ctx.project = path
             done(decideNow(path === undefined), outcome)
+          },
+          () => done(decideNow(true), outcome),
+        )
+        return
+      }
+      // git and LFS follow GitLab's redirects from a project's former paths without a word: the
+      // policy must see the project GitLab will serve, not the old name in the URL.
+      const current = deps.currentProjectPath
+      if (current && (ctx.route === 'git' || ctx.route === 'lfs') && ctx.project !== undefined && s.policy.needsProjects) {
+        current(ctx.project).then(
+          (path) => {
+            if (path !== undefined) ctx.project = path
+            done(decideNow(false), outcome)
           },
           () => done(decideNow(true), outcome),
         )

@@ -19,6 +19,12 @@ export interface ProjectResolverOptions {
 
 export interface ProjectResolver {
   resolve(ref: NumericId): Promise<string | undefined>
+  /**
+   * The path GitLab serves for a project path as written: itself, or the project's current path when
+   * it is a former one GitLab still redirects (git and LFS follow those redirects without a word).
+   * Undefined when GitLab knows no such project; rejects when GitLab cannot be asked.
+   */
+  currentPath(project: string): Promise<string | undefined>
 }
 
 const MISSING = '\u0000missing'
@@ -62,6 +68,12 @@ export function createProjectResolver(options: ProjectResolverOptions): ProjectR
     async resolve(ref) {
       const found = await cache.fetch(`${ref.resource}/${ref.id}`)
       return found === undefined || found === MISSING ? undefined : found
+    },
+    async currentPath(project) {
+      // The API follows a former path with a 301 to the project's id; fetch follows it.
+      const found = await cache.fetch(`projects/${encodeURIComponent(project.toLowerCase())}`)
+      if (found === undefined) throw new Error('GitLab could not be asked')
+      return found === MISSING ? undefined : found
     },
   }
 }

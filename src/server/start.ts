@@ -129,11 +129,12 @@ export async function startServer(config: Config, options: StartOptions): Promis
     upstreamUrl: config.upstream.url,
     apiToken: config.upstream.apiToken,
     onLookup: (result) => {
-      if (result === 'error') log.warn({ code: 'IAP_ERR_UPSTREAM_PROJECT_LOOKUP' }, 'numeric project id could not be resolved through the GitLab API; requests naming it are denied')
+      if (result === 'error') log.warn({ code: 'IAP_ERR_UPSTREAM_PROJECT_LOOKUP' }, 'a project could not be looked up through the GitLab API; requests naming it are denied')
     },
   })
   const deps: AppDeps = {
     metrics, accessLog, authenticator, log, resolveProject: (ref) => projects.resolve(ref),
+    ...(config.upstream.apiToken && { currentProjectPath: (project: string) => projects.currentPath(project) }),
     upstreamHeaders: (req, ctx) => assertion.setHeader(req.headers, ctx.identity),
     ...(signIn && { upstreamCookie: (header: string) => signIn.forwardedCookie(header), ownCookie: (name: string) => signIn.isOwnCookie(name) }),
     iapEndpoints: (req, res, ctx) => {

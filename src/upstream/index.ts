@@ -59,6 +59,11 @@ export interface UpstreamOptions {
   readonly groups?: Readonly<Record<string, string>>
   /** Token required (PRIVATE-TOKEN) for numeric project lookups; any when absent. */
   readonly apiToken?: string
+  /**
+   * Former project paths GitLab still redirects: old path → numeric id (in `projects`). With `apiToken`,
+   * `/api/v4/projects/<url-encoded path>` answers a known path, 301 to the id for a former one, else 404.
+   */
+  readonly redirects?: Readonly<Record<string, string>>
   /** Most requests kept in `requests`. */
   readonly maxRecorded?: number
   /** LFS downloads are redirected to this object store (GitLab with object storage, no proxy_download). */
@@ -210,6 +215,19 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       const found = options.projects?.[numeric[1]!]
       if (!found) return sendJson(res, 404, { message: '404 Project Not Found' })
       return sendJson(res, 200, { id: Number(numeric[1]), path_with_namespace: found })
+    }
+    // A project looked up by its path, with the API token (a client's own PAT through the proxy gets the echo).
+    const byPath = /^\/api\/v4\/projects\/([^/]+%2F[^/]+)$/i.exec(path)
+    if (byPath && req.method === 'GET' && options.apiToken && req.headers['private-token'] === options.apiToken) {
+      const wanted = decodeURIComponent(byPath[1]!).toLowerCase()
+      const known = Object.entries(options.projects ?? {}).find(([, p]) => p.toLowerCase() === wanted) ?? (options.repos?.some((r) => r.toLowerCase() === wanted) ? ['0', wanted] : undefined)
+      if (known) return sendJson(res, 200, { id: Number(known[0]), path_with_namespace: known[1] })
+      const moved = Object.entries(options.redirects ?? {}).find(([old]) => old.toLowerCase() === wanted)
+      if (moved) {
+        res.writeHead(301, { location: `/api/v4/projects/${moved[1]}`, 'content-length': 0 })
+        return void res.end()
+      }
+      return sendJson(res, 404, { message: '404 Project Not Found' })
     }
     const numericGroup = /^\/api\/v4\/(?:groups|namespaces)\/(\d+)$/.exec(path)
     if (numericGroup && req.method === 'GET' && req.headers['private-token'] !== undefined) {

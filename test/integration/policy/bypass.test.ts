@@ -20,7 +20,13 @@ let token: string
 
 beforeAll(async () => {
   idp = await startJwksServer()
-  upstream = await startUpstream({ projects: { '42': 'secret-group/vault', '7': 'group/project' }, groups: { '99': 'secret-group', '98': 'secret-group/sub', '8': 'group' }, apiToken: 'api-token-1' })
+  upstream = await startUpstream({
+    projects: { '42': 'secret-group/vault', '7': 'group/project' },
+    groups: { '99': 'secret-group', '98': 'secret-group/sub', '8': 'group' },
+    // secret-group/vault was once old-name/vault: GitLab still redirects that path (git follows it).
+    redirects: { 'old-name/vault': '42' },
+    apiToken: 'api-token-1',
+  })
   proxy = await startServe(
     baseConfig(upstream.url, {
       upstream: { url: upstream.url, apiToken: 'api-token-1', timeoutSeconds: 30 },
@@ -59,6 +65,12 @@ const ATTEMPTS = [
   '/api/v4/groups/99/projects', '/api/v4/groups/99/search?scope=blobs&search=x', '/api/v4/namespaces/99', '/api/v4/groups/98',
   '/api/v4/groups/%39%39/projects', '/api/v4/projects/42.json', '/api/v4/groups/99.json', '/api/v4/groups/12345/projects',
   '/projects/42', '/-/ide/project/secret-group/vault/edit/main/-/README.md', '/-/ide/project/secret-group/vault',
+  // Routes that name the project by id, by another name, or under another prefix.
+  '/projects/42.json', '/projects/42-x', '/-/p/42', '/-/g/99', '/-/project/42/uploads/0123abcd/secret.pdf',
+  '/-/organizations/default/projects/secret-group/vault/edit', '/-/push_from_secondary/2/secret-group/vault.git/info/refs?service=git-upload-pack',
+  '/api/v3/repos/anything/secret-group@vault/branches', '/api/v4/error_tracking/collector/api/42/store', '/api/v4/group/99/-/packages/composer/packages',
+  '/v2/secret-group/dependency_proxy/containers/alpine/manifests/latest', '/uploads/-/system/project/avatar/42/a.png',
+  '/old-name/vault.git/info/refs?service=git-upload-pack', '/OLD-NAME/vault.git/info/lfs/objects/batch', '/old-name/vault/info/refs?service=git-upload-pack',
 ]
 
 describe('bypass attempts', () => {
@@ -70,8 +82,19 @@ describe('bypass attempts', () => {
       ? { status: Number(/^HTTP\/1\.1 (\d+)/.exec(await rawSocket(proxy.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`))?.[1]) }
       : await rawRequest(proxy.url, 'GET', target, { authorization: `Bearer ${token}` })
     expect([400, 401, 403]).toContain(res.status)
-    // The only thing GitLab may see is the API lookup of a numeric id, never the request itself.
-    expect(upstream.requests.filter((r) => !/^\/api\/v4\/(projects|groups|namespaces)\/\d+(\?with_projects=false)?$/.test(r.url) || !r.headers['private-token'])).toHaveLength(0)
+    // The only thing GitLab may see is the API lookup of a numeric id or a git path, never the request itself.
+    expect(upstream.requests.filter((r) => !/^\/api\/v4\/(projects|groups|namespaces)\/[^/?]+(\?with_projects=false)?$/.test(r.url) || !r.headers['private-token'])).toHaveLength(0)
+  })
+
+  it('control: git to an open project is looked up once through the API and forwarded', async () => {
+    upstream.clear()
+    for (let i = 0; i < 2; i++) {
+      const res = await rawRequest(proxy.url, 'GET', '/group/project.git/info/refs?service=git-upload-pack', { authorization: `Bearer ${token}` })
+      expect(res.status).not.toBe(403)
+    }
+    expect(upstream.requests.filter((r) => r.url.startsWith('/group/project.git/info/refs'))).toHaveLength(2)
+    // Cached: one lookup for both requests.
+    expect(upstream.requests.filter((r) => r.url === '/api/v4/projects/group%2Fproject')).toHaveLength(1)
   })
 
   it('control: the engineer does reach ordinary pages, and a resolved numeric id of an open project', async () => {
