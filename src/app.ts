@@ -19,7 +19,7 @@ import type { Metrics } from './metrics/registry.ts'
 import { createCidrSet, type CidrSet } from './net/cidr.ts'
 import type { Decision } from './policy/decision.ts'
 import { compilePolicy, decide, type CompiledPolicy } from './policy/index.ts'
-import { createForwarder, type BodyRewrite, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
+import { createForwarder, hasBody, type BodyRewrite, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
 import { sanitizeRequestHeaders, setIdentityHeaders } from './proxy/headers.ts'
 import type { RequestContext } from './server/context.ts'
 import { createRequestContext, isTrustedPeer } from './server/request-context.ts'
@@ -149,7 +149,9 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     }
     const s = socket as (Duplex & { bytesRead?: number; bytesWritten?: number }) | undefined
     if (s && socketBytes) {
-      ctx.bytesIn = (s.bytesRead ?? 0) - socketBytes.read
+      // A request's body is counted as it is read (the socket had read part of it before the request
+      // began); a websocket's bytes are its socket's.
+      if (!res) ctx.bytesIn = (s.bytesRead ?? 0) - socketBytes.read
       ctx.bytesOut = (s.bytesWritten ?? 0) - socketBytes.written
     }
     try {
@@ -329,6 +331,8 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         if (rewrite) delete req.headers['accept-encoding']
         if (continueExpected) res.writeContinue()
         forwarder.web(req, res, rewrite)
+        // Read from here on by the forwarding, which has just started reading it.
+        if (hasBody(req)) req.on('data', (chunk: Buffer) => void (ctx.bytesIn += chunk.length))
         return
       }
       if (decision.result === 'challenge') {

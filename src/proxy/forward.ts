@@ -72,7 +72,7 @@ function classify(err: NodeJS.ErrnoException): ForwardFailure {
 }
 
 /** A request body follows the head: a non-zero `Content-Length`, or chunked framing (`Transfer-Encoding`, only on the raw headers). */
-function hasBody(req: IncomingMessage): boolean {
+export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length']
   if (length !== undefined) return length !== '0'
   const raw = req.rawHeaders

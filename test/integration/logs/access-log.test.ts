@@ -156,6 +156,24 @@ describe('one record per request, through a real serve', () => {
     expect(r['http.response.status_code']).toBe(499)
   })
 
+  it('http.request.body.bytes is the whole body forwarded, small or large, sized or chunked', async () => {
+    const token = await idp.mint({ groups: [GROUP] })
+    for (const [size, chunked] of [[5000, false], [60_000, false], [3_000_000, false], [200_000, true]] as const) {
+      const body = Buffer.alloc(size, 0x61)
+      const res = await fetch(`${proxy.url}/api/v4/body-bytes`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        // A stream has no length: fetch sends it chunked.
+        body: chunked ? new Blob([body]).stream() : body,
+        ...(chunked && { duplex: 'half' }),
+      } as RequestInit)
+      const echoed = (await res.json()) as { bodyBytes: number }
+      expect(echoed.bodyBytes).toBe(size)
+      const record = await waitFor(res.headers.get('x-request-id'))
+      expect(record['http.request.body.bytes'], `${size}${chunked ? ' chunked' : ''}`).toBe(size)
+    }
+  })
+
   it('a websocket connection is logged once, on close, with its duration and bytes', async () => {
     const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/-/cable`)
     await new Promise<void>((resolve, reject) => {
