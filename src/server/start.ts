@@ -151,7 +151,14 @@ export async function startServer(config: Config, options: StartOptions): Promis
   // Per connection: how many of its responses are still open, the last request the parser handed
   // over, and what waits for those responses to end (the answer to a malformed request after them).
   const connections = new WeakMap<Socket, { open: number; last: IncomingMessage; whenIdle?: () => void }>()
+  // Responses not closed yet, in all: each writes its request's record when it closes.
+  let inFlight = 0
+  let noneInFlight: (() => void) | undefined
   const mainHandler = (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++
+    res.once('close', () => {
+      if (--inFlight === 0) noneInFlight?.()
+    })
     const socket = req.socket
     const connection = connections.get(socket)
     if (connection) {
@@ -258,6 +265,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
         log.warn({ graceMs }, 'shutdown grace period over; closing remaining connections')
         main.closeAllConnections()
       }
+      // Responses cut just now close a tick later: their records are written before the log closes.
+      if (inFlight > 0) await new Promise<void>((resolve) => ((noneInFlight = resolve), setTimeout(resolve, 1000).unref()))
       await endWebsockets() // any upgraded during the drain
       await app.close()
       await authenticator.close()

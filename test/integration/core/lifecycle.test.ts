@@ -92,6 +92,19 @@ describe('SIGTERM', () => {
     expect(await exit).toBe(0)
   })
 
+  it('requests cut when the grace period ends still leave their records', async () => {
+    const { proxy } = await setup((url) => ({ ...baseConfig(url), server: { ...(baseConfig(url).server as object), shutdownGraceSeconds: 1 } }))
+    // One waiting for GitLab's head, one whose body GitLab has not finished: both outlast the grace period.
+    const slow = rawRequest(proxy.url, 'GET', '/-/test/slow?ms=20000').catch(() => undefined)
+    const late = rawRequest(proxy.url, 'GET', '/-/test/late-body?ms=20000').catch(() => undefined)
+    await new Promise((r) => setTimeout(r, 300))
+    expect(await proxy.stop('SIGTERM')).toBe(0)
+    await Promise.all([slow, late])
+    const byPath = Object.fromEntries(proxy.records().map((r) => [r['url.path'], r]))
+    expect(byPath['/-/test/slow']).toMatchObject({ 'http.response.status_code': 499, 'iap.aborted': true })
+    expect(byPath['/-/test/late-body']).toMatchObject({ 'http.response.status_code': 200, 'iap.aborted': true })
+  })
+
   it('closes open websockets at once, logs each, and does not wait out the grace period for them', async () => {
     const { proxy } = await setup()
     const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/-/cable`)
