@@ -291,6 +291,9 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.done) return
+    // A 304 may carry the Content-Length of the representation it stands for (RFC 9110 §8.6) and
+    // never has a body: undici counts that as a length mismatch, but the answer is complete.
+    if (this.statusCode === 304 && (err as NodeJS.ErrnoException).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return this.onResponseEnd()
     this.fail(err)
   }
 

@@ -8,7 +8,8 @@
  *   with GitLab-like Basic-auth checks when `gitCredentials` is set; Git LFS as GitLab serves it (lfs.ts);
  * - `/-/test/download?bytes=N` (streamed), `/-/test/upload` (byte-counting sink), `/-/test/slow?ms=N`,
  *   `/-/test/reset` (destroys the connection), `/-/test/reset.ws` and `/-/test/end.ws` (reset or end an open websocket), `/-/test/half-close`,
- *   `/-/test/malformed/{chunk-size,trailer,chunk-overrun,header}` (broken HTTP framing written raw), `/-/test/set-cookie?name=N`;
+ *   `/-/test/malformed/{chunk-size,trailer,chunk-overrun,header}` (broken HTTP framing written raw), `/-/test/set-cookie?name=N`,
+ *   `/-/test/not-modified` (a 304 with the Content-Length of what it stands for);
  * - `/-/health`, `/-/readiness`, `/-/liveness`.
  * Every request is recorded in `requests` (newest last, bounded).
  */
@@ -201,6 +202,10 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       const name = query.get('name') ?? 'x'
       res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': [`${name}=from-gitlab; Path=/; Secure; HttpOnly`, '_gitlab_session=gl; path=/'] })
       return void res.end('ok')
+    }
+    if (path === '/-/test/not-modified') {
+      res.writeHead(304, { etag: '"v1"', 'content-length': 1234 })
+      return void res.end()
     }
     if (path === '/-/test/half-close') {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 })

@@ -27,11 +27,15 @@ async function get(path: string): Promise<{ status: number; id: string | null; b
   return { status: res.status, id: res.headers.get('x-request-id'), body: await res.text() }
 }
 
-async function waitForRecord(path: string): Promise<Record<string, unknown>> {
+async function waitForRecords(path: string, n: number): Promise<Record<string, unknown>[]> {
   const mine = () => proxy.records().filter((r) => r['url.path'] === path)
-  for (const end = Date.now() + 5000; mine().length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20))
-  expect(mine()).toHaveLength(1)
-  return mine()[0]!
+  for (const end = Date.now() + 5000; mine().length < n && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20))
+  expect(mine()).toHaveLength(n)
+  return mine()
+}
+
+async function waitForRecord(path: string): Promise<Record<string, unknown>> {
+  return (await waitForRecords(path, 1))[0]!
 }
 
 describe('upstream faults', () => {
@@ -42,6 +46,15 @@ describe('upstream faults', () => {
     const res = await get(path)
     expect(res.status).toBe(status)
     expect(JSON.parse(res.body)).toMatchObject({ reason, requestId: res.id })
+  })
+
+  it('a 304 that carries the Content-Length of what it stands for (RFC 9110 §8.6) is relayed as a 304', async () => {
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${proxy.url}/-/test/not-modified`)
+      expect(res.status).toBe(304)
+      expect(res.headers.get('etag')).toBe('"v1"')
+    }
+    expect((await waitForRecords('/-/test/not-modified', 2)).every((r) => r['http.response.status_code'] === 304 && r['event.outcome'] === 'success')).toBe(true)
   })
 
   it('half-closing after headers: the client sees a cut response, the proxy keeps serving', async () => {
