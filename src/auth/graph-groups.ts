@@ -13,8 +13,12 @@ import { LRUCache } from 'lru-cache'
 import { IapError } from '../errors.ts'
 
 export interface GraphGroups {
-  /** Transitive group object ids of the user `oid` in tenant `tenantId`. */
-  groupsOf(tenantId: string, oid: string): Promise<string[]>
+  /**
+   * Transitive group object ids of the user `oid` in tenant `tenantId`. Bearer tokens take a cached
+   * answer; `fresh` (a sign-in, a session refresh) asks Graph again, so a removal takes effect then,
+   * and the cache keeps the new answer.
+   */
+  groupsOf(tenantId: string, oid: string, options?: { readonly fresh?: boolean }): Promise<string[]>
 }
 
 export interface GraphGroupsOptions {
@@ -135,10 +139,10 @@ export function createGraphGroups(options: GraphGroupsOptions): GraphGroups {
   }
 
   return {
-    groupsOf(tenantId, oid) {
+    groupsOf(tenantId, oid, options) {
       if (!OBJECT_ID.test(oid)) return Promise.reject(unavailable('the user object id is not a GUID'))
       const key = `${tenantId}:${oid}`
-      const hit = cache.get(key)
+      const hit = options?.fresh ? undefined : cache.get(key)
       if (hit) return Promise.resolve([...hit])
       const failed = failures.get(key)
       if (failed) return Promise.reject(failed)

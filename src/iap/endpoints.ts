@@ -106,7 +106,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     if (mapped.overage) {
       if (!deps.graph) return { ok: false, reason: 'login-groups-unavailable', status: 503 }
       try {
-        user = withGraphGroups(user, await deps.graph.groupsOf(deps.tenantId, user.id))
+        user = withGraphGroups(user, await deps.graph.groupsOf(deps.tenantId, user.id, { fresh: true }))
       } catch {
         // Fail closed: a user whose groups cannot be read gets no session (SECURITY.md E7).
         return { ok: false, reason: 'login-groups-unavailable', status: 503 }

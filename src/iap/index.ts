@@ -100,7 +100,7 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
     let user = mapped.user
     if (mapped.overage) {
       try {
-        user = withGraphGroups(user, await graph.groupsOf(entraConfig.tenantId, user.id))
+        user = withGraphGroups(user, await graph.groupsOf(entraConfig.tenantId, user.id, { fresh: true }))
       } catch {
         return { ok: false, reason: 'session-refresh-unavailable' }
       }

@@ -402,6 +402,22 @@ describe('browser sign-in (memory store)', () => {
     expect(who.groups).toContain(DEMO_GROUPS.engineering.id)
   })
 
+  it('groups overage: a removal in the directory takes effect at the next sign-in, whatever bearer tokens cached', async () => {
+    const erin = stack.idp.getUser('erin')!
+    const browser = createBrowser()
+    await browser.step((await callbackFor(browser, 'erin')).href)
+    const groupsNow = async (b: ReturnType<typeof createBrowser>) => (JSON.parse((await b.navigate(`${proxy.url}/-/iap/whoami`)).body) as { groups: string[] }).groups
+    expect(await groupsNow(browser)).toContain(DEMO_GROUPS.engineering.id)
+    stack.idp.updateUser(erin.oid, { groups: erin.groups.filter((g) => g !== DEMO_GROUPS.engineering.id) })
+    try {
+      const again = createBrowser()
+      await again.step((await callbackFor(again, 'erin')).href)
+      expect(await groupsNow(again)).not.toContain(DEMO_GROUPS.engineering.id)
+    } finally {
+      stack.idp.updateUser(erin.oid, { groups: erin.groups })
+    }
+  })
+
   it('groups overage with Graph down fails closed', async () => {
     // A user Graph has not been asked about yet (erin's groups are cached by now).
     stack.idp.upsertUser({ ...DEMO_USERS.erin, oid: 'f2a40000-0000-4000-8000-000000000f2a', upn: 'frank@contoso.test', name: 'Frank Overage', email: 'frank@contoso.test' })
