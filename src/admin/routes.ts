@@ -43,7 +43,8 @@ function hasAdminToken(req: IncomingMessage, token: string | undefined): boolean
   const header = req.headers.authorization
   if (typeof header !== 'string' || !/^Bearer /i.test(header)) return false
   const digest = (text: string) => createHash('sha256').update(text).digest()
-  return timingSafeEqual(digest(header.slice(7).trim()), digest(token))
+  // Both sides trimmed: a token read from a file (`kubectl create secret --from-file`) often ends in a newline no header can carry.
+  return timingSafeEqual(digest(header.slice(7).trim()), digest(token.trim()))
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -53,8 +54,10 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length
       if (size > MAX_BODY) {
-        reject(new Error('body too large'))
-        req.destroy()
+        // Answered 413 by the caller; the rest of the body is not read (the connection closes after the answer).
+        req.removeAllListeners('data')
+        req.pause()
+        reject(Object.assign(new Error('body too large'), { code: 'IAP_BODY_TOO_LARGE' }))
         return
       }
       chunks.push(chunk)
@@ -96,7 +99,11 @@ export function createAdminHandler(deps: AdminDeps) {
         let user: unknown
         try {
           user = (JSON.parse(await readBody(req)) as { user?: unknown }).user
-        } catch {
+        } catch (err) {
+          if ((err as { code?: string }).code === 'IAP_BODY_TOO_LARGE') {
+            res.shouldKeepAlive = false
+            return sendJson(res, 413, { error: `body over ${MAX_BODY} bytes` })
+          }
           return sendJson(res, 400, { error: 'body must be JSON {"user": "<oid|upn>"}' })
         }
         if (typeof user !== 'string' || user.length === 0 || user.length > 256) return sendJson(res, 400, { error: 'body must be JSON {"user": "<oid|upn>"}' })

@@ -120,7 +120,12 @@ export async function startServer(config: Config, options: StartOptions): Promis
   // LFS grants (two-credential git URLs): key derived from session.secret when set, so any replica accepts them.
   const lfsGrants = createLfsGrants({ audience: new URL(config.server.publicUrl).origin, ...(config.session.secret ? { secret: config.session.secret } : {}) })
   const authenticator = createAuthenticator({ config, metrics, log, revocations, lfsGrants, ...(signIn && { session: signIn.sessionStep, graph: signIn.graph }) })
-  const authenticate = (req: IncomingMessage, ctx: RequestContext) => authenticator.authenticate(req, ctx)
+  // For the proxy's own endpoints (whoami): a credential rejected there is counted like anywhere else.
+  const authenticate = async (req: IncomingMessage, ctx: RequestContext) => {
+    const outcome = await authenticator.authenticate(req, ctx)
+    if (!outcome.ok) metrics.authFailure(outcome.reason)
+    return outcome
+  }
   // Without browser sign-in, whoami still answers for bearer and Basic credentials.
   const signInEndpoints = signIn?.endpoints({ authenticate }) ?? routeIapEndpoints({ '/-/iap/whoami': { methods: IAP_ENDPOINT_METHODS['/-/iap/whoami']!, handler: createWhoami({ authenticate }) } })
   // X-IAP-Assertion: key derived from session.secret when set, so every replica signs alike.

@@ -275,6 +275,16 @@ describe('rejected tokens never reach GitLab', () => {
 })
 
 describe('revocation and readiness', () => {
+  it('/admin/revoke answers an oversized body with 413', async () => {
+    const res = await fetch(`${proxy.adminUrl}/admin/revoke`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'x'.repeat(100_000) }),
+    })
+    expect(res.status).toBe(413)
+    expect(await res.json()).toEqual({ error: 'body over 4096 bytes' })
+  })
+
   it('/admin/revoke rejects a user\'s earlier tokens even from the cache', async () => {
     const token = await idp.mint({ oid: '7a1d0c55-0000-4000-8000-0000000000ee', preferred_username: 'eve@example.test', iat: Math.floor(Date.now() / 1000) - 5 })
     expect((await call(uniquePath(), { authorization: `Bearer ${token}` })).status).toBe(200)

@@ -566,6 +566,10 @@ describe('/metrics', () => {
     expect(after).toMatch(/^gitlab_iap_auth_failures_total\{reason="[a-z-]+"\} \d+/m)
     expect(after).toMatch(/^process_cpu_seconds_total /m)
     expect(after).not.toContain('eve@example.com')
+    // A credential rejected at the proxy's own whoami counts too.
+    const malformed = 'gitlab_iap_auth_failures_total{reason="credential-malformed"}'
+    for (let i = 0; i < 2; i++) expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { 'x-iap-authorization': 'Basic eDp5' } })).status).toBe(401)
+    expect(value(await scrape(), malformed) - value(after, malformed)).toBe(2)
   })
 })
 
