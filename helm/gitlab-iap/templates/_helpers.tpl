@@ -120,11 +120,17 @@ env:
   - name: POD_NAME
     valueFrom: { fieldRef: { fieldPath: metadata.name } }
 {{- end }}
-{{- with .Values.nodeOptions }}
-  - { name: NODE_OPTIONS, value: {{ . | quote }} }
-{{- end }}
+  # Always set: an empty value overrides the image's own NODE_OPTIONS (Node's own sizing).
+  - { name: NODE_OPTIONS, value: {{ .Values.nodeOptions | default "" | quote }} }
 {{- with .Values.extraEnv }}
 {{ toYaml . | indent 2 }}
+{{- end }}
+{{- if .Values.preStopSleepSeconds }}
+# Kubernetes removes the pod from its endpoints while SIGTERM is already on its way: keep serving
+# new connections for a moment, then drain (server.shutdownGraceSeconds).
+lifecycle:
+  preStop:
+    exec: { command: ["sleep", {{ .Values.preStopSleepSeconds | quote }}] }
 {{- end }}
 livenessProbe:
   httpGet: { path: /healthz, port: iap-admin }
@@ -145,6 +151,9 @@ securityContext:
 volumeMounts:
   - { name: gitlab-iap-config, mountPath: /etc/gitlab-iap, readOnly: true }
   - { name: gitlab-iap-tmp, mountPath: /tmp }
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . | indent 2 }}
+{{- end }}
 {{- with include "gitlab-iap.logDir" . }}
   - name: gitlab-iap-logs
     mountPath: {{ . }}
@@ -168,5 +177,8 @@ volumeMounts:
   {{- else }}
   emptyDir: {}
   {{- end }}
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
 {{- end }}
 {{- end -}}

@@ -67,11 +67,30 @@ describe('helm chart', () => {
     expect(secretEnv.every((e: { value?: string }) => e.value === undefined)).toBe(true)
   })
 
-  it('the proxy container gets NODE_OPTIONS with a young generation sized for throughput (V8 sizes it from the memory limit); empty drops it', async () => {
+  it('the proxy container gets NODE_OPTIONS with a young generation sized for throughput (V8 sizes it from the memory limit); empty is Node\'s own sizing', async () => {
     const env = (docs: Doc[]) => find(docs, 'Deployment')[0]!.spec.template.spec.containers[0].env as { name: string; value?: string }[]
     expect(env(await render('standalone')).find((e) => e.name === 'NODE_OPTIONS')?.value).toBe('--max-semi-space-size=32')
     expect(env(await render('standalone', ['nodeOptions=--max-semi-space-size=16'])).find((e) => e.name === 'NODE_OPTIONS')?.value).toBe('--max-semi-space-size=16')
-    expect(env(await render('standalone', ['nodeOptions='])).some((e) => e.name === 'NODE_OPTIONS')).toBe(false)
+    // Set, and empty: the image's own NODE_OPTIONS must not apply either.
+    expect(env(await render('standalone', ['nodeOptions='])).find((e) => e.name === 'NODE_OPTIONS')?.value).toBe('')
+  })
+
+  it('a rollout keeps accepting while endpoints are removed (preStop), within a grace period that covers the drain', async () => {
+    const pod = (docs: Doc[]) => find(docs, 'Deployment')[0]!.spec.template.spec
+    const spec = pod(await render('standalone'))
+    expect(spec.containers[0].lifecycle).toEqual({ preStop: { exec: { command: ['sleep', '5'] } } })
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(5 + 25)
+    expect(spec.containers[0].securityContext.seccompProfile).toEqual({ type: 'RuntimeDefault' })
+    expect(pod(await render('standalone', ['preStopSleepSeconds=0'])).containers[0].lifecycle).toBeUndefined()
+  })
+
+  it('extra volumes and mounts carry a TLS key pair from a Secret to config.server.tls', async () => {
+    const spec = find(await render('standalone', [
+      'extraVolumes[0].name=tls', 'extraVolumes[0].secret.secretName=gitlab-iap-tls',
+      'extraVolumeMounts[0].name=tls', 'extraVolumeMounts[0].mountPath=/etc/gitlab-iap-tls', 'extraVolumeMounts[0].readOnly=true',
+    ]), 'Deployment')[0]!.spec.template.spec
+    expect(spec.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'gitlab-iap-tls' } })
+    expect(spec.containers[0].volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/gitlab-iap-tls', readOnly: true })
   })
 
   it('a config change changes the checksum (pods roll)', async () => {
