@@ -22,11 +22,34 @@ Run \`gitlab-iap <command> --help\` for a command's options.
 `
 
 /** JSON Schema of config.yaml, for editors (`# yaml-language-server: $schema=...`). */
+/** A whole value that is one `${VAR}` (or `${VAR:-default}`): the loader expands it before checking. */
+const ENV_REFERENCE = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}$'
+/** zod writes a regex without its flags: the case-insensitive GUID comes out lower-case only. */
+const GUID_LOWER = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+const GUID_ANY_CASE = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+
+/**
+ * Every value check of the schema also takes a `${VAR}` reference (`secret: "${IAP_SESSION_SECRET}"`,
+ * `timeoutSeconds: ${TIMEOUT}`), as the loader does, so an editor accepts what `check` accepts.
+ */
+function allowEnvReferences(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(allowEnvReferences)
+  if (node === null || typeof node !== 'object') return node
+  const n = Object.fromEntries(Object.entries(node).map(([key, value]) => [key, allowEnvReferences(value)])) as Record<string, unknown>
+  const checksValue =
+    n.type === 'integer' || n.type === 'number' || n.type === 'boolean' || n.enum !== undefined || n.const !== undefined ||
+    (n.type === 'string' && (n.pattern !== undefined || n.minLength !== undefined || n.maxLength !== undefined || n.format !== undefined))
+  if (!checksValue) return n
+  const { description, default: fallback, ...check } = n
+  return { ...(description !== undefined && { description }), ...(fallback !== undefined && { default: fallback }), anyOf: [check, { type: 'string', pattern: ENV_REFERENCE }] }
+}
+
 export function configJsonSchema(): object {
+  const generated = JSON.stringify(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }))
   return {
     $id: 'https://gitlab-iap.dev/config.schema.json',
     title: 'gitlab-iap config.yaml',
-    ...z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }),
+    ...(allowEnvReferences(JSON.parse(generated.replaceAll(JSON.stringify(GUID_LOWER), JSON.stringify(GUID_ANY_CASE)))) as object),
   }
 }
 

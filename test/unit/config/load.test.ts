@@ -170,6 +170,18 @@ describe('config loading', () => {
     expect(shipped.additionalProperties).toBe(false)
     expect(Object.keys(shipped.properties)).toEqual(['server', 'admin', 'upstream', 'entra', 'issuers', 'session', 'groups', 'policy', 'accessLog'])
   })
+
+  it('the editor schema takes a ${VAR} wherever the loader does, and a tenant id in any case', () => {
+    const schema = configJsonSchema() as { properties: Record<string, { properties: Record<string, { anyOf?: { pattern?: string }[] }> }> }
+    const takesReference = (node: { anyOf?: { pattern?: string }[] } | undefined, text: string) =>
+      (node?.anyOf ?? []).some((alternative) => alternative.pattern !== undefined && new RegExp(alternative.pattern).test(text))
+    // A secret with a minimum length, a number and a GUID, each given as a variable (config.example.yaml does).
+    expect(takesReference(schema.properties.session!.properties.secret, '${IAP_SESSION_SECRET}')).toBe(true)
+    expect(takesReference(schema.properties.upstream!.properties.timeoutSeconds, '${TIMEOUT:-3600}')).toBe(true)
+    expect(takesReference(schema.properties.entra!.properties.tenantId, '${TENANT_ID}')).toBe(true)
+    expect(takesReference(schema.properties.entra!.properties.tenantId, '9B1E5A3C-0000-4000-8000-00000000BE7C')).toBe(true)
+    expect(takesReference(schema.properties.session!.properties.secret, 'not a reference')).toBe(false)
+  })
 })
 
 describe('units', () => {
