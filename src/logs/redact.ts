@@ -46,16 +46,19 @@ function isSecretName(raw: string, callback: boolean): boolean {
 const TOKEN_SHAPE = String.raw`(?:(?:glpat|gloas|gldt|glrt|glrtr|glcbt|glptt|glft|glimt|glagent|glsoat|glffct|glwt|gltst|glsat)-|GR1348941)[\w-]{8,}|eyJ[\w-]+\.[\w-]+\.`
 const SECRET_VALUE = new RegExp(`^(?:${TOKEN_SHAPE})`)
 
-function isSecretValue(raw: string): boolean {
-  let value = raw
-  if (value.includes('%')) {
-    try {
-      value = decodeURIComponent(value)
-    } catch {
-      return false
-    }
+/** `value` percent-decoded; undefined when its encoding is malformed. */
+function percentDecoded(value: string): string | undefined {
+  if (!value.includes('%')) return value
+  try {
+    return decodeURIComponent(value)
+  } catch {
+    return undefined
   }
-  return SECRET_VALUE.test(value)
+}
+
+function isSecretValue(raw: string): boolean {
+  const value = percentDecoded(raw)
+  return value !== undefined && SECRET_VALUE.test(value)
 }
 
 /**
@@ -104,14 +107,8 @@ function redactParameters(query: string, callback: boolean, depth: number): stri
 /** The value with its own query redacted (percent-encoded), or undefined when it holds no secret. */
 function redactNested(value: string, depth: number): string | undefined {
   if (depth >= MAX_NESTING || !NESTED_HINT.test(value)) return undefined
-  let decoded = value
-  if (value.includes('%')) {
-    try {
-      decoded = decodeURIComponent(value)
-    } catch {
-      return undefined
-    }
-  }
+  const decoded = percentDecoded(value)
+  if (decoded === undefined) return undefined
   // `/path?query#fragment`, or a bare query (`a=1&token=…`).
   const hash = decoded.indexOf('#')
   const url = hash === -1 ? decoded : decoded.slice(0, hash)
