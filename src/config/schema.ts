@@ -78,7 +78,14 @@ const admin = z.strictObject({
 })
 
 const upstream = z.strictObject({
-  url: httpUrl.describe('GitLab (Workhorse) base URL, e.g. http://gitlab-webservice:8181.'),
+  // An origin only: requests go out with their own path, byte for byte, as the policy saw it (a path
+  // here would be prefixed to some of them and not others).
+  url: httpUrl
+    .refine((url) => {
+      const parsed = URL.parse(url)
+      return parsed === null || (parsed.pathname === '/' && parsed.search === '' && parsed.hash === '')
+    }, 'must be an origin (scheme://host:port), without a path or query: requests keep their own path')
+    .describe('GitLab (Workhorse) origin, e.g. http://gitlab-webservice:8181.'),
   timeoutSeconds: z.number().int().min(1).max(86400).default(3600).describe('Idle timeout towards GitLab, and for an upload that stalls; long git operations and runner long-polls need it high.'),
   connectTimeoutSeconds: z.number().int().min(1).max(300).default(10).describe('TCP connect timeout towards GitLab.'),
   apiToken: z.string().min(1).optional().describe('Optional read_api token of an admin or auditor user (it must see every project): resolves numeric project and group ids for `projects` rules.'),

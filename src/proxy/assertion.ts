@@ -94,11 +94,13 @@ export function assertionClaims(identity: Identity): Record<string, unknown> {
     ...(identity.appId ? { azp: identity.appId } : {}),
     ...(identity.tenantId ? { tid: identity.tenantId } : {}),
     ...(identity.ci ? { ci: identity.ci } : {}),
+    // A guest's name was chosen in its home tenant: whoever maps names to accounts must know.
+    ...(identity.guest ? { guest: true } : {}),
   }
 }
 
 function cacheKey(identity: Identity): string {
-  return [identity.issuer, identity.kind, identity.id, identity.name ?? '', identity.email ?? '', identity.appId ?? '', identity.groups.join(','), identity.roles.join(','), identity.ci ? JSON.stringify(identity.ci) : ''].join('\u0000')
+  return [identity.issuer, identity.kind, identity.id, identity.name ?? '', identity.email ?? '', identity.appId ?? '', identity.groups.join(','), identity.roles.join(','), identity.ci ? JSON.stringify(identity.ci) : '', identity.guest ? 'guest' : ''].join('\u0000')
 }
 
 export function createAssertionSigner(options: AssertionOptions): AssertionSigner {

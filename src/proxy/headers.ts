@@ -22,6 +22,10 @@ const PROXY_OWNED = new Set([
   // the host, and the method (Rack::MethodOverride turns a POST into a DELETE past a `methods:` rule).
   'client-ip', 'true-client-ip', 'x-cluster-client-ip', 'x-original-forwarded-for', 'x-forwarded-scheme',
   'x-forwarded-server', 'x-original-host', 'x-host', 'x-http-method-override', 'x-http-method', 'x-method-override',
+  // Identity headers of other identity-aware proxies (oauth2-proxy, Authelia, web servers' REMOTE_USER):
+  // something behind GitLab may trust them, and here no one but a client could have set them.
+  'x-auth-request-preferred-username', 'x-auth-request-groups', 'x-auth-request-access-token', 'remote-user', 'remote-email',
+  'remote-groups', 'remote-name', 'x-remote-user', 'x-webauth-user',
 ])
 
 /** Provenance headers a trusted proxy (ingress) may hand us; we extend rather than replace them. */

@@ -31,6 +31,13 @@ describe('X-IAP-Assertion', () => {
     expect(entra.payload.sub).not.toBe(payload.sub)
   })
 
+  it('a guest (B2B) is marked, its home-chosen name being no proof of who it is; members are not', async () => {
+    const signer = createAssertionSigner({ publicUrl: 'https://gitlab.example.test' })
+    const verify = async (identity: Identity) => (await jwtVerify(signer.assertionFor(identity)!, createLocalJWKSet(signer.jwks() as never), { algorithms: ['ES256'] })).payload
+    expect(await verify({ ...ada, guest: true })).toMatchObject({ guest: true, preferred_username: 'ada@example.test' })
+    expect(await verify(ada)).not.toHaveProperty('guest')
+  })
+
   it('nothing for anonymous requests', () => {
     const signer = createAssertionSigner({ publicUrl: 'https://gitlab.example.test' })
     const headers: Record<string, string> = {}

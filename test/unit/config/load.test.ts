@@ -152,6 +152,9 @@ describe('config loading', () => {
     [`a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n`, 'invalid YAML: Excessive alias count'],
     ['"just a string"\n', 'a config is a YAML mapping of keys (server:, upstream:, ...), not a string'],
     ['- a\n- b\n', 'not a list'],
+    // A path on the upstream would be prefixed to websocket handshakes only: the policy decided on another path.
+    [`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://gitlab:8181/prefix" }\n`, 'upstream.url: must be an origin (scheme://host:port), without a path or query'],
+    [`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://gitlab:8181?x=1" }\n`, 'upstream.url: must be an origin'],
   ])('rejects %j with the key path', (text, message) => {
     const err = errorOf(text)
     expect(err.code).toBe('IAP_ERR_CONFIG_INVALID')

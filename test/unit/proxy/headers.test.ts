@@ -30,6 +30,12 @@ describe('sanitizeRequestHeaders', () => {
     const out = sanitizeRequestHeaders(request({ host: 'h', 'x-forwarded-user': 'mallory', x_forwarded_user: 'mallory', 'x-request-id': 'client' }), base)
     expect(out).toEqual({ host: 'h', 'x-forwarded-for': '10.0.0.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'h', 'x-request-id': 'req-1' })
   })
+
+  it('drops the identity headers of other identity-aware proxies, which something behind GitLab may trust', () => {
+    const spoofed = ['x-auth-request-preferred-username', 'x-auth-request-groups', 'x-auth-request-access-token', 'remote-user', 'remote-email', 'remote-groups', 'remote-name', 'x-remote-user', 'x-webauth-user']
+    const out = sanitizeRequestHeaders(request({ host: 'h', ...Object.fromEntries(spoofed.map((name) => [name, 'mallory'])) }), base)
+    for (const name of spoofed) expect(out, name).not.toHaveProperty(name)
+  })
 })
 
 describe('withoutCookies', () => {
