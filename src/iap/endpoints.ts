@@ -16,7 +16,7 @@ import { sendRedirect, sendStatusPage } from '../http/respond.ts'
 import { validateRedirectTarget } from '../http/redirect-target.ts'
 import type { RequestContext } from '../server/context.ts'
 import type { EntraClient } from './entra-client.ts'
-import { clearTransactionCookie, prunedTransactionCookies, readTransaction, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
+import { chooseTransactionSlot, clearTransactionCookie, readTransaction, storedReturnTarget, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
 import { deny, IAP_ENDPOINT_METHODS, routeIapEndpoints, type Handler } from './routes.ts'
 import { createWhoami } from './whoami.ts'
 
@@ -42,6 +42,9 @@ export interface IapEndpointDeps {
   readonly authenticate?: (req: IncomingMessage, ctx: RequestContext) => AuthOutcome | Promise<AuthOutcome>
   readonly log?: IapLogger
 }
+
+/** `Sec-Fetch-Dest` of a navigation: a page, top-level or framed. */
+const NAVIGATION_DESTINATIONS = new Set(['document', 'iframe', 'frame'])
 
 /** Entra's `error` values that mean the user was not signed in (rather than a broken response). */
 const IDP_DENIALS = new Set(['access_denied', 'consent_required', 'interaction_required', 'login_required'])
@@ -77,6 +80,8 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
   }
 
   const login: Handler = async (req, res, ctx) => {
+    // Only a navigation starts a sign-in: an image or a script GitLab renders cannot start them by the dozen.
+    if (!isNavigation(req)) return failLogin(req, res, ctx, 'login-not-navigation', 403)
     const rd = new URLSearchParams(ctx.query).get('rd')
     const target = rd === null ? { ok: true as const, target: '/' } : validateRedirectTarget(rd)
     if (!target.ok) return failLogin(req, res, ctx, target.reason, 400)
@@ -91,12 +96,10 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
       return failLogin(req, res, ctx, 'login-idp-unavailable', 503, { 'retry-after': '5' })
     }
     const now = deps.clock.now()
-    const tx = { state, nonce, codeVerifier, returnTo: target.target, expiresAt: now + TRANSACTION_TTL_MS }
-    const txCookie = transactionCookie(deps.transactionKey, cookieName, tx, secure)
-    // Sign-ins left unfinished (tabs, retries) must not pile up into a Cookie header proxies refuse.
-    const pruned = prunedTransactionCookies(deps.transactionKey, cookieName, req.headers.cookie, txCookie.length, now, secure)
+    const tx = { state, nonce, codeVerifier, returnTo: storedReturnTarget(target.target), expiresAt: now + TRANSACTION_TTL_MS }
+    const { slot, stale } = chooseTransactionSlot(deps.transactionKey, cookieName, req.headers.cookie, now, secure)
     deny(ctx, 'login-started', 'challenge')
-    sendRedirect(res, url.href, ctx.id, { 'set-cookie': [...pruned, txCookie] })
+    sendRedirect(res, url.href, ctx.id, { 'set-cookie': [...stale, transactionCookie(deps.transactionKey, cookieName, slot, tx, secure)] })
   }
 
   async function resolveUser(claims: Readonly<Record<string, unknown>>): Promise<{ ok: true; user: SessionUser; loginHint?: string; sid?: string } | { ok: false; reason: string; status: number }> {
@@ -121,7 +124,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const found = readTransaction(deps.transactionKey, cookieName, req.headers.cookie, state, deps.clock.now())
     if (!found.ok) return failLogin(req, res, ctx, found.reason, 400)
     const { tx } = found
-    const clearTx = clearTransactionCookie(cookieName, tx.state, secure)
+    const clearTx = clearTransactionCookie(cookieName, found.slot, secure)
     let first: boolean
     try {
       first = await deps.sessions.store.claimOnce(`callback:${tx.state}`, TRANSACTION_TTL_MS * 2)
@@ -193,8 +196,9 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const sid = params?.get('sid')
     if (sid) return frontChannelLogout(req, res, ctx, sid, params!.get('iss'))
     // Another site linking or posting here would end the session and, through the end-session
-    // redirect with its hints, the user's Microsoft sign-in: from elsewhere, ask first.
-    if (fromAnotherSite(req)) return confirmLogout(res, ctx)
+    // redirect with its hints, the user's Microsoft sign-in: from elsewhere, ask first. So does a
+    // request that is not a navigation: GitLab renders users' images and links on this same origin.
+    if (fromAnotherSite(req) || !isNavigation(req)) return confirmLogout(res, ctx)
     let hints: { idToken?: string; loginHint?: string } | undefined
     try {
       const ended = await deps.sessions.end(req)
@@ -205,8 +209,11 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
         ctx.authMethod = 'session'
       }
     } catch {
-      // The store is down: the cookie is still cleared below, and the record expires on its own.
+      // The store is down: the record would outlive a cleared cookie, and a copy of the cookie with it.
+      // The user is told, keeps the cookie, and can try again.
       deps.log?.warn({ requestId: ctx.id }, 'logout could not delete the session record')
+      deny(ctx, 'session-store-unavailable')
+      return sendStatusPage(req, res, { status: 503, title: 'Sign-out temporarily unavailable', message: 'Your session could not be ended because the session store is unavailable. Try again shortly.', requestId: ctx.id, reason: 'session-store-unavailable' }, { 'retry-after': '5' })
     }
     const postLogout = `${publicUrl}/`
     const endSession = await deps.entra.endSessionUrl({
@@ -234,6 +241,15 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     if (site !== undefined) return site !== 'same-origin' && site !== 'none'
     const origin = req.headers.origin
     return origin !== undefined && origin !== publicOrigin
+  }
+
+  /**
+   * False for an image, a script, a style sheet, a fetch: `Sec-Fetch-Dest` names something other than
+   * a page. Clients that send no `Sec-Fetch-Dest` (older browsers, git, curl, Node's fetch) pass.
+   */
+  const isNavigation = (req: IncomingMessage): boolean => {
+    const dest = req.headers['sec-fetch-dest']
+    return dest === undefined || NAVIGATION_DESTINATIONS.has(dest)
   }
 
   const whoami = createWhoami({ sessions: deps.sessions, timeouts: deps.timeouts, ...(deps.authenticate && { authenticate: deps.authenticate }) })

@@ -10,6 +10,7 @@ export const SIGN_IN_REASONS = [
   'session-refresh-unavailable',
   'session-store-unavailable',
   'login-started',
+  'login-not-navigation',
   'login-succeeded',
   'logout',
   'front-channel-logout',

@@ -1,11 +1,16 @@
 /**
  * The login transaction: `state`, `nonce`, the PKCE verifier and the return path, sealed
- * (AES-256-GCM: signed and unreadable) into a short-lived HttpOnly cookie named after the state,
- * so several tabs can sign in at once and a callback only works in the browser that started it
- * (SECURITY.md E10). One-time use is enforced separately through the session store.
+ * (AES-256-GCM: signed and unreadable) into a short-lived HttpOnly cookie in one of a few fixed
+ * slots, so several tabs can sign in at once and a callback only works in the browser that started
+ * it (SECURITY.md E10). One-time use is enforced separately through the session store.
+ *
+ * Fixed slot names, not one name per sign-in: sign-ins started in parallel (a restored window of
+ * tabs, or `<img src="/-/iap/login">` in a page GitLab renders) cannot see each other's cookies, so
+ * only a bounded set of names keeps them from piling up into a Cookie header that every request,
+ * sign-in included, is refused for (431 here, 400 at an ingress).
  */
-import { timingSafeEqual } from 'node:crypto'
-import { cookieValues, serializeCookie } from '../auth/session/cookies.ts'
+import { randomInt, timingSafeEqual } from 'node:crypto'
+import { serializeCookie } from '../auth/session/cookies.ts'
 import { open, seal } from '../auth/session/seal.ts'
 
 export interface LoginTransaction {
@@ -21,97 +26,117 @@ export interface LoginTransaction {
 /** How long a user may take at the sign-in page. */
 export const TRANSACTION_TTL_MS = 10 * 60_000
 
+/** Most sign-ins a browser may have pending (one per tab that was sent to sign-in); a new one takes the oldest's slot. */
+export const TRANSACTION_SLOTS = 3
+
+/**
+ * Longest return target a transaction keeps. With the slots full this bounds the Cookie header's
+ * share of pending sign-ins to about 5 KB, under the 8 KB a proxy in front (nginx's default) accepts.
+ */
+export const MAX_STORED_RETURN_TARGET = 1024
+
 const STATE = /^[A-Za-z0-9_-]{22,128}$/
 
-/** Cookie name for a transaction: `<session cookie>-tx-<first 16 chars of state>` (keeps the `__Host-` prefix). */
-export function transactionCookieName(sessionCookie: string, state: string): string {
-  return `${sessionCookie}-tx-${state.slice(0, 16)}`
+/** Cookie name of a slot: `<session cookie>-tx-<slot>` (keeps the `__Host-` prefix). */
+export function transactionCookieName(sessionCookie: string, slot: number): string {
+  return `${sessionCookie}-tx-${slot}`
 }
 
-/** `Set-Cookie` carrying the sealed transaction. */
-export function transactionCookie(key: Buffer, sessionCookie: string, tx: LoginTransaction, secure: boolean): string {
-  const name = transactionCookieName(sessionCookie, tx.state)
+/**
+ * The return target a transaction keeps: a validated target too long to keep whole (`rd` may be up
+ * to 2,048 characters) loses its query, then its path; the user lands one step up, not elsewhere.
+ */
+export function storedReturnTarget(target: string): string {
+  if (target.length <= MAX_STORED_RETURN_TARGET) return target
+  const path = target.split('?', 1)[0]!
+  return path.length <= MAX_STORED_RETURN_TARGET ? path : '/'
+}
+
+/** `Set-Cookie` carrying the sealed transaction in `slot`. */
+export function transactionCookie(key: Buffer, sessionCookie: string, slot: number, tx: LoginTransaction, secure: boolean): string {
+  const name = transactionCookieName(sessionCookie, slot)
   return serializeCookie(name, seal(key, JSON.stringify(tx), name), { secure, maxAgeSeconds: Math.ceil(TRANSACTION_TTL_MS / 1000) })
 }
 
-/** `Set-Cookie` deleting the transaction cookie for `state`. */
-export function clearTransactionCookie(sessionCookie: string, state: string, secure: boolean): string {
-  return serializeCookie(transactionCookieName(sessionCookie, state), '', { secure, maxAgeSeconds: 0 })
+/** `Set-Cookie` deleting the transaction cookie of `slot`. */
+export function clearTransactionCookie(sessionCookie: string, slot: number, secure: boolean): string {
+  return serializeCookie(transactionCookieName(sessionCookie, slot), '', { secure, maxAgeSeconds: 0 })
+}
+
+interface PendingCookie {
+  readonly name: string
+  /** The slot, or undefined for a name that is not a slot's (an older release's per-state names). */
+  readonly slot: number | undefined
+  /** The opened transaction, or undefined when the value cannot be opened. */
+  readonly tx: Partial<LoginTransaction> | undefined
+}
+
+/** The transaction cookies a request carries, each opened. */
+function pendingCookies(key: Buffer, sessionCookie: string, cookieHeader: string | undefined): PendingCookie[] {
+  const prefix = `${sessionCookie}-tx-`
+  if (typeof cookieHeader !== 'string' || !cookieHeader.includes(prefix)) return []
+  const found: PendingCookie[] = []
+  for (const pair of cookieHeader.split(';')) {
+    const eq = pair.indexOf('=')
+    if (eq === -1) continue
+    const name = pair.slice(0, eq).trim()
+    if (!name.startsWith(prefix)) continue
+    const suffix = name.slice(prefix.length)
+    const slot = /^[0-9]$/.test(suffix) && Number(suffix) < TRANSACTION_SLOTS ? Number(suffix) : undefined
+    let value = pair.slice(eq + 1).trim()
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
+    let tx: Partial<LoginTransaction> | undefined
+    const text = slot === undefined ? undefined : open(key, value, name)
+    if (text !== undefined) {
+      try {
+        tx = JSON.parse(text) as Partial<LoginTransaction>
+      } catch {
+        // unreadable: treated as absent
+      }
+    }
+    found.push({ name, slot, tx })
+  }
+  return found
 }
 
 export type TransactionResult =
-  | { readonly ok: true; readonly tx: LoginTransaction }
+  | { readonly ok: true; readonly tx: LoginTransaction; readonly slot: number }
   | { readonly ok: false; readonly reason: 'login-state-invalid' | 'login-transaction-missing' | 'login-transaction-expired' }
 
 /** Finds and opens the transaction for the callback's `state`; refuses a missing, forged, mismatched or expired one. */
 export function readTransaction(key: Buffer, sessionCookie: string, cookieHeader: string | undefined, state: string | null, now: number): TransactionResult {
   if (!state || !STATE.test(state)) return { ok: false, reason: 'login-state-invalid' }
-  const name = transactionCookieName(sessionCookie, state)
-  const values = cookieValues(cookieHeader, name)
-  if (values.length === 0) return { ok: false, reason: 'login-transaction-missing' }
-  for (const value of values) {
-    const text = open(key, value, name)
-    if (text === undefined) continue
-    let tx: LoginTransaction
-    try {
-      tx = JSON.parse(text) as LoginTransaction
-    } catch {
-      continue
-    }
-    const a = Buffer.from(String(tx.state))
-    const b = Buffer.from(state)
-    if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false, reason: 'login-state-invalid' }
+  const wanted = Buffer.from(state)
+  for (const { slot, tx } of pendingCookies(key, sessionCookie, cookieHeader)) {
+    if (slot === undefined || tx === undefined) continue
+    const held = Buffer.from(String(tx.state))
+    if (held.length !== wanted.length || !timingSafeEqual(held, wanted)) continue
     if (typeof tx.expiresAt !== 'number' || now > tx.expiresAt) return { ok: false, reason: 'login-transaction-expired' }
-    return { ok: true, tx }
+    return { ok: true, tx: tx as LoginTransaction, slot }
   }
   return { ok: false, reason: 'login-transaction-missing' }
 }
 
-/** Most sign-ins a browser may have pending (one per tab that was sent to sign-in) before the oldest are dropped. */
-export const MAX_PENDING_TRANSACTIONS = 3
-/**
- * Most bytes of pending transaction cookies kept besides a new one: every request to the site carries
- * them, and proxies in front refuse a Cookie header beyond 8 KB (nginx's default), which would lock the
- * user out of the whole site, sign-in included, until they expire.
- */
-export const MAX_PENDING_TRANSACTION_BYTES = 4096
+export interface SlotChoice {
+  readonly slot: number
+  /** `Set-Cookie` values deleting transaction cookies that are not a slot's (older releases named one per sign-in). */
+  readonly stale: readonly string[]
+}
 
 /**
- * `Set-Cookie` values deleting the pending transactions a new sign-in pushes out: the oldest beyond
- * `MAX_PENDING_TRANSACTIONS - 1`, or beyond `MAX_PENDING_TRANSACTION_BYTES` with the new one, and any
- * that cannot be opened or has expired.
+ * The slot a new sign-in takes: a free one (absent, unreadable or expired), picked at random so that
+ * sign-ins started together from the same cookies spread over the slots; with none free, the one
+ * whose transaction expires first.
  */
-export function prunedTransactionCookies(key: Buffer, sessionCookie: string, cookieHeader: string | undefined, newCookieBytes: number, now: number, secure: boolean): string[] {
-  const prefix = `${sessionCookie}-tx-`
-  if (typeof cookieHeader !== 'string' || !cookieHeader.includes(prefix)) return []
-  const pending: { name: string; expiresAt: number; bytes: number }[] = []
-  for (const pair of cookieHeader.split(';')) {
-    const eq = pair.indexOf('=')
-    const name = eq === -1 ? '' : pair.slice(0, eq).trim()
-    if (!name.startsWith(prefix)) continue
-    const value = pair.slice(eq + 1).trim()
-    let expiresAt = -1
-    const text = open(key, value, name)
-    if (text !== undefined) {
-      try {
-        const tx = JSON.parse(text) as Partial<LoginTransaction>
-        if (typeof tx.expiresAt === 'number' && tx.expiresAt > now) expiresAt = tx.expiresAt
-      } catch {
-        // unreadable: dropped below
-      }
-    }
-    pending.push({ name, expiresAt, bytes: name.length + value.length + 2 })
+export function chooseTransactionSlot(key: Buffer, sessionCookie: string, cookieHeader: string | undefined, now: number, secure: boolean): SlotChoice {
+  const pending = pendingCookies(key, sessionCookie, cookieHeader)
+  const expiresAt = new Array<number>(TRANSACTION_SLOTS).fill(-1)
+  for (const { slot, tx } of pending) {
+    if (slot === undefined || typeof tx?.expiresAt !== 'number' || tx.expiresAt <= now) continue
+    expiresAt[slot] = Math.max(expiresAt[slot]!, tx.expiresAt)
   }
-  // Newest first: kept while within both limits; everything after the first that does not fit goes.
-  pending.sort((a, b) => b.expiresAt - a.expiresAt)
-  const drop: string[] = []
-  let kept = 0
-  let bytes = newCookieBytes
-  for (const tx of pending) {
-    if (tx.expiresAt > now && kept < MAX_PENDING_TRANSACTIONS - 1 && bytes + tx.bytes <= MAX_PENDING_TRANSACTION_BYTES) {
-      kept++
-      bytes += tx.bytes
-    } else drop.push(tx.name)
-  }
-  return [...new Set(drop)].map((name) => serializeCookie(name, '', { secure, maxAgeSeconds: 0 }))
+  const free = expiresAt.flatMap((at, slot) => (at === -1 ? [slot] : []))
+  const slot = free.length > 0 ? free[randomInt(free.length)]! : expiresAt.indexOf(Math.min(...expiresAt))
+  const stale = [...new Set(pending.filter((p) => p.slot === undefined).map((p) => p.name))]
+  return { slot, stale: stale.map((name) => serializeCookie(name, '', { secure, maxAgeSeconds: 0 })) }
 }

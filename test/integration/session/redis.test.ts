@@ -204,6 +204,13 @@ describe.skipIf(!hasRedisServer)('sessions in Redis across two serve processes',
       expect(login.body).toContain('session-store-unavailable')
     }
     expect((await fetch(`${a.adminUrl}/readyz`)).status).toBe(503)
+    // A logout that cannot delete the record says so and keeps the cookie: clearing it would leave
+    // the record, and any copy of the cookie, valid after the user believes they signed out.
+    const logout = await fetch(`${a.url}/-/iap/logout`, { redirect: 'manual', headers: { cookie, accept: 'application/json' } })
+    expect(logout.status).toBe(503)
+    expect(logout.headers.get('retry-after')).toBe('5')
+    expect(await logout.json()).toMatchObject({ reason: 'session-store-unavailable' })
+    expect(logout.headers.getSetCookie()).toEqual([])
 
     await redis.restart()
     // Automatic reconnection; the AOF kept the session.
@@ -221,6 +228,9 @@ describe.skipIf(!hasRedisServer)('sessions in Redis across two serve processes',
     expect(ready).toBe(200)
     expect((await get(a, '/group/project', cookie)).status).toBe(200)
     expect((await createBrowser().navigate(`${a.url}/group/project`, 'carol')).status).toBe(200)
+    // The retried logout ends the session everywhere.
+    expect((await fetch(`${a.url}/-/iap/logout`, { redirect: 'manual', headers: { cookie } })).status).toBe(302)
+    expect((await get(b, '/group/project', cookie)).status).toBe(401)
   }, 30_000)
 })
 

@@ -300,9 +300,7 @@ describe('browser sign-in (memory store)', () => {
   it('rejects a nonce mismatch (transaction re-sealed with another nonce)', async () => {
     const browser = createBrowser()
     const callback = await callbackFor(browser, 'bob')
-    const state = callback.searchParams.get('state')!
-    const name = `${COOKIE}-tx-${state.slice(0, 16)}`
-    const sealed = /__Host-gitlab-iap-tx-[^=]+=([^;]+)/.exec(browser.jar.cookieHeader(proxy.url))![1]!
+    const [, name, sealed] = /(__Host-gitlab-iap-tx-\d)=([^;]+)/.exec(browser.jar.cookieHeader(proxy.url))! as unknown as [string, string, string]
     const key = deriveSessionKeys(stack.sessionSecret).transactionSeal
     const tx = JSON.parse(open(key, sealed, name)!) as Record<string, unknown>
     const forged = seal(key, JSON.stringify({ ...tx, nonce: 'another-nonce-value-0123456789' }), name)
@@ -346,7 +344,7 @@ describe('browser sign-in (memory store)', () => {
     expect(await broken.json()).toMatchObject({ reason: 'login-callback-invalid' })
   })
 
-  it('unfinished sign-ins never pile up: the oldest transaction cookies are dropped, the Cookie header stays small', async () => {
+  it('unfinished sign-ins never pile up: a new one takes the oldest one\'s slot, the Cookie header stays small', async () => {
     const browser = createBrowser()
     const longRd = `/group/project/-/issues?search=${'a'.repeat(1500)}`
     const sizes: number[] = []
@@ -362,6 +360,60 @@ describe('browser sign-in (memory store)', () => {
     // The latest sign-in still completes.
     const page = await browser.navigate(`${proxy.url}/-/iap/login?rd=${encodeURIComponent('/explore')}`, 'bob')
     expect(page.url).toBe(`${proxy.url}/explore`)
+  })
+
+  it('sign-ins started in parallel from the same cookies share three slots: the Cookie header stays bounded and the user can still sign in', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/`, 'bob')
+    const cookie = browser.jar.cookieHeader(proxy.url)
+    const rd = encodeURIComponent(`/group/project/-/issues?search=${'a'.repeat(2000)}`)
+    // What a restored window of tabs, or a page of `<img src="/-/iap/login?rd=…">`, does: all at once, none seeing the others' cookies.
+    const answers = await Promise.all(Array.from({ length: 30 }, () => fetch(`${proxy.url}/-/iap/login?rd=${rd}`, { redirect: 'manual', headers: { cookie, 'sec-fetch-mode': 'navigate' } })))
+    const set = answers.flatMap((res) => res.headers.getSetCookie())
+    const names = new Set(set.map((c) => c.split('=')[0]))
+    expect(names.size).toBeGreaterThan(1)
+    expect([...names].every((n) => /^__Host-gitlab-iap-tx-[012]$/.test(n!))).toBe(true)
+    // The browser keeps the last value per name: at most three pending sign-ins, whatever their return targets.
+    const kept = new Map(set.map((c) => [c.split('=')[0]!, c.split(';')[0]!]))
+    const header = `${cookie}; ${[...kept.values()].join('; ')}`
+    expect(header.length).toBeLessThan(6000)
+    expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie: header } })).status).toBe(200)
+    const again = await fetch(`${proxy.url}/-/iap/login?rd=%2Fexplore`, { redirect: 'manual', headers: { cookie: header } })
+    expect(again.status).toBe(302)
+  })
+
+  it('only a navigation starts a sign-in: an image or a fetch of /-/iap/login is refused and sets no cookie', async () => {
+    for (const [mode, dest] of [['no-cors', 'image'], ['cors', 'empty'], ['no-cors', 'script']]) {
+      const res = await fetch(`${proxy.url}/-/iap/login?rd=%2F`, { redirect: 'manual', headers: { accept: 'application/json', 'sec-fetch-mode': mode!, 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': dest! } })
+      expect(res.status).toBe(403)
+      expect(await res.json()).toMatchObject({ reason: 'login-not-navigation' })
+      expect(res.headers.getSetCookie()).toEqual([])
+    }
+    const navigation = await fetch(`${proxy.url}/-/iap/login?rd=%2F`, { redirect: 'manual', headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'document' } })
+    expect(navigation.status).toBe(302)
+  })
+
+  it('a sign-in cookie of an older release (one name per sign-in) is deleted at the next sign-in', async () => {
+    const res = await fetch(`${proxy.url}/-/iap/login`, { redirect: 'manual', headers: { cookie: `${COOKIE}-tx-0123456789abcdef=old; _gitlab_session=gl` } })
+    const set = res.headers.getSetCookie()
+    expect(set.some((c) => c.startsWith(`${COOKIE}-tx-0123456789abcdef=;`) && /Max-Age=0/.test(c))).toBe(true)
+    expect(set.filter((c) => !/Max-Age=0/.test(c)).map((c) => c.split('=')[0])).toEqual([expect.stringMatching(/^__Host-gitlab-iap-tx-[012]$/)])
+  })
+
+  it('a same-origin logout that is not a navigation (an image GitLab renders) asks first and ends nothing', async () => {
+    const browser = createBrowser()
+    await browser.navigate(`${proxy.url}/`, 'bob')
+    const cookie = browser.jar.cookieHeader(proxy.url)
+    for (const [method, mode, dest] of [['GET', 'no-cors', 'image'], ['GET', 'cors', 'empty'], ['POST', 'same-origin', 'empty']] as const) {
+      const res = await fetch(`${proxy.url}/-/iap/logout`, { method, redirect: 'manual', headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': mode, 'sec-fetch-dest': dest, cookie } })
+      expect(res.status).toBe(200)
+      expect(await res.text()).toContain('<form method="post" action="/-/iap/logout">')
+      expect(res.headers.getSetCookie()).toEqual([])
+    }
+    expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie } })).status).toBe(200)
+    const clicked = await fetch(`${proxy.url}/-/iap/logout`, { redirect: 'manual', headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', cookie } })
+    expect(clicked.status).toBe(302)
+    expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie } })).status).toBe(401)
   })
 
   it('logout another site started asks first (a POST form); the same-origin POST signs out', async () => {

@@ -8,7 +8,7 @@ import { deriveSessionKeys } from '../../../src/auth/session/keys.ts'
 import { seal } from '../../../src/auth/session/seal.ts'
 import { classifyRedeemError, classifyRefreshError, isLoopbackHttp } from '../../../src/iap/entra-client.ts'
 import { SIGN_IN_REASONS } from '../../../src/iap/reasons.ts'
-import { clearTransactionCookie, readTransaction, transactionCookie, transactionCookieName, type LoginTransaction } from '../../../src/iap/transaction.ts'
+import { chooseTransactionSlot, clearTransactionCookie, MAX_STORED_RETURN_TARGET, readTransaction, storedReturnTarget, transactionCookie, TRANSACTION_SLOTS, type LoginTransaction } from '../../../src/iap/transaction.ts'
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47'
 const key = deriveSessionKeys('transaction-test-secret-0123456789abcdef').transactionSeal
@@ -18,38 +18,59 @@ describe('login transaction cookie', () => {
   const tx: LoginTransaction = { state: 'S'.repeat(43), nonce: 'n'.repeat(43), codeVerifier: 'v'.repeat(43), returnTo: '/group/project', expiresAt: now + 600_000 }
   const header = (setCookie: string) => setCookie.split(';')[0]!
 
-  it('round-trips, keyed by state, and never shows the verifier or nonce', () => {
-    const set = transactionCookie(key, '__Host-iap', tx, true)
-    expect(set.startsWith(`${transactionCookieName('__Host-iap', tx.state)}=`)).toBe(true)
+  it('round-trips in its slot, found by state, and never shows the verifier or nonce', () => {
+    const set = transactionCookie(key, '__Host-iap', 1, tx, true)
+    expect(set.startsWith('__Host-iap-tx-1=')).toBe(true)
     expect(set).toMatch(/; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=600$/)
     expect(set).not.toContain(tx.codeVerifier)
     expect(set).not.toContain(tx.nonce)
-    expect(readTransaction(key, '__Host-iap', `a=b; ${header(set)}`, tx.state, now)).toEqual({ ok: true, tx })
+    const other = transactionCookie(key, '__Host-iap', 0, { ...tx, state: 'T'.repeat(43) }, true)
+    expect(readTransaction(key, '__Host-iap', `a=b; ${header(other)}; ${header(set)}`, tx.state, now)).toEqual({ ok: true, tx, slot: 1 })
   })
 
   it.each([
     ['no state', null, 'login-state-invalid'],
     ['malformed state', 'a b', 'login-state-invalid'],
     ['other state', 'T'.repeat(43), 'login-transaction-missing'],
+    ['a state that differs in its last character', 'S'.repeat(42) + 'X', 'login-transaction-missing'],
   ])('refuses %s', (_name, state, reason) => {
-    const set = transactionCookie(key, '__Host-iap', tx, true)
+    const set = transactionCookie(key, '__Host-iap', 0, tx, true)
     expect(readTransaction(key, '__Host-iap', header(set), state, now)).toEqual({ ok: false, reason })
   })
 
-  it('refuses a state that shares the cookie-name prefix but differs', () => {
-    const set = transactionCookie(key, '__Host-iap', tx, true)
-    expect(readTransaction(key, '__Host-iap', header(set), 'S'.repeat(42) + 'X', now)).toEqual({ ok: false, reason: 'login-state-invalid' })
+  it('refuses a forged, moved or expired transaction', () => {
+    const set = transactionCookie(key, '__Host-iap', 2, tx, true)
+    expect(readTransaction(deriveSessionKeys('another-secret-entirely-0123456789abcd').transactionSeal, '__Host-iap', header(set), tx.state, now)).toEqual({ ok: false, reason: 'login-transaction-missing' })
+    // Sealed for another slot (the name is associated data) → not accepted under this one.
+    const moved = header(set).replace('-tx-2=', '-tx-0=')
+    expect(readTransaction(key, '__Host-iap', moved, tx.state, now)).toEqual({ ok: false, reason: 'login-transaction-missing' })
+    // A name that is not a slot's is never read, whatever it holds.
+    const legacy = `__Host-iap-tx-elsewhere=${seal(key, JSON.stringify(tx), '__Host-iap-tx-elsewhere')}`
+    expect(readTransaction(key, '__Host-iap', legacy, tx.state, now)).toEqual({ ok: false, reason: 'login-transaction-missing' })
+    expect(readTransaction(key, '__Host-iap', header(set), tx.state, tx.expiresAt + 1)).toEqual({ ok: false, reason: 'login-transaction-expired' })
+    expect(clearTransactionCookie('__Host-iap', 2, true)).toMatch(/^__Host-iap-tx-2=; .*Max-Age=0/)
   })
 
-  it('refuses a forged, moved or expired transaction', () => {
-    const set = transactionCookie(key, '__Host-iap', tx, true)
-    const name = transactionCookieName('__Host-iap', tx.state)
-    expect(readTransaction(deriveSessionKeys('another-secret-entirely-0123456789abcd').transactionSeal, '__Host-iap', header(set), tx.state, now)).toEqual({ ok: false, reason: 'login-transaction-missing' })
-    // Sealed for another cookie name (associated data) → not accepted under this one.
-    const moved = seal(key, JSON.stringify(tx), '__Host-iap-tx-elsewhere')
-    expect(readTransaction(key, '__Host-iap', `${name}=${moved}`, tx.state, now)).toEqual({ ok: false, reason: 'login-transaction-missing' })
-    expect(readTransaction(key, '__Host-iap', header(set), tx.state, tx.expiresAt + 1)).toEqual({ ok: false, reason: 'login-transaction-expired' })
-    expect(clearTransactionCookie('__Host-iap', tx.state, true)).toMatch(new RegExp(`^${name}=; .*Max-Age=0`))
+  it('a new sign-in takes a free slot, or the one whose sign-in expires first; names that are not a slot\'s are deleted', () => {
+    const at = (slot: number, expiresAt: number) => header(transactionCookie(key, '__Host-iap', slot, { ...tx, expiresAt }, true))
+    const slots = new Set(Array.from({ length: 60 }, () => chooseTransactionSlot(key, '__Host-iap', undefined, now, true).slot))
+    expect(slots).toEqual(new Set(Array.from({ length: TRANSACTION_SLOTS }, (_, i) => i)))
+    for (let i = 0; i < 20; i++) {
+      expect(chooseTransactionSlot(key, '__Host-iap', `${at(0, now + 5)}; ${at(2, now + 9)}`, now, true).slot).toBe(1)
+      // Expired and unreadable slots are free.
+      expect(chooseTransactionSlot(key, '__Host-iap', `${at(0, now - 1)}; ${at(1, now + 9)}; __Host-iap-tx-2=junk`, now, true).slot).not.toBe(1)
+    }
+    expect(chooseTransactionSlot(key, '__Host-iap', `${at(0, now + 7)}; ${at(1, now + 3)}; ${at(2, now + 9)}`, now, true)).toEqual({ slot: 1, stale: [] })
+    const { stale } = chooseTransactionSlot(key, '__Host-iap', `__Host-iap-tx-0123456789abcdef=x; __Host-iap-tx-7=y; __Host-iap=s`, now, true)
+    expect(stale.map((c) => c.split('=')[0])).toEqual(['__Host-iap-tx-0123456789abcdef', '__Host-iap-tx-7'])
+    expect(stale.every((c) => /Max-Age=0/.test(c))).toBe(true)
+  })
+
+  it('keeps a long return target without its query, or as /', () => {
+    expect(storedReturnTarget('/group/project?a=1')).toBe('/group/project?a=1')
+    expect(storedReturnTarget(`/group/project/-/issues?search=${'a'.repeat(1500)}`)).toBe('/group/project/-/issues')
+    expect(storedReturnTarget(`/${'p'.repeat(1100)}?q=1`)).toBe('/')
+    expect(storedReturnTarget(`/${'p'.repeat(MAX_STORED_RETURN_TARGET - 1)}`)).toHaveLength(MAX_STORED_RETURN_TARGET)
   })
 })
 
