@@ -116,14 +116,16 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
     decision = decide(policy, { method, path, route: attr.route, project, projectUnresolved: unresolved, clientIp: values.ip ?? '127.0.0.1' }, identity)
   }
   const ruleIndex = decision.rule === null ? -1 : config.policy.rules.findIndex((r) => r.name === decision.rule)
-  const status = problem ? 400 : iapStatus !== undefined ? (iapStatus === 200 ? 'answered by gitlab-iap' : iapStatus) : decision.result === 'allow' ? 'forwarded' : decision.result === 'deny' ? 403 : '302 to sign-in (browsers) or 401'
+  // The status the proxy itself answers with (a challenge: 401, or 302 for a browser); null when GitLab answers.
+  const status = problem ? 400 : iapStatus !== undefined ? iapStatus : decision.result === 'allow' ? null : decision.result === 'deny' ? 403 : 401
+  const response = problem ? '400' : iapStatus === 200 ? 'answered by gitlab-iap' : iapStatus !== undefined ? String(iapStatus) : decision.result === 'allow' ? 'forwarded' : decision.result === 'deny' ? '403' : '302 to sign-in (browsers) or 401'
   // The SPEC's two answers: a challenged request is not let through either; `challenge` says why.
   const challenged = decision.result === 'challenge'
   const shown = decision.result === 'allow' ? 'allow' : 'deny'
   if (values.json) {
     io.stdout.write(
       JSON.stringify({
-        decision: shown, ...(challenged && { challenge: true }), rule: decision.rule, ruleIndex: ruleIndex === -1 ? null : ruleIndex + 1, reason: decision.reason, status,
+        decision: shown, ...(challenged && { challenge: true }), rule: decision.rule, ruleIndex: ruleIndex === -1 ? null : ruleIndex + 1, reason: decision.reason, status, response,
         route: attr.route, project: project ?? null, method, path,
         identity: { kind: identity.kind, id: identity.id || null, groups: identity.groups, roles: identity.roles }, ...(note && { note }),
       }) + '\n',
@@ -136,7 +138,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
       `decision: ${shown}${challenged ? ' (challenged: no credential; browsers are sent to sign-in, other clients get 401)' : ''}`,
       `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : iapStatus !== undefined ? "(none: the proxy's own endpoint)" : unresolved ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
       `reason:   ${decision.reason}`,
-      `response: ${status}`,
+      `response: ${response}`,
       `request:  ${method} ${values.path}`,
       `route:    ${attr.route}${project ? `, project ${project}` : ''}`,
       `identity: ${who}`,

@@ -29,12 +29,12 @@ describe('gitlab-iap explain', () => {
 
   it('--json gives route and project (GitLab-aware) for scripts', async () => {
     const res = await cli(['explain', '--config', 'config.example.yaml', '--path', '/api/v4/projects/secret-group%2Fvault/issues', '--method', 'post', '--group', 'admins', '--json'], EXAMPLE_ENV)
-    expect(JSON.parse(res.stdout)).toMatchObject({ decision: 'allow', rule: 'secret-projects', reason: 'group-match', route: 'api', project: 'secret-group/vault', method: 'POST' })
+    expect(JSON.parse(res.stdout)).toMatchObject({ decision: 'allow', rule: 'secret-projects', reason: 'group-match', route: 'api', project: 'secret-group/vault', method: 'POST', status: null, response: 'forwarded' })
   })
 
   it('anonymous requests are challenged; non-canonical paths are refused before the policy', async () => {
     const anon = JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', '/group/project', '--anonymous', '--json'], EXAMPLE_ENV)).stdout)
-    expect(anon).toMatchObject({ decision: 'deny', challenge: true, rule: 'read-everything', reason: 'login-required', status: '302 to sign-in (browsers) or 401' })
+    expect(anon).toMatchObject({ decision: 'deny', challenge: true, rule: 'read-everything', reason: 'login-required', status: 401, response: '302 to sign-in (browsers) or 401' })
     const bad = JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', '/x/%2e%2e/admin', '--group', 'admins', '--json'], EXAMPLE_ENV)).stdout)
     expect(bad).toMatchObject({ decision: 'deny', rule: null, reason: 'path-encoded-dot', status: 400 })
   })
@@ -42,7 +42,7 @@ describe('gitlab-iap explain', () => {
   it("the proxy's own /-/iap/ endpoints: answered by serve itself, never forwarded, no rule", async () => {
     const explain = async (path: string, method = 'GET') =>
       JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', path, '--method', method, '--group', 'engineering', '--json'], EXAMPLE_ENV)).stdout)
-    expect(await explain('/-/iap/whoami')).toMatchObject({ decision: 'allow', rule: null, reason: 'iap-endpoint', status: 'answered by gitlab-iap', route: 'iap' })
+    expect(await explain('/-/iap/whoami')).toMatchObject({ decision: 'allow', rule: null, reason: 'iap-endpoint', status: 200, response: 'answered by gitlab-iap', route: 'iap' })
     expect(await explain('/-/iap/logout', 'POST')).toMatchObject({ decision: 'allow', reason: 'iap-endpoint' })
     const anonymous = await cli(['explain', '--config', 'config.example.yaml', '--path', '/-/iap/whoami', '--anonymous', '--json'], EXAMPLE_ENV)
     expect(JSON.parse(anonymous.stdout)).toMatchObject({ decision: 'deny', challenge: true, reason: 'credentials-missing', status: 401 })
