@@ -11,6 +11,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import { IapError } from '../errors.ts'
+import { readLimited } from '../net/read-limited.ts'
 
 export interface GraphGroups {
   /**
@@ -38,10 +39,16 @@ export interface GraphGroupsOptions {
   /** How long a failed lookup is remembered (default 30 s). */
   readonly failureTtlMs?: number
   readonly maxEntries?: number
+  /** Each request to Entra or Graph (default 5 s). */
   readonly timeoutMs?: number
+  /** A whole lookup, every page included (default 15 s): a slow Graph fails closed in bounded time. */
+  readonly lookupTimeoutMs?: number
   /** Most pages followed (999 groups each). */
   readonly maxPages?: number
 }
+
+/** A page of 999 group ids with `$select=id` is about 60 KiB; a token or discovery answer a few KiB. */
+const MAX_REPLY_BYTES = 1024 * 1024
 
 const MICROSOFT_GRAPH_ORIGINS = new Set(['https://graph.microsoft.com', 'https://graph.microsoft.us', 'https://dod-graph.microsoft.us', 'https://microsoftgraph.chinacloudapi.cn'])
 
@@ -59,6 +66,7 @@ export function createGraphGroups(options: GraphGroupsOptions): GraphGroups {
   const doFetch = options.fetch ?? globalThis.fetch
   const timeoutMs = options.timeoutMs ?? 5000
   const maxPages = options.maxPages ?? 50
+  const lookupTimeoutMs = options.lookupTimeoutMs ?? 15_000
   const graphBase = options.graphUrl.replace(/\/+$/, '')
   const graphOrigin = new URL(graphBase).origin
   const scope = options.scope ?? graphScope(graphBase)
@@ -70,9 +78,10 @@ export function createGraphGroups(options: GraphGroupsOptions): GraphGroups {
   let appToken: { value: string; expiresAt: number } | undefined
   let tokenPending: Promise<string> | undefined
 
-  async function getJson(url: string, init: RequestInit): Promise<{ status: number; body: unknown }> {
-    const res = await doFetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) })
-    const text = await res.text()
+  async function getJson(url: string, init: RequestInit, deadline?: AbortSignal): Promise<{ status: number; body: unknown }> {
+    const timeout = AbortSignal.timeout(timeoutMs)
+    const res = await doFetch(url, { ...init, redirect: 'manual', signal: deadline ? AbortSignal.any([timeout, deadline]) : timeout })
+    const text = await readLimited(res, MAX_REPLY_BYTES)
     let body: unknown
     try {
       body = text === '' ? undefined : JSON.parse(text)
@@ -112,16 +121,16 @@ export function createGraphGroups(options: GraphGroupsOptions): GraphGroups {
     return tokenPending
   }
 
-  async function readGroups(oid: string, retried = false): Promise<string[]> {
+  async function readGroups(oid: string, deadline: AbortSignal, retried = false): Promise<string[]> {
     const token = await getAppToken()
     const groups: string[] = []
     let url: string | undefined = `${graphBase}/v1.0/users/${encodeURIComponent(oid)}/transitiveMemberOf/microsoft.graph.group?$select=id&$top=999`
     for (let page = 0; url; page++) {
       if (page >= maxPages) throw unavailable(`Graph returned more than ${maxPages} pages of groups`)
-      const { status, body } = await getJson(url, { headers: { authorization: `Bearer ${token}`, consistencylevel: 'eventual', accept: 'application/json' } })
+      const { status, body } = await getJson(url, { headers: { authorization: `Bearer ${token}`, consistencylevel: 'eventual', accept: 'application/json' } }, deadline)
       if (status === 401 && !retried) {
         appToken = undefined
-        return readGroups(oid, true)
+        return readGroups(oid, deadline, true)
       }
       if (status !== 200) throw unavailable(`Graph group lookup failed (HTTP ${status})`)
       const { value, '@odata.nextLink': next } = (body ?? {}) as { value?: unknown; '@odata.nextLink'?: unknown }
@@ -148,7 +157,7 @@ export function createGraphGroups(options: GraphGroupsOptions): GraphGroups {
       if (failed) return Promise.reject(failed)
       let lookup = pending.get(key)
       if (!lookup) {
-        lookup = readGroups(oid).then(
+        lookup = readGroups(oid, AbortSignal.timeout(lookupTimeoutMs)).then(
           (groups) => {
             cache.set(key, Object.freeze(groups))
             return groups

@@ -4,6 +4,7 @@
  * so `projects` rules see them. Cached with a TTL; concurrent lookups for one id share one request;
  * any failure resolves to `undefined`, which the policy denies.
  */
+import { readLimited } from '../net/read-limited.ts'
 import { LRUCache } from 'lru-cache'
 import type { NumericId } from './attribute.ts'
 
@@ -28,6 +29,8 @@ export interface ProjectResolver {
 }
 
 const MISSING = '\u0000missing'
+/** A project or group answer is a few KiB; more is not GitLab's answer to this lookup. */
+const MAX_ANSWER_BYTES = 1024 * 1024
 
 export function createProjectResolver(options: ProjectResolverOptions): ProjectResolver {
   const doFetch = options.fetch ?? fetch
@@ -52,7 +55,7 @@ export function createProjectResolver(options: ProjectResolverOptions): ProjectR
           return MISSING
         }
         if (!res.ok) throw new Error(`GitLab answered ${res.status}`)
-        const body = (await res.json()) as { path_with_namespace?: unknown; full_path?: unknown }
+        const body = JSON.parse(await readLimited(res, MAX_ANSWER_BYTES)) as { path_with_namespace?: unknown; full_path?: unknown }
         const path = key.startsWith('projects/') ? body.path_with_namespace : body.full_path
         if (typeof path !== 'string' || path === '') throw new Error('no path in the answer')
         options.onLookup?.('found')

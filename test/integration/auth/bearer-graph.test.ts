@@ -3,6 +3,8 @@
  * of the test issuer: client-credentials token, paging, per-user cache, shared in-flight lookups,
  * failures that fail closed and are remembered briefly.
  */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGraphGroups, graphScope } from '../../../src/auth/graph-groups.ts'
 import { isIapError } from '../../../src/errors.ts'
@@ -77,6 +79,59 @@ describe('graph-groups', () => {
   it('refuses a user id that is not an object id, and unknown users', async () => {
     await expect(make().groupsOf(TEST_TENANT, '../../admin')).rejects.toThrow(/not a GUID/)
     await expect(make().groupsOf(TEST_TENANT, '0e0e0e0e-0000-4000-8000-000000000999')).rejects.toThrow(/HTTP 404/)
+  })
+
+  /** A server standing in for a broken Graph (and its token endpoint) on loopback. */
+  async function brokenGraph(page: (url: URL, res: import('node:http').ServerResponse) => void): Promise<{ url: string; close(): Promise<void> }> {
+    const server: Server = createServer((req, res) => {
+      const url = new URL(req.url!, 'http://127.0.0.1')
+      if (url.pathname === '/token') {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        return res.end(JSON.stringify({ access_token: 'app-token', expires_in: 3600 }))
+      }
+      page(url, res)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    return { url, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }) }
+  }
+
+  it('refuses a Graph answer far larger than any page of group ids, before it is all in memory', async () => {
+    const huge = await brokenGraph((_url, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      // Valid JSON, 4 MiB of it, chunked (no Content-Length to refuse it by).
+      res.write(`{"value":[{"id":"${ALL[0]}"}],"padding":"`)
+      const chunk = 'x'.repeat(64 * 1024)
+      for (let i = 0; i < 64; i++) res.write(chunk)
+      res.end('"}')
+    })
+    try {
+      const graph = createGraphGroups({ tenantId: TEST_TENANT, clientId: TEST_CLIENT, clientSecret: SECRET, authority: huge.url, tokenEndpoint: `${huge.url}/token`, graphUrl: huge.url })
+      const err = await graph.groupsOf(TEST_TENANT, ERIN).catch((e: unknown) => e)
+      expect(isIapError(err, 'IAP_ERR_GRAPH_UNAVAILABLE')).toBe(true)
+    } finally {
+      await huge.close()
+    }
+  })
+
+  it('a slow Graph fails closed within the lookup deadline, however many pages it promises', async () => {
+    const slow = await brokenGraph((url, res) => {
+      const n = Number(url.searchParams.get('n') ?? 0)
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ value: [{ id: ALL[n] }], '@odata.nextLink': `${slow.url}/v1.0/next?n=${n + 1}` }))
+      }, 200)
+    })
+    try {
+      const graph = createGraphGroups({ tenantId: TEST_TENANT, clientId: TEST_CLIENT, clientSecret: SECRET, authority: slow.url, tokenEndpoint: `${slow.url}/token`, graphUrl: slow.url, lookupTimeoutMs: 1000 })
+      const started = Date.now()
+      const err = await graph.groupsOf(TEST_TENANT, ERIN).catch((e: unknown) => e)
+      expect(isIapError(err, 'IAP_ERR_GRAPH_UNAVAILABLE')).toBe(true)
+      // 50 pages × 200 ms would be 10 s; the deadline ends it after about 1 s.
+      expect(Date.now() - started).toBeLessThan(4000)
+    } finally {
+      await slow.close()
+    }
   })
 
   it('asks for the Graph scope of the cloud it talks to', () => {
