@@ -71,12 +71,18 @@ function classify(err: NodeJS.ErrnoException): ForwardFailure {
   }
 }
 
-/** A request body follows the head: a non-zero `Content-Length`, or chunked framing (`Transfer-Encoding`, only on the raw headers). */
-export function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length']
-  if (length !== undefined) return length !== '0'
+/**
+ * A request body follows the head: a non-zero `Content-Length`, or chunked framing (`Transfer-Encoding`).
+ * Read from the raw headers, as Node's parser framed the request: `req.headers` are by now what GitLab
+ * may see (`sanitizeRequestHeaders`), which never decides whether the client's body is read and sent on.
+ */
+export function hasBody(req: Pick<IncomingMessage, 'rawHeaders'>): boolean {
   const raw = req.rawHeaders
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 17 && raw[i]!.toLowerCase() === 'transfer-encoding') return true
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length === 14 && name.toLowerCase() === 'content-length') return raw[i + 1] !== '0'
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true
+  }
   return false
 }
 

@@ -10,6 +10,14 @@ import { qualifiedValue, type Identity } from '../auth/identity.ts'
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'expect', 'http2-settings'])
 
 /**
+ * End-to-end headers no `Connection` header can nominate as hop-by-hop (RFC 9110 §7.6.1: a connection option
+ * never names a field meant for every recipient): the `Host` GitLab routes and checks by (dropped, it would
+ * get the upstream's own address and no X-Forwarded-Host), the body's framing (dropped, the body would be
+ * lost) and its labels. Kept whatever `Connection` says, both ways.
+ */
+const NEVER_NOMINATED = new Set(['host', 'content-length', 'transfer-encoding', 'content-type', 'content-encoding', 'content-language', 'content-location', 'content-range', 'cache-control'])
+
+/**
  * Headers that carry identity or request provenance to GitLab: only the proxy sets them.
  * Compared after folding `_` to `-`, so `X_Forwarded_User` (read as `X-Forwarded-User` by Rack/Puma) goes too.
  */
@@ -65,14 +73,15 @@ function cookieName(pair: string): string {
 
 /**
  * Header names `Connection` nominates as hop-by-hop; `undefined` for the usual bare `keep-alive` / `close`.
- * Repeated `Connection` headers (GitLab's response heads keep each one) count together.
+ * Repeated `Connection` headers (GitLab's response heads keep each one) count together. End-to-end
+ * headers (`NEVER_NOMINATED`) are never among them.
  */
 function nominatedHeaders(connection: string | string[] | undefined): Set<string> | undefined {
   if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined
   let names: Set<string> | undefined
   for (const token of (Array.isArray(connection) ? connection.join(',') : connection).split(',')) {
     const name = token.trim().toLowerCase()
-    if (name !== '') (names ??= new Set()).add(name)
+    if (name !== '' && !NEVER_NOMINATED.has(name)) (names ??= new Set()).add(name)
   }
   return names
 }
@@ -108,8 +117,10 @@ export function sanitizeRequestHeaders(req: IncomingMessage, options: ForwardHea
   const headers: IncomingHttpHeaders = {}
   for (const name in given) {
     const normalized = normalizeName(name)
-    // Transfer-Encoding: the upstream client frames the request body itself.
-    if (HOP_BY_HOP.has(normalized) || PROXY_OWNED.has(normalized) || nominated?.has(name) || name === 'transfer-encoding') continue
+    // Transfer-Encoding: the upstream client frames the request body itself. Underscore spellings of the
+    // framing headers were refused before (checkRequestFraming); none goes on should one get here.
+    if (HOP_BY_HOP.has(normalized) || PROXY_OWNED.has(normalized) || nominated?.has(name) || normalized === 'transfer-encoding') continue
+    if (normalized === 'content-length' && name !== normalized) continue
     if (name === 'authorization' && options.authorization !== undefined) continue
     if (name === 'cookie' && options.cookie) {
       const kept = options.cookie(given.cookie!)

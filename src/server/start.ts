@@ -60,6 +60,28 @@ function refusedRequestLine(err: ParserError): string {
 }
 
 /**
+ * The `error.code` of a request Node's parser refused: a stable name for the parser's code (docs/access-log.md).
+ * Framing the body's end cannot be found by (the smuggling class), headers too large or too slow, and any
+ * other syntax error.
+ */
+function parserErrorCode(code: string | undefined): string {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 'request-headers-too-large'
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 'request-headers-timeout'
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+    case 'HPE_INVALID_CHUNK_SIZE':
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return 'request-framing-invalid'
+    default:
+      return 'request-syntax-invalid'
+  }
+}
+
+/**
  * The context of a request Node's parser refused: method and path from the request line when it is
  * legible (never headers, which may hold credentials), the reason from the parser's error code.
  */
@@ -71,9 +93,12 @@ function rejectedRequestContext(err: ParserError, socket: Socket, status: number
     id: randomUUID(), startNs: process.hrtime.bigint(), startMs: Date.now(), clientIp: unmapIPv4(socket.remoteAddress ?? ''),
     method: /^[A-Z]{1,16}$/.test(method) ? method : '-', target: path, path, query: '', userAgent: '', websocket: false,
     route: 'other', authMethod: 'none', identity: ANONYMOUS, decision: { result: 'deny', rule: null, reason }, status, bytesIn: 0, bytesOut: 0,
-    error: err.code ?? 'HPE_INVALID',
+    error: parserErrorCode(err.code),
   }
 }
+
+/** How long a refused connection may stay open once its answer is written: a client that never reads nor hangs up is let go. */
+const REFUSED_LINGER_MS = 5000
 
 function parseListen(listen: string): { host: string; port: number } {
   const colon = listen.lastIndexOf(':')
@@ -154,8 +179,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
   let accepting = true
 
   // Per connection: how many of its responses are still open, the last request the parser handed
-  // over, and what waits for those responses to end (the answer to a malformed request after them).
-  const connections = new WeakMap<Socket, { open: number; last: IncomingMessage; whenIdle?: () => void }>()
+  // over and its response, and what waits for those responses to end (the answer to a malformed request after them).
+  const connections = new WeakMap<Socket, { open: number; last: IncomingMessage; response: ServerResponse; whenIdle?: () => void }>()
   // Responses not closed yet, in all: each writes its request's record when it closes.
   let inFlight = 0
   let noneInFlight: (() => void) | undefined
@@ -169,7 +194,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
     if (connection) {
       connection.open++
       connection.last = req
-    } else connections.set(socket, { open: 1, last: req })
+      connection.response = res
+    } else connections.set(socket, { open: 1, last: req, response: res })
     res.once('close', () => {
       const c = connections.get(socket)
       if (c && --c.open === 0 && c.whenIdle) c.whenIdle()
@@ -201,19 +227,34 @@ export async function startServer(config: Config, options: StartOptions): Promis
     // pipeline: answer, close, and still leave one access-log record for each.
     if (refused.has(socket)) return
     refused.add(socket)
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
-    const answer = `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`
     const connection = connections.get(socket)
     // A parse error in the body of the request being handled is that request's: the pipeline logs and answers it.
     const inBody = connection !== undefined && connection.open > 0 && !connection.last.complete
-    // A connection that carried no request bytes at all (a client closing an idle keep-alive) is not a request.
-    const sawRequest = (err.rawPacket?.length ?? 0) > 0 || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-    if (sawRequest && !inBody) {
-      const ctx = rejectedRequestContext(err, socket, status)
+    // A connection that carried no request bytes at all is not a request: a client resetting an idle
+    // keep-alive, or one that sent nothing before the header deadline (a browser's preconnect). It is
+    // closed without an answer or a record. (A parser error at the client's end has no packet, but bytes.)
+    const parserError = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code?.startsWith('HPE_') === true
+    const sawRequest = (err.rawPacket?.length ?? 0) > 0 || (parserError && socket.bytesRead > 0)
+    if (!sawRequest && !inBody) return void socket.destroy()
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    const ctx = inBody ? undefined : rejectedRequestContext(err, socket, status)
+    // The answer names the request it answers, as every other answer does: this one's record, or the record
+    // of the request whose body broke.
+    const id = ctx?.id ?? connection?.response.getHeader('x-request-id')
+    const answer = `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n${typeof id === 'string' ? `x-request-id: ${id}\r\n` : ''}\r\n`
+    if (ctx) {
       if (socket.writable) ctx.bytesOut = answer.length
       accessLog.write(ctx, process.hrtime.bigint())
     }
-    const reply = () => (socket.writable ? socket.end(answer) : socket.destroy())
+    const reply = () => {
+      if (!socket.writable) return void socket.destroy()
+      socket.end(answer)
+      // Our side is done; the socket still waits for the client's: one that never reads (never sees our
+      // end) nor hangs up would hold it, and its file descriptor, forever. Let go after a linger that
+      // leaves a client that does read the time to read its answer.
+      const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref()
+      socket.once('close', () => clearTimeout(linger))
+    }
     // Requests before it on the connection (pipelined) get their answers first, then this one.
     if (connection !== undefined && connection.open > 0 && !inBody) connection.whenIdle = reply
     else reply()

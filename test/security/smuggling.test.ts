@@ -21,6 +21,8 @@ afterAll(async () => {
 })
 
 const smuggled = () => upstream.requests.filter((r) => r.url.includes('smuggled'))
+/** A chunked body ending early, then the start of another request: what a Transfer-Encoding reader would see. */
+const UNDERSCORE_BODY = '0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\nX: '
 
 describe('ambiguous framing is refused, never forwarded', () => {
   it.each([
@@ -60,6 +62,11 @@ describe('ambiguous framing is refused, never forwarded', () => {
     ['a Host that is no host', 'GET /api/v4/a HTTP/1.1\r\nHost: a b/c\r\n\r\n', 400, 'host-invalid'],
     ['a coding before chunked (its body would reach GitLab without its label)', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 501, 'transfer-coding-unsupported'],
     ['TRACE (it would echo cookies: cross-site tracing)', 'TRACE /api/v4/a HTTP/1.1\r\nHost: x\r\n\r\n', 405, 'method-not-allowed'],
+    // Puma folds `_` to `-` and prefers Transfer-Encoding to Content-Length: behind the proxy, the bytes after
+    // the chunked end would be a second request (SECURITY.md §1.6).
+    ['Transfer_Encoding next to Content-Length (Puma would frame by it)', `POST /api/v4/a HTTP/1.1\r\nHost: x\r\nContent-Length: ${UNDERSCORE_BODY.length}\r\nTransfer_Encoding: chunked\r\n\r\n${UNDERSCORE_BODY}`, 400, 'framing-header-underscore'],
+    ['a Content_Length spelled with underscores (Puma would read a body Node never saw)', 'GET /api/v4/a HTTP/1.1\r\nHost: x\r\nContent_Length: 0\r\n\r\n', 400, 'framing-header-underscore'],
+    ['a websocket handshake with Transfer_Encoding', 'GET /-/cable HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nTransfer_Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'framing-header-underscore'],
     ['a websocket handshake with a body', 'GET /-/cable HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 34\r\n\r\nGET /admin/x HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'upgrade-with-body'],
   ])('%s is refused before the pipeline, nothing forwarded', async (_name, bytes, status, reason) => {
     upstream.clear()
@@ -78,6 +85,27 @@ describe('ambiguous framing is refused, never forwarded', () => {
     expect(upstream.requests).toHaveLength(1)
     expect(upstream.requests[0]!.headers.host).toBe('127.0.0.1:8080')
     expect(upstream.requests[0]!.headers['x-forwarded-host']).toBe('127.0.0.1:8080')
+  })
+
+  it('Connection cannot nominate Host: GitLab gets the public host, never the upstream address, websocket handshakes too', async () => {
+    upstream.clear()
+    const answer = await rawSocket(proxy.url, 'GET /api/v4/a HTTP/1.1\r\nHost: gitlab.example.com\r\nConnection: Host, close\r\n\r\n', 1500)
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /)
+    const handshake = await rawSocket(proxy.url, 'GET /-/cable HTTP/1.1\r\nHost: gitlab.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade, Host\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n', 500)
+    expect(handshake).toMatch(/^HTTP\/1\.1 101 /)
+    expect(upstream.requests.map((r) => r.url)).toEqual(['/api/v4/a', '/-/cable'])
+    for (const seen of upstream.requests) {
+      expect(seen.headers.host).toBe('gitlab.example.com')
+      expect(seen.headers['x-forwarded-host']).toBe('gitlab.example.com')
+    }
+  })
+
+  it('Connection cannot nominate the body\'s framing or type: the body reaches GitLab whole, labelled', async () => {
+    upstream.clear()
+    const answer = await rawSocket(proxy.url, 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\nConnection: Content-Length, Content-Type, close\r\n\r\ntitle=hello', 1500)
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /)
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ method: 'POST', bodyBytes: 11 })
+    expect(upstream.requests[0]!.headers).toMatchObject({ 'content-length': '11', 'content-type': 'application/x-www-form-urlencoded' })
   })
 
   it('Expect: 100-continue: the 100 comes only once the policy allows the request', async () => {

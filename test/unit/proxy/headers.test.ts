@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { describe, it, expect } from 'vitest'
 import { forwardableResponseHeaders, groupsHeaderValue, sanitizeRequestHeaders, setIdentityHeaders, utf8HeaderValue, withoutCookies } from '../../../src/proxy/headers.ts'
 import type { Identity } from '../../../src/auth/identity.ts'
+import { hasBody } from '../../../src/proxy/forward.ts'
 
 const request = (headers: Record<string, string>) => ({ headers, socket: { remoteAddress: '::ffff:10.0.0.9' } }) as unknown as IncomingMessage
 const base = { requestId: 'req-1', peerTrusted: false, scheme: 'https' as const, websocket: false }
@@ -36,6 +37,39 @@ describe('sanitizeRequestHeaders', () => {
     const out = sanitizeRequestHeaders(request({ host: 'h', ...Object.fromEntries(spoofed.map((name) => [name, 'mallory'])) }), base)
     for (const name of spoofed) expect(out, name).not.toHaveProperty(name)
   })
+
+  it('Connection cannot nominate the end-to-end headers GitLab needs: Host, the body\'s framing and labels (RFC 9110 §7.6.1)', () => {
+    const given = {
+      host: 'gitlab.example.com', connection: 'Host, Content-Length, Content-Type, Content-Encoding, Cache-Control, X-Hop, close',
+      'content-length': '11', 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip', 'cache-control': 'no-cache', 'x-hop': 'dropped',
+    }
+    const out = sanitizeRequestHeaders(request(given), base)
+    expect(out).toEqual({
+      host: 'gitlab.example.com', 'content-length': '11', 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip', 'cache-control': 'no-cache',
+      'x-forwarded-for': '10.0.0.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gitlab.example.com', 'x-request-id': 'req-1',
+    })
+    // The websocket handshake too (http-proxy-3 sends what this leaves).
+    const ws = sanitizeRequestHeaders(request({ host: 'gitlab.example.com', connection: 'Upgrade, Host', upgrade: 'websocket' }), { ...base, websocket: true })
+    expect(ws).toMatchObject({ host: 'gitlab.example.com', 'x-forwarded-host': 'gitlab.example.com', connection: 'Upgrade', upgrade: 'websocket' })
+  })
+
+  it('never forwards an underscore spelling of a framing header', () => {
+    const out = sanitizeRequestHeaders(request({ host: 'h', 'content-length': '4', transfer_encoding: 'chunked', content_length: '40' }), base)
+    expect(out).not.toHaveProperty('transfer_encoding')
+    expect(out).not.toHaveProperty('content_length')
+    expect(out['content-length']).toBe('4')
+  })
+})
+
+describe('hasBody', () => {
+  // `req.headers` are GitLab's by then (cleaned): whether a body follows is read from the raw framing.
+  const sent = (rawHeaders: string[]) => ({ headers: {}, rawHeaders }) as unknown as IncomingMessage
+  it('reads the framing the parser used, whatever the cleaned headers hold', () => {
+    expect(hasBody(sent(['Host', 'h', 'Content-Length', '11', 'Connection', 'Content-Length']))).toBe(true)
+    expect(hasBody(sent(['Host', 'h', 'transfer-encoding', 'chunked']))).toBe(true)
+    expect(hasBody(sent(['Host', 'h', 'content-length', '0']))).toBe(false)
+    expect(hasBody(sent(['Host', 'h']))).toBe(false)
+  })
 })
 
 describe('withoutCookies', () => {
@@ -53,6 +87,11 @@ describe('forwardableResponseHeaders', () => {
     expect(forwardableResponseHeaders({ 'set-cookie': ['iap=x; Path=/', ' iap-tx-1=y', 'a=1'] }, 'keep-alive', own)).toEqual({ 'set-cookie': ['a=1'], connection: 'keep-alive' })
     expect(forwardableResponseHeaders({ 'set-cookie': ['iap=x'], 'content-type': 'text/html' }, 'keep-alive', own)).toEqual({ 'content-type': 'text/html', connection: 'keep-alive' })
     expect(forwardableResponseHeaders({ 'content-length': '2', connection: 'keep-alive', upgrade: 'h2c' }, 'keep-alive')).toEqual({ 'content-length': '2', connection: 'keep-alive' })
+  })
+
+  it('keeps GitLab\'s own framing and labels even when its Connection names them', () => {
+    const given = { connection: 'close, Content-Length, Content-Type, X-Internal', 'content-length': '2', 'content-type': 'text/plain', 'x-internal': 'secret' }
+    expect(forwardableResponseHeaders(given, 'keep-alive')).toEqual({ 'content-length': '2', 'content-type': 'text/plain', connection: 'keep-alive' })
   })
 
   it('honours every Connection header when GitLab sends several', () => {
