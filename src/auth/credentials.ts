@@ -4,7 +4,8 @@
  *      `Bearer <LFS grant>`, which the proxy itself handed out in an LFS batch answer;
  *   2. `Authorization: Bearer <JWT>` whose `iss` is a trusted issuer (removed);
  *   3. `Authorization: Basic` whose username is such a JWT: the password is GitLab's and is forwarded
- *      as Basic with the username `gitlab-ci-token` (CI issuers) or `oauth2`;
+ *      as Basic with the username `gitlab-ci-token` (CI issuers) or `oauth2`; a password that is
+ *      itself an IAP token is refused (`basic-password-iap-token`), never forwarded;
  *   4. `Authorization: Basic` whose password is such a JWT (removed);
  *   5. none of these: the session cookie step, else anonymous.
  * Any other `Authorization` (a GitLab PAT, an OAuth token, a JOB-TOKEN elsewhere) is left for GitLab.
@@ -42,7 +43,11 @@ export type Credential =
       readonly token: string
       readonly forwardAuthorization: string | null | undefined
     }
-  | { readonly kind: 'invalid'; readonly source: CredentialSource; readonly reason: 'credential-malformed' | 'authorization-malformed' | 'token-too-large' }
+  | {
+      readonly kind: 'invalid'
+      readonly source: CredentialSource
+      readonly reason: 'credential-malformed' | 'authorization-malformed' | 'basic-password-iap-token' | 'token-too-large'
+    }
 
 const NONE: Credential = Object.freeze({ kind: 'none' })
 
@@ -76,22 +81,81 @@ export function gitlabBasic(username: string, password: string): string {
 /** A JWT-shaped value too large to inspect: ours or not, it must not pass (fail closed). */
 const oversizedJwt = (value: string) => value.length > MAX_TOKEN_BYTES && looksLikeJwt(value)
 
-/** JWT-shaped runs inside a longer value: `eyJ` (a JSON header in base64url), then two more segments. */
-const EMBEDDED_JWT = /eyJ[\w-]*\.[\w-]+\.[\w-]*/g
+/** Could `value` be an IAP token: a trusted issuer's JWT, or one too large to tell? Never for GitLab. */
+const iapJwt = (value: string, lookup: TrustLookup) => lookup(value) !== undefined || oversizedJwt(value)
+
+/** More JWT-shaped runs than any real `Authorization` carries: each costs a decode, so stop and fail closed. */
+const MAX_EMBEDDED_JWTS = 16
+
 const BASIC_SCHEME = /^[ \t]*basic[ \t]/i
+
+const DOT = 0x2e
+
+/** A base64url character (`[\w-]`), the alphabet of a JWT segment. */
+function isSegmentChar(code: number): boolean {
+  return (code >= 0x30 && code <= 0x39) || (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || code === 0x2d || code === 0x5f
+}
+
+/** Where the run of segment characters starting at `from` ends. */
+function segmentEnd(text: string, from: number): number {
+  let i = from
+  while (i < text.length && isSegmentChar(text.charCodeAt(i))) i++
+  return i
+}
+
+/**
+ * JWT-shaped runs inside a longer value, left to right: `eyJ` (a JSON header in base64url) where a
+ * run of base64url characters begins, and the rest of its segment, a dot, a non-empty segment, a
+ * dot, a segment — what `/(?<![\w-])eyJ[\w-]*\.[\w-]+\.[\w-]*\/g` matches. Only where a run begins:
+ * GitLab reads a token there, never in the middle of another word, and GitLab's own JWT-format job
+ * tokens (`glcbt-eyJ…`) must pass. Written as one pass because such a regex backtracks
+ * quadratically on `eyJeyJeyJ…`, an unauthenticated header that held the event loop for a second.
+ */
+export function* embeddedJwts(text: string): Generator<string> {
+  let from = 0
+  for (;;) {
+    const start = text.indexOf('eyJ', from)
+    if (start === -1) return
+    // Inside a longer run: no `eyJ` in the rest of this run begins one either.
+    if (start > 0 && isSegmentChar(text.charCodeAt(start - 1))) {
+      from = segmentEnd(text, start + 3)
+      continue
+    }
+    const first = segmentEnd(text, start + 3)
+    // Any later `eyJ` in this segment ends at the same place and fails the same way.
+    if (text.charCodeAt(first) !== DOT) {
+      from = first
+      continue
+    }
+    const second = segmentEnd(text, first + 1)
+    // The second segment may itself begin a JWT: resume right after the first dot.
+    if (second === first + 1 || text.charCodeAt(second) !== DOT) {
+      from = first + 1
+      continue
+    }
+    const end = segmentEnd(text, second + 1)
+    yield text.slice(start, end)
+    from = end
+  }
+}
 
 /**
  * Does an `Authorization` value that is not a well-formed credential still carry a trusted JWT
  * (`Bearer <JWT> x`, Basic with a space inside its base64 or before the username)? GitLab's Rack
- * reads such values leniently, so the token would reach it: the proxy refuses them instead.
+ * reads such values leniently, so the token would reach it: the proxy refuses them instead. So is
+ * one with more than `MAX_EMBEDDED_JWTS` JWT-shaped runs: linear as the scan is, a megabyte of
+ * `eyJ9.a.b ` would otherwise cost a failed JSON parse per run.
  */
 function carriesTrustedJwt(value: string, lookup: TrustLookup): boolean {
   const texts = [value]
   const basic = BASIC_SCHEME.exec(value)
   // Decoded as leniently as Rack does: whatever is not in the base64 alphabet is skipped.
   if (basic) texts.push(Buffer.from(value.slice(basic[0].length).replace(/[^A-Za-z0-9+/]/g, ''), 'base64').toString('latin1'))
+  let seen = 0
   for (const text of texts) {
-    for (const [jwt] of text.matchAll(EMBEDDED_JWT)) if (lookup(jwt) || oversizedJwt(jwt)) return true
+    for (const jwt of embeddedJwts(text)) {
+      if (++seen > MAX_EMBEDDED_JWTS || lookup(jwt) || oversizedJwt(jwt)) return true
+    }
   }
   return false
 }
@@ -105,7 +169,7 @@ function withoutIapCredentials(authorization: string | undefined, lookup: TrustL
   if (parsed.scheme === 'bearer' && (lookup(parsed.token) || oversizedJwt(parsed.token))) return null
   if (parsed.scheme === 'basic') {
     const trusted = lookup(parsed.username)
-    if (trusted) return parsed.password === '' ? null : gitlabBasic(trusted.basicUsername, parsed.password)
+    if (trusted) return parsed.password === '' || iapJwt(parsed.password, lookup) ? null : gitlabBasic(trusted.basicUsername, parsed.password)
     if (lookup(parsed.password)) return null
   }
   return authorization !== undefined && carriesTrustedJwt(authorization, lookup) ? null : undefined
@@ -132,6 +196,9 @@ export function extractCredential(headers: IncomingHttpHeaders, lookup: TrustLoo
     if (oversizedJwt(parsed.username)) return { kind: 'invalid', source: 'basic-username', reason: 'token-too-large' }
     const trusted = lookup(parsed.username)
     if (trusted) {
+      // The password is forwarded to GitLab: an IAP token there (`$IAP_TOKEN:$IAP_TOKEN`) would reach it.
+      if (oversizedJwt(parsed.password)) return { kind: 'invalid', source: 'basic-password', reason: 'token-too-large' }
+      if (lookup(parsed.password)) return { kind: 'invalid', source: 'basic-password', reason: 'basic-password-iap-token' }
       // One credential only (`https://$IAP_TOKEN@host`): nothing for GitLab.
       const forward = parsed.password === '' ? null : gitlabBasic(trusted.basicUsername, parsed.password)
       return { kind: 'token', source: 'basic-username', token: parsed.username, forwardAuthorization: forward }

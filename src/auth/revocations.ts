@@ -1,21 +1,25 @@
 /**
  * Revoked users (SPEC `POST /admin/revoke`): a credential of that user issued before the revocation
- * is refused, even when the verified-token cache still holds it. Keyed by object id and by upn
- * (case-insensitive); kept longer than any token lives (Entra CAE tokens: up to 28 h).
+ * is refused, even when the verified-token cache still holds it. Keyed case-insensitively by the id
+ * and the name as they leave the proxy (`qualifiedValue`, as `users` rules and X-Forwarded-User show
+ * them): Entra object id or upn; `<issuer name>:<user>` for an extra issuer, so `gitlab-ci:ada`
+ * revokes that CI identity and a bare `ada` does not. Kept longer than any token lives (Entra CAE
+ * tokens: up to 28 h).
  * In-process; `shareRevocations` connects it to the session store, which persists and broadcasts
  * revocations to every replica (with `session.store: redis`) and calls `revoke` there.
  */
 import { LRUCache } from 'lru-cache'
-import type { Identity } from './identity.ts'
+import { qualifiedValue, type Identity } from './identity.ts'
 import type { SessionStore } from './session/store.ts'
 
 export interface Revocations {
-  /** Revokes credentials of `user` (oid or upn) issued before `atMs` (default: now). */
+  /** Revokes credentials of `user` (oid or upn; `<issuer name>:<user>` for an extra issuer) issued before `atMs` (default: now). */
   revoke(user: string, atMs?: number): void
   /**
-   * True when the identity's credential was issued before a revocation of its id or name.
-   * `firstSeenMs`: when this process first accepted the credential (bearer tokens), which settles a
-   * credential issued in the revocation's own second.
+   * True when the identity's credential was issued before a revocation of its (qualified) id or name.
+   * `firstSeenMs`: when this process first accepted the credential (bearer tokens). Accepted here
+   * before the revocation, it is revoked whatever its `iat`; otherwise it settles a credential issued
+   * in the revocation's own second.
    */
   isRevoked(identity: Identity, firstSeenMs?: number): boolean
   /** Epoch ms of the latest revocation of `user`, if any. */
@@ -36,6 +40,7 @@ const key = (user: string): string => user.trim().toLowerCase()
 export function createRevocations(options: RevocationOptions = {}): Revocations {
   const now = options.now ?? Date.now
   const revoked = new LRUCache<string, number>({ max: options.max ?? 100_000, ttl: options.ttlMs ?? 30 * 3600_000, ttlResolution: 0 })
+  const latest = (user: string) => revoked.get(key(user)) ?? 0
   return {
     revoke(user, atMs = now()) {
       const k = key(user)
@@ -44,16 +49,20 @@ export function createRevocations(options: RevocationOptions = {}): Revocations 
     },
     isRevoked(identity, firstSeenMs) {
       if (revoked.size === 0) return false
-      const at = Math.max(revoked.get(key(identity.id)) ?? 0, identity.name ? (revoked.get(key(identity.name)) ?? 0) : 0)
+      // By id and name as `users` rules and identity headers show them (`gitlab-ci:ada`, not `ada`).
+      const at = Math.max(latest(qualifiedValue(identity, identity.id)), identity.name ? latest(qualifiedValue(identity, identity.name)) : 0)
       if (at === 0) return false
       if (identity.issuedAt === undefined) return true
+      // Accepted here before the revocation: revoked, even with an `iat` ahead of it (an IdP clock up
+      // to the 60 s skew fast).
+      if (firstSeenMs !== undefined && firstSeenMs <= at) return true
       const issuedMs = identity.issuedAt * 1000
       if (issuedMs + 1000 <= at) return true
       if (issuedMs >= at) return false
       // `iat` has whole seconds, and this credential comes from the revocation's own second: it counts as
       // earlier (fail closed) unless it was first presented after the revocation — the fresh token a
       // revoked user gets right after being let back in, not one they held before.
-      return firstSeenMs === undefined || firstSeenMs <= at
+      return firstSeenMs === undefined
     },
     revokedAt: (user) => revoked.get(key(user)),
   }

@@ -5,7 +5,10 @@
  * - jose is told never to refetch on its own (`cacheMaxAge` and `cooldownDuration` Infinity);
  * - an unknown `kid` triggers at most one refetch per `cooldownMs`, shared by concurrent requests;
  * - a failed fetch also starts the cooldown, so a dead IdP is not hammered;
- * - a failed reload keeps the last good keys (stale-if-error) and shows in metrics and readiness.
+ * - a failed reload keeps the last good keys (stale-if-error) and shows in metrics and readiness; a
+ *   document without a single usable key counts as failed (it would otherwise replace good keys);
+ * - `keyVersion` tells the verified-token cache, synchronously, whether the key that verified a token
+ *   is still published: a withdrawn key (a rotation after a leak) stops counting for cached tokens too.
  * A `kid` is only ever looked up in this issuer's own set (SECURITY.md E11).
  */
 import { createRemoteJWKSet, customFetch, type FlattenedJWSInput, type JWSHeaderParameters, type JWTVerifyGetKey } from 'jose'
@@ -25,10 +28,18 @@ export interface KeySetStatus {
   readonly lastError?: string
 }
 
+/** Opaque: the same object while the keys it stands for are unchanged; compared with `===`. */
+export type KeyVersion = object
+
 export interface IssuerKeys {
   readonly label: string
   /** Key resolver for `jwtVerify`; throws `IAP_ERR_JWKS_UNAVAILABLE` when no keys were ever fetched. */
   readonly getKey: (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<KeyResult>
+  /**
+   * The version of the published keys a token with this `kid` is verified with (without `kid`: the
+   * whole set), or undefined when there are none. A new object once they change or go. Synchronous.
+   */
+  keyVersion(kid: string | undefined): KeyVersion | undefined
   /** Discovery + first fetch; resolves when that attempt ends (retries continue in the background). */
   start(): Promise<void>
   isReady(): boolean
@@ -100,7 +111,10 @@ async function fetchJson(doFetch: typeof fetch, url: string, init: RequestInit):
   }
 }
 
-/** Keeps only usable keys: no symmetric keys; for Entra, no key whose `issuer` names another tenant/issuer. */
+/**
+ * Keeps only usable keys: no symmetric keys; for Entra, no key whose `issuer` names another tenant/issuer.
+ * Throws when none is left: `{"keys": []}` from a sick IdP is no reason to forget the last good keys.
+ */
 export function filterKeys(spec: Pick<IssuerSpec, 'keyIssuers' | 'tenantId'>, jwks: unknown): { keys: Record<string, unknown>[] } {
   const keys = (jwks as { keys?: unknown })?.keys
   if (!Array.isArray(keys)) throw new Error('not a JSON Web Key Set')
@@ -113,7 +127,32 @@ export function filterKeys(spec: Pick<IssuerSpec, 'keyIssuers' | 'tenantId'>, jw
     if (!allowed || typeof issuer !== 'string') return true
     return allowed.includes(issuer.replaceAll('{tenantid}', spec.tenantId ?? ''))
   })
+  if (usable.length === 0) throw new Error(`no usable key in the key set (${keys.length} listed)`)
   return { keys: usable }
+}
+
+/** Versions of a key set: per `kid`, and of the whole set (tokens without `kid`). */
+export interface KeyVersions {
+  readonly byKid: ReadonlyMap<string, { readonly fingerprint: string }>
+  readonly all: { readonly fingerprint: string } | undefined
+}
+
+export const NO_KEY_VERSIONS: KeyVersions = Object.freeze({ byKid: new Map(), all: undefined })
+
+/**
+ * The versions of `keys`, reusing `previous`'s object wherever the keys are unchanged: a routine
+ * refetch of the same document keeps every cached token, a withdrawn or replaced key drops its own.
+ */
+export function nextKeyVersions(keys: readonly unknown[], previous: KeyVersions): KeyVersions {
+  const prints = new Map<string, string>()
+  for (const key of keys) {
+    const kid = (key as { kid?: unknown })?.kid
+    if (typeof kid === 'string') prints.set(kid, `${prints.get(kid) ?? ''}${JSON.stringify(key)}\n`)
+  }
+  const keep = (before: { fingerprint: string } | undefined, fingerprint: string) => (before?.fingerprint === fingerprint ? before : { fingerprint })
+  const byKid = new Map<string, { fingerprint: string }>()
+  for (const [kid, fingerprint] of prints) byKid.set(kid, keep(previous.byKid.get(kid), fingerprint))
+  return { byKid, all: keys.length === 0 ? undefined : keep(previous.all, keys.map((k) => JSON.stringify(k)).join('\n')) }
 }
 
 const describe = (err: unknown) => {
@@ -134,6 +173,7 @@ export function createIssuerKeys(spec: IssuerSpec, options: KeySetOptions): Issu
   let jwksUri = spec.jwksUri
   let jwks: ReturnType<typeof createRemoteJWKSet> | undefined
   let keyCount = 0
+  let versions = NO_KEY_VERSIONS
   let loaded = false
   let lastSuccess: number | undefined
   let lastFailure: number | undefined
@@ -187,6 +227,9 @@ export function createIssuerKeys(spec: IssuerSpec, options: KeySetOptions): Issu
         [customFetch]: countingFetch as never,
       })
       await jwks.reload()
+      // From the set jose now holds, once it holds it: a token verified meanwhile is stamped with the
+      // older version and simply verified again.
+      versions = nextKeyVersions(jwks.jwks()?.keys ?? [], versions)
       loaded = true
       lastSuccess = now()
       lastError = undefined
@@ -253,6 +296,7 @@ export function createIssuerKeys(spec: IssuerSpec, options: KeySetOptions): Issu
   return {
     label,
     getKey,
+    keyVersion: (kid) => (kid === undefined ? versions.all : versions.byKid.get(kid)),
     start() {
       startPromise ??= load().then(
         () => schedule(refreshMs),

@@ -27,6 +27,7 @@ export const BEARER_FAILURES = {
   'token-revoked': 'The token was revoked; obtain a new one.',
   'credential-malformed': 'The X-IAP-Authorization header must be "Bearer <JWT>".',
   'authorization-malformed': 'The Authorization header carries an IAP token but is neither "Bearer <JWT>" nor "Basic <base64 of user:password>".',
+  'basic-password-iap-token': "The Basic password is an IAP token too; it would be passed to GitLab: put GitLab's credential there, or leave it empty.",
   'lfs-grant-invalid': 'The LFS grant was not issued by this proxy, or is damaged; run the git command again.',
   'lfs-grant-expired': 'The LFS grant has expired; run the git command again.',
   'lfs-grant-out-of-scope': 'The LFS grant is for another object or operation.',

@@ -7,18 +7,23 @@ import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Identity } from '../identity.ts'
 import type { IssuerSpec } from './issuers.ts'
+import type { KeyVersion } from './key-set.ts'
 
 export interface CachedToken {
   readonly identity: Identity
   readonly spec: IssuerSpec
   /** When this process first verified the token (epoch ms), for revocations in the token's own second. */
   readonly verifiedAt: number
+  /** The token's `kid` and the version of the issuer's keys under it that verified it: a hit counts only while it is current. */
+  readonly kid?: string
+  readonly keyVersion?: KeyVersion
 }
 
 export interface TokenCache {
   get(key: string): CachedToken | undefined
   /** Caches until `ttlMs` from now; nothing when `ttlMs` is not positive. */
   set(key: string, entry: CachedToken, ttlMs: number): void
+  delete(key: string): void
   readonly size: number
 }
 
@@ -60,6 +65,9 @@ export function createTokenCache(options: TokenCacheOptions = {}): TokenCache {
     set(key, entry, ttlMs) {
       if (!(ttlMs > 0)) return
       lru.set(key, entry, { ttl: Math.min(ttlMs, maxTtlMs) })
+    },
+    delete(key) {
+      lru.delete(key)
     },
     get size() {
       return lru.size

@@ -4,7 +4,8 @@
  * `none`, never HMAC); the key only from that issuer's own JWKS (header `jku`/`x5u`/`jwk`/`x5c` are
  * never looked at); exact `iss`; `aud` accepted; `exp` required; `exp`/`nbf`/`iat` within 60 s skew;
  * then the issuer's own claim rules (Entra: tenant, access-token shape). A verified token is cached
- * until `exp`: a cache hit answers synchronously, and revocation is checked on every use.
+ * until `exp`: a cache hit answers synchronously, and revocation and whether the issuer still
+ * publishes the key that verified it are checked on every use.
  */
 import { jwtVerify } from 'jose'
 import type { GraphGroups } from '../graph-groups.ts'
@@ -14,7 +15,7 @@ import { entraIdentity, issuerIdentity, type ClaimsResult } from './claims.ts'
 import type { IssuerSpec } from './issuers.ts'
 import type { IssuerKeys } from './key-set.ts'
 import { bearerFailure, reasonForJoseError, type BearerFailure, type BearerFailureReason } from './reasons.ts'
-import { tokenKey, type TokenCache } from './token-cache.ts'
+import { tokenKey, type CachedToken, type TokenCache } from './token-cache.ts'
 import { inspectToken, peekIssuer } from './token-shape.ts'
 
 /** Largest clock difference tolerated for `exp`, `nbf` and `iat` (SPEC: at most 60 s). */
@@ -36,8 +37,11 @@ export interface BearerVerifier {
 
 export interface BearerVerifierDeps {
   readonly issuers: readonly IssuerSpec[]
-  /** Key holders by issuer label. */
-  readonly keys: ReadonlyMap<string, Pick<IssuerKeys, 'getKey'>>
+  /**
+   * Key holders by issuer label. Without `keyVersion` (a fixed key set), cached tokens are not tied
+   * to their key.
+   */
+  readonly keys: ReadonlyMap<string, Pick<IssuerKeys, 'getKey'> & Partial<Pick<IssuerKeys, 'keyVersion'>>>
   readonly cache: TokenCache
   readonly revocations: Revocations
   readonly metrics: { tokenCache(result: 'hit' | 'miss'): void }
@@ -66,6 +70,9 @@ export function createBearerVerifier(deps: BearerVerifierDeps): BearerVerifier {
     return memoKey
   }
 
+  /** A cache entry still stands while the key that verified its token is published unchanged. */
+  const keyCurrent = (entry: CachedToken) => entry.keyVersion === undefined || deps.keys.get(entry.spec.label)?.keyVersion?.(entry.kid) === entry.keyVersion
+
   function lookup(token: string): IssuerSpec | undefined {
     const hit = deps.cache.get(keyOf(token))
     if (hit) return hit.spec
@@ -85,9 +92,11 @@ export function createBearerVerifier(deps: BearerVerifierDeps): BearerVerifier {
     }
   }
 
-  async function verifySlow(token: string, key: string, spec: IssuerSpec): Promise<VerifyResult> {
+  /** `firstSeenMs`: when an earlier, now stale, cache entry says the token was first accepted (revocations). */
+  async function verifySlow(token: string, key: string, spec: IssuerSpec, kid: string | undefined, firstSeenMs?: number): Promise<VerifyResult> {
     const keys = deps.keys.get(spec.label)
     if (!keys) return fail('jwks-unavailable')
+    const keyVersion = keys.keyVersion?.(kid)
     let claims: Record<string, unknown>
     try {
       const verified = await jwtVerify(token, keys.getKey, {
@@ -109,8 +118,11 @@ export function createBearerVerifier(deps: BearerVerifierDeps): BearerVerifier {
     if (!mapped.ok) return fail(mapped.reason)
     const { identity, ttlCapMs } = await withGroups(mapped, spec)
     const untilExp = (claims.exp as number) * 1000 - now()
-    const verifiedAt = now()
-    deps.cache.set(key, { identity, spec, verifiedAt }, ttlCapMs === undefined ? untilExp : Math.min(untilExp, ttlCapMs))
+    const ttlMs = ttlCapMs === undefined ? untilExp : Math.min(untilExp, ttlCapMs)
+    const verifiedAt = firstSeenMs ?? now()
+    if (!keys.keyVersion) deps.cache.set(key, { identity, spec, verifiedAt }, ttlMs)
+    // Cached only when the keys under `kid` were the same before and after: the version that verified it is then certain.
+    else if (keyVersion !== undefined && keys.keyVersion(kid) === keyVersion) deps.cache.set(key, { identity, spec, verifiedAt, ...(kid !== undefined && { kid }), keyVersion }, ttlMs)
     if (deps.revocations.isRevoked(identity, verifiedAt)) return fail('token-revoked')
     return { ok: true, identity, spec }
   }
@@ -118,10 +130,13 @@ export function createBearerVerifier(deps: BearerVerifierDeps): BearerVerifier {
   function verify(token: string): VerifyResult | Promise<VerifyResult> {
     const key = keyOf(token)
     const hit = deps.cache.get(key)
-    if (hit) {
+    if (hit && keyCurrent(hit)) {
       deps.metrics.tokenCache('hit')
       return deps.revocations.isRevoked(hit.identity, hit.verifiedAt) ? fail('token-revoked') : { ok: true, identity: hit.identity, spec: hit.spec }
     }
+    // Its key was withdrawn or replaced since: verified again against the keys published now.
+    if (hit) deps.cache.delete(key)
+    const firstSeenMs = hit?.verifiedAt
     deps.metrics.tokenCache('miss')
     const shape = inspectToken(token)
     if (!shape.ok) return fail(shape.reason)
@@ -133,7 +148,7 @@ export function createBearerVerifier(deps: BearerVerifierDeps): BearerVerifier {
     if (!spec.algorithms.includes(header.alg)) return fail('token-alg-not-allowed')
     let running = pending.get(key)
     if (!running) {
-      running = verifySlow(token, key, spec).catch(() => fail('token-bad-signature'))
+      running = verifySlow(token, key, spec, typeof header.kid === 'string' ? header.kid : undefined, firstSeenMs).catch(() => fail('token-bad-signature'))
       pending.set(key, running)
       running.finally(() => pending.delete(key)).catch(() => {})
     }

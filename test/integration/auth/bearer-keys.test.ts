@@ -92,6 +92,36 @@ describe('signing keys', () => {
     expect(idp.counts.jwks - before).toBe(1)
   })
 
+  it('a token used before its key was withdrawn is refused after the refetch, not served from the cache', async () => {
+    const proxy = await startProxy()
+    const oldKey = idp.keys[0]!
+    const held = await idp.mint({}, { key: oldKey })
+    expect((await get(proxy, held)).status).toBe(200)
+    expect((await get(proxy, held)).status).toBe(200)
+    const newKey = await idp.rotate({ keepOld: false })
+    // The new kid triggers the refetch that learns the old key is gone.
+    expect((await get(proxy, await idp.mint({}, { key: newKey }))).status).toBe(200)
+    expect(await get(proxy, held)).toMatchObject({ status: 401, reason: 'token-unknown-key', reached: 0 })
+  })
+
+  it('a key set without a usable key keeps the last good keys: counted as a failed fetch, still ready', async () => {
+    const proxy = await startProxy()
+    const published = idp.keys.splice(0)
+    try {
+      // An unknown kid makes the proxy refetch; the IdP answers {"keys": []}.
+      const stranger = await idp.newKey('RS256')
+      expect(await get(proxy, await idp.mint({}, { key: stranger }))).toMatchObject({ status: 401, reason: 'token-unknown-key', reached: 0 })
+      expect(await get(proxy, await idp.mint({ oid: '7a1d0c55-0000-4000-8000-0000000000d4' }, { key: published[0]! }))).toMatchObject({ status: 200, reached: 1 })
+      const ready = await readyz(proxy)
+      expect(ready.status).toBe(200)
+      expect(ready.entra).toMatchObject({ ready: true, keys: 1, lastError: expect.stringMatching(/no usable key/) })
+      const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text()
+      expect(metrics).toMatch(/gitlab_iap_jwks_fetch_total\{issuer="entra",result="failure"\} 1/)
+    } finally {
+      idp.keys.push(...published)
+    }
+  })
+
   it('IdP down after start: the last good keys keep serving, the failure shows in /readyz', async () => {
     const proxy = await startProxy()
     const cached = await idp.mint()

@@ -4,7 +4,10 @@
  * one shared refetch for concurrent unknown kids, cooldown, metrics.
  */
 import { randomUUID } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { exportJWK, generateKeyPair } from 'jose'
 import { createIssuerKeys, type IssuerKeys } from '../../../src/auth/bearer/key-set.ts'
 import { trustedIssuers, type IssuerSpec } from '../../../src/auth/bearer/issuers.ts'
 import { configSchema } from '../../../src/config/schema.ts'
@@ -115,3 +118,65 @@ describe('issuer key holder', () => {
     expect(fetches).toEqual(['entra:success', 'entra:success', 'entra:failure'])
   })
 })
+
+describe('a key set document without a usable key', () => {
+  let server: Server
+  let body: unknown
+  let spec: IssuerSpec
+  let goodKey: Record<string, unknown>
+
+  beforeAll(async () => {
+    const { publicKey } = await generateKeyPair('RS256', { extractable: true })
+    goodKey = { ...(await exportJWK(publicKey)), kid: 'good', alg: 'RS256', use: 'sig' }
+    server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(body))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const jwksUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/keys`
+    spec = { label: 'ci', name: 'ci', flavor: 'extra', iss: 'https://ci.example.test', audiences: ['aud'], algorithms: ['RS256'], discoveryUrl: `${jwksUri}/unused`, jwksUri, basicUsername: 'gitlab-ci-token' }
+  })
+  afterAll(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())))
+
+  it.each([
+    ['empty', { keys: [] }],
+    ['junk entries', { keys: [1, 'x', null] }],
+    ['only a symmetric key', { keys: [{ kty: 'oct', kid: 'good', k: 'c2VjcmV0' }] }],
+  ])('%s, on a reload: a failure (counted, in status); the last good keys keep serving, readiness stays', async (_name, bad) => {
+    body = { keys: [goodKey] }
+    const { keys, fetches } = holder(spec, { cooldownMs: 0 })
+    await keys.start()
+    body = bad
+    await expect(keys.getKey(headerFor(randomUUID()), TOKEN)).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' })
+    expect(fetches).toEqual(['ci:success', 'ci:failure'])
+    expect(keys.status()).toMatchObject({ ready: true, keys: 1, lastError: expect.stringMatching(/no usable key/) })
+    expect(keys.isReady()).toBe(true)
+    await expect(keys.getKey(headerFor('good'), TOKEN)).resolves.toBeTruthy()
+  })
+
+  it('at start: not ready (no keys yet), the cause in status', async () => {
+    body = { keys: [] }
+    const { keys, fetches } = holder(spec)
+    await keys.start()
+    expect(keys.isReady()).toBe(false)
+    expect(fetches).toEqual(['ci:failure'])
+    expect(keys.status()).toMatchObject({ ready: false, keys: 0, lastError: expect.stringMatching(/no usable key/) })
+  })
+})
+
+describe('key versions (what ties a cached token to its key)', () => {
+  it('a refetch of the same keys keeps the version; a withdrawn kid has none; a new kid gets one', async () => {
+    const { keys } = holder(v2, { cooldownMs: 0 })
+    await keys.start()
+    const kid = idp.currentKid()
+    const version = keys.keyVersion(kid)
+    expect(version).toBeDefined()
+    await expect(keys.getKey(headerFor(randomUUID()), TOKEN)).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' })
+    expect(keys.keyVersion(kid)).toBe(version)
+    const { kid: newKid } = await idp.rotateKeys({ keepOld: false })
+    await expect(keys.getKey(headerFor(newKid), TOKEN)).resolves.toBeTruthy()
+    expect(keys.keyVersion(kid)).toBeUndefined()
+    expect(keys.keyVersion(newKid)).toBeDefined()
+  })
+})
+

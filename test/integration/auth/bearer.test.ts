@@ -259,6 +259,20 @@ describe('rejected tokens never reach GitLab', () => {
     expect(upstream.reached(path)[0]?.headers.authorization).toBe('Bearer glpat-a b')
   })
 
+  it('Basic with an IAP token as username and as password: refused, the password never reaches GitLab', async () => {
+    const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+    const ci = await idp.mint({}, { issuer: 'ci' })
+    const entra = await idp.mint()
+    await expectRejected({ authorization: basic(ci, entra) }, 'basic-password-iap-token', uniquePath('/api/v4/ci'))
+    await expectRejected({ authorization: basic(entra, entra) }, 'basic-password-iap-token')
+    // With the IAP credential in X-IAP-Authorization, that Authorization is dropped instead.
+    const path = uniquePath()
+    expect((await call(path, { 'x-iap-authorization': `Bearer ${entra}`, authorization: basic(ci, entra) })).status).toBe(200)
+    const seen = upstreamHeaders(path)
+    expect(seen.authorization).toBeUndefined()
+    expect(JSON.stringify(seen)).not.toContain(entra)
+  })
+
   it('Envoy CVE-2025-64527 (two tokens): a failed credential is final, no fallback in the same request', async () => {
     const valid = await idp.mint()
     await expectRejected({ 'x-iap-authorization': `Bearer ${valid}x`, authorization: `Bearer ${valid}` }, 'token-bad-signature')
@@ -324,6 +338,54 @@ describe('revocation and readiness', () => {
       expect(statuses).toEqual([401, 200])
       break
     }
+  })
+
+  it('/admin/revoke of an extra issuer\'s identity takes the qualified name it is shown by (gitlab-ci:…)', async () => {
+    const revoke = async (user: string) =>
+      fetch(`${proxy.adminUrl}/admin/revoke`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
+        body: JSON.stringify({ user }),
+      })
+    const iat = Math.floor(Date.now() / 1000) - 5
+    const held = await idp.mint({ user_login: 'revokee', iat }, { issuer: 'ci' })
+    const namesake = await idp.mint({ oid: '7a1d0c55-0000-4000-8000-0000000000e1', preferred_username: 'revokee', iat })
+    expect((await call(uniquePath('/api/v4/ci'), { authorization: `Bearer ${held}` })).status).toBe(200)
+    expect((await call(uniquePath(), { authorization: `Bearer ${namesake}` })).status).toBe(200)
+    expect((await revoke('gitlab-ci:revokee')).status).toBe(200)
+    const path = uniquePath('/api/v4/ci')
+    const res = await call(path, { authorization: `Bearer ${held}` })
+    expect(res.status).toBe(401)
+    expect(JSON.parse(res.body)).toMatchObject({ reason: 'token-revoked' })
+    expect(upstream.reached(path)).toHaveLength(0)
+    // Not yet cached, issued before: refused too.
+    expect(JSON.parse((await call(uniquePath('/api/v4/ci'), { authorization: `Bearer ${await idp.mint({ user_login: 'revokee', iat }, { issuer: 'ci' })}` })).body)).toMatchObject({ reason: 'token-revoked' })
+    // The Entra user of the same bare name is someone else.
+    expect((await call(uniquePath(), { authorization: `Bearer ${namesake}` })).status).toBe(200)
+    // And the bare name revokes the Entra user, never the CI identity of that name.
+    const other = await idp.mint({ user_login: 'revokee2', iat }, { issuer: 'ci' })
+    const otherNamesake = await idp.mint({ oid: '7a1d0c55-0000-4000-8000-0000000000e2', preferred_username: 'revokee2', iat })
+    expect((await revoke('revokee2')).status).toBe(200)
+    expect((await call(uniquePath('/api/v4/ci'), { authorization: `Bearer ${other}` })).status).toBe(200)
+    expect(JSON.parse((await call(uniquePath(), { authorization: `Bearer ${otherNamesake}` })).body)).toMatchObject({ reason: 'token-revoked' })
+  })
+
+  it('a token used before a revocation is refused after it, even with an iat ahead (IdP clock fast, within the skew)', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const oid = '7a1d0c55-0000-4000-8000-0000000000e3'
+    const ahead = await idp.mint({ oid, preferred_username: 'fast-clock@example.test', iat: now + 45, nbf: now + 40 })
+    expect((await call(uniquePath(), { authorization: `Bearer ${ahead}` })).status).toBe(200)
+    const revoke = await fetch(`${proxy.adminUrl}/admin/revoke`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
+      body: JSON.stringify({ user: oid }),
+    })
+    expect(revoke.status).toBe(200)
+    const path = uniquePath()
+    const res = await call(path, { authorization: `Bearer ${ahead}` })
+    expect(res.status).toBe(401)
+    expect(JSON.parse(res.body)).toMatchObject({ reason: 'token-revoked' })
+    expect(upstream.reached(path)).toHaveLength(0)
   })
 
   it('/readyz shows each issuer\'s keys', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { extractCredential, gitlabBasic, type TrustLookup } from '../../../src/auth/credentials.ts'
+import { embeddedJwts, extractCredential, gitlabBasic, type TrustLookup } from '../../../src/auth/credentials.ts'
 
 const seg = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 const jwt = (iss: string) => `${seg({ alg: 'RS256', typ: 'JWT' })}.${seg({ iss, sub: 's' })}.c2ln`
@@ -101,5 +101,80 @@ describe('extractCredential (SPEC order, first present wins)', () => {
     const huge = `${seg({ alg: 'RS256' })}.${seg({ iss: 'x', pad: 'p'.repeat(17_000) })}.c2ln`
     expect(extractCredential({ authorization: `Bearer ${huge}` }, lookup)).toEqual({ kind: 'invalid', source: 'authorization-bearer', reason: 'token-too-large' })
     expect(extractCredential({ authorization: basic(huge, 'pat') }, lookup)).toMatchObject({ kind: 'invalid', reason: 'token-too-large' })
+  })
+})
+
+describe('a Basic password that is an IAP token too', () => {
+  const huge = `${seg({ alg: 'RS256' })}.${seg({ iss: 'x', pad: 'p'.repeat(17_000) })}.c2ln`
+
+  it('is refused with its own reason: the password would be forwarded to GitLab', () => {
+    expect(extractCredential({ authorization: basic(CI, ENTRA) }, lookup)).toEqual({ kind: 'invalid', source: 'basic-password', reason: 'basic-password-iap-token' })
+    expect(extractCredential({ authorization: basic(ENTRA, ENTRA) }, lookup)).toMatchObject({ kind: 'invalid', reason: 'basic-password-iap-token' })
+    // Too large to tell whose it is: fail closed, as for any oversized JWT-shaped credential.
+    expect(extractCredential({ authorization: basic(ENTRA, huge) }, lookup)).toMatchObject({ kind: 'invalid', source: 'basic-password', reason: 'token-too-large' })
+  })
+
+  it('with X-IAP-Authorization, that Authorization is dropped instead', () => {
+    for (const authorization of [basic(CI, ENTRA), basic(ENTRA, huge)]) {
+      expect(extractCredential({ 'x-iap-authorization': `Bearer ${ENTRA}`, authorization }, lookup)).toMatchObject({ kind: 'token', source: 'x-iap-authorization', forwardAuthorization: null })
+    }
+  })
+
+  it('a password that is not ours still goes to GitLab (a foreign JWT may be GitLab\'s own)', () => {
+    expect(extractCredential({ authorization: basic(ENTRA, FOREIGN) }, lookup)).toMatchObject({ source: 'basic-username', forwardAuthorization: gitlabBasic('oauth2', FOREIGN) })
+    expect(extractCredential({ 'x-iap-authorization': `Bearer ${ENTRA}`, authorization: basic(CI, FOREIGN) }, lookup)).toMatchObject({ forwardAuthorization: gitlabBasic('gitlab-ci-token', FOREIGN) })
+  })
+})
+
+describe('JWTs embedded in a malformed Authorization (linear scan)', () => {
+  const PATTERN = /(?<![\w-])eyJ[\w-]*\.[\w-]+\.[\w-]*/g
+
+  it('finds exactly what /(?<![\\w-])eyJ[\\w-]*\\.[\\w-]+\\.[\\w-]*/g finds', () => {
+    const cases = ['', 'eyJ', 'eyJa.b', 'eyJa.b.', 'eyJ.b.c', 'eyJa..c', 'xeyJa.b.c.d', 'x eyJa.b.c.d', 'eyJa.eyJb.c.eyJd.e.f', 'eyJa.eyJb', 'eyJeyJ.a.b', 'a eyJh.p.s b eyJx.y.z', 'glcbt-eyJa.b.c', 'p:eyJa.b.c']
+    // Deterministic pseudo-random strings over the characters that matter, short enough for the old pattern.
+    let seed = 0x1a2b3c4d
+    const next = () => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32)
+    const pieces = ['eyJ', 'eyJ', 'eyJ', 'a', '-', '_', '.', '.', '.', ' ', 'é', 'e', 'J']
+    for (let i = 0; i < 20_000; i++) cases.push(Array.from({ length: Math.floor(next() * 24) }, () => pieces[Math.floor(next() * pieces.length)]).join(''))
+    for (const text of cases) expect([...embeddedJwts(text)], JSON.stringify(text)).toEqual([...text.matchAll(PATTERN)].map((m) => m[0]))
+  })
+
+  it('handles 64 KiB hostile values in well under 50 ms (the regex took seconds: ReDoS)', () => {
+    const hostile = 'eyJ'.repeat(Math.ceil(65_536 / 3))
+    const values = [
+      { authorization: `Token ${hostile}` },
+      { authorization: `Bearer ${hostile} x` },
+      { authorization: `Bearer ${hostile}.a` },
+      { authorization: `Basic ${Buffer.from(`me:${hostile}`).toString('base64')} x` },
+      { 'x-iap-authorization': `Bearer ${ENTRA}`, authorization: `Token ${hostile}` },
+    ]
+    extractCredential(values[0]!, lookup)
+    for (const headers of values) {
+      const started = performance.now()
+      extractCredential(headers, lookup)
+      expect(performance.now() - started, String(headers.authorization).slice(0, 12)).toBeLessThan(50)
+    }
+  })
+
+  it('more JWT-shaped runs than any real header carries: refused after a bounded number of lookups', () => {
+    let lookups = 0
+    const counting: TrustLookup = (token) => {
+      lookups++
+      return lookup(token)
+    }
+    // Each run would cost the real lookup a failed JSON parse: 64 KiB of them, a tenth of a second.
+    const authorization = `Token ${'eyJ9.a.b '.repeat(7000)}`
+    expect(extractCredential({ authorization }, counting)).toMatchObject({ kind: 'invalid', reason: 'authorization-malformed' })
+    expect(lookups).toBeLessThanOrEqual(20)
+    expect(extractCredential({ 'x-iap-authorization': `Bearer ${ENTRA}`, authorization }, lookup)).toMatchObject({ forwardAuthorization: null })
+    // A few foreign JWTs are still GitLab's to read.
+    expect(extractCredential({ authorization: `Token ${FOREIGN} ${FOREIGN} ${FOREIGN}` }, lookup)).toEqual({ kind: 'none' })
+  })
+
+  it('a JWT inside a longer word is not one GitLab reads: a JWT-format job token (glcbt-<JWT>) of the CI issuer passes to GitLab', () => {
+    expect(extractCredential({ authorization: basic('gitlab-ci-token', `glcbt-${CI}`) }, lookup)).toEqual({ kind: 'none' })
+    expect(extractCredential({ 'x-iap-authorization': `Bearer ${ENTRA}`, authorization: basic('gitlab-ci-token', `glcbt-${CI}`) }, lookup)).toMatchObject({ forwardAuthorization: undefined })
+    // Where a word begins, it is still caught.
+    expect(extractCredential({ authorization: `Bearer ${CI} x` }, lookup)).toMatchObject({ kind: 'invalid', reason: 'authorization-malformed' })
   })
 })

@@ -63,4 +63,10 @@ describe('filterKeys (Entra key issuer property)', () => {
     expect(filterKeys({}, { keys: [{ kid: 'a', issuer: 'anything' }, { kid: 'hmac', kty: 'oct', k: 'c2VjcmV0' }] }).keys.map((k) => k.kid)).toEqual(['a'])
     expect(() => filterKeys({}, { nope: true })).toThrow(/JSON Web Key Set/)
   })
+  it('a set with no usable key left is an error, not an empty key set (it must not replace good keys)', () => {
+    for (const jwks of [{ keys: [] }, { keys: [1, 'x', null] }, { keys: [{ kid: 'hmac', kty: 'oct', k: 'c2VjcmV0' }] }]) {
+      expect(() => filterKeys({}, jwks), JSON.stringify(jwks)).toThrow(/no usable key/)
+    }
+    expect(() => filterKeys(spec, { keys: [{ kid: 'msa', issuer: 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0' }] })).toThrow(/no usable key/)
+  })
 })

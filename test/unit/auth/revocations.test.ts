@@ -41,3 +41,38 @@ describe('revocations', () => {
     expect(r.isRevoked(user(1))).toBe(false)
   })
 })
+
+describe('revocations of extra issuers\' identities', () => {
+  const ci = (issuedAt: number, name = 'ada'): Identity => ({ kind: 'ci', id: name, name, groups: [], roles: [], issuer: 'gitlab-ci', issuedAt })
+  const entra = (issuedAt: number): Identity => ({ kind: 'user', id: 'oid-2', name: 'ada', groups: [], roles: [], issuer: 'entra', issuedAt })
+
+  it('revoke by the qualified name the policy, X-Forwarded-User and the assertion show (any case)', () => {
+    const r = createRevocations({ now: () => 1_000_000_000_000 })
+    r.revoke('GitLab-CI:Ada')
+    expect(r.isRevoked(ci(999_999_000))).toBe(true)
+    expect(r.isRevoked(ci(999_999_000, 'bob'))).toBe(false)
+  })
+
+  it('a bare name is the Entra user\'s, never another issuer\'s identity of that name, and the other way round', () => {
+    const bare = createRevocations({ now: () => 1_000_000_000_000 })
+    bare.revoke('ada')
+    expect(bare.isRevoked(entra(999_999_000))).toBe(true)
+    expect(bare.isRevoked(ci(999_999_000))).toBe(false)
+    const qualified = createRevocations({ now: () => 1_000_000_000_000 })
+    qualified.revoke('gitlab-ci:ada')
+    expect(qualified.isRevoked(entra(999_999_000))).toBe(false)
+  })
+})
+
+describe('an iat ahead of the revocation (the IdP clock within the accepted skew)', () => {
+  it('is revoked when this process accepted the token before the revocation', () => {
+    const at = 1_000_000_000_500
+    const r = createRevocations({ now: () => at })
+    r.revoke('oid-1')
+    // iat 45 s after the revocation, first accepted 10 s before it.
+    expect(r.isRevoked(user(1_000_000_045), at - 10_000)).toBe(true)
+    expect(r.isRevoked(user(1_000_000_045), at)).toBe(true)
+    // First presented after the revocation: the fresh token of a user let back in.
+    expect(r.isRevoked(user(1_000_000_045), at + 1)).toBe(false)
+  })
+})

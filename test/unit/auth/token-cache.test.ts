@@ -37,4 +37,12 @@ describe('verified-token cache', () => {
     await new Promise((r) => setTimeout(r, 60))
     expect(cache.get('short')).toBeUndefined()
   })
+
+  it('forgets an entry on delete (a token whose key was withdrawn)', () => {
+    const cache = createTokenCache()
+    cache.set('k', { identity: identity(0), spec, verifiedAt: 0 }, 60_000)
+    cache.delete('k')
+    expect(cache.get('k')).toBeUndefined()
+    expect(cache.size).toBe(0)
+  })
 })

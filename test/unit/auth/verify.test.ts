@@ -6,6 +6,7 @@ import { createHmac, createPublicKey, KeyObject, sign as rsaSign } from 'node:cr
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createLocalJWKSet, exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
 import { trustedIssuers } from '../../../src/auth/bearer/issuers.ts'
+import { nextKeyVersions, NO_KEY_VERSIONS, type KeyVersions } from '../../../src/auth/bearer/key-set.ts'
 import { createTokenCache } from '../../../src/auth/bearer/token-cache.ts'
 import { createBearerVerifier, type BearerVerifier, type VerifyResult } from '../../../src/auth/bearer/verify.ts'
 import { createRevocations, type Revocations } from '../../../src/auth/revocations.ts'
@@ -324,6 +325,92 @@ describe('verified-token cache', () => {
     const expired = await sign(userClaims({ exp: now() - 120 }))
     expect(await verdict(verifier, expired)).toMatchObject({ ok: false, failure: { reason: 'token-expired' } })
     expect(await verdict(verifier, expired)).toMatchObject({ ok: false, failure: { reason: 'token-expired' } })
+  })
+})
+
+describe('verified-token cache and the issuer\'s current keys', () => {
+  /** An Entra key holder whose published keys change, versioned as the real one is. */
+  function liveKeys(initial: JWK[]) {
+    let set = createLocalJWKSet({ keys: initial })
+    let versions: KeyVersions = nextKeyVersions(initial, NO_KEY_VERSIONS)
+    return {
+      getKey: (async (h: never, t: never) => {
+        keyLookups++
+        return set(h, t)
+      }) as never,
+      keyVersion: (kid: string | undefined) => (kid === undefined ? versions.all : versions.byKid.get(kid)),
+      /** A refetch: every key arrives as a new object, as parsed from a new response. */
+      publish(keys: JWK[]) {
+        const parsed = JSON.parse(JSON.stringify(keys)) as JWK[]
+        set = createLocalJWKSet({ keys: parsed })
+        versions = nextKeyVersions(parsed, versions)
+      },
+    }
+  }
+
+  function verifierWith(entra: ReturnType<typeof liveKeys>, revocations: Revocations = createRevocations()): BearerVerifier {
+    const issuers = trustedIssuers(config)
+    const keys = new Map(issuers.map((spec) => [spec.label, entra]))
+    return createBearerVerifier({ issuers, keys, cache: createTokenCache(), revocations, metrics: { tokenCache: () => {} } })
+  }
+
+  it('a cached token whose key the issuer withdrew is verified again, and refused', async () => {
+    const other = await makeKey('entra-2')
+    const entra = liveKeys([entraKey.jwk])
+    const verifier = verifierWith(entra)
+    const token = await sign(userClaims())
+    expect((await verifier.verify(token)).ok).toBe(true)
+    expect(verifier.verify(token)).toMatchObject({ ok: true })
+    entra.publish([other.jwk])
+    const after = verifier.verify(token)
+    expect(after).toBeInstanceOf(Promise)
+    expect(await after).toMatchObject({ ok: false, failure: { reason: 'token-unknown-key' } })
+    // And stays refused: the stale entry is gone, not reused.
+    expect(await verifier.verify(token)).toMatchObject({ ok: false, failure: { reason: 'token-unknown-key' } })
+  })
+
+  it('a key replaced under the same kid: the cached token is checked against the new key', async () => {
+    const entra = liveKeys([entraKey.jwk])
+    const verifier = verifierWith(entra)
+    const token = await sign(userClaims())
+    expect((await verifier.verify(token)).ok).toBe(true)
+    entra.publish([{ ...attacker.jwk, kid: 'entra-1' }])
+    expect(await verifier.verify(token)).toMatchObject({ ok: false, failure: { reason: 'token-bad-signature' } })
+  })
+
+  it('a refetch that keeps the key (others added or removed) keeps the hit synchronous, without crypto', async () => {
+    const other = await makeKey('entra-3')
+    const entra = liveKeys([entraKey.jwk, other.jwk])
+    const verifier = verifierWith(entra)
+    const token = await sign(userClaims())
+    expect((await verifier.verify(token)).ok).toBe(true)
+    const lookups = keyLookups
+    entra.publish([entraKey.jwk, other.jwk])
+    entra.publish([entraKey.jwk])
+    const hit = verifier.verify(token)
+    expect(hit).not.toBeInstanceOf(Promise)
+    expect(hit).toMatchObject({ ok: true })
+    expect(keyLookups).toBe(lookups)
+  })
+
+  it('a token without kid is tied to the whole set', async () => {
+    const other = await makeKey('entra-4')
+    const entra = liveKeys([entraKey.jwk])
+    const verifier = verifierWith(entra)
+    const token = await new SignJWT(userClaims()).setProtectedHeader({ alg: 'RS256', typ: 'JWT' }).sign(entraKey.privateKey)
+    expect((await verifier.verify(token)).ok).toBe(true)
+    expect(verifier.verify(token)).not.toBeInstanceOf(Promise)
+    entra.publish([other.jwk])
+    expect(await verifier.verify(token)).toMatchObject({ ok: false })
+  })
+
+  it('a token accepted before a revocation is refused after it, even with an iat up to the skew ahead', async () => {
+    const revocations = createRevocations()
+    const verifier = verifierWith(liveKeys([entraKey.jwk]), revocations)
+    const ahead = await sign(userClaims({ oid: '7a1d0c55-0000-4000-8000-0000000000f1', iat: now() + 45, nbf: now() + 40 }))
+    expect((await verifier.verify(ahead)).ok).toBe(true)
+    revocations.revoke('7a1d0c55-0000-4000-8000-0000000000f1')
+    expect(verifier.verify(ahead)).toMatchObject({ ok: false, failure: { reason: 'token-revoked' } })
   })
 })
 
