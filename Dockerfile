@@ -27,8 +27,11 @@ ENV NODE_OPTIONS=--max-semi-space-size=32
 WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --chown=root:root package.json ./
-COPY --chown=root:root bin ./bin
+COPY --chown=root:root --chmod=0755 bin ./bin
 COPY --from=build --chown=root:root /app/dist ./dist
+# `gitlab-iap` on PATH (`kubectl exec … -- gitlab-iap check --config …`), like the npm package's bin:
+# bin/gitlab-iap.js has a node shebang (mode 0755 above), and Node follows the link to find dist/.
+RUN ln -s /app/bin/gitlab-iap.js /usr/local/bin/gitlab-iap
 # The image's unprivileged "node" user (uid 1000); the app writes nothing but the paths you mount
 # (an access-log file, if you choose one), so the root filesystem can be read-only.
 USER 1000:1000

@@ -31,6 +31,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .Values.ports.http -}}{{ int .Values.ports.http }}{{- else if eq .Values.mode "sidecar" -}}8090{{- else -}}8080{{- end -}}
 {{- end -}}
 
+{{/* "true" when the main listener serves HTTPS (config.server.tls), else empty. */}}
+{{- define "gitlab-iap.tls" -}}
+{{- if dig "server" "tls" "" .Values.config -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Service port's name (and what the Ingress backend names): https when the proxy serves TLS. */}}
+{{- define "gitlab-iap.servicePortName" -}}
+{{- if include "gitlab-iap.tls" . -}}https{{- else -}}http{{- end -}}
+{{- end -}}
+
+{{/* Seconds a pod needs to stop cleanly: the preStop sleep, the drain (config.server.shutdownGraceSeconds,
+25 when unset, as in the config schema), and 5 for what follows it (websockets closed, the last access-log
+records written: up to about 5 s). */}}
+{{- define "gitlab-iap.stopSeconds" -}}
+{{- add (int .Values.preStopSleepSeconds) (int (dig "server" "shutdownGraceSeconds" 25 .Values.config)) 5 -}}
+{{- end -}}
+
 {{/* Directory of a file access log, where the log volume is mounted; empty for stdout. */}}
 {{- define "gitlab-iap.logDir" -}}
 {{- $output := dig "accessLog" "output" "stdout" .Values.config -}}
@@ -49,6 +66,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- if and (eq $store "redis") (not (dig "session" "redis" "url" "" .Values.config)) -}}
 {{- fail "config.session.store: redis needs config.session.redis.url (your own Redis, or a subchart you choose)" -}}
+{{- end -}}
+{{- if eq (include "gitlab-iap.httpPort" .) (toString (int .Values.ports.admin)) -}}
+{{- fail (printf "ports.http and ports.admin are both %d: the proxy's listener and its admin listener need two ports" (int .Values.ports.admin)) -}}
+{{- end -}}
+{{- if eq .Values.mode "standalone" -}}
+{{- $stop := int (include "gitlab-iap.stopSeconds" .) -}}
+{{- if lt (int .Values.terminationGracePeriodSeconds) $stop -}}
+{{- fail (printf "terminationGracePeriodSeconds %d is too short: the pod needs preStopSleepSeconds (%d) + config.server.shutdownGraceSeconds (%d) + 5 s to stop, %d in all; Kubernetes kills it at the end of the grace period, cutting requests still draining" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) (int (dig "server" "shutdownGraceSeconds" 25 .Values.config)) $stop) -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (not (hasKey .Values.podDisruptionBudget "minAvailable")) (not (hasKey .Values.podDisruptionBudget "maxUnavailable")) -}}
+{{- fail "podDisruptionBudget.enabled: set podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable" -}}
+{{- end -}}
 {{- end -}}
 {{- if eq .Values.mode "sidecar" -}}
 {{- range $name, $port := dict "ports.http" (include "gitlab-iap.httpPort" .) "ports.admin" (toString .Values.ports.admin) -}}
@@ -140,8 +169,10 @@ readinessProbe:
   httpGet: { path: /readyz, port: iap-admin }
   periodSeconds: 5
   failureThreshold: 2
+# Startup waits for the process (its admin listener), not for readiness: an Entra, JWKS or Redis outage
+# keeps a new pod unready (out of the endpoints) instead of restarting it over and over.
 startupProbe:
-  httpGet: { path: /readyz, port: iap-admin }
+  httpGet: { path: /healthz, port: iap-admin }
   periodSeconds: 2
   failureThreshold: 60
 resources:
