@@ -71,6 +71,11 @@ export interface App {
   /** Swaps config-derived state (policy, trusted proxies) atomically; in-flight requests keep theirs. */
   reload(config: Config): void
   readonly config: Config
+  /**
+   * Says that the shutdown's grace period is over and the requests still open are about to be cut: their
+   * records name the proxy as the cause (`error.code: shutdown-grace-exceeded`), not the client.
+   */
+  cuttingInFlight(): void
   /** Closes the connections to GitLab. */
   close(): Promise<void>
 }
@@ -102,6 +107,7 @@ const ALLOWED_METHODS = [...HTTP_METHODS].join(', ')
 
 export function createApp(initialConfig: Config, deps: AppDeps): App {
   let state = buildState(initialConfig)
+  let cutting = false
   // The scheme the client used: https when we terminate TLS; behind a TLS ingress that is not a trusted
   // proxy (its X-Forwarded-Proto is not believed), the scheme of `server.publicUrl`, which is how
   // clients reach us. GitLab's CSRF check compares Origin with it.
@@ -144,8 +150,14 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     const endNs = process.hrtime.bigint()
     if (res) {
       if (!res.writableFinished) ctx.aborted = true
-      // What the client got is what we log; 499 (nginx's convention) when it left before any response.
-      ctx.status = res.headersSent ? res.statusCode : 499
+      if (ctx.aborted && cutting) {
+        // The proxy cut it (the shutdown's grace period is over), not the client: 503 when no response had begun.
+        ctx.error ??= 'shutdown-grace-exceeded'
+        ctx.status = res.headersSent ? res.statusCode : 503
+      } else {
+        // What the client got is what we log; 499 (nginx's convention) when it left before any response.
+        ctx.status = res.headersSent ? res.statusCode : 499
+      }
     }
     const s = socket as (Duplex & { bytesRead?: number; bytesWritten?: number }) | undefined
     if (s && socketBytes) {
@@ -443,6 +455,9 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     },
     get config() {
       return state.config
+    },
+    cuttingInFlight() {
+      cutting = true
     },
     close() {
       return forwarder.close()

@@ -309,6 +309,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
       clearInterval(sweeper)
       if (result === 'timeout') {
         log.warn({ graceMs }, 'shutdown grace period over; closing remaining connections')
+        app.cuttingInFlight()
         main.closeAllConnections()
       }
       // Responses cut just now close a tick later: their records are written before the log closes.

@@ -101,8 +101,9 @@ describe('SIGTERM', () => {
     expect(await proxy.stop('SIGTERM')).toBe(0)
     await Promise.all([slow, late])
     const byPath = Object.fromEntries(proxy.records().map((r) => [r['url.path'], r]))
-    expect(byPath['/-/test/slow']).toMatchObject({ 'http.response.status_code': 499, 'iap.aborted': true })
-    expect(byPath['/-/test/late-body']).toMatchObject({ 'http.response.status_code': 200, 'iap.aborted': true })
+    // The proxy cut them, not the client: no 499 (client left), and the code says why.
+    expect(byPath['/-/test/slow']).toMatchObject({ 'http.response.status_code': 503, 'iap.aborted': true, 'error.code': 'shutdown-grace-exceeded', 'event.outcome': 'failure' })
+    expect(byPath['/-/test/late-body']).toMatchObject({ 'http.response.status_code': 200, 'iap.aborted': true, 'error.code': 'shutdown-grace-exceeded', 'event.outcome': 'failure' })
   })
 
   it('closes open websockets at once, logs each, and does not wait out the grace period for them', async () => {
