@@ -27,6 +27,14 @@ export interface AdminDeps {
   readonly accepting: () => boolean
 }
 
+/** The admin paths and the methods each answers; any other method gets 405 with `Allow`. */
+const METHODS: ReadonlyMap<string, readonly string[]> = new Map([
+  ['/healthz', ['GET', 'HEAD']],
+  ['/readyz', ['GET', 'HEAD']],
+  ['/metrics', ['GET', 'HEAD']],
+  ['/admin/revoke', ['POST']],
+])
+
 const MAX_BODY = 4096
 /** Seconds a caller of `/admin/revoke` waits before retrying while the session store is down. */
 const REVOKE_RETRY_AFTER_SECONDS = 5
@@ -69,10 +77,13 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 export function createAdminHandler(deps: AdminDeps) {
   return async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0]
+    const path = (req.url ?? '/').split('?')[0]!
     try {
-      if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return sendJson(res, 200, { status: 'ok' })
-      if (path === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const methods = METHODS.get(path)
+      if (!methods) return sendJson(res, 404, { error: 'not found' })
+      if (!methods.includes(req.method ?? '')) return sendJson(res, 405, { error: 'method not allowed' }, { allow: methods.join(', ') })
+      if (path === '/healthz') return sendJson(res, 200, { status: 'ok' })
+      if (path === '/readyz') {
         const details: Record<string, unknown> = {}
         let ready = deps.accepting()
         if (!ready) details.shutdown = { ready: false }
@@ -83,14 +94,13 @@ export function createAdminHandler(deps: AdminDeps) {
         }
         return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not-ready', checks: details })
       }
-      if (path === '/metrics' && req.method === 'GET') {
+      if (path === '/metrics') {
         const text = await deps.metrics.render()
         res.writeHead(200, { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' })
         res.end(text)
         return
       }
       if (path === '/admin/revoke') {
-        if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' })
         if (!hasAdminToken(req, deps.token)) {
           res.setHeader('www-authenticate', 'Bearer realm="gitlab-iap-admin"')
           return sendJson(res, 401, { error: deps.token ? 'invalid admin token' : 'admin API disabled: set admin.token' })

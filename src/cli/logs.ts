@@ -9,7 +9,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { loadAccessLogConfig, loadGroupAliases, resolveConfigPath } from '../config/load.ts'
 import { IapError } from '../errors.ts'
 import { createChainVerifier } from '../logs/chain.ts'
-import { compileQuery, displayName, openLog, orderLogFiles, parseRecord, readLogLines, STATS_FIELDS, type CompiledQuery, type LogRecord, type QueryFilters } from '../logs/query.ts'
+import { CASELESS_STATS, compileQuery, displayName, openLog, orderLogFiles, parseRecord, readLogLines, STATS_FIELDS, type CompiledQuery, type LogRecord, type QueryFilters } from '../logs/query.ts'
 import { rotatedFiles } from '../logs/writer.ts'
 import { parseCommandArgs } from './args.ts'
 import type { CliIo } from './io.ts'
@@ -43,6 +43,7 @@ Output:
                             duration (ns), bytes, outcome, user agent, groups, error code. Cells
                             starting with = + - @ are prefixed with ' (spreadsheet formulas).
   --stats FIELD             counts grouped by user, path, status, decision, rule, project or ip
+                            (user and project ignore case, showing the first spelling seen)
   --follow                  keep reading a live file, across rotation, or stdin as it
                             arrives (kubectl logs -f ... | gitlab-iap logs --follow);
                             table columns widen as needed, no cell is cut
@@ -175,6 +176,7 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
 
   const stats = statsName !== undefined ? new Map<string, { value: unknown; count: number }>() : undefined
   const statsField = statsName !== undefined ? STATS_FIELDS[statsName]! : ''
+  const caselessStats = statsName !== undefined && CASELESS_STATS.has(statsName)
   const table = output === 'table' && !stats ? createTable(io, values.follow === true) : undefined
   if (output === 'csv' && !stats) io.stdout.write(CSV_FIELDS.join(',') + '\n')
   let matched = 0
@@ -191,7 +193,7 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
     if (stats) {
       const raw = statsName === 'user' ? (record['user.name'] ?? record['user.id']) : record[statsField]
       const value = raw === undefined ? null : raw
-      const key = value === null ? '-' : String(value)
+      const key = value === null ? '-' : caselessStats ? String(value).toLowerCase() : String(value)
       const entry = stats.get(key)
       if (entry) entry.count++
       else stats.set(key, { value, count: 1 })
@@ -264,7 +266,7 @@ function printable(text: string): string {
   return CONTROL.test(text) ? text.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`) : text
 }
 
-/** Counts, most first; in JSON each value keeps its type (a status is a number; a missing value is null). */
+/** Counts, most first; in JSON each value keeps its type (a status is a number; a missing value is null). A caseless group shows its first spelling. */
 function writeStats(stats: Map<string, { value: unknown; count: number }>, output: string, field: string, io: CliIo): void {
   const rows = [...stats].sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))
   if (output === 'json') {
@@ -276,7 +278,8 @@ function writeStats(stats: Map<string, { value: unknown; count: number }>, outpu
     for (const [key, { value, count }] of rows) io.stdout.write(`${value === null ? '' : csvCell(typeof value === 'string' ? value : key)},${count}\n`)
     return
   }
-  const shown = rows.map(([key, { count }]) => [printable(key), count] as const)
+  // The value as first seen (a caseless group's key is folded to lower case).
+  const shown = rows.map(([key, { value, count }]) => [printable(typeof value === 'string' ? value : key), count] as const)
   const width = Math.max(field.length, ...shown.map(([key]) => key.length))
   io.stdout.write(`${'count'.padStart(8)}  ${field}\n`)
   for (const [key, count] of shown) io.stdout.write(`${String(count).padStart(8)}  ${key.padEnd(width)}\n`)

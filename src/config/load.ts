@@ -126,14 +126,13 @@ export function validateConfig(raw: unknown, expansion?: Expansion, standIns = f
   return deepFreeze(result.data)
 }
 
-/** `policy.rules[2].groups[0]: unknown group alias "admns"` */
+/** `policy.rules[2].groups[0]: unknown group alias "admns"`; `server.bogus: unknown key` (one per unknown key). */
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
-  return issues.map((issue) => {
+  return issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown key`)
     const path = formatPath(issue.path)
     let message = issue.message
-    if (issue.code === 'unrecognized_keys') {
-      message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`
-    } else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
+    if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
       message = 'is required'
     }
     return path ? `${path}: ${message}` : message

@@ -230,9 +230,12 @@ export const configSchema = z
     if (config.entra?.clientSecret && !config.session.secret) {
       ctx.addIssue({ code: 'custom', path: ['session', 'secret'], message: 'browser sign-in (entra.clientSecret) needs `session.secret`' })
     }
-    // An unparsable publicUrl has its own error already (and `new URL` would throw here).
+    // An unparsable publicUrl has its own error already (and `new URL` would throw here). Cookies are
+    // set only by browser sign-in (entra.clientSecret; it needs session.secret, checked above): a
+    // bearer-only proxy on plain http sets none, whatever cookieName says.
     const publicUrl = URL.parse(config.server.publicUrl)
-    if (publicUrl && config.session.cookieName.startsWith('__Host-') && publicUrl.protocol !== 'https:' && !isLoopbackHost(publicUrl.hostname)) {
+    const signIn = Boolean(config.entra?.clientSecret)
+    if (signIn && publicUrl && config.session.cookieName.startsWith('__Host-') && publicUrl.protocol !== 'https:' && !isLoopbackHost(publicUrl.hostname)) {
       ctx.addIssue({ code: 'custom', path: ['session', 'cookieName'], message: '`__Host-` cookies need an https publicUrl' })
     }
   })

@@ -3,12 +3,28 @@
  * {url:{path}}): the SPEC spells the fields that way, every ECS consumer reads dotted keys, and a
  * flat object serialises and filters fastest. Pure: the same context always gives the same record.
  * Never holds a token, cookie or secret: the context has none, and the query string and the few
- * GitLab paths that carry a secret are redacted.
+ * GitLab paths that carry a secret are redacted. The two free-form values a client chooses, the user
+ * agent and the query, are cut at a fixed length: a record stays small whatever a client sends.
  */
 import type { RequestContext } from '../server/context.ts'
 import { redactPath, redactProject, redactQuery } from './redact.ts'
 
 export const ECS_VERSION = '8.11.0'
+
+/** Longest `user_agent.original` kept, in characters (real browsers and git clients send under 512). */
+export const MAX_USER_AGENT_LENGTH = 1024
+/** Longest `url.query` kept, in characters, after redaction. */
+export const MAX_QUERY_LENGTH = 4096
+/** Ends a value that was cut: the first `max` characters are kept, then this marker. */
+export const TRUNCATED = '[TRUNCATED]'
+
+/** `value` if at most `max` characters, else its first `max` (never half a surrogate pair) and the marker. */
+export function truncate(value: string, max: number): string {
+  if (value.length <= max) return value
+  const code = value.charCodeAt(max - 1)
+  const end = code >= 0xd800 && code <= 0xdbff ? max - 1 : max
+  return `${value.slice(0, end)}${TRUNCATED}`
+}
 
 export type AccessRecord = Record<string, string | number | boolean | null | readonly string[]>
 
@@ -38,8 +54,9 @@ export function toAccessRecord(ctx: RequestContext, endNs: bigint): AccessRecord
     'event.kind': 'event',
     'event.category': ctx.websocket ? 'network' : 'web',
     'event.duration': Number(endNs - ctx.startNs),
-    // A request the proxy refused or sent to sign-in failed, whatever its status (a login redirect is a 302).
-    'event.outcome': status >= 100 && status < 400 && ctx.decision?.result !== 'deny' && ctx.decision?.result !== 'challenge' ? 'success' : 'failure',
+    // A request the proxy refused or sent to sign-in failed, whatever its status (a login redirect is a 302),
+    // and so did one with an error: a response GitLab cut after its 200 was sent is not a success.
+    'event.outcome': status >= 100 && status < 400 && ctx.decision?.result !== 'deny' && ctx.decision?.result !== 'challenge' && !ctx.error ? 'success' : 'failure',
     'http.request.id': ctx.id,
     'http.request.method': ctx.method,
     'http.request.body.bytes': ctx.bytesIn,
@@ -47,7 +64,7 @@ export function toAccessRecord(ctx: RequestContext, endNs: bigint): AccessRecord
     'http.response.bytes': ctx.bytesOut,
     'url.path': redactPath(ctx.path),
     'client.ip': ctx.clientIp,
-    'user_agent.original': ctx.userAgent,
+    'user_agent.original': truncate(ctx.userAgent, MAX_USER_AGENT_LENGTH),
     'user.id': anonymous ? null : identity.id,
     'user.name': identity.name ?? null,
     'user.email': identity.email ?? null,
@@ -59,7 +76,7 @@ export function toAccessRecord(ctx: RequestContext, endNs: bigint): AccessRecord
     'iap.decision.reason': ctx.decision?.reason ?? 'not-evaluated',
     'iap.gitlab.route': ctx.route,
   }
-  if (ctx.query !== '') record['url.query'] = redactQuery(ctx.query, ctx.path)
+  if (ctx.query !== '') record['url.query'] = truncate(redactQuery(ctx.query, ctx.path), MAX_QUERY_LENGTH)
   if (ctx.project !== undefined) record['iap.gitlab.project'] = redactProject(ctx.project)
   if (!anonymous) {
     record['iap.identity.issuer'] = identity.issuer

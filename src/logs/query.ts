@@ -337,4 +337,12 @@ export const STATS_FIELDS: Record<string, string> = {
   ip: 'client.ip',
 }
 
+/**
+ * `--stats` groups that ignore case, as `--project` and `--user` match: GitLab resolves namespaces and
+ * usernames, and Entra UPNs, case-insensitively (`Secret-Group/vault` is `secret-group/vault`). A group
+ * shows the spelling it was first seen with. Paths stay case-sensitive: past the namespace (a file in a
+ * repository, say) case makes a different resource.
+ */
+export const CASELESS_STATS: ReadonlySet<string> = new Set(['project', 'user'])
+
 export const displayName = (file: string) => (file === '-' ? 'stdin' : basename(file))

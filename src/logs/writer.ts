@@ -11,6 +11,11 @@
  * rates. What is batched is written on close, on rotation and when the process exits.
  * Each line is encoded to UTF-8 once, into the batch buffer; the destination takes the bytes as they
  * are (a string batch was measured, encoded and copied again at every step on its way to the file).
+ *
+ * What the destination holds is bounded: a reader that stops reading stdout (a stuck log shipper) or a
+ * file that stops taking writes (a hung network disk) would otherwise make every record wait in memory.
+ * Beyond `maxPendingBytes` handed and not yet written, records are dropped and each is reported as a
+ * failed write (unhealthy, `onError`), until the destination has written down to half of it again.
  */
 import { createReadStream, createWriteStream, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
@@ -28,12 +33,14 @@ export interface LogWriterOptions {
   readonly onNewFile?: () => void
   /** Called after a rotation finished (compression included), with the rotated file's final path. */
   readonly onRotated?: (path: string) => void
+  /** Most bytes handed to the destination and not yet written before records are dropped (default `MAX_PENDING_BYTES`). */
+  readonly maxPendingBytes?: number
 }
 
 export interface LogWriter {
   /** Appends one line (without its newline). Never throws. */
   write(line: string): void
-  /** False after a write error, until a later write succeeds. */
+  /** False after a write error, or while the destination is too far behind, until a later write succeeds. */
   readonly healthy: boolean
   /** Bytes in the current file (file output). */
   readonly size: number
@@ -54,6 +61,12 @@ function discard(d: Destination): void {
   else d.destroy()
 }
 
+/** Marks a destination done without closing its descriptor: pino's exit hook then leaves it alone. */
+function abandon(d: Destination): void {
+  const stream = d as Destination & { destroyed: boolean }
+  stream.destroyed = true
+}
+
 const REOPEN_DELAY_MS = 1000
 /** Longest a line waits in the batch before it is written. */
 const BATCH_MS = 25
@@ -62,7 +75,12 @@ const BATCH_BYTES = 64 * 1024
 const BATCH_CAPACITY = 2 * BATCH_BYTES
 /** Most held back while a rotation waits for its rename; beyond it the rotation is given up. */
 const HOLD_LIMIT_BYTES = 8 * 1024 * 1024
+/** Most bytes waiting for a destination that does not keep up (a stalled stdout reader, a hung disk); beyond it records are dropped. */
+const MAX_PENDING_BYTES = 16 * 1024 * 1024
+/** At most this long, on the way out, for a full pipe to take the last batch (a reader that stopped would hold the exit forever). */
+const EXIT_FLUSH_MS = 2000
 const DROPPED = Object.assign(new Error('access log unavailable: record dropped'), { code: 'IAP_LOG_DROPPED' })
+const BACKLOGGED = Object.assign(new Error('access log destination is not keeping up (its reader stalled?): record dropped'), { code: 'IAP_LOG_BACKLOG' })
 
 /** `access.log.20261128T203000123Z-001`: sortable by name, unique within a process. */
 function rotatedName(path: string, counter: number): string {
@@ -97,23 +115,32 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   // Bytes handed to the destination and bytes it reports written: equal when nothing is in flight.
   let handedBytes = 0
   let writtenBytes = 0
+  const maxPending = options.maxPendingBytes ?? MAX_PENDING_BYTES
+  // Set once more than maxPending waits in the destination; cleared when it is down to half (records are dropped meanwhile).
+  let backlogged = false
+  // Set on the way out: a pipe that stays full is given EXIT_FLUSH_MS, not forever.
+  let exitDeadline: number | undefined
   // A rotation decided and waiting for the destination to finish the old file's lines before the rename.
   let renamePending = false
 
   const open = (): Destination => {
     const d = (toFile
-      ? pino.destination({ dest: options.output, sync: false, mkdir: true, append: true, minLength: 0, contentMode: 'buffer' })
-      : pino.destination({ fd: 1, sync: false, minLength: 0, contentMode: 'buffer' })) as unknown as Destination
+      ? pino.destination({ dest: options.output, sync: false, mkdir: true, append: true, minLength: 0, contentMode: 'buffer', retryEAGAIN })
+      : pino.destination({ fd: 1, sync: false, minLength: 0, contentMode: 'buffer', retryEAGAIN })) as unknown as Destination
     handedBytes = 0
     writtenBytes = 0
+    backlogged = false
     d.on('error', fail)
     d.on('write', (bytes: number) => {
-      healthy = true
       writtenBytes += bytes
+      if (backlogged && handedBytes - writtenBytes <= maxPending / 2) backlogged = false
+      if (!backlogged) healthy = true
       if (renamePending && writtenBytes >= handedBytes) renameAndReopen()
     })
     return d
   }
+  // A full non-blocking pipe (EAGAIN) is retried, as SonicBoom does, except on the way out past EXIT_FLUSH_MS.
+  const retryEAGAIN = (): boolean => exitDeadline === undefined || Date.now() < exitDeadline
   // A destination that failed (disk full, permissions) is dropped with what it buffered and reopened
   // after a pause: memory stays bounded, and SonicBoom never retries an impossible write forever.
   let reopenTimer: NodeJS.Timeout | undefined
@@ -256,22 +283,33 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
       options.onError?.(err as Error)
     }
   }
-  // A crash or process.exit() must not lose the batch: write it synchronously on the way out.
+  // A crash or process.exit() must not lose the batch: write it synchronously on the way out, with what
+  // the destination holds. A pipe that stays full gets EXIT_FLUSH_MS, then the destination counts as done,
+  // so pino's own exit hook (which retries a full pipe without end) skips it: this one runs first.
   const onExit = (): void => {
-    if (batchLength === 0 || closed || reopenTimer) return
+    if (closed || reopenTimer) return
+    exitDeadline = Date.now() + EXIT_FLUSH_MS
     try {
-      dest.write(takeBatch())
+      if (batchLength > 0 && !backlogged) dest.write(takeBatch())
       dest.flushSync()
     } catch {
       // nothing more can be done while exiting
     }
+    abandon(dest)
   }
-  process.on('exit', onExit)
+  process.prependListener('exit', onExit)
 
   return {
     write(line: string): void {
       if (reopenTimer) {
         options.onError?.(DROPPED)
+        return
+      }
+      // The destination is too far behind: this record is lost, and said so, rather than held without bound.
+      if (backlogged || handedBytes - writtenBytes > maxPending) {
+        backlogged = true
+        healthy = false
+        options.onError?.(BACKLOGGED)
         return
       }
       const bytes = append(line)
@@ -306,14 +344,21 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
         return
       }
       // A destination that cannot be written (disk full) never drains: do not let it hold shutdown.
+      let done = false
       const giveUp = new Promise<void>((resolve) => setTimeout(resolve, healthy ? 5000 : 250).unref())
       const ended = new Promise<void>((resolve) => {
-        dest.once('close', () => resolve())
-        dest.once('error', () => resolve())
+        const finish = () => {
+          done = true
+          resolve()
+        }
+        dest.once('close', finish)
+        dest.once('error', finish)
         if (toFile) dest.end()
-        else dest.flush(() => resolve())
+        else dest.flush(finish)
       })
       await Promise.race([ended, giveUp])
+      // Not drained (a stdout reader that stopped): the process must still be able to exit.
+      if (!done) abandon(dest)
     },
   }
 }

@@ -64,3 +64,50 @@ describe('log file that cannot be opened', () => {
     expect(proxy.stderr()).not.toMatch(/sonic boom|\n\s+at /)
   })
 })
+
+describe('stdout reader that stalls (a stuck log shipper)', () => {
+  it('holds a bounded backlog: beyond it records are dropped and counted, onError: deny refuses, and it recovers once read', { timeout: 120_000 }, async () => {
+    const proxy = await startServe(baseConfig(upstream.url, { accessLog: { output: 'stdout', onError: 'deny' } }))
+    try {
+      // Nobody reads stdout from here on: the pipe and then the proxy's destination fill up.
+      proxy.process.stdout!.pause()
+      let drained = 0
+      proxy.process.stdout!.on('data', (chunk: string) => (drained += Buffer.byteLength(chunk)))
+      // Records of about 30 KB each: a long path (it is logged as received).
+      const path = `/api/v4/${'a'.repeat(30_000)}`
+      let sent = 0
+      let refused = false
+      const started = Date.now()
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (!refused && Date.now() - started < 30_000) {
+            const res = await fetch(`${proxy.url}${path}`)
+            await res.arrayBuffer()
+            sent += 1
+            if (res.status === 503) refused = true
+          }
+        }),
+      )
+      expect(refused).toBe(true)
+      // Before refusing, it held at most MAX_PENDING_BYTES (16 MiB) plus a batch; not every record since the stall.
+      expect(sent * 30_000).toBeGreaterThan(12 * 1024 * 1024)
+      expect(sent * 30_000).toBeLessThan(40 * 1024 * 1024)
+      expect(await failures(proxy.adminUrl)).toBeGreaterThan(0)
+      expect((await fetch(`${proxy.adminUrl}/readyz`)).status).toBe(503)
+      await expect.poll(() => proxy.stderr(), { timeout: 3000 }).toContain('IAP_ERR_LOG_WRITE_FAILED')
+
+      // The reader resumes: the backlog drains and the proxy is ready and logging again.
+      proxy.process.stdout!.resume()
+      // A reader slower than the writer makes SonicBoom wait 100 ms per full pipe: on a busy machine this takes seconds.
+      await expect.poll(async () => (await fetch(`${proxy.adminUrl}/readyz`)).status, { timeout: 40_000, interval: 200 }).toBe(200)
+      expect(drained).toBeLessThan(20 * 1024 * 1024)
+      const res = await fetch(`${proxy.url}/api/v4/after-the-stall`)
+      expect(res.status).toBe(200)
+      const id = res.headers.get('x-request-id')
+      await expect.poll(() => proxy.records().some((r) => r['http.request.id'] === id), { timeout: 3000 }).toBe(true)
+    } finally {
+      proxy.process.stdout!.resume()
+      await proxy.stop()
+    }
+  })
+})

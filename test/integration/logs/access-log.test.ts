@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { z } from 'zod'
 import { startJwksServer, TEST_AUDIENCE, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
 import { BIN, ROOT, baseConfig, startServe, writeConfig, type ServeHandle } from '../../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
@@ -229,6 +231,26 @@ describe('one record per request, through a real serve', () => {
     const bad = await cli(['logs', 'verify', tampered, '--config', proxy.configPath])
     expect(bad.code).toBe(1)
     expect(bad.stderr).toContain('tampered.log:3: line changed')
+  })
+
+  it('every record written, a request the parser refused included, validates against docs/access-log.schema.json', async () => {
+    // Two Content-Lengths: Node's parser refuses it before the pipeline sees it.
+    const url = new URL(proxy.url)
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => socket.end('GET /refused HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'))
+      let text = ''
+      socket.setEncoding('latin1').on('data', (d: string) => (text += d)).on('end', () => resolve(text)).on('error', reject)
+    })
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /)
+    await expect.poll(() => records(file()).some((r) => r['iap.decision.reason'] === 'malformed-request'), { timeout: 5000 }).toBe(true)
+    const schema = JSON.parse(readFileSync(join(ROOT, 'docs/access-log.schema.json'), 'utf8')) as Parameters<typeof z.fromJSONSchema>[0]
+    const validate = z.fromJSONSchema(schema)
+    const all = records(file())
+    expect(all.length).toBeGreaterThan(10)
+    for (const record of all) {
+      const result = validate.safeParse(record)
+      expect(result.success ? [] : result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`), JSON.stringify(record)).toEqual([])
+    }
   })
 })
 

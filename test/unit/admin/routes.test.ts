@@ -35,3 +35,31 @@ describe('/admin/revoke', () => {
     expect((await revoke('file-token-0123456789abcdeX')).status).toBe(401)
   })
 })
+
+describe('methods', () => {
+  it.each([
+    ['/healthz', 'POST', 'GET, HEAD'],
+    ['/readyz', 'DELETE', 'GET, HEAD'],
+    ['/metrics', 'POST', 'GET, HEAD'],
+    ['/metrics', 'PUT', 'GET, HEAD'],
+    ['/admin/revoke', 'GET', 'POST'],
+    ['/admin/revoke', 'DELETE', 'POST'],
+  ])('%s answers %s with 405 and Allow: %s', async (path, method, allow) => {
+    const res = await fetch(`${url}${path}`, { method })
+    expect(res.status).toBe(405)
+    expect(res.headers.get('allow')).toBe(allow)
+  })
+
+  it('answers the methods it allows, HEAD included, and 404 for unknown paths whatever the method', async () => {
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      expect((await fetch(`${url}${path}`)).status, `GET ${path}`).toBe(200)
+      expect((await fetch(`${url}${path}`, { method: 'HEAD' })).status, `HEAD ${path}`).toBe(200)
+    }
+    expect((await fetch(`${url}/metrics?x=1`)).status).toBe(200)
+    for (const method of ['GET', 'POST']) {
+      const res = await fetch(`${url}/nope`, { method })
+      expect(res.status).toBe(404)
+      expect(res.headers.get('allow')).toBeNull()
+    }
+  })
+})

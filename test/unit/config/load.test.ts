@@ -129,7 +129,9 @@ describe('config loading', () => {
   })
 
   it.each([
-    [`${minimal}bogus: 1\n`, 'unknown key "bogus"'],
+    [`${minimal}bogus: 1\n`, 'bogus: unknown key'],
+    [`upstream: { url: "http://gitlab:8181" }\nserver: { publicUrl: "https://g.example.com", bogus: 1 }\n`, 'server.bogus: unknown key'],
+    [`${minimal}policy: { rules: [ { name: a, paths: ["/x"], public: true, method: [GET] } ] }\n`, 'policy.rules[0].method: unknown key'],
     [`${minimal}session: { store: redis }\n`, 'session.redis: `session.store: redis` needs `session.redis.url`'],
     [`${minimal}session: { idleTimeout: 5x }\n`, 'session.idleTimeout: invalid duration "5x"'],
     [`${minimal}accessLog: { rotate: { size: lots } }\n`, 'accessLog.rotate.size: invalid size "lots"'],
@@ -159,6 +161,25 @@ describe('config loading', () => {
     const err = errorOf(text)
     expect(err.code).toBe('IAP_ERR_CONFIG_INVALID')
     expect(err.message).toContain(message)
+  })
+
+  it('a __Host- cookie needs an https publicUrl only when browser sign-in sets cookies', () => {
+    const entra = 'entra: { tenantId: "00000000-0000-0000-0000-000000000000", clientId: "x"'
+    const plain = 'server: { publicUrl: "http://gitlab.internal.example" }\nupstream: { url: "http://gitlab:8181" }\n'
+    // Bearer only (no client secret): no cookie is ever set, so plain http is fine.
+    expect(parseConfig(`${plain}${entra} }\n`, {}).server.publicUrl).toBe('http://gitlab.internal.example')
+    expect(parseConfig(plain, {}).session.cookieName).toBe('__Host-gitlab-iap')
+    // Browser sign-in configured: the check stays.
+    const signIn = `${plain}${entra}, clientSecret: s }\nsession: { secret: "${'s'.repeat(32)}" }\n`
+    expect(errorOf(signIn).message).toBe('session.cookieName: `__Host-` cookies need an https publicUrl')
+    expect(parseConfig(signIn.replace('http://gitlab.internal', 'https://gitlab.internal'), {}).entra!.clientSecret).toBe('s')
+    expect(parseConfig(signIn.replace('http://gitlab.internal.example', 'http://127.0.0.1:8080'), {}).entra!.clientSecret).toBe('s')
+  })
+
+  it('names each unknown key by its full path, in one line', () => {
+    const err = errorOf(`upstream: { url: "http://gitlab:8181", extra: 1 }\nserver: { publicUrl: "https://g.example.com", bogus: 1, other: 2 }\nextra: 1\n`)
+    expect(err.message.split('; ').sort()).toEqual(['extra: unknown key', 'server.bogus: unknown key', 'server.other: unknown key', 'upstream.extra: unknown key'])
+    expect(err.message).not.toContain('\n')
   })
 
   it('accepts the shipped config.example.yaml', () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
-import { isoTimestamp, toAccessRecord } from '../../../src/logs/access-record.ts'
+import { isoTimestamp, MAX_QUERY_LENGTH, MAX_USER_AGENT_LENGTH, toAccessRecord, TRUNCATED, truncate } from '../../../src/logs/access-record.ts'
 import { createChain, createChainVerifier, unseal } from '../../../src/logs/chain.ts'
 import { compileQuery, orderLogFiles, parseRecord, type QueryFilters } from '../../../src/logs/query.ts'
 import { REDACTED, redactPath, redactProject, redactQuery } from '../../../src/logs/redact.ts'
@@ -73,6 +73,23 @@ describe('access record', () => {
   it('a challenge is a failure even as a 302 to sign-in; an allowed redirect is a success', () => {
     expect(toAccessRecord(ctx({ identity: ANONYMOUS, authMethod: 'none', decision: { result: 'challenge', rule: null, reason: 'credentials-missing' }, status: 302 }), 2_000n)['event.outcome']).toBe('failure')
     expect(toAccessRecord(ctx({ status: 302 }), 2_000n)['event.outcome']).toBe('success')
+  })
+
+  it('any record with an error code is a failure, even after a 200 was sent (GitLab cut the body)', () => {
+    expect(toAccessRecord(ctx({ status: 200, error: 'upstream-reset' }), 2_000n)['event.outcome']).toBe('failure')
+    expect(toAccessRecord(ctx({ status: 101, websocket: true, error: 'upstream-reset' }), 2_000n)['event.outcome']).toBe('failure')
+    expect(toAccessRecord(ctx({ status: 200 }), 2_000n)['event.outcome']).toBe('success')
+  })
+
+  it('cuts an oversized user agent and query with a marker, after redaction; ordinary ones stay as they are', () => {
+    const r = toAccessRecord(ctx({ userAgent: 'x'.repeat(30_000), query: `private_token=glpat-123&q=${'y'.repeat(30_000)}` }), 2_000n)
+    expect(r['user_agent.original']).toBe(`${'x'.repeat(MAX_USER_AGENT_LENGTH)}${TRUNCATED}`)
+    expect(r['url.query']).toBe(`${`private_token=${REDACTED}&q=${'y'.repeat(30_000)}`.slice(0, MAX_QUERY_LENGTH)}${TRUNCATED}`)
+    const exact = toAccessRecord(ctx({ userAgent: 'u'.repeat(MAX_USER_AGENT_LENGTH), query: 'q'.repeat(MAX_QUERY_LENGTH) }), 2_000n)
+    expect(exact['user_agent.original']).toBe('u'.repeat(MAX_USER_AGENT_LENGTH))
+    expect(exact['url.query']).toBe('q'.repeat(MAX_QUERY_LENGTH))
+    // Never half a surrogate pair.
+    expect(truncate(`${'a'.repeat(9)}😀😀`, 10)).toBe(`${'a'.repeat(9)}${TRUNCATED}`)
   })
 
   it('records CI job facts for GitLab CI identities', () => {
