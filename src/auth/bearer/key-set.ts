@@ -13,6 +13,7 @@
  */
 import { createRemoteJWKSet, customFetch, type FlattenedJWSInput, type JWSHeaderParameters, type JWTVerifyGetKey } from 'jose'
 import { IapError } from '../../errors.ts'
+import { readLimited } from '../../net/read-limited.ts'
 import type { IssuerSpec } from './issuers.ts'
 
 type KeyResult = Awaited<ReturnType<JWTVerifyGetKey>>
@@ -73,29 +74,6 @@ export interface KeySetOptions {
 
 /** Discovery documents and key sets are small (Entra's is ~10 KiB); refuse anything absurd. */
 const MAX_DOCUMENT_BYTES = 512 * 1024
-
-async function readLimited(res: Response, limit: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length'))
-  if (declared > limit) {
-    await res.body?.cancel()
-    throw new Error(`response larger than ${limit} bytes`)
-  }
-  if (!res.body) return ''
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > limit) {
-      await reader.cancel()
-      throw new Error(`response larger than ${limit} bytes`)
-    }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks).toString('utf8')
-}
 
 async function fetchJson(doFetch: typeof fetch, url: string, init: RequestInit): Promise<unknown> {
   const res = await doFetch(url, { ...init, redirect: 'manual' })
