@@ -5,9 +5,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
-export type EndpointFault = 'down' | 'reset' | 'slow' | 'garbage' | 'huge' | null
+export type EndpointFault = 'down' | 'reset' | 'slow' | 'garbage' | 'huge' | 'no-id-token' | null
 
-/** Which endpoints a fault applies to: `all` is discovery and JWKS; `token` (refresh and code redemption) takes `down` and `reset`. */
+/**
+ * Which endpoints a fault applies to: `all` is discovery and JWKS; `token` (refresh and code redemption)
+ * takes `down`, `reset` and `no-id-token` (the provider's answer without its `id_token`).
+ */
 export type FaultTarget = 'discovery' | 'jwks' | 'token' | 'all'
 
 /** Padding size of the `huge` fault: well above any sane metadata size limit. */
@@ -52,4 +55,26 @@ export async function serveWithFault(
     default:
       return sendJson(res, 200, document())
   }
+}
+
+/** Makes the JSON answer about to be written on `res` leave out its `id_token` (a token endpoint that omits it). */
+export function withoutIdToken(res: ServerResponse): void {
+  const end = res.end.bind(res) as (chunk?: unknown, ...rest: unknown[]) => ServerResponse
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if ((typeof chunk === 'string' || Buffer.isBuffer(chunk)) && !res.headersSent) {
+      let body: unknown
+      try {
+        body = JSON.parse(chunk.toString())
+      } catch {
+        return end(chunk, ...rest)
+      }
+      if (body !== null && typeof body === 'object' && 'id_token' in body) {
+        delete (body as Record<string, unknown>).id_token
+        const text = JSON.stringify(body)
+        res.setHeader('content-length', Buffer.byteLength(text))
+        return end(text, ...rest)
+      }
+    }
+    return end(chunk, ...rest)
+  }) as ServerResponse['end']
 }

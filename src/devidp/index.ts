@@ -35,7 +35,7 @@ import {
   createDirectory, DEMO_API_AUDIENCE, DEMO_API_RESOURCE, DEMO_CLIENT_ID, DEMO_GROUP_LIST, DEMO_TENANT_ID, DEMO_USERS,
   GRAPH_RESOURCE, GROUP_OVERAGE_LIMIT, type DevClient, type DevGroup, type DevResource, type DevUser,
 } from './directory.ts'
-import { sendJson, serveWithFault, type EndpointFault, type FaultTarget } from './faults.ts'
+import { sendJson, serveWithFault, withoutIdToken, type EndpointFault, type FaultTarget } from './faults.ts'
 import { browseIdp, signIn, type BrowseOptions, type NextHop } from './fetch-browser.ts'
 import { createGraphHandler, type GraphFault } from './graph.ts'
 import { handleInteraction } from './interaction.ts'
@@ -282,6 +282,7 @@ export async function startDevIdp(options: DevIdpOptions = {}): Promise<DevIdp> 
     if (route === ROUTES.token) {
       counters.tokenRequests++
       if (faults.token === 'down' || faults.token === 'reset') return serveWithFault(faults.token, req, res, () => ({}), delay)
+      if (faults.token === 'no-id-token') withoutIdToken(res)
     }
     if (route === ROUTES.authorization) {
       counters.authorizeRequests++

@@ -92,8 +92,9 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
     const result = await entra.refresh(refreshToken)
     if (!result.ok) return result
     const claims = result.tokens.claims
-    // No new ID token: the grant is alive, keep what we knew.
-    if (!claims) return { ok: true, user: previous.user, ...(result.tokens.refreshToken !== undefined && { refreshToken: result.tokens.refreshToken }) }
+    // No new ID token: nothing re-checks the user's groups, and renewing on what we knew would keep a
+    // removed group for the whole session. End it; sign-in re-checks.
+    if (!claims) return { ok: false, reason: 'session-refresh-missing' }
     const mapped = userFromIdToken(claims, entraConfig.tenantId)
     // A refreshed token for another user or tenant is never accepted into this session.
     if (!mapped.ok || mapped.user.id !== previous.user.id) return { ok: false, reason: 'session-refresh-rejected' }

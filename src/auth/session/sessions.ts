@@ -19,8 +19,11 @@ import type { MaybePromise, SessionStore } from './store.ts'
 /** What a refresh at Entra found out. */
 export type RefreshResult =
   | { readonly ok: true; readonly user: SessionUser; readonly refreshToken?: string; readonly idToken?: string; readonly loginHint?: string }
-  /** `session-refresh-rejected`: the grant is gone (user disabled, consent or token revoked) → the session ends. */
-  | { readonly ok: false; readonly reason: 'session-refresh-rejected' | 'session-refresh-unavailable' }
+  /**
+   * `session-refresh-rejected`: the grant is gone (user disabled, consent or token revoked);
+   * `session-refresh-missing`: the answer cannot re-check the user (no ID token). Either ends the session.
+   */
+  | { readonly ok: false; readonly reason: 'session-refresh-rejected' | 'session-refresh-missing' | 'session-refresh-unavailable' }
 
 /** Redeems a refresh token at Entra and returns the user as it is now. */
 export type Refresher = (refreshToken: string, previous: SessionRecord) => Promise<RefreshResult>
@@ -300,7 +303,7 @@ export function createSessions(options: SessionsOptions): Sessions {
     }
     const result = await options.refresh(refreshToken, record)
     if (!result.ok) {
-      if (result.reason === 'session-refresh-rejected') {
+      if (result.reason !== 'session-refresh-unavailable') {
         await store.delete(key)
         options.log?.info({ user: record.user.id, reason: result.reason }, 'session ended by refresh')
         return failed(result.reason)

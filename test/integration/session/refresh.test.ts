@@ -50,6 +50,24 @@ describe('session refresh and timeouts', () => {
     expect((await get(browser, '/group/project')).status).toBe(200)
   })
 
+  it('a refresh answered without an ID token cannot re-check the user: the session ends (a removed group never lingers)', async () => {
+    const u = user('jill', [DEMO_GROUPS.engineering.id])
+    const browser = createBrowser()
+    expect((await browser.navigate(`${proxy.url}/group/project`, u.upn)).status).toBe(200)
+    stack.idp.updateUser(u.oid, { groups: [] })
+    stack.idp.setFault('no-id-token', 'token')
+    try {
+      await sleep(1100)
+      const api = await get(browser, '/group/project')
+      expect(api.status).toBe(401)
+      expect(JSON.parse(api.body)).toMatchObject({ reason: 'session-refresh-missing' })
+    } finally {
+      stack.idp.setFault(null, 'token')
+    }
+    // Sign-in re-checks: the group is gone.
+    expect((await browser.navigate(`${proxy.url}/group/project`, u.upn)).status).toBe(403)
+  })
+
   it('user disabled at the provider → the session ends at the next refresh', async () => {
     const u = user('ivan', [DEMO_GROUPS.engineering.id])
     const browser = createBrowser()
