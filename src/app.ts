@@ -76,6 +76,11 @@ export interface App {
    * records name the proxy as the cause (`error.code: shutdown-grace-exceeded`), not the client.
    */
   cuttingInFlight(): void
+  /**
+   * Closes the open websockets whose request `which` picks (a revoked user's: an open web terminal must
+   * not outlive the revocation); their records carry `error.code: identity-revoked`. Returns how many.
+   */
+  endWebsockets(which: (ctx: RequestContext) => boolean): number
   /** Closes the connections to GitLab. */
   close(): Promise<void>
 }
@@ -108,6 +113,8 @@ const ALLOWED_METHODS = [...HTTP_METHODS].join(', ')
 export function createApp(initialConfig: Config, deps: AppDeps): App {
   let state = buildState(initialConfig)
   let cutting = false
+  /** Websockets GitLab accepted and still open, with their request's context. */
+  const openWebsockets = new Map<Duplex, RequestContext>()
   // The scheme the client used: https when we terminate TLS; behind a TLS ingress that is not a trusted
   // proxy (its X-Forwarded-Proto is not believed), the scheme of `server.publicUrl`, which is how
   // clients reach us. GitLab's CSRF check compares Origin with it.
@@ -435,6 +442,8 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         prepareUpstream(req, ctx, s, outcome, true)
         ctx.status = 101
         deps.metrics.websocketOpened(ctx)
+        openWebsockets.set(socket, ctx)
+        socket.once('close', () => openWebsockets.delete(socket))
         forwarder.ws(req, socket, head)
         return
       }
@@ -458,6 +467,16 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     },
     cuttingInFlight() {
       cutting = true
+    },
+    endWebsockets(which) {
+      let ended = 0
+      for (const [socket, ctx] of openWebsockets) {
+        if (!which(ctx)) continue
+        ctx.error ??= 'identity-revoked'
+        socket.destroy()
+        ended++
+      }
+      return ended
     },
     close() {
       return forwarder.close()

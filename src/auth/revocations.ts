@@ -22,6 +22,8 @@ export interface Revocations {
    * in the revocation's own second.
    */
   isRevoked(identity: Identity, firstSeenMs?: number): boolean
+  /** Calls `listener` after each revocation applied here, local or from another replica. */
+  onRevoke(listener: () => void): void
   /** Epoch ms of the latest revocation of `user`, if any. */
   revokedAt(user: string): number | undefined
 }
@@ -41,11 +43,16 @@ export function createRevocations(options: RevocationOptions = {}): Revocations 
   const now = options.now ?? Date.now
   const revoked = new LRUCache<string, number>({ max: options.max ?? 100_000, ttl: options.ttlMs ?? 30 * 3600_000, ttlResolution: 0 })
   const latest = (user: string) => revoked.get(key(user)) ?? 0
+  const listeners: (() => void)[] = []
   return {
+    onRevoke(listener) {
+      listeners.push(listener)
+    },
     revoke(user, atMs = now()) {
       const k = key(user)
       if (k === '') return
       revoked.set(k, Math.max(atMs, revoked.get(k) ?? 0))
+      for (const listener of listeners) listener()
     },
     isRevoked(identity, firstSeenMs) {
       if (revoked.size === 0) return false

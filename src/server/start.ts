@@ -176,6 +176,11 @@ export async function startServer(config: Config, options: StartOptions): Promis
     lfsGrants,
   }
   const app = createApp(config, deps)
+  // A revoked user's open websockets (a web terminal, ActionCable) end with the revocation, on every replica.
+  revocations.onRevoke(() => {
+    const ended = app.endWebsockets((ctx) => revocations.isRevoked(ctx.identity, ctx.startMs))
+    if (ended > 0) log.info({ websockets: ended }, 'websockets of a revoked user closed')
+  })
   let accepting = true
 
   // Per connection: how many of its responses are still open, the last request the parser handed

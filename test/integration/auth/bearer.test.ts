@@ -7,6 +7,7 @@
 import { createHmac, createPublicKey, KeyObject, sign as rsaSign } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRemoteJWKSet, exportSPKI, jwtVerify } from 'jose'
+import WebSocket from 'ws'
 import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
 import { startJwksServer, OTHER_TENANT, TEST_AUDIENCE, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
@@ -315,6 +316,36 @@ describe('revocation and readiness', () => {
     expect(upstream.reached(path)).toHaveLength(0)
     // Others are unaffected.
     expect((await call(uniquePath(), { authorization: `Bearer ${await idp.mint()}` })).status).toBe(200)
+  })
+
+  it('/admin/revoke closes the user\'s open websockets (a web terminal must not outlive it); others stay open', async () => {
+    const open = async (token: string) => {
+      const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/-/cable`, { headers: { authorization: `Bearer ${token}` } })
+      const id = await new Promise<string>((resolve, reject) => {
+        ws.once('upgrade', (res) => resolve(String(res.headers['x-request-id'])))
+        ws.once('error', reject)
+      })
+      await new Promise<void>((resolve) => (ws.readyState === WebSocket.OPEN ? resolve() : ws.once('open', () => resolve())))
+      return { ws, id, closed: new Promise<void>((resolve) => ws.once('close', () => resolve())) }
+    }
+    const revokedUser = { oid: '7a1d0c55-0000-4000-8000-0000000000f1', preferred_username: 'trent@example.test', iat: Math.floor(Date.now() / 1000) - 5 }
+    const theirs = await open(await idp.mint(revokedUser))
+    const other = await open(await idp.mint())
+    const revoke = await fetch(`${proxy.adminUrl}/admin/revoke`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
+      body: JSON.stringify({ user: revokedUser.oid }),
+    })
+    expect(revoke.status).toBe(200)
+    await theirs.closed
+    await expect.poll(() => proxy.records().find((r) => r['http.request.id'] === theirs.id), { timeout: 3000 }).toMatchObject({ 'http.response.status_code': 101, 'error.code': 'identity-revoked', 'event.outcome': 'failure', 'user.id': revokedUser.oid })
+    // The other user's websocket still echoes.
+    const echoed = new Promise<string>((resolve) => other.ws.on('message', (data) => String(data) === 'still-here' && resolve(String(data))))
+    other.ws.send('still-here')
+    expect(await echoed).toBe('still-here')
+    expect(other.ws.readyState).toBe(WebSocket.OPEN)
+    other.ws.close()
+    await other.closed
   })
 
   it('within the revocation\'s own second: a token used before it is refused, a token minted after it works', async () => {
