@@ -51,8 +51,9 @@ export interface AppDeps {
   readonly iapEndpoints?: IapEndpoints
   readonly resolveProject?: ProjectResolver
   /**
-   * With `upstream.apiToken`: the path GitLab serves for a git or LFS request's project (a former
-   * path that GitLab still redirects names the project it moved to); rejects when GitLab cannot be asked.
+   * With `upstream.apiToken`: the path GitLab serves for a request that names its project by path and
+   * follows GitLab's redirects (git, LFS, REST by path: `followsRedirects`); a former path GitLab still
+   * redirects names the project it moved to. Rejects when GitLab cannot be asked.
    */
   readonly currentProjectPath?: (project: string) => Promise<string | undefined>
   readonly upstreamHeaders?: UpstreamHeaderHook
@@ -200,7 +201,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       const decideNow = (projectUnresolved: boolean) =>
         decide(
           s.policy,
-          { method: ctx.method, path: ctx.path, route: ctx.route, project: ctx.project, projectUnresolved, clientIp: ctx.clientIp },
+          { method: ctx.method, path: ctx.path, route: ctx.route, project: ctx.project, projectUnresolved, ...(attr.groupWide && { groupWide: true }), clientIp: ctx.clientIp },
           ctx.identity,
         )
       if (attr.numericId !== undefined && s.policy.needsProjects) {
@@ -215,10 +216,11 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         )
         return
       }
-      // git and LFS follow GitLab's redirects from a project's former paths without a word: the
-      // policy must see the project GitLab will serve, not the old name in the URL.
+      // Git and LFS (wiki, design and snippet repositories too) and REST references by path follow GitLab's
+      // redirects from a project's former paths without a word: the policy must see the project GitLab will
+      // serve, not the old name in the URL (`attr.followsRedirects`, src/gitlab/attribute.ts).
       const current = deps.currentProjectPath
-      if (current && (ctx.route === 'git' || ctx.route === 'lfs') && ctx.project !== undefined && s.policy.needsProjects) {
+      if (current && attr.followsRedirects && ctx.project !== undefined && s.policy.needsProjects) {
         current(ctx.project).then(
           (path) => {
             if (path !== undefined) ctx.project = path

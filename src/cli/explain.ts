@@ -109,11 +109,11 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
         note = `numeric ${numericId.resource === 'projects' ? 'project' : numericId.resource === 'groups' ? 'group' : 'namespace'} id ${numericId.id}: serve resolves it through the GitLab API${config.upstream.apiToken ? '' : ' (no upstream.apiToken: it cannot, and denies)'}; pass --project to simulate`
       }
     }
-    if ((attr.route === 'git' || attr.route === 'lfs') && project !== undefined && policy.needsProjects && config.upstream.apiToken) {
+    if (attr.followsRedirects && project !== undefined && policy.needsProjects && config.upstream.apiToken) {
       if (values.project) project = values.project
       else note = `serve first asks the GitLab API which project ${project} is now (a former path GitLab redirects names the project it moved to); pass --project to simulate`
     }
-    decision = decide(policy, { method, path, route: attr.route, project, projectUnresolved: unresolved, clientIp: values.ip ?? '127.0.0.1' }, identity)
+    decision = decide(policy, { method, path, route: attr.route, project, projectUnresolved: unresolved, ...(attr.groupWide && { groupWide: true }), clientIp: values.ip ?? '127.0.0.1' }, identity)
   }
   const ruleIndex = decision.rule === null ? -1 : config.policy.rules.findIndex((r) => r.name === decision.rule)
   // The status the proxy itself answers with (a challenge: 401, or 302 for a browser); null when GitLab answers.

@@ -11,6 +11,17 @@ export interface Attribution {
   readonly project?: string
   /** A numeric project, group or namespace id, not yet resolved to a path. */
   readonly numericId?: NumericId
+  /**
+   * GitLab looks the project up with `follow_redirects`: a former path (a renamed or moved project or group)
+   * names the project it moved to, and the client is never redirected. Git and LFS (`Gitlab::RepoPath`, also
+   * for wiki, design and snippet repositories) and REST references by path (`find_project`) do.
+   */
+  readonly followsRedirects?: true
+  /**
+   * `project` is a group, and the endpoint reaches the projects below it: group search, issues, merge requests,
+   * package registries of the whole group. `projects` rules below the group refuse it (src/policy).
+   */
+  readonly groupWide?: true
 }
 
 /** `/api/v4/groups/99` → `{ resource: 'groups', id: '99' }`; resolved through GitLab's API of the same name. */
@@ -19,13 +30,19 @@ export interface NumericId {
   readonly id: string
 }
 
-/** First path segments that are GitLab's own routes, never a namespace (GitLab's `PathRegex::TOP_LEVEL_ROUTES`). */
+/**
+ * First path segments that are GitLab's own routes, never a namespace: exactly GitLab's
+ * `Gitlab::PathRegex::TOP_LEVEL_ROUTES` (lib/gitlab/path_regex.rb), the names no user or top-level group can
+ * take. Nothing more: a name GitLab once reserved and has since freed (`ide`, `manifest.json`,
+ * `abuse_reports`, `sent_notifications`, ...) can be a group today, and a request under it would name no
+ * project, past every `projects` rule. (A name listed here that some GitLab still lets a group take is
+ * the same hole; one missing here only attributes a GitLab route to a project no group can have.)
+ */
 const RESERVED_TOP = new Set([
-  '-', 'api', 'admin', 'users', 'dashboard', 'explore', 'help', 'assets', 'search', 'oauth', 'uploads', 'import',
-  'jwt', 'health_check', '.well-known', 'profile', 'public', 'projects', 'snippets', 'abuse_reports', 'sitemap',
-  'favicon.ico', 'favicon.png', 'robots.txt', 'manifest.json', 'ide', 'v2', 'groups', 'login', 'unsubscribes',
-  'sent_notifications', 's', 'files', 'deploy.html', '404.html', '422.html', '500.html', '502.html', '503.html',
-  'slash-command-logo.png', 'apple-touch-icon.png', 'apple-touch-icon-precomposed.png',
+  '-', '.well-known', '404.html', '422.html', '500.html', '502.html', '503.html', 'admin', 'api', 'apple-touch-icon.png',
+  'assets', 'dashboard', 'deploy.html', 'explore', 'favicon.ico', 'favicon.png', 'files', 'groups', 'health_check',
+  'help', 'import', 'jwt', 'login', 'oauth', 'profile', 'projects', 'public', 'robots.txt', 's', 'search', 'sitemap',
+  'sitemap.xml', 'sitemap.xml.gz', 'slash-command-logo.png', 'snippets', 'unsubscribes', 'uploads', 'users', 'v2',
 ])
 
 const GIT_SUFFIX = /^\/(.+?)\.git(\/.*)?$/
@@ -76,6 +93,19 @@ const DEPENDENCY_PROXY = /^\/v2\/(.+?)\/dependency_proxy\//
 const ADMIN_ITEM = /^\/admin\/(?:projects|groups)\/(.+?)(?:\/(?:edit|transfer|repository_check|members_update))?\/?$/
 /** Legacy uploads by model id: `/uploads/-/system/project/avatar/42/a.png`, `/uploads/-/system/group/avatar/7/...`. */
 const SYSTEM_UPLOAD = /^\/uploads\/-\/system\/(project|group)\/[^/]+\/(\d+)\//
+/**
+ * The instance-level npm registry: `/api/v4/packages/npm/@scope/pkg` (also `@scope%2Fpkg`) and
+ * `/api/v4/packages/npm/-/package/@scope/pkg/dist-tags`. GitLab finds the package below the top-level
+ * namespace named like the scope (GitLab's npm naming convention), in any project there.
+ */
+const NPM_INSTANCE = /^\/api\/v4\/packages\/npm\/(?:-\/package\/)?(.+)$/
+/**
+ * The instance-level Conan registry: `/api/v4/packages/conan/v1/{conans,files}/<name>/<version>/<user>/<channel>/...`,
+ * where the user is the project's path with `+` for `/` (`my-group+my-project`), found with `find_project!`.
+ */
+const CONAN_INSTANCE = /^\/api\/v4\/packages\/conan\/v1\/(?:conans|files)\/[^/]+\/[^/]+\/([^/]+)\/[^/]+(?:\/|$)/
+/** The Terraform module registry: `/api/v4/packages/terraform/modules/v1/<namespace id or path>/<name>/<system>/...`, every project below the namespace. */
+const TERRAFORM_MODULES = /^\/api\/v4\/packages\/terraform\/modules\/v1\/([^/]+)\/[^/]+\/[^/]+(?:\/|$)/
 
 /** Decodes `%2F` and other percent-encodings of a REST id; invalid encodings stay as they are. */
 function decodeId(id: string): string {
@@ -95,11 +125,35 @@ export function isIapPath(path: string): boolean {
   return head === '/-/iap/' || (head === '/-/iap' && path.length === 6)
 }
 
-/** A REST reference to a project or group: a numeric id to resolve, or its url-encoded path. */
-function apiReference(resource: NumericId['resource'], raw: string): Attribution {
+/**
+ * A REST reference to a project or group: a numeric id to resolve, or its url-encoded path. GitLab's
+ * `find_project` follows a project's former paths (only paths with a `/`: a project always has a namespace);
+ * a group's endpoints reach the projects below it.
+ */
+function apiReference(resource: NumericId['resource'], raw: string, groupWide = resource === 'groups'): Attribution {
   const id = decodeId(raw)
   const numeric = NUMERIC_ID.exec(id)
-  return numeric ? { route: 'api', numericId: { resource, id: numeric[1]! } } : { route: 'api', project: id }
+  const reference: Attribution = numeric ? { route: 'api', numericId: { resource, id: numeric[1]! } } : { route: 'api', project: id }
+  if (groupWide) return { ...reference, groupWide: true }
+  return !numeric && resource === 'projects' && id.includes('/') ? { ...reference, followsRedirects: true } : reference
+}
+
+/** Instance-level package registries that name a namespace or project in their own way (npm scopes, Conan users, Terraform namespaces). */
+function attributePackages(path: string): Attribution | undefined {
+  const npm = NPM_INSTANCE.exec(path)
+  if (npm) {
+    const name = decodeId(npm[1]!)
+    const slash = name.indexOf('/')
+    const scope = name.startsWith('@') ? name.slice(1, slash === -1 ? undefined : slash) : ''
+    return scope ? { route: 'api', project: scope, groupWide: true } : { route: 'api' }
+  }
+  const conan = CONAN_INSTANCE.exec(path)
+  if (conan) {
+    const user = decodeId(conan[1]!)
+    return user.includes('+') ? { route: 'api', project: user.replaceAll('+', '/'), followsRedirects: true } : { route: 'api' }
+  }
+  const terraform = TERRAFORM_MODULES.exec(path)
+  return terraform ? apiReference('namespaces', terraform[1]!, true) : undefined
 }
 
 /** A numeric id as ActiveRecord reads it (leading integer), or undefined when the value names none. */
@@ -145,10 +199,11 @@ export function attribute(method: string, path: string): Attribution {
     const jira = path.startsWith('/api/v3/') ? (JIRA_REPO.exec(path) ?? JIRA_USER.exec(path)) : null
     if (jira) {
       const [namespace, project] = [decodeId(jira[1]!), jira[2] === undefined ? undefined : decodeId(jira[2])]
-      const full = project === undefined ? namespace : project.includes('@') ? project : `${namespace}/${project}`
-      return { route: 'api', project: full.replaceAll('@', '/') }
+      const full = (project === undefined ? namespace : project.includes('@') ? project : `${namespace}/${project}`).replaceAll('@', '/')
+      // A repository is found with `find_project!` (former paths followed); a namespace's repositories are all below it.
+      return project === undefined ? { route: 'api', project: full, groupWide: true } : { route: 'api', project: full, followsRedirects: true }
     }
-    return { route: 'api' }
+    return (path.startsWith('/api/v4/packages/') && attributePackages(path)) || { route: 'api' }
   }
   const elsewhere = path.startsWith('/v2/') ? DEPENDENCY_PROXY.exec(path) : path.startsWith('/admin/') ? ADMIN_ITEM.exec(path) : null
   if (elsewhere) return { route: 'web', project: elsewhere[1]! }
@@ -162,11 +217,13 @@ export function attribute(method: string, path: string): Attribution {
   if (git && !git[1]!.includes('/-/') && GIT_ENDPOINT.test(git[2] ?? '')) {
     const rest = git[2] ?? ''
     const lfs = rest.startsWith('/info/lfs/') || rest.startsWith('/gitlab-lfs/')
-    return { route: lfs ? 'lfs' : 'git', project: git[1]! }
+    // Wiki, design and snippet repositories (`ns/p.wiki`, `ns/p.design`, `ns/p/snippets/7`) keep their suffix here;
+    // project-ids.ts strips it to ask GitLab which project or group a former path names now.
+    return { route: lfs ? 'lfs' : 'git', project: git[1]!, followsRedirects: true }
   }
   // `git clone https://host/group/project` (no .git) asks for /group/project/info/refs?service=...
   const bareGit = /^\/(.+?)\/(info\/refs|git-upload-pack|git-receive-pack)$/.exec(path)
-  if (bareGit && !RESERVED_TOP.has(bareGit[1]!.split('/')[0]!)) return { route: 'git', project: bareGit[1]! }
+  if (bareGit && !RESERVED_TOP.has(bareGit[1]!.split('/')[0]!)) return { route: 'git', project: bareGit[1]!, followsRedirects: true }
 
   const first = path.slice(1).split('/', 1)[0] ?? ''
   if (first === 'groups') {
@@ -174,6 +231,8 @@ export function attribute(method: string, path: string): Attribution {
     const rest = path.slice('/groups/'.length)
     const dash = rest.indexOf('/-/')
     const group = dash === -1 ? rest : rest.slice(0, dash)
+    // The group's feature pages (issues, merge requests, epics, packages, activity) list what lies below it.
+    if (group && dash !== -1) return { route: 'web', project: group.replace(/\/$/, ''), groupWide: true }
     return group ? { route: 'web', project: group.replace(/\/$/, '') } : { route: 'web' }
   }
   if (first === '' || RESERVED_TOP.has(first.toLowerCase())) return { route: 'web' }

@@ -22,11 +22,21 @@ export interface ProjectResolver {
   resolve(ref: NumericId): Promise<string | undefined>
   /**
    * The path GitLab serves for a project path as written: itself, or the project's current path when
-   * it is a former one GitLab still redirects (git and LFS follow those redirects without a word).
-   * Undefined when GitLab knows no such project; rejects when GitLab cannot be asked.
+   * it is a former one GitLab still redirects (git, LFS and REST references by path follow those
+   * redirects without a word). A wiki, design or snippet repository (`ns/p.wiki`, `ns/p.design`,
+   * `ns/p/snippets/7`) is looked up as GitLab's `Gitlab::RepoPath` does: the path as a project first,
+   * then the project (or, for a wiki, the group) without the suffix; the answer keeps the suffix
+   * (`secret-group/vault.wiki`). Undefined when GitLab knows no such project; rejects when GitLab
+   * cannot be asked, and for a wiki of no known project or group: that may be a group's former path,
+   * which GitLab follows for git but its API does not tell.
    */
   currentPath(project: string): Promise<string | undefined>
 }
+
+/** Repositories beside a project's own (GitLab's `Gitlab::GlRepository` types): the container's path and the suffix. */
+const WIKI = /^(.+)(\.wiki)$/i
+const DESIGN = /^(.+)(\.design)$/i
+const SNIPPET = /^(.+)(\/snippets\/\d+)$/i
 
 const MISSING = '\u0000missing'
 /** A project or group answer is a few KiB; more is not GitLab's answer to this lookup. */
@@ -72,11 +82,28 @@ export function createProjectResolver(options: ProjectResolverOptions): ProjectR
       const found = await cache.fetch(`${ref.resource}/${ref.id}`)
       return found === undefined || found === MISSING ? undefined : found
     },
-    async currentPath(project) {
-      // The API follows a former path with a 301 to the project's id; fetch follows it.
-      const found = await cache.fetch(`projects/${encodeURIComponent(project.toLowerCase())}`)
-      if (found === undefined) throw new Error('GitLab could not be asked')
-      return found === MISSING ? undefined : found
+    async currentPath(path) {
+      // What GitLab finds under this path as a project, a project's former path included (the API answers a
+      // former path with a 301 to the project's id, which fetch follows); a path without `/` is never a project.
+      const lookup = async (resource: 'projects' | 'groups', p: string) => {
+        if (resource === 'projects' && !p.includes('/')) return undefined
+        const found = await cache.fetch(`${resource}/${encodeURIComponent(p.toLowerCase())}`)
+        if (found === undefined) throw new Error('GitLab could not be asked')
+        return found === MISSING ? undefined : found
+      }
+      const asProject = await lookup('projects', path)
+      if (asProject !== undefined) return asProject
+      // Gitlab::RepoPath: a project of that name first (above), then the container without the suffix.
+      const wiki = WIKI.exec(path)
+      if (wiki) {
+        const container = (await lookup('projects', wiki[1]!)) ?? (await lookup('groups', wiki[1]!))
+        if (container === undefined) throw new Error(`${path}: no project or group has this wiki, and GitLab may still follow a group's former path to one`)
+        return container + wiki[2]!
+      }
+      const other = DESIGN.exec(path) ?? SNIPPET.exec(path)
+      if (!other) return undefined
+      const project = await lookup('projects', other[1]!)
+      return project === undefined ? undefined : project + other[2]!
     },
   }
 }

@@ -81,3 +81,54 @@ export function compileGlobs(patterns: readonly string[], form: GlobForm = 'path
   })
   return new RegExp(`^(?:${parts.join('|')})$`)
 }
+
+/**
+ * For `projects` patterns: a RegExp over a case-folded group path that matches when some pattern can match a
+ * path strictly below that group (`a/b/**` and `*` + `/b` lie below `a`; `**` + `/secret` below every group),
+ * or `undefined` when no pattern ever can. A group's own endpoints (group search, issues, packages) reach what
+ * lies below it, so such a rule has a say on them too (src/policy). Each cut is where a `/` can fall in a match:
+ * a `/` in a literal part, or anywhere inside a `**`.
+ */
+export function compileBelow(patterns: readonly string[]): RegExp | undefined {
+  const cuts: string[] = []
+  for (const pattern of patterns) {
+    let source = ''
+    let literal = ''
+    const flush = () => {
+      if (!literal) return
+      // The patterns were compiled before (compileGlobs): a malformed escape cannot reach here, the raw text is a fallback.
+      const decoded = literalForm(literal, 'project') ?? foldCase(literal)
+      let from = 0
+      for (let slash = decoded.indexOf('/'); slash !== -1; slash = decoded.indexOf('/', slash + 1)) {
+        cuts.push(source + decoded.slice(from, slash).replace(SPECIAL, '\\$&'))
+        source += decoded.slice(from, slash).replace(SPECIAL, '\\$&')
+        from = slash
+      }
+      source += decoded.slice(from).replace(SPECIAL, '\\$&')
+      literal = ''
+    }
+    let i = 0
+    while (i < pattern.length) {
+      if (pattern.startsWith('/**', i) && (i + 3 === pattern.length || pattern[i + 3] === '/')) {
+        flush()
+        cuts.push(`${source}(?:/.*)?`)
+        source += '(?:/.*)?'
+        i += 3
+      } else if (pattern.startsWith('**', i)) {
+        flush()
+        cuts.push(`${source}.*`)
+        source += '.*'
+        i += 2
+      } else if (pattern[i] === '*') {
+        flush()
+        source += '[^/]*'
+        i += 1
+      } else {
+        literal += pattern[i]
+        i += 1
+      }
+    }
+    flush()
+  }
+  return cuts.length === 0 ? undefined : new RegExp(`^(?:${cuts.join('|')})$`)
+}

@@ -10,7 +10,7 @@ import type { RouteClass } from '../gitlab/route.ts'
 import { foldCase, matchPath } from '../http/canonical-path.ts'
 import { createCidrSet, type CidrSet } from '../net/cidr.ts'
 import type { Decision } from './decision.ts'
-import { compileGlobs, GlobError, type GlobForm } from './glob.ts'
+import { compileBelow, compileGlobs, GlobError, type GlobForm } from './glob.ts'
 
 export interface RequestFacts {
   readonly method: string
@@ -20,6 +20,8 @@ export interface RequestFacts {
   readonly project?: string
   /** True when the request names a numeric project id that could not be resolved. */
   readonly projectUnresolved?: boolean
+  /** A group's own endpoint that reaches the projects below it (`groupWide` in src/gitlab/attribute.ts). */
+  readonly groupWide?: boolean
   readonly clientIp: string
 }
 
@@ -30,6 +32,8 @@ export interface CompiledRule {
   readonly index: number
   readonly paths?: RegExp
   readonly projects?: RegExp
+  /** Matches a (case-folded) group below which one of the `projects` patterns lies (`compileBelow`). */
+  readonly below?: RegExp
   readonly methods?: ReadonlySet<string>
   readonly sourceIps?: CidrSet
   readonly outcome: RuleOutcome
@@ -74,12 +78,15 @@ function compileRule(rule: RuleConfig, index: number, aliases: Readonly<Record<s
   const outcome: RuleOutcome = rule.public ? 'public' : rule.deny ? 'deny' : 'grant'
   const at = `policy.rules[${index}]`
   const paths = rule.paths && compileKey(rule.paths, 'path', `${at}.paths`, problems)
-  const projects = rule.projects && compileKey(rule.projects.map((p) => p.replace(/^\/+|\/+$/g, '')), 'project', `${at}.projects`, problems)
+  const projectPatterns = rule.projects?.map((p) => p.replace(/^\/+|\/+$/g, ''))
+  const projects = projectPatterns && compileKey(projectPatterns, 'project', `${at}.projects`, problems)
+  const below = projects && compileBelow(projectPatterns)
   return {
     name: rule.name,
     index,
     ...(paths && { paths }),
     ...(projects && { projects }),
+    ...(below && { below }),
     ...(rule.methods && { methods: compileMethods(rule.methods) }),
     ...(rule.sourceIps && { sourceIps: createCidrSet(rule.sourceIps) }),
     outcome,
@@ -119,8 +126,8 @@ export function pathCandidates(path: string): string[] {
   return out
 }
 
-/** A project path and each namespace above it (`a/b/c` → `a`, `a/b`, `a/b/c`), lower-cased and decoded. */
-export function projectCandidates(project: string): string[] {
+/** A project path as rules read it: decoded, case-folded, split into its segments. */
+function projectSegments(project: string): string[] {
   let decoded = project
   if (project.includes('%')) {
     try {
@@ -129,7 +136,12 @@ export function projectCandidates(project: string): string[] {
       // keep as is
     }
   }
-  const parts = foldCase(decoded).split('/').filter(Boolean)
+  return foldCase(decoded).split('/').filter(Boolean)
+}
+
+/** A project path and each namespace above it (`a/b/c` → `a`, `a/b`, `a/b/c`), lower-cased and decoded. */
+export function projectCandidates(project: string): string[] {
+  const parts = projectSegments(project)
   const out: string[] = []
   for (let i = 1; i <= parts.length; i++) out.push(parts.slice(0, i).join('/'))
   // A Rails format suffix on a project page (`group/project.json`) names the same project.
@@ -154,8 +166,17 @@ export function isGitRead(facts: Pick<RequestFacts, 'method' | 'route' | 'path'>
   return facts.route === 'lfs' && facts.path.endsWith('/info/lfs/objects/batch')
 }
 
+function methodMatches(rule: CompiledRule, facts: RequestFacts): boolean {
+  return !rule.methods || rule.methods.has(facts.method) || (rule.methods.has('GET') && isGitRead(facts))
+}
+
+/** The rule's `methods` and `sourceIps` (when given) match the request. */
+function conditionsMatch(rule: CompiledRule, facts: RequestFacts): boolean {
+  return methodMatches(rule, facts) && (!rule.sourceIps || rule.sourceIps.has(facts.clientIp))
+}
+
 export function ruleMatches(rule: CompiledRule, facts: RequestFacts, paths: readonly string[], projects: () => readonly string[]): boolean {
-  if (rule.methods && !rule.methods.has(facts.method) && !(rule.methods.has('GET') && isGitRead(facts))) return false
+  if (!methodMatches(rule, facts)) return false
   let hit = false
   if (rule.paths) for (const p of paths) if (rule.paths.test(p)) hit = true
   if (!hit && rule.projects) for (const p of projects()) if (rule.projects.test(p)) hit = true
@@ -210,20 +231,41 @@ export function decide(policy: CompiledPolicy, facts: RequestFacts, identity: Id
   return { result: 'challenge', rule: decision.rule, reason: 'login-required' }
 }
 
+/** How a matching `deny` or grant rule refuses this identity, or `undefined` when it grants it. */
+function refusalOf(rule: CompiledRule, identity: Identity): Decision | undefined {
+  if (rule.outcome === 'deny') return { result: 'deny', rule: rule.name, reason: 'deny-rule' }
+  if (identity.kind === 'anonymous') return { result: 'challenge', rule: rule.name, reason: 'login-required' }
+  if (grantReason(rule, identity)) return undefined
+  return { result: 'deny', rule: rule.name, reason: identity.groupsSource === 'overage-unresolved' ? 'groups-unresolved' : 'no-group-match' }
+}
+
 function decideForIdentity(policy: CompiledPolicy, facts: RequestFacts, identity: Identity): Decision {
   if (facts.projectUnresolved && policy.needsProjects) return { result: 'deny', rule: null, reason: 'project-unresolved' }
   const paths = pathCandidates(facts.path)
   // Project candidates only when a `projects` rule asks for them: most requests never need them.
   let projectList: readonly string[] | undefined
   const projects = () => (projectList ??= facts.project ? projectCandidates(facts.project) : [])
+  // A group-wide endpoint (group search, issues, merge requests, packages: `groupWide` in src/gitlab/attribute.ts)
+  // reaches the projects below its group: the group path, when the request is one, else null.
+  let groupPath: string | null | undefined
+  const wideGroup = () => (groupPath ??= facts.project !== undefined && facts.groupWide ? projectSegments(facts.project).join('/') : null)
   for (const rule of policy.rules) {
-    if (!ruleMatches(rule, facts, paths, projects)) continue
+    if (!ruleMatches(rule, facts, paths, projects)) {
+      // A `projects` rule below that group refuses the request as it would refuse those projects, and never
+      // allows it: whoever may not reach `parent/secret/**` may not search or list it through `parent`.
+      if (rule.below && rule.outcome !== 'public' && conditionsMatch(rule, facts)) {
+        const group = wideGroup()
+        if (group !== null && rule.below.test(group)) {
+          const refusal = refusalOf(rule, identity)
+          if (refusal) return refusal
+        }
+      }
+      continue
+    }
     if (rule.outcome === 'public') return { result: 'allow', rule: rule.name, reason: 'public' }
-    if (rule.outcome === 'deny') return { result: 'deny', rule: rule.name, reason: 'deny-rule' }
-    if (identity.kind === 'anonymous') return { result: 'challenge', rule: rule.name, reason: 'login-required' }
-    const reason = grantReason(rule, identity)
-    if (reason) return { result: 'allow', rule: rule.name, reason }
-    return { result: 'deny', rule: rule.name, reason: identity.groupsSource === 'overage-unresolved' ? 'groups-unresolved' : 'no-group-match' }
+    const refusal = refusalOf(rule, identity)
+    if (refusal) return refusal
+    return { result: 'allow', rule: rule.name, reason: grantReason(rule, identity)! }
   }
   return policy.defaultResult === 'allow'
     ? { result: 'allow', rule: null, reason: 'default-allow' }

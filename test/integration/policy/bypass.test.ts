@@ -71,6 +71,10 @@ const ATTEMPTS = [
   '/api/v3/repos/anything/secret-group@vault/branches', '/api/v4/error_tracking/collector/api/42/store', '/api/v4/group/99/-/packages/composer/packages',
   '/v2/secret-group/dependency_proxy/containers/alpine/manifests/latest', '/uploads/-/system/project/avatar/42/a.png',
   '/old-name/vault.git/info/refs?service=git-upload-pack', '/OLD-NAME/vault.git/info/lfs/objects/batch', '/old-name/vault/info/refs?service=git-upload-pack',
+  // The former path's wiki, design and snippet repositories, REST references by the former path, and npm's scope.
+  '/old-name/vault.wiki.git/info/refs?service=git-upload-pack', '/old-name/vault.design.git/info/refs?service=git-upload-pack',
+  '/old-name/vault/snippets/7.git/info/refs?service=git-upload-pack', '/api/v4/projects/old-name%2Fvault/packages/generic/pkg/1.0/secret.bin',
+  '/api/v4/projects/old-name%2Fvault/repository/files/README.md/raw', '/api/v4/packages/npm/@secret-group%2Fpkg',
 ]
 
 describe('bypass attempts', () => {

@@ -189,14 +189,79 @@ policy:
   })
 })
 
+describe('group-wide endpoints and projects rules below their group', () => {
+  const wide = compilePolicy(parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+groups: { admins: "${ADMINS}", engineering: "${ENG}" }
+policy:
+  rules:
+    - { name: exception, paths: ["/api/v4/groups/parent/projects"], groups: [engineering] }
+    - { name: parent-secret, projects: ["parent/secret/**"], groups: [admins] }
+    - { name: parent-docs, projects: ["parent/docs/**"], public: true }
+    - { name: frozen, projects: ["parent/frozen/**"], methods: [POST, PUT, DELETE], deny: true }
+    - { name: read-everything, paths: ["/**"], groups: [engineering] }
+`, {}))
+  const ask = (method: string, path: string, who: Identity, project?: string) => {
+    const attr = attribute(method, path)
+    return decide(wide, { method, path, route: attr.route, project: project ?? attr.project, ...(attr.groupWide && { groupWide: true }), clientIp: '203.0.113.9' }, who)
+  }
+
+  it.each([
+    // A group's search, issues, merge requests and packages reach parent/secret: its rule refuses them.
+    ['GET', '/api/v4/groups/parent/search', user([ENG]), { result: 'deny', rule: 'parent-secret', reason: 'no-group-match' }],
+    ['GET', '/api/v4/groups/Parent/merge_requests', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
+    ['GET', '/groups/parent/-/issues', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
+    ['GET', '/api/v4/group/parent/-/packages/composer/packages', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
+    ['GET', '/api/v4/packages/npm/@parent%2Flib', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
+    ['GET', '/api/v4/groups/parent/search', ANONYMOUS, { result: 'challenge', rule: 'parent-secret', reason: 'login-required' }],
+    // A rule below that would let the identity in never allows by itself: the rules after it decide.
+    ['GET', '/api/v4/groups/parent/search', user([ADMINS, ENG]), { result: 'allow', rule: 'read-everything' }],
+    ['GET', '/api/v4/groups/parent/search', user([ADMINS]), { result: 'deny', rule: 'read-everything', reason: 'no-group-match' }],
+    // A rule below counts with its methods: the frozen projects refuse the group's writes, not its reads.
+    ['POST', '/api/v4/groups/parent/issues', user([ADMINS, ENG]), { result: 'deny', rule: 'frozen', reason: 'deny-rule' }],
+    ['GET', '/api/v4/groups/parent/issues', user([ADMINS, ENG]), { result: 'allow', rule: 'read-everything' }],
+    // A rule listed before decides first, as always: the way to open one group endpoint again.
+    ['GET', '/api/v4/groups/parent/projects', user([ENG]), { result: 'allow', rule: 'exception' }],
+    // Not group-wide: a project's own endpoints, another subgroup, the group's own page.
+    ['GET', '/api/v4/projects/parent%2Fopen%2Fapp/issues', user([ENG]), { result: 'allow', rule: 'read-everything' }],
+    ['GET', '/api/v4/groups/parent%2Fopen/search', user([ENG]), { result: 'allow', rule: 'read-everything' }],
+    ['GET', '/parent', user([ENG]), { result: 'allow', rule: 'read-everything' }],
+    ['GET', '/api/v4/namespaces/parent', user([ENG]), { result: 'allow', rule: 'read-everything' }],
+  ] as const)('%s %s', (method, path, who, expected) => {
+    expect(ask(method, path, who)).toMatchObject(expected)
+  })
+
+  it('a numeric group id resolved to the group above counts the same', () => {
+    expect(ask('GET', '/api/v4/groups/99/search', user([ENG]), 'parent')).toMatchObject({ result: 'deny', rule: 'parent-secret' })
+    expect(ask('GET', '/api/v4/groups/99/search', user([ENG]), 'other')).toMatchObject({ result: 'allow', rule: 'read-everything' })
+  })
+
+  it('a grant below the group never lets a group-wide request past a stricter rule above the subgroup', () => {
+    const nested = compilePolicy(parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+groups: { admins: "${ADMINS}", contractors: "${CONTR}" }
+policy:
+  rules:
+    - { name: open-for-contractors, projects: ["parent/open/**"], groups: [contractors] }
+    - { name: parent-admins, projects: ["parent/**"], groups: [admins] }
+    - { name: read-everything, paths: ["/**"], groups: [contractors] }
+`, {}))
+    const facts = (path: string) => ({ method: 'GET', path, route: attribute('GET', path).route, project: attribute('GET', path).project, clientIp: '203.0.113.9' })
+    expect(decide(nested, facts('/api/v4/groups/parent/search'), user([CONTR]))).toMatchObject({ result: 'deny', rule: 'parent-admins' })
+    expect(decide(nested, facts('/api/v4/projects/parent%2Fopen%2Fapp/issues'), user([CONTR]))).toMatchObject({ result: 'allow', rule: 'open-for-contractors' })
+  })
+})
+
 describe('attribution', () => {
   it.each([
     ['/group/sub/project/-/merge_requests/1', { route: 'web', project: 'group/sub/project' }],
-    ['/groups/group/sub/-/epics', { route: 'web', project: 'group/sub' }],
-    ['/api/v4/projects/group%2Fsub%2Fproject/repository/files/a%2Fb.rb', { route: 'api', project: 'group/sub/project' }],
+    ['/groups/group/sub/-/epics', { route: 'web', project: 'group/sub', groupWide: true }],
+    ['/api/v4/projects/group%2Fsub%2Fproject/repository/files/a%2Fb.rb', { route: 'api', project: 'group/sub/project', followsRedirects: true }],
     ['/api/v4/projects/42/issues', { route: 'api', numericId: { resource: 'projects', id: '42' } }],
     ['/api/v4/projects/42.json', { route: 'api', numericId: { resource: 'projects', id: '42' } }],
-    ['/api/v4/groups/99/projects', { route: 'api', numericId: { resource: 'groups', id: '99' } }],
+    ['/api/v4/groups/99/projects', { route: 'api', numericId: { resource: 'groups', id: '99' }, groupWide: true }],
     ['/api/v4/namespaces/99', { route: 'api', numericId: { resource: 'namespaces', id: '99' } }],
     ['/projects/42', { route: 'web', numericId: { resource: 'projects', id: '42' } }],
     ['/projects/new', { route: 'web' }],
@@ -213,24 +278,24 @@ describe('attribution', () => {
     ['/-/organizations/default/projects/secret-group/vault/edit', { route: 'web', project: 'secret-group/vault' }],
     ['/-/organizations/default/groups/secret-group/edit', { route: 'web', project: 'secret-group' }],
     // GitLab Geo's git routes carry a repository path after the node id.
-    ['/-/push_from_secondary/2/secret-group/vault.git/git-receive-pack', { route: 'git', project: 'secret-group/vault' }],
-    ['/-/from_secondary/2/secret-group/vault.git/info/refs', { route: 'git', project: 'secret-group/vault' }],
-    ['/-/from_secondary/2/secret-group/vault.git/info/lfs/objects/batch', { route: 'lfs', project: 'secret-group/vault' }],
+    ['/-/push_from_secondary/2/secret-group/vault.git/git-receive-pack', { route: 'git', project: 'secret-group/vault', followsRedirects: true }],
+    ['/-/from_secondary/2/secret-group/vault.git/info/refs', { route: 'git', project: 'secret-group/vault', followsRedirects: true }],
+    ['/-/from_secondary/2/secret-group/vault.git/info/lfs/objects/batch', { route: 'lfs', project: 'secret-group/vault', followsRedirects: true }],
     ['/-/push_from_secondary/2/secret-group/vault', { route: 'git', project: 'secret-group/vault' }],
     ['/api/graphql.json', { route: 'graphql' }],
     // REST routes elsewhere that take a project or group (GitLab's lib/api).
-    ['/api/v4/group/secret-group%2Fsub/-/packages/composer/packages', { route: 'api', project: 'secret-group/sub' }],
-    ['/api/v4/group/42/-/packages/composer/p2/vendor/pkg.json', { route: 'api', numericId: { resource: 'groups', id: '42' } }],
-    ['/api/v4/security/projects/secret-group%2Fp/vulnerability_exports', { route: 'api', project: 'secret-group/p' }],
-    ['/api/v4/security/groups/7/vulnerability_exports', { route: 'api', numericId: { resource: 'groups', id: '7' } }],
-    ['/api/v4/error_tracking/collector/api/secret-group%2Fhidden/envelope', { route: 'api', project: 'secret-group/hidden' }],
+    ['/api/v4/group/secret-group%2Fsub/-/packages/composer/packages', { route: 'api', project: 'secret-group/sub', groupWide: true }],
+    ['/api/v4/group/42/-/packages/composer/p2/vendor/pkg.json', { route: 'api', numericId: { resource: 'groups', id: '42' }, groupWide: true }],
+    ['/api/v4/security/projects/secret-group%2Fp/vulnerability_exports', { route: 'api', project: 'secret-group/p', followsRedirects: true }],
+    ['/api/v4/security/groups/7/vulnerability_exports', { route: 'api', numericId: { resource: 'groups', id: '7' }, groupWide: true }],
+    ['/api/v4/error_tracking/collector/api/secret-group%2Fhidden/envelope', { route: 'api', project: 'secret-group/hidden', followsRedirects: true }],
     ['/api/v4/error_tracking/collector/api/42/store', { route: 'api', numericId: { resource: 'projects', id: '42' } }],
-    ['/api/v4/feature_flags/unleash/secret-group%2Fp/client/features', { route: 'api', project: 'secret-group/p' }],
+    ['/api/v4/feature_flags/unleash/secret-group%2Fp/client/features', { route: 'api', project: 'secret-group/p', followsRedirects: true }],
     // Jira DVCS's GitHub-shaped API: `@` for `/`; a project segment with `@` is the whole path.
-    ['/api/v3/repos/secret-group/p/commits/abc', { route: 'api', project: 'secret-group/p' }],
-    ['/api/v3/repos/secret-group@sub/p/pulls', { route: 'api', project: 'secret-group/sub/p' }],
-    ['/api/v3/repos/anything/secret-group@p/branches', { route: 'api', project: 'secret-group/p' }],
-    ['/api/v3/users/secret-group/repos', { route: 'api', project: 'secret-group' }],
+    ['/api/v3/repos/secret-group/p/commits/abc', { route: 'api', project: 'secret-group/p', followsRedirects: true }],
+    ['/api/v3/repos/secret-group@sub/p/pulls', { route: 'api', project: 'secret-group/sub/p', followsRedirects: true }],
+    ['/api/v3/repos/anything/secret-group@p/branches', { route: 'api', project: 'secret-group/p', followsRedirects: true }],
+    ['/api/v3/users/secret-group/repos', { route: 'api', project: 'secret-group', groupWide: true }],
     ['/v2/secret-group/dependency_proxy/containers/alpine/manifests/latest', { route: 'web', project: 'secret-group' }],
     ['/admin/projects/secret-group/p/transfer', { route: 'web', project: 'secret-group/p' }],
     ['/admin/groups/secret-group/edit', { route: 'web', project: 'secret-group' }],
@@ -240,15 +305,46 @@ describe('attribution', () => {
     ['/-/ide/project/group/sub/project/edit/main/-/a.rb', { route: 'web', project: 'group/sub/project' }],
     ['/-/ide/project/group/project/merge_requests/1', { route: 'web', project: 'group/project' }],
     ['/-/ide/project/group/project', { route: 'web', project: 'group/project' }],
-    ['/sent_notifications/abc/unsubscribe', { route: 'web' }],
-    ['/group/project.git/git-receive-pack', { route: 'git', project: 'group/project' }],
-    ['/group/project.git/info/lfs/objects/batch', { route: 'lfs', project: 'group/project' }],
+    // GitLab moved this route under /-/ and freed the name: a group may be called `sent_notifications` now (F5).
+    ['/sent_notifications/abc/unsubscribe', { route: 'web', project: 'sent_notifications/abc/unsubscribe' }],
+    ['/group/project.git/git-receive-pack', { route: 'git', project: 'group/project', followsRedirects: true }],
+    ['/group/project.git/info/lfs/objects/batch', { route: 'lfs', project: 'group/project', followsRedirects: true }],
     ['/group/project/-/blob/main/lib/foo.git/x', { route: 'web', project: 'group/project' }],
     ['/group/project/-/raw/main/x.git', { route: 'web', project: 'group/project' }],
+    // Wiki, design and snippet repositories keep their suffix; project-ids.ts resolves them as GitLab does.
+    ['/old-ns/vault.wiki.git/info/refs', { route: 'git', project: 'old-ns/vault.wiki', followsRedirects: true }],
+    ['/old-ns/vault.design.git/git-upload-pack', { route: 'git', project: 'old-ns/vault.design', followsRedirects: true }],
+    ['/old-ns/vault/snippets/7.git/info/refs', { route: 'git', project: 'old-ns/vault/snippets/7', followsRedirects: true }],
+    ['/old-group.wiki.git/info/refs', { route: 'git', project: 'old-group.wiki', followsRedirects: true }],
+    // GitLab's find_project follows former paths of projects (a path with a "/"), never of groups.
+    ['/api/v4/projects/vault/issues', { route: 'api', project: 'vault' }],
+    ['/api/v4/groups/secret-group%2Fsub/search', { route: 'api', project: 'secret-group/sub', groupWide: true }],
+    ['/api/v4/namespaces/secret-group', { route: 'api', project: 'secret-group' }],
+    ['/groups/secret-group', { route: 'web', project: 'secret-group' }],
+    // Names GitLab reserved once and freed since can be groups today (TOP_LEVEL_ROUTES is the list).
+    ['/ide/vault/-/raw/main/secret.txt', { route: 'web', project: 'ide/vault' }],
+    ['/manifest.json/vault/-/issues', { route: 'web', project: 'manifest.json/vault' }],
+    ['/abuse_reports/vault', { route: 'web', project: 'abuse_reports/vault' }],
+    ['/ide/vault/info/refs', { route: 'git', project: 'ide/vault', followsRedirects: true }],
+    ['/users/sign_in', { route: 'web' }],
+    ['/sitemap.xml.gz', { route: 'web' }],
+    ['/V2/x', { route: 'web' }],
+    // Instance-level package registries: the npm scope and a Terraform namespace are namespaces, a Conan user a project.
+    ['/api/v4/packages/npm/@secret-group%2Fpkg', { route: 'api', project: 'secret-group', groupWide: true }],
+    ['/api/v4/packages/npm/@secret-group/pkg', { route: 'api', project: 'secret-group', groupWide: true }],
+    ['/api/v4/packages/npm/-/package/@secret-group%2Fpkg/dist-tags/latest', { route: 'api', project: 'secret-group', groupWide: true }],
+    ['/api/v4/packages/npm/unscoped', { route: 'api' }],
+    ['/api/v4/packages/npm/-/npm/v1/security/advisories/bulk', { route: 'api' }],
+    ['/api/v4/packages/conan/v1/conans/pkg/1.0/secret-group+sub+p/stable/digest', { route: 'api', project: 'secret-group/sub/p', followsRedirects: true }],
+    ['/api/v4/packages/conan/v1/files/pkg/1.0/secret-group+p/stable/0/export/conanfile.py', { route: 'api', project: 'secret-group/p', followsRedirects: true }],
+    ['/api/v4/packages/conan/v1/conans/search', { route: 'api' }],
+    ['/api/v4/packages/terraform/modules/v1/secret-group/net/aws/versions', { route: 'api', project: 'secret-group', groupWide: true }],
+    ['/api/v4/packages/terraform/modules/v1/99/net/aws/1.0.0/download', { route: 'api', numericId: { resource: 'namespaces', id: '99' }, groupWide: true }],
+    ['/api/v4/packages/maven/com/secret/app/1.0/app-1.0.jar', { route: 'api' }],
     ['/api/graphql', { route: 'graphql' }],
-    ['/group/project.git/info/refs', { route: 'git', project: 'group/project' }],
-    ['/group/project/info/refs', { route: 'git', project: 'group/project' }],
-    ['/group/project.git/gitlab-lfs/objects/abc/12', { route: 'lfs', project: 'group/project' }],
+    ['/group/project.git/info/refs', { route: 'git', project: 'group/project', followsRedirects: true }],
+    ['/group/project/info/refs', { route: 'git', project: 'group/project', followsRedirects: true }],
+    ['/group/project.git/gitlab-lfs/objects/abc/12', { route: 'lfs', project: 'group/project', followsRedirects: true }],
     ['/-/cable', { route: 'cable' }],
     ['/-/iap/login', { route: 'iap' }],
     ['/-/IAP/whoami', { route: 'iap' }],

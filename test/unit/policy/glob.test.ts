@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { matchPath } from '../../../src/http/canonical-path.ts'
-import { compileGlob, compileGlobs, GlobError } from '../../../src/policy/glob.ts'
+import { compileBelow, compileGlob, compileGlobs, GlobError } from '../../../src/policy/glob.ts'
 
 describe('compileGlob', () => {
   it.each([
@@ -38,5 +38,32 @@ describe('compileGlob', () => {
       expect(err).toBeInstanceOf(GlobError)
       expect((err as GlobError).index).toBe(2)
     }
+  })
+})
+
+describe('compileBelow (a projects pattern below a group)', () => {
+  it.each([
+    [['parent/secret/**'], 'parent', true],
+    [['parent/secret/**'], 'parent/secret', true],
+    [['parent/secret/**'], 'parent/open', false],
+    [['parent/secret/**'], 'par', false],
+    [['parent/secret/**'], 'other', false],
+    [['parent/secret'], 'parent', true],
+    [['Parent/Secret%2Fvault'], 'parent/secret', true],
+    [['*/secret'], 'anything', true],
+    [['*/secret'], 'a/b', false],
+    [['p*/secret/**'], 'parent', true],
+    [['p*/secret/**'], 'other', false],
+    [['**/secret'], 'any/group', true],
+    [['pa**'], 'parent', true],
+    [['pa**'], 'other', false],
+    [['other/**', 'parent/x'], 'parent', true],
+  ])('%j below %s → %s', (patterns, group, expected) => {
+    expect(compileBelow(patterns)?.test(group) ?? false).toBe(expected)
+  })
+
+  it('a pattern of one segment without "**" lies below no group', () => {
+    expect(compileBelow(['secret-group'])).toBeUndefined()
+    expect(compileBelow(['secret-*'])).toBeUndefined()
   })
 })
