@@ -221,6 +221,12 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       // serve, not the old name in the URL (`attr.followsRedirects`, src/gitlab/attribute.ts).
       const current = deps.currentProjectPath
       if (current && attr.followsRedirects && ctx.project !== undefined && s.policy.needsProjects) {
+        // Without a credential the answer is a challenge whatever GitLab says (another project can only
+        // refuse more): anonymous clients do not get to make the proxy query GitLab's API.
+        if (ctx.identity.kind === 'anonymous') {
+          const anonymous = decideNow(false)
+          if (anonymous.result === 'challenge') return done(anonymous, outcome)
+        }
         current(ctx.project).then(
           (path) => {
             if (path !== undefined) ctx.project = path

@@ -162,6 +162,15 @@ describe('REST references by a former path (F2)', () => {
     expect(upstream.requests.filter((r) => r.url === '/api/v4/projects/group%2Fproject')).toHaveLength(0)
   })
 
+  it('without a credential no lookup is made: the answer is a challenge whatever GitLab would say', async () => {
+    upstream.clear()
+    for (const target of ['/api/v4/projects/unseen-ns%2Fproject-1/issues', '/unseen-ns/project-2.git/info/refs?service=git-upload-pack']) {
+      const res = await rawRequest(proxy.url, 'GET', target, {})
+      expect(res.status, target).toBe(401)
+    }
+    expect(upstream.requests).toHaveLength(0)
+  })
+
   it('when GitLab cannot be asked, a REST reference by path is denied (project-unresolved), as git is', async () => {
     upstream.clear()
     const res = await rawRequest(blind.url, 'GET', '/api/v4/projects/group%2Fproject/issues', { authorization: `Bearer ${eng}` })
