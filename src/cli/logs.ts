@@ -9,7 +9,10 @@ import { StringDecoder } from 'node:string_decoder'
 import { loadAccessLogConfig, loadGroupAliases, resolveConfigPath } from '../config/load.ts'
 import { IapError } from '../errors.ts'
 import { createChainVerifier } from '../logs/chain.ts'
-import { CASELESS_STATS, compileQuery, displayName, openLog, orderLogFiles, parseRecord, readLogLines, STATS_FIELDS, type CompiledQuery, type LogRecord, type QueryFilters } from '../logs/query.ts'
+import {
+  compileQuery, createLineSplitter, displayName, openLog, orderLogFiles, OVERLONG_LINE, parseRecord, readLogLines, recordTime, STATS_FIELDS, statsKey,
+  type CompiledQuery, type LogRecord, type QueryFilters,
+} from '../logs/query.ts'
 import { rotatedFiles } from '../logs/writer.ts'
 import { parseCommandArgs } from './args.ts'
 import type { CliIo } from './io.ts'
@@ -24,26 +27,31 @@ are read oldest first and before NAME, so access.log* reads in time order.
 
 Filters (a record must match every filter given; a filter given more than once matches any of
 its values: --user a --user b is a or b):
-  --user U            user id, name (UPN) or email (case-insensitive)
+  --user U            user id, name (UPN) or email (case-insensitive, any Unicode form)
   --group G           group id in iap.identity.groups, or a group alias from the config
                       (--config FILE, else $GITLAB_IAP_CONFIG, else ./config.yaml if present)
-  --path GLOB         url.path (* one segment, ** any)
-  --project PATH      iap.gitlab.project, or a namespace above it (globs allowed)
+  --path GLOB         url.path (* one segment, ** any), compared as the policy reads paths:
+                      percent-encoding decoded, case ignored, a format suffix (.json) dropped
+  --project PATH      iap.gitlab.project, or a namespace above it (globs allowed; decoded,
+                      case ignored, as the policy reads projects)
   --method M          (any case)     --status CODE|4xx|5xx
   --decision allow|deny|challenge    --auth session|bearer|basic|none     (any case)
   --rule NAME         --ip CIDR      --request-id ID
   --since DURATION|ISO8601   --until DURATION|ISO8601   (e.g. --since 24h; once each)
+                      a time without a zone is UTC, as the table shows it; --until covers
+                      all of what it names (--until 2026-11-28: through that UTC day's end)
   --limit N           stop after N matching records (0 or more)
 
 Output:
-  --output table|json|csv   table (default) for people; json prints the matching lines as they
-                            are; csv has a header row and full fields: @timestamp (ISO 8601),
+  --output table|json|csv   table (default) for people, times in UTC (Z); json prints the
+                            matching lines as they are; csv has a header row and full fields: @timestamp (ISO 8601),
                             request id, client ip, user id/name/email, identity kind, auth,
                             method, path, query, status, decision, rule, reason, route, project,
                             duration (ns), bytes, outcome, user agent, groups, error code. Cells
                             starting with = + - @ are prefixed with ' (spreadsheet formulas).
   --stats FIELD             counts grouped by user, path, status, decision, rule, project or ip
-                            (user and project ignore case, showing the first spelling seen)
+                            (user and project ignore case, path and project percent-encoding;
+                            a group shows the first spelling seen)
   --follow                  keep reading a live file, across rotation, or stdin as it
                             arrives (kubectl logs -f ... | gitlab-iap logs --follow);
                             table columns widen as needed, no cell is cut
@@ -63,12 +71,15 @@ accessLog.integrity.key from the config (--config, else $GITLAB_IAP_CONFIG, else
 Only the accessLog section is read: the variables the rest of the config names need not be set.
 Without FILE, verifies accessLog.output and its rotated files (stdin when the output is stdout;
 \`-\` reads stdin too). Files are checked in rotation order.
+A log may begin mid-chain only at a rotated file's first record (older files deleted); a chain may
+begin again only at a process's first record, once per process. When there are several chains
+(one per process), each is listed; a line a killed process left half-written is reported.
 Exit 0 when intact; 1 and the first bad line otherwise.
 `
 
 /** Table columns; `follow` is the width a column starts at when following (no rows to size it by yet). */
 const COLUMNS = [
-  { title: 'time', get: (r: LogRecord) => String(r['@timestamp'] ?? '').replace('T', ' ').slice(0, 19), min: 19, follow: 19 },
+  { title: 'time', get: (r: LogRecord) => tableTime(r['@timestamp']), min: 20, follow: 20 },
   { title: 'status', get: (r: LogRecord) => String(r['http.response.status_code'] ?? ''), min: 6, follow: 6 },
   { title: 'method', get: (r: LogRecord) => String(r['http.request.method'] ?? ''), min: 6, follow: 7 },
   { title: 'user', get: (r: LogRecord) => String(r['user.name'] ?? r['user.id'] ?? '-'), min: 8, follow: 24 },
@@ -79,6 +90,16 @@ const COLUMNS = [
   { title: 'ip', get: (r: LogRecord) => String(r['client.ip'] ?? ''), min: 9, follow: 15 },
   { title: 'path', get: (r: LogRecord) => String(r['url.path'] ?? ''), min: 12, follow: 0 },
 ] as const
+
+/**
+ * `2026-11-28 10:00:00Z`: the time in UTC, to the second, marked as UTC (what `--since` and `--until`
+ * read back); a record's time in another zone is shown converted. An unreadable time is shown as written.
+ */
+function tableTime(value: unknown): string {
+  const t = recordTime(value)
+  if (Number.isNaN(t)) return String(value ?? '').replace('T', ' ').slice(0, 19)
+  return new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')
+}
 
 /** CSV is for machines: full values under their ECS names, what a security review needs first. */
 const CSV_FIELDS = [
@@ -176,24 +197,38 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
 
   const stats = statsName !== undefined ? new Map<string, { value: unknown; count: number }>() : undefined
   const statsField = statsName !== undefined ? STATS_FIELDS[statsName]! : ''
-  const caselessStats = statsName !== undefined && CASELESS_STATS.has(statsName)
   const table = output === 'table' && !stats ? createTable(io, values.follow === true) : undefined
   if (output === 'csv' && !stats) io.stdout.write(CSV_FIELDS.join(',') + '\n')
   let matched = 0
-  // Lines that passed the text prefilter but are no access-log record (not JSON, cut short): counted, and said.
+  // Lines skipped, counted and said, so a total is never short without a word: lines that passed the text
+  // prefilter but are no record (not JSON, cut short), lines too long to be one (never held), and
+  // records matching the filters that are no access record (`event.kind: state`, chain starts of old logs).
   let unreadable = 0
+  let overlong = 0
+  let notAccess = 0
 
   const onLine = (line: string): boolean => {
+    if (line === OVERLONG_LINE) {
+      overlong++
+      return true
+    }
     if (line === '' || !query.maybe(line)) return true
     const record = parseRecord(line)
-    if (!record) unreadable++
-    if (!record || record['event.kind'] === 'state' || !query.matches(record)) return true
+    if (!record) {
+      unreadable++
+      return true
+    }
+    if (!query.matches(record)) return true
+    if (record['event.kind'] === 'state') {
+      notAccess++
+      return true
+    }
     if (matched >= limit) return false
     matched++
     if (stats) {
       const raw = statsName === 'user' ? (record['user.name'] ?? record['user.id']) : record[statsField]
       const value = raw === undefined ? null : raw
-      const key = value === null ? '-' : caselessStats ? String(value).toLowerCase() : String(value)
+      const key = value === null ? '-' : statsKey(statsName!, value)
       const entry = stats.get(key)
       if (entry) entry.count++
       else stats.set(key, { value, count: 1 })
@@ -215,7 +250,10 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
   }
   if (stats) writeStats(stats, output, statsName!, io)
   else table?.flush()
-  if (unreadable > 0) io.stderr.write(`gitlab-iap: ${unreadable} line${unreadable === 1 ? ' was' : 's were'} not an access-log record (not JSON, or cut short) and ${unreadable === 1 ? 'was' : 'were'} skipped\n`)
+  const was = (n: number) => (n === 1 ? 'was' : 'were')
+  if (unreadable > 0) io.stderr.write(`gitlab-iap: ${unreadable} line${unreadable === 1 ? ' was' : 's were'} not an access-log record (not JSON, or cut short) and ${was(unreadable)} skipped\n`)
+  if (overlong > 0) io.stderr.write(`gitlab-iap: ${overlong} line${overlong === 1 ? ' was' : 's were'} longer than 4 MiB (longer than any access-log record) and ${was(overlong)} skipped\n`)
+  if (notAccess > 0) io.stderr.write(`gitlab-iap: ${notAccess} matching record${notAccess === 1 ? ' was' : 's were'} not an access record (event.kind "state") and ${was(notAccess)} skipped\n`)
   return 0
 }
 
@@ -340,7 +378,7 @@ async function follow(file: string, onLine: (line: string) => boolean, caughtUp:
   let fd = openSync(file, 'r')
   let inode = fstatSync(fd).ino
   let position = 0
-  let rest = ''
+  let splitter = createLineSplitter()
   let decoder = new StringDecoder('utf8')
   const buffer = Buffer.allocUnsafe(64 * 1024)
   let stop: () => void = () => {}
@@ -356,9 +394,8 @@ async function follow(file: string, onLine: (line: string) => boolean, caughtUp:
       const n = readSync(fd, buffer, 0, buffer.length, position)
       if (n === 0) return true
       position += n
-      const lines = (rest + decoder.write(buffer.subarray(0, n))).split('\n')
-      rest = lines.pop()!
-      for (const line of lines) if (!onLine(line)) return false
+      // A line is handed on once its newline has arrived; one longer than any record is never held.
+      for (const line of splitter.lines(decoder.write(buffer.subarray(0, n)))) if (!onLine(line)) return false
     }
   }
   let failed = false
@@ -369,7 +406,7 @@ async function follow(file: string, onLine: (line: string) => boolean, caughtUp:
       if (fstatSync(fd).size < position) {
         // Truncated in place (copytruncate): what is there now is new.
         position = 0
-        rest = ''
+        splitter = createLineSplitter()
         decoder = new StringDecoder('utf8')
         if (!drain()) return finish()
       }
@@ -387,7 +424,7 @@ async function follow(file: string, onLine: (line: string) => boolean, caughtUp:
       fd = next
       inode = fstatSync(fd).ino
       position = 0
-      rest = ''
+      splitter = createLineSplitter()
       decoder = new StringDecoder('utf8')
       if (!drain()) return finish()
       failed = false
@@ -443,6 +480,11 @@ async function runVerify(argv: string[], io: CliIo): Promise<number> {
   const verdict = verifier.verdict()
   if (verdict.ok) {
     io.stdout.write(`ok: ${verdict.lines} lines in ${files.length} file${files.length === 1 ? '' : 's'}, chain intact\n`)
+    // Several chains (one per process on stdout, or a restart on a fresh file): say where each begins.
+    if (verdict.starts.length > 1) {
+      for (const start of verdict.starts) io.stdout.write(`  chain from ${start.source}:${start.line} (sequence ${start.seq}${start.instance ? `, process ${printable(start.instance)}` : ''})\n`)
+    }
+    for (const cut of verdict.cut) io.stdout.write(`  ${cut.source}:${cut.line}: half-written by a process that died there; the next one continued the chain\n`)
     return 0
   }
   const p = verdict.problem!

@@ -9,11 +9,13 @@ export const CHAIN_SEQ = 'iap.chain.seq'
 export const CHAIN_MAC = 'iap.chain.mac'
 /**
  * On the first record a process writes (`process`) and on the first record of each file after a
- * rotation (`file`): the only places a verification may begin mid-chain.
+ * rotation (`file`). A log may begin mid-chain only at a `file` one, which also carries its
+ * predecessor's mac (`iap.chain.prev`), so that it is checked like any other line.
  */
 export const CHAIN_START = 'iap.chain.start'
+export const CHAIN_PREV = 'iap.chain.prev'
 export type ChainStart = 'process' | 'file'
-/** The separate start records earlier versions wrote (`event.kind: state`); still anchors when verifying old logs. */
+/** The separate start records earlier versions wrote (`event.kind: state`): still a chain's first line when verifying old logs. */
 const LEGACY_START_ACTIONS = ['chain-start', 'chain-file-start']
 
 /** The chain fields as written at the very end of a line. */
@@ -50,25 +52,74 @@ export function unseal(line: string): { body: string; seq: number; mac: string }
   return { body: `${line.slice(0, match.index)}}`, seq: Number(match[1]), mac: match[2]! }
 }
 
-export type ChainProblem = 'changed' | 'removed' | 'reordered' | 'inserted' | 'unsealed'
+export type ChainProblem = 'changed' | 'removed' | 'reordered' | 'inserted' | 'unsealed' | 'duplicated'
+
+/** Where a chain (re)starts in what was verified: the log's first line, or a process that began a fresh chain. */
+export interface ChainStartSeen {
+  readonly source: string
+  readonly line: number
+  readonly seq: number
+  /** `iap.instance.id` of the process that wrote it, when the line names one. */
+  readonly instance?: string
+}
 
 export interface ChainVerdict {
   readonly ok: boolean
   readonly lines: number
+  /** Every place a chain begins: more than one means several processes' logs (or a log restarted). */
+  readonly starts: readonly ChainStartSeen[]
+  /** Lines a process left half-written when it died; the next process continued the chain past them. */
+  readonly cut: readonly { readonly source: string; readonly line: number }[]
   /** The first bad line: where it is and what happened. */
   readonly problem?: { readonly source: string; readonly line: number; readonly kind: ChainProblem; readonly detail: string }
 }
 
-/** Lines a verification may start from when the chain's beginning is not among the files. */
-function isAnchor(body: string): boolean {
-  return body.includes(`"${CHAIN_START}":"`) || LEGACY_START_ACTIONS.some((action) => body.includes(`"event.action":"${action}"`))
+/** `"iap.chain.start":"file"` (or `process`) in a sealed body: a member, not text inside a value (a value's quotes are escaped). */
+const START_MEMBER = /"iap\.chain\.start":"(process|file)"/
+/** The predecessor's mac an anchor line carries in its body (empty at a chain's first line). */
+const PREV_MEMBER = /"iap\.chain\.prev":"([0-9a-f]{64})?"/
+const INSTANCE_MEMBER = /"iap\.instance\.id":"([^"\\]{1,200})"/
+
+/** True for a complete JSON text: a line a process left half-written never is one. */
+function parses(line: string): boolean {
+  try {
+    JSON.parse(line)
+    return true
+  } catch {
+    return false
+  }
 }
 
-/** A streaming verifier: feed lines in order (across rotated files), read the verdict at the end. */
+/** A chain's first line in logs of earlier versions: a separate start record (covered by its mac). */
+const isLegacyStart = (body: string) => LEGACY_START_ACTIONS.some((action) => body.includes(`"event.action":"${action}"`))
+
+/**
+ * A streaming verifier: feed lines in order (across rotated files), read the verdict at the end.
+ *
+ * Where it may begin: at a chain's first line (sequence 1, a process's first record), or, when older
+ * files were rotated away, at the first line of a file (`"iap.chain.start":"file"`), which carries its
+ * predecessor's mac (`iap.chain.prev`) so that it is checked like any other line. Nowhere else: a log
+ * whose head was cut, even up to a process's restart, fails at its first line.
+ * A chain may start again at sequence 1 only on a process's first record, and each process only once:
+ * a log replayed or concatenated twice is caught. A line a dying process left half-written is passed
+ * over (and reported) only when the next line is the next process continuing the chain from the line
+ * before it, which nobody without the key can forge.
+ */
 export function createChainVerifier(key: string) {
   let previous: ChainState | undefined
   let count = 0
   let problem: ChainVerdict['problem']
+  const starts: ChainStartSeen[] = []
+  const cut: { source: string; line: number }[] = []
+  const instances = new Set<string>()
+  // An unsealed line held until the next one says whether it was a crash's half-written line.
+  let halfWritten: { source: string; line: number } | undefined
+
+  const fail = (source: string, line: number, kind: ChainProblem, detail: string) => {
+    problem = { source, line, kind, detail }
+    return false
+  }
+
   return {
     /** Returns false once the chain is broken (later lines are not checked). */
     push(line: string, source: string, lineNumber: number): boolean {
@@ -77,39 +128,62 @@ export function createChainVerifier(key: string) {
       count += 1
       const sealed = unseal(line)
       if (!sealed) {
-        problem = { source, line: lineNumber, kind: 'unsealed', detail: 'line has no chain fields (inserted or edited by hand)' }
-        return false
-      }
-      // Only a chain's first line has sequence 1 (a new process on stdout, or a new log file): a fresh chain.
-      const starts = sealed.seq === 1
-      const prevMac = starts ? '' : (previous?.mac ?? '')
-      const expectedSeq = starts ? 1 : previous ? previous.seq + 1 : sealed.seq
-      if (!starts && previous && sealed.seq !== expectedSeq) {
-        const kind: ChainProblem = sealed.seq > expectedSeq ? 'removed' : sealed.seq === previous.seq ? 'inserted' : 'reordered'
-        const what = kind === 'removed' ? ' (lines before it were removed or moved)' : ''
-        problem = { source, line: lineNumber, kind, detail: `sequence ${sealed.seq} where ${expectedSeq} was expected${what}` }
-        return false
-      }
-      if (previous === undefined && !starts && sealed.seq !== 1) {
-        // The first line we see continues a chain whose beginning is not among the files given (rotated
-        // away): trust its mac as the anchor, but only where a process or a file began. Any other first
-        // line means the lines before it were cut from the file.
-        if (!isAnchor(sealed.body)) {
-          problem = { source, line: lineNumber, kind: 'removed', detail: `sequence ${sealed.seq} begins the log, not where a chain or a log file begins (the lines before it were removed)` }
-          return false
-        }
-        previous = { seq: sealed.seq, mac: sealed.mac }
+        // A whole record without chain fields was inserted or edited; only a cut one (not JSON) may be a crash's.
+        if (halfWritten || parses(line)) return fail(halfWritten?.source ?? source, halfWritten?.line ?? lineNumber, 'unsealed', 'line has no chain fields (inserted or edited by hand)')
+        halfWritten = { source, line: lineNumber }
         return true
       }
-      if (macOf(key, prevMac, sealed.body) !== sealed.mac) {
-        problem = { source, line: lineNumber, kind: previous && sealed.seq !== expectedSeq ? 'reordered' : 'changed', detail: 'mac does not match the line and its predecessor' }
-        return false
+      const start = START_MEMBER.exec(sealed.body)?.[1]
+      const prevMember = PREV_MEMBER.exec(sealed.body)
+      let prevMac: string
+      if (halfWritten) {
+        // Only the next process excuses it: its first record, continuing the chain from the line before
+        // the half-written one, or beginning a fresh chain (a new process on stdout).
+        const continues = previous !== undefined && sealed.seq === previous.seq + 1 && macOf(key, previous.mac, sealed.body) === sealed.mac
+        const fresh = sealed.seq === 1 && macOf(key, '', sealed.body) === sealed.mac
+        if (start === undefined || !(continues || fresh)) {
+          return fail(halfWritten.source, halfWritten.line, 'unsealed', 'line has no chain fields (inserted or edited by hand)')
+        }
+        cut.push(halfWritten)
+        halfWritten = undefined
+      }
+      if (sealed.seq === 1) {
+        // A chain begins: only a process's first record (or a new file's, which a process began with) starts one.
+        if (start === undefined && !isLegacyStart(sealed.body)) return fail(source, lineNumber, 'inserted', 'sequence 1 on a line that does not begin a chain')
+        prevMac = ''
+      } else if (previous === undefined) {
+        // The chain began in files not given (rotated away): only a file's first line may begin the log.
+        if (start !== 'file') return fail(source, lineNumber, 'removed', `sequence ${sealed.seq} begins the log, not where a log file begins (the lines before it were removed)`)
+        if (!prevMember?.[1]) return fail(source, lineNumber, 'removed', `sequence ${sealed.seq} begins the log at a line that does not carry its predecessor's mac (iap.chain.prev): it cannot be checked`)
+        prevMac = prevMember[1]
+      } else if (sealed.seq !== previous.seq + 1) {
+        const expectedSeq = previous.seq + 1
+        const kind: ChainProblem = sealed.seq > expectedSeq ? 'removed' : sealed.seq === previous.seq ? 'inserted' : 'reordered'
+        const what = kind === 'removed' ? ' (lines before it were removed or moved)' : ''
+        return fail(source, lineNumber, kind, `sequence ${sealed.seq} where ${expectedSeq} was expected${what}`)
+      } else {
+        prevMac = previous.mac
+      }
+      if (macOf(key, prevMac, sealed.body) !== sealed.mac) return fail(source, lineNumber, 'changed', 'mac does not match the line and its predecessor')
+      // Verified from here on: the members read below are the writer's.
+      if (start === 'process' || sealed.seq === 1) {
+        const instance = INSTANCE_MEMBER.exec(sealed.body)?.[1]
+        if (instance !== undefined) {
+          if (instances.has(instance)) return fail(source, lineNumber, 'duplicated', `process ${instance} begins a second time (the log was replayed or concatenated twice)`)
+          instances.add(instance)
+        }
+        if (sealed.seq === 1 || previous === undefined) starts.push({ source, line: lineNumber, seq: sealed.seq, ...(instance !== undefined && { instance }) })
+      } else if (previous === undefined) {
+        starts.push({ source, line: lineNumber, seq: sealed.seq })
       }
       previous = { seq: sealed.seq, mac: sealed.mac }
       return true
     },
     verdict(): ChainVerdict {
-      return problem ? { ok: false, lines: count, problem } : { ok: true, lines: count }
+      // A half-written line at the very end: the tail of the log was cut mid-line (or a process died there).
+      const last = halfWritten ? { source: halfWritten.source, line: halfWritten.line, kind: 'unsealed' as const, detail: 'the last line has no chain fields (cut, or left half-written by a process that died)' } : undefined
+      const found = problem ?? last
+      return found ? { ok: false, lines: count, starts, cut, problem: found } : { ok: true, lines: count, starts, cut }
     },
   }
 }

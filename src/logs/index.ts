@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import type { Config } from '../config/schema.ts'
 import type { RequestContext } from '../server/context.ts'
 import { toAccessRecord } from './access-record.ts'
-import { CHAIN_START, createChain, unseal, type ChainStart, type ChainState } from './chain.ts'
+import { CHAIN_PREV, CHAIN_START, createChain, unseal, type ChainStart, type ChainState } from './chain.ts'
 import { createLogWriter, type LogWriter } from './writer.ts'
 
 export interface AccessLog {
@@ -24,7 +24,11 @@ export interface AccessLogOptions {
   readonly onWriteError?: (err: Error) => void
 }
 
-/** The last sealed line of an existing log file, so a restarted process continues its chain. */
+/**
+ * The last sealed line of an existing log file, so a restarted process continues its chain. A last line
+ * a dying process left half-written (no newline after it) is passed over: the chain continues from the
+ * line before it, which is what lets `logs verify` tell a crash from an edit.
+ */
 function chainTail(path: string): ChainState | undefined {
   let fd: number | undefined
   try {
@@ -34,7 +38,9 @@ function chainTail(path: string): ChainState | undefined {
     const buffer = Buffer.alloc(length)
     fd = openSync(path, 'r')
     readSync(fd, buffer, 0, length, size - length)
-    const lines = buffer.toString('utf8').split('\n').filter(Boolean)
+    const text = buffer.toString('utf8')
+    const lines = text.split('\n').filter(Boolean)
+    if (!text.endsWith('\n') && lines.length > 0 && unseal(lines[lines.length - 1]!) === undefined) lines.pop()
     const sealed = lines.length ? unseal(lines[lines.length - 1]!) : undefined
     return sealed ? { seq: sealed.seq, mac: sealed.mac } : undefined
   } catch {
@@ -49,14 +55,17 @@ export function createAccessLog(config: Config['accessLog'], options: AccessLogO
   const chain = key ? createChain(key, config.output === 'stdout' ? undefined : chainTail(config.output)) : undefined
   const instanceId = options.instanceId
   // With a chain, the first record a process writes, and the first record of each file after a
-  // rotation, says so (`iap.chain.start`): `logs verify` may begin mid-chain only there, so lines cut
-  // from a file's beginning are caught, while files rotated away are not mistaken for tampering.
+  // rotation, says so (`iap.chain.start`) and names the mac before it (`iap.chain.prev`, covered by its
+  // own mac): `logs verify` may begin mid-chain only at a file's first record, and checks it like any
+  // other, so lines cut from a file's beginning are caught while files rotated away are not mistaken
+  // for tampering.
   let chainStart: ChainStart | undefined = chain ? 'process' : undefined
   const writer: LogWriter = createLogWriter({
     output: config.output,
     rotate: config.rotate,
     onError: options.onWriteError,
-    ...(chain && { onNewFile: () => void (chainStart ??= 'file') }),
+    // A file's first record is a `file` start even when it is also the process's first.
+    ...(chain && { onNewFile: () => void (chainStart = 'file') }),
   })
 
   const emit = (line: string) => writer.write(chain ? chain.seal(line) : line)
@@ -66,8 +75,9 @@ export function createAccessLog(config: Config['accessLog'], options: AccessLogO
       try {
         const record = toAccessRecord(ctx, endNs)
         record['iap.instance.id'] = instanceId
-        if (chainStart !== undefined) {
+        if (chain && chainStart !== undefined) {
           record[CHAIN_START] = chainStart
+          record[CHAIN_PREV] = chain.state().mac
           chainStart = undefined
         }
         emit(JSON.stringify(record))

@@ -137,7 +137,11 @@ export function redactPath(path: string): string {
   return path.replace(SECRET_SEGMENT, `$1${REDACTED}`).replace(TOKEN_SEGMENT, REDACTED)
 }
 
-/** A project or group path as attributed (`group/glpat-…/-` pasted into a URL): token-shaped segments redacted. */
+/**
+ * A project or group path as attributed, redacted as its URL path would be: token-shaped segments
+ * (`group/glpat-…/-` pasted into a URL), and the secrets of the routes above (a group may now be named
+ * `sent_notifications`, so `/sent_notifications/<key>/unsubscribe` is attributed to a project).
+ */
 export function redactProject(project: string): string {
-  return SECRET_PATH_HINT.test(project) ? project.replace(TOKEN_SEGMENT, REDACTED) : project
+  return redactPath(`/${project}`).slice(1)
 }

@@ -17,7 +17,7 @@
  * Beyond `maxPendingBytes` handed and not yet written, records are dropped and each is reported as a
  * failed write (unhealthy, `onError`), until the destination has written down to half of it again.
  */
-import { createReadStream, createWriteStream, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
@@ -82,6 +82,26 @@ const EXIT_FLUSH_MS = 2000
 const DROPPED = Object.assign(new Error('access log unavailable: record dropped'), { code: 'IAP_LOG_DROPPED' })
 const BACKLOGGED = Object.assign(new Error('access log destination is not keeping up (its reader stalled?): record dropped'), { code: 'IAP_LOG_BACKLOG' })
 
+/**
+ * Ends the last line of a file that stops mid-line (a process killed during a write, a full disk), so
+ * the next record starts a line of its own instead of being glued to the cut one.
+ */
+function endWithNewline(path: string): void {
+  let fd: number | undefined
+  try {
+    fd = openSync(path, 'r+')
+    const size = fstatSync(fd).size
+    if (size === 0) return
+    const last = Buffer.alloc(1)
+    readSync(fd, last, 0, 1, size - 1)
+    if (last[0] !== 0x0a) writeSync(fd, '\n', size)
+  } catch {
+    // No file yet, or one that cannot be opened: the destination reports that itself.
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
 /** `access.log.20261128T203000123Z-001`: sortable by name, unique within a process. */
 function rotatedName(path: string, counter: number): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('.', '')
@@ -124,6 +144,7 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   let renamePending = false
 
   const open = (): Destination => {
+    if (toFile) endWithNewline(options.output)
     const d = (toFile
       ? pino.destination({ dest: options.output, sync: false, mkdir: true, append: true, minLength: 0, contentMode: 'buffer', retryEAGAIN })
       : pino.destination({ fd: 1, sync: false, minLength: 0, contentMode: 'buffer', retryEAGAIN })) as unknown as Destination

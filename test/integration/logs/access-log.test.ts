@@ -204,6 +204,10 @@ describe('one record per request, through a real serve', () => {
     ls.splice(3, 1)
     const bad = await cli(['logs', 'verify', '--config', cfg], ls.join('\n') + '\n')
     expect(bad.code).toBe(1)
+    // The same log twice (a replay): the process's chain cannot begin a second time.
+    const twice = await cli(['logs', 'verify', '--config', cfg], readFileSync(file(), 'utf8').repeat(2))
+    expect(twice.code).toBe(1)
+    expect(twice.stderr).toMatch(/line duplicated \(process [0-9a-f-]+ begins a second time/)
   })
 
   it('`logs verify` needs only the accessLog section: the rest of serve\'s environment may be absent', async () => {

@@ -1,14 +1,17 @@
 /**
  * docs/access-log.md "The chain, byte for byte" is enough to verify a log: an implementation written
- * from it alone (no import of src/logs/chain.ts) accepts what the access log writes and catches edits.
+ * from it alone (`verifyAsDocumented`, which uses nothing from src/logs/chain.ts) accepts what the
+ * access log writes and catches edits; the product's verifier is held to the same answers.
  */
 import { createHmac } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { Identity } from '../../../src/auth/identity.ts'
+import { createChainVerifier } from '../../../src/logs/chain.ts'
 import { createAccessLog } from '../../../src/logs/index.ts'
+import { rotatedFiles } from '../../../src/logs/writer.ts'
 import type { RequestContext } from '../../../src/server/context.ts'
 
 const KEY = 'chain-recipe-key-ü-0123456789abcdef'
@@ -17,19 +20,31 @@ const SUFFIX = /,"iap\.chain\.seq":(\d+),"iap\.chain\.mac":"([0-9a-f]{64})"\}$/
 /** The documented recipe, step by step; returns the 1-based number of the first bad line, or 0. */
 function verifyAsDocumented(lines: string[]): number {
   let previous: { seq: number; mac: string } | undefined
+  const processes = new Set<string>()
   for (const [i, line] of lines.entries()) {
     const match = SUFFIX.exec(line)
     if (!match) return i + 1
     const body = Buffer.concat([Buffer.from(line.slice(0, match.index), 'utf8'), Buffer.from('}')])
+    const members = JSON.parse(body.toString('utf8')) as Record<string, unknown>
     const seq = Number(match[1])
     const mac = match[2]!
-    if (previous === undefined && seq !== 1) {
-      if (!body.includes('"iap.chain.start":"')) return i + 1
-      previous = { seq, mac }
-      continue
+    const start = members['iap.chain.start']
+    let previousMac: string
+    if (seq === 1) {
+      // Step 5: only a process's first record begins a chain, each process once.
+      if (start !== 'process' && start !== 'file') return i + 1
+      const instance = String(members['iap.instance.id'])
+      if (processes.has(instance)) return i + 1
+      processes.add(instance)
+      previousMac = ''
+    } else if (previous === undefined) {
+      // Step 7: mid-chain only at a file's first record, checked through its own iap.chain.prev.
+      if (start !== 'file' || typeof members['iap.chain.prev'] !== 'string') return i + 1
+      previousMac = members['iap.chain.prev']
+    } else {
+      if (seq !== previous.seq + 1) return i + 1
+      previousMac = previous.mac
     }
-    const previousMac = seq === 1 ? '' : previous!.mac
-    if (seq !== 1 && seq !== previous!.seq + 1) return i + 1
     const expected = createHmac('sha256', Buffer.from(KEY, 'utf8')).update(Buffer.from(previousMac, 'ascii')).update(body).digest('hex')
     if (expected !== mac) return i + 1
     previous = { seq, mac }
@@ -61,14 +76,63 @@ describe('the documented chain recipe', () => {
     // The restarted process continues the chain, and says where it began (covered by the mac).
     expect(JSON.parse(lines[5]!)).toMatchObject({ 'iap.chain.seq': 6, 'iap.chain.start': 'process' })
     expect(verifyAsDocumented(lines)).toBe(0)
-    // Mid-chain, from where the second process began.
-    expect(verifyAsDocumented(lines.slice(5))).toBe(0)
+    // Not mid-chain from where the second process began: lines before it were cut.
+    expect(verifyAsDocumented(lines.slice(5))).toBe(1)
     expect(verifyAsDocumented(lines.slice(6))).toBe(1)
+    // The same log twice: the first process begins again.
+    expect(verifyAsDocumented([...lines, ...lines])).toBe(11)
     const changed = [...lines]
     changed[3] = changed[3]!.replace('"http.response.status_code":200', '"http.response.status_code":201')
     expect(verifyAsDocumented(changed)).toBe(4)
     const unmarked = [...lines]
     unmarked[5] = unmarked[5]!.replace('"iap.chain.start":"process"', '"iap.chain.start":"file"')
     expect(verifyAsDocumented(unmarked)).toBe(6)
+  })
+
+  it('a process killed mid-write: the next one starts a line of its own and continues the chain from the last whole line', async () => {
+    const output = join(dir, 'killed.log')
+    const config = { output, rotate: { size: 1e12, keep: 1, compress: false }, integrity: { key: KEY }, onError: 'serve' as const }
+    const first = createAccessLog(config, { instanceId: 'killed' })
+    for (let n = 0; n < 3; n++) first.write(ctx(n), 2_000_000n)
+    await first.close()
+    // What a SIGKILL during a batch write leaves: the start of a record, no newline.
+    appendFileSync(output, '{"@timestamp":"2026-11-28T10:00:00.003Z","ecs.version":"8.11.0","event.kind":"ev')
+    const second = createAccessLog(config, { instanceId: 'restarted' })
+    for (let n = 3; n < 6; n++) second.write(ctx(n), 2_000_000n)
+    await second.close()
+    const lines = readFileSync(output, 'utf8').split('\n').filter(Boolean)
+    expect(lines).toHaveLength(7)
+    // Not glued to the cut line: the restarted process's first record is whole, and continues from seq 3.
+    expect(JSON.parse(lines[4]!)).toMatchObject({ 'http.request.id': 'req-3', 'iap.chain.seq': 4, 'iap.chain.start': 'process', 'iap.instance.id': 'restarted' })
+    const verifier = createChainVerifier(KEY)
+    lines.forEach((line, n) => verifier.push(line, 'killed.log', n + 1))
+    expect(verifier.verdict()).toMatchObject({ ok: true, lines: 7, cut: [{ source: 'killed.log', line: 4 }] })
+  })
+
+  it('a rotated log may be checked from any file\'s first line, through its iap.chain.prev; a forged start is caught', async () => {
+    const output = join(dir, 'rotating.log')
+    const log = createAccessLog({ output, rotate: { size: 2048, keep: 50, compress: false }, integrity: { key: KEY }, onError: 'serve' }, { instanceId: 'rotating' })
+    for (let n = 0; n < 40; n++) {
+      log.write(ctx(n), 2_000_000n)
+      // Rotation waits for the destination: give it a turn now and then.
+      if (n % 5 === 4) await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    await log.close()
+    const files = [...rotatedFiles(output), output].map((file) => readFileSync(file, 'utf8').split('\n').filter(Boolean))
+    expect(files.length).toBeGreaterThan(2)
+    expect(verifyAsDocumented(files.flat())).toBe(0)
+    for (const [i, lines] of files.entries()) {
+      if (i === 0 || lines.length === 0) continue
+      expect(JSON.parse(lines[0]!)).toMatchObject({ 'iap.chain.start': 'file', 'iap.chain.prev': expect.stringMatching(/^[0-9a-f]{64}$/) })
+      expect(verifyAsDocumented(files.slice(i).flat())).toBe(0)
+      // The product's verifier agrees.
+      const verifier = createChainVerifier(KEY)
+      files.slice(i).flat().forEach((line, n) => verifier.push(line, 'log', n + 1))
+      expect(verifier.verdict()).toMatchObject({ ok: true, starts: [{ line: 1 }] })
+      // Cut the file's first line and mark the next one as a start: its mac no longer matches.
+      const forged = files.slice(i).flat().slice(1)
+      forged[0] = forged[0]!.replace('{"@timestamp"', `{"iap.chain.start":"file","iap.chain.prev":"${JSON.parse(lines[0]!)['iap.chain.mac']}","@timestamp"`)
+      expect(verifyAsDocumented(forged)).toBe(1)
+    }
   })
 })

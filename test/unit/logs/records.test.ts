@@ -173,7 +173,7 @@ describe('integrity chain', () => {
   }
   it('seals and verifies; unseal restores the original line', () => {
     const ls = lines()
-    expect(verify(ls)).toEqual({ ok: true, lines: 6 })
+    expect(verify(ls)).toEqual({ ok: true, lines: 6, starts: [{ source: 'access.log', line: 1, seq: 1 }], cut: [] })
     expect(unseal(ls[3]!)!.body).toBe('{"n":3}')
   })
   it.each([
@@ -190,20 +190,64 @@ describe('integrity chain', () => {
     if (kind === 'reordered') expect(['removed', 'reordered']).toContain(verdict.problem!.kind)
     else if (kind !== 'inserted' || line === 4) expect(verdict.problem!.kind).toBe(kind)
   })
-  it('detects lines cut from the beginning; a log may begin mid-chain only at a file-start or a process start', () => {
+  it('detects lines cut from the beginning; a log may begin mid-chain only at a file\'s first line, which is checked too', () => {
     for (const cut of [1, 2, 4]) {
       const verdict = verify(lines().slice(cut))
       expect(verdict.ok).toBe(false)
       expect(verdict.problem).toMatchObject({ line: 1, kind: 'removed' })
     }
+    // As the access log writes them: a start names the mac before it (covered by its own mac).
     const chain = createChain(key)
-    const rotated = [chain.seal('{"n":0,"iap.chain.start":"process"}'), chain.seal('{"n":1}'), chain.seal('{"n":2,"iap.chain.start":"file"}'), chain.seal('{"n":3}')]
-    expect(verify(rotated.slice(2))).toEqual({ ok: true, lines: 2 })
+    const sealNext = (body: Record<string, unknown>, start?: 'process' | 'file') =>
+      chain.seal(JSON.stringify(start ? { ...body, 'iap.chain.start': start, 'iap.chain.prev': chain.state().mac } : body))
+    const rotated = [sealNext({ n: 0, 'iap.instance.id': 'p1' }, 'process'), sealNext({ n: 1 }), sealNext({ n: 2, 'iap.instance.id': 'p1' }, 'file'), sealNext({ n: 3 }), sealNext({ n: 4, 'iap.instance.id': 'p2' }, 'process'), sealNext({ n: 5 })]
+    expect(verify(rotated.slice(2))).toMatchObject({ ok: true, lines: 4, starts: [{ line: 1, seq: 3 }] })
     expect(verify(rotated.slice(3)).ok).toBe(false)
-    // Logs from before the marks were fields: the separate start records still anchor.
+    // A process that restarted on the same file is not where a log may begin: the lines before it were cut.
+    expect(verify(rotated.slice(4)).problem).toMatchObject({ line: 1, kind: 'removed' })
+    // The audit's forgery: cut the head, then mark the new first line as a file start. Its mac no longer matches.
+    const forged = rotated.slice(3)
+    forged[0] = forged[0]!.replace('{"n":3', `{"n":3,"iap.chain.start":"file","iap.chain.prev":"${'0'.repeat(64)}"`)
+    expect(verify(forged).problem).toMatchObject({ line: 1, kind: 'changed' })
+    const unnamed = rotated.slice(3)
+    unnamed[0] = unnamed[0]!.replace('{"n":3', '{"n":3,"iap.chain.start":"file"')
+    expect(verify(unnamed).problem).toMatchObject({ line: 1, kind: 'removed' })
+    // Logs from before the marks were fields: a separate start record still begins a chain (sequence 1),
+    // but one cannot be checked mid-chain.
     const legacy = createChain(key)
     const old = [legacy.seal('{"event.action":"chain-start"}'), legacy.seal('{"n":1}'), legacy.seal('{"event.action":"chain-file-start"}'), legacy.seal('{"n":2}')]
-    expect(verify(old.slice(2))).toEqual({ ok: true, lines: 2 })
+    expect(verify(old).ok).toBe(true)
+    expect(verify(old.slice(2)).ok).toBe(false)
+  })
+
+  it('a chain starts again only on a process\'s first record, and each process only once: replayed or duplicated logs are caught', () => {
+    const process = (instance: string) => {
+      const chain = createChain(key)
+      return [chain.seal(JSON.stringify({ n: 0, 'iap.instance.id': instance, 'iap.chain.start': 'process', 'iap.chain.prev': '' })), chain.seal('{"n":1}'), chain.seal('{"n":2}')]
+    }
+    const a = process('a')
+    const b = process('b')
+    // Two processes' logs one after the other (a restart on stdout): both chains are reported.
+    expect(verify([...a, ...b])).toMatchObject({ ok: true, lines: 6, starts: [{ line: 1, seq: 1, instance: 'a' }, { line: 4, seq: 1, instance: 'b' }] })
+    expect(verify([...a, ...a]).problem).toMatchObject({ line: 4, kind: 'duplicated' })
+    expect(verify([...a, ...b, ...a]).problem).toMatchObject({ line: 7, kind: 'duplicated' })
+    // Sequence 1 on a line that is no process's first record does not begin a chain.
+    const chain = createChain(key)
+    expect(verify([...a, chain.seal('{"n":9}')]).problem).toMatchObject({ line: 4, kind: 'inserted' })
+  })
+
+  it('a line a dying process left half-written is passed over only when the next process continues the chain from the line before it', () => {
+    const chain = createChain(key)
+    const first = [chain.seal(JSON.stringify({ n: 0, 'iap.instance.id': 'a', 'iap.chain.start': 'process', 'iap.chain.prev': '' })), chain.seal('{"n":1}')]
+    const half = chain.seal('{"n":2}').slice(0, 9)
+    // The next process continues from the last whole line (as chainTail does), not from the cut one.
+    const resumed = createChain(key, { seq: 2, mac: JSON.parse(first[1]!)['iap.chain.mac'] })
+    const next = [resumed.seal(JSON.stringify({ n: 3, 'iap.instance.id': 'b', 'iap.chain.start': 'process', 'iap.chain.prev': resumed.state().mac })), resumed.seal('{"n":4}')]
+    expect(verify([...first, half, ...next])).toMatchObject({ ok: true, cut: [{ line: 3 }] })
+    // A whole record without chain fields is never excused, nor is a cut line before anything but a process start.
+    expect(verify([...first, '{"n":2,"user.name":"someone else"}', ...next]).problem).toMatchObject({ line: 3, kind: 'unsealed' })
+    expect(verify([...first, half, next[1]!]).problem).toMatchObject({ line: 3, kind: 'unsealed' })
+    expect(verify([...first, half]).problem).toMatchObject({ line: 3, kind: 'unsealed' })
   })
   it('cannot be re-sealed without the key', () => {
     const forged = createChain('x'.repeat(32))
