@@ -11,8 +11,10 @@ import { StringDecoder } from 'node:string_decoder'
 import { createGunzip } from 'node:zlib'
 import { parseDurationMs } from '../config/units.ts'
 import { IapError } from '../errors.ts'
+import { foldCase, percentDecode } from '../http/canonical-path.ts'
 import { createCidrSet, type CidrSet } from '../net/cidr.ts'
 import { compileGlob } from '../policy/glob.ts'
+import { pathCandidates, projectCandidates } from '../policy/index.ts'
 
 export type LogRecord = Record<string, unknown>
 
@@ -45,13 +47,55 @@ export interface CompiledQuery {
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 const valuesOf = (value: FilterValue | undefined): readonly string[] => (value === undefined ? [] : typeof value === 'string' ? [value] : value)
 
-/** `24h` → now - 24 h; an ISO 8601 date as is. Throws a usage error naming the flag. */
+/**
+ * An ISO 8601 date or date-time: `2026-11-28`, `2026-11-28T10:00`, `2026-11-28 10:00:00.5`, each with an
+ * optional zone (`Z`, `+02:00`, `+0200`, `+02`) on a time. A time without a zone is UTC, as the table prints it.
+ */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i
+
+/**
+ * `text` as an ISO 8601 time: its start in ms since the epoch and the length of the last unit written
+ * (a day for a date alone, a minute, a second, or the fraction's last digit), or undefined when it is
+ * not one. Never depends on the local time zone.
+ */
+export function parseIsoTime(text: string): { start: number; unit: number } | undefined {
+  const m = ISO_TIME.exec(text)
+  if (!m) return undefined
+  const [, y, mo, d, h, mi, s, frac, zone] = m
+  const year = Number(y), month = Number(mo), day = Number(d)
+  const hour = h === undefined ? 0 : Number(h), minute = mi === undefined ? 0 : Number(mi), second = s === undefined ? 0 : Number(s)
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined
+  let start = Date.UTC(year, month - 1, day, hour, minute, second, frac === undefined ? 0 : Number(frac.slice(0, 3).padEnd(3, '0')))
+  if (new Date(start).getUTCDate() !== day) return undefined // 2026-02-30
+  if (zone !== undefined && zone.toUpperCase() !== 'Z') {
+    const oh = Number(zone.slice(1, 3))
+    const om = zone.length > 3 ? Number(zone.slice(-2)) : 0
+    if (oh > 23 || om > 59) return undefined
+    start -= (zone[0] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000
+  }
+  const unit = h === undefined ? 86_400_000 : s === undefined ? 60_000 : frac === undefined ? 1000 : Math.max(1, 10 ** (3 - frac.length))
+  return { start, unit }
+}
+
+/** A record's `@timestamp` in ms: ISO 8601 as `parseIsoTime` reads it (no zone: UTC); NaN when unreadable. */
+export function recordTime(value: unknown): number {
+  if (typeof value !== 'string') return NaN
+  const iso = parseIsoTime(value)
+  return iso ? iso.start : Date.parse(value) // another writer's format: the best reading there is
+}
+
+/**
+ * `24h` → now - 24 h; an ISO 8601 time (`parseIsoTime`: without a zone it is UTC). `--until` covers the
+ * whole of what it names, at the precision written: `--until 2026-11-28` is through the end of that
+ * UTC day, `--until 2026-11-28T10:00` through 10:00:59.999, so a time copied from the table (whole
+ * seconds) keeps its row. Throws a usage error naming the flag.
+ */
 export function parseTimeBound(flag: string, text: string, now = Date.now()): number {
   const ms = parseDurationMs(text)
   if (ms !== undefined) return now - ms
-  const parsed = Date.parse(text)
-  if (Number.isNaN(parsed)) throw new TypeError(`--${flag}: "${text}" is neither a duration (24h, 30m) nor an ISO 8601 time`)
-  return parsed
+  const iso = parseIsoTime(text.trim())
+  if (!iso) throw new TypeError(`--${flag}: "${text}" is neither a duration (24h, 30m) nor an ISO 8601 time (2026-11-28, 2026-11-28T10:00:00Z; without a zone, UTC)`)
+  return flag === 'until' ? iso.start + iso.unit - 1 : iso.start
 }
 
 /**
@@ -60,6 +104,8 @@ export function parseTimeBound(flag: string, text: string, now = Date.now()): nu
  * test (see `maybe`), so the text test is a necessary condition for every valid JSON spelling.
  */
 const hasOneSpelling = (value: string) => !/["\\/\u0000-\u001f]/.test(value)
+const NON_ASCII = /[^\u0000-\u007f]/
+const NFC_SENSITIVE = /[^\u0000-\u007f]|[;`]/
 
 /**
  * String equality for a field, and the text a line must then contain. `caseless` compares with
@@ -81,7 +127,7 @@ function stringMatcher(values: readonly string[], caseless: boolean): { pre?: Re
 const statusOf = (value: unknown) => (typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN)
 
 export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQuery {
-  const pre: RegExp[] = []
+  const pre: { test(line: string): boolean }[] = []
   const exact: ((r: LogRecord) => boolean)[] = []
   const str = (r: LogRecord, field: string) => (typeof r[field] === 'string' ? (r[field] as string) : undefined)
   const addStrings = (fields: readonly string[], values: readonly string[], caseless: boolean) => {
@@ -97,7 +143,22 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
       return lower
     })
 
-  addStrings(['user.id', 'user.name', 'user.email'], valuesOf(filters.user), true)
+  // User names compare in NFC as well: `José` typed precomposed finds `Jose\u0301` and the other way round.
+  const users = valuesOf(filters.user).map((u) => u.normalize('NFC'))
+  if (users.length > 0) {
+    const m = stringMatcher(users, true)
+    if (m.pre) {
+      const re = m.pre
+      // A line that fails as written may hold the name in another normalization form; NFC of a whole
+      // line holds `"NFC(name)"` (a `"` never composes with its neighbours), so testing it stays a
+      // necessary condition. Not needed for a name in ASCII without ";" or "`": no other character
+      // normalizes to one of its characters but U+212A (Kelvin sign), which the caseless test reads as k.
+      if (users.some((u) => NFC_SENSITIVE.test(u))) pre.push({ test: (line) => re.test(line) || (NON_ASCII.test(line) && re.test(line.normalize('NFC'))) })
+      else pre.push(re)
+    }
+    const test = (value: unknown) => typeof value === 'string' && m.test(value.normalize('NFC'))
+    exact.push((r) => test(r['user.id']) || test(r['user.name']) || test(r['user.email']))
+  }
 
   const groups = valuesOf(filters.group)
   if (groups.length > 0) {
@@ -105,28 +166,31 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
     if (m.pre) pre.push(m.pre)
     exact.push((r) => Array.isArray(r['iap.identity.groups']) && (r['iap.identity.groups'] as unknown[]).some(m.test))
   }
+  // Paths and projects are compared in the form the policy reads them (`pathCandidates`,
+  // `projectCandidates`: percent-decoded, case-folded as GitLab resolves names), on the record's side as
+  // on the pattern's (`compileGlob`): `secr%65t.txt`, `café.txt` and `%C4%B0nternal/vault` are each found
+  // under any spelling of them, so no spelling of a request hides it from "who fetched X".
+  const globOf = (flag: string, pattern: string, form: 'path' | 'project') => {
+    try {
+      return compileGlob(pattern, form)
+    } catch (err) {
+      throw new TypeError(`--${flag}: ${(err as Error).message}`)
+    }
+  }
   const paths = valuesOf(filters.path).map((p) => {
     // Paths start with "/": a pattern without one would silently match nothing.
     if (!p.startsWith('/') && !p.startsWith('*')) throw new Error(`--path: "${p}" must start with / (a glob over url.path, e.g. /${p}/**)`)
-    return compileGlob(p)
+    return globOf('path', p, 'path')
   })
   if (paths.length > 0) {
-    exact.push((r) => {
-      const path = (str(r, 'url.path') ?? '').toLowerCase()
-      return paths.some((glob) => glob.test(path))
-    })
+    exact.push((r) => pathCandidates(str(r, 'url.path') ?? '').some((path) => paths.some((glob) => glob.test(path))))
   }
-  const projects = valuesOf(filters.project).map((p) => compileGlob(p.replace(/^\/+|\/+$/g, '')))
+  const projects = valuesOf(filters.project).map((p) => globOf('project', p.replace(/^\/+|\/+$/g, ''), 'project'))
   if (projects.length > 0) {
     exact.push((r) => {
-      const project = str(r, 'iap.gitlab.project')?.toLowerCase()
-      if (!project) return false
-      const parts = project.split('/')
-      for (let i = 1; i <= parts.length; i++) {
-        const prefix = parts.slice(0, i).join('/')
-        if (projects.some((glob) => glob.test(prefix))) return true
-      }
-      return false
+      const project = str(r, 'iap.gitlab.project')
+      // The project and each namespace above it: `--project group` finds group/sub/project.
+      return !!project && projectCandidates(project).some((candidate) => projects.some((glob) => glob.test(candidate)))
     })
   }
   addStrings(['http.request.method'], valuesOf(filters.method).map((m) => m.toUpperCase()), true)
@@ -166,7 +230,7 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
     const since = filters.since !== undefined ? parseTimeBound('since', filters.since, now) : -Infinity
     const until = filters.until !== undefined ? parseTimeBound('until', filters.until, now) : Infinity
     exact.push((r) => {
-      const t = Date.parse(str(r, '@timestamp') ?? '')
+      const t = recordTime(r['@timestamp'])
       return t >= since && t <= until
     })
   }
@@ -217,27 +281,70 @@ export function flattenRecord(record: Record<string, unknown>): LogRecord {
   return flat
 }
 
-/** Streams lines (without newlines) from a readable, in constant memory. */
-export async function* readLines(stream: Readable): AsyncGenerator<string> {
-  yield* splitLines(stream as AsyncIterable<Buffer | string>)
+/**
+ * The longest line read, in characters: well above any record `serve` writes (user agents and queries
+ * are cut to 1 KiB and 4 KiB; the longest is a user's groups from Graph, at most 50 pages of 999 ids,
+ * about 2 MB), and what keeps one enormous line (a corrupt or hostile file) from taking the memory.
+ */
+export const MAX_LINE_LENGTH = 4 * 1024 * 1024
+
+/**
+ * What the line readers give for a line longer than their limit, in its place (so line numbers stay
+ * right), without ever holding the line. A lone surrogate: no line decoded from UTF-8 can equal it.
+ */
+export const OVERLONG_LINE = '\ud800 line longer than 4 MiB'
+
+/**
+ * Splits text, given chunk by chunk, into lines (without newlines), holding at most `max` characters
+ * of a line: a longer one is dropped as it arrives and stands as `OVERLONG_LINE`.
+ */
+export function createLineSplitter(max = MAX_LINE_LENGTH): { lines(text: string): string[]; end(): string | undefined } {
+  let rest = ''
+  let skipping = false
+  return {
+    lines(text) {
+      const out: string[] = []
+      let start = 0
+      let nl = text.indexOf('\n')
+      while (nl !== -1) {
+        if (skipping || rest.length + nl - start > max) out.push(OVERLONG_LINE)
+        else out.push(rest === '' ? text.slice(start, nl) : rest + text.slice(start, nl))
+        skipping = false
+        rest = ''
+        start = nl + 1
+        nl = text.indexOf('\n', start)
+      }
+      if (!skipping && start < text.length) {
+        if (rest.length + text.length - start > max) {
+          skipping = true
+          rest = ''
+        } else rest += text.slice(start)
+      }
+      return out
+    },
+    end() {
+      const last = skipping ? OVERLONG_LINE : rest === '' ? undefined : rest
+      skipping = false
+      rest = ''
+      return last
+    },
+  }
 }
 
-async function* splitLines(chunks: AsyncIterable<Buffer | string>): AsyncGenerator<string> {
+/** Streams lines (without newlines) from a readable, in constant memory (see `createLineSplitter`). */
+export async function* readLines(stream: Readable, max = MAX_LINE_LENGTH): AsyncGenerator<string> {
+  yield* splitLines(stream as AsyncIterable<Buffer | string>, max)
+}
+
+async function* splitLines(chunks: AsyncIterable<Buffer | string>, max: number): AsyncGenerator<string> {
   const decoder = new StringDecoder('utf8')
-  let rest = ''
+  const splitter = createLineSplitter(max)
   for await (const chunk of chunks) {
-    const text = rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk))
-    let start = 0
-    let nl = text.indexOf('\n', start)
-    while (nl !== -1) {
-      yield text.slice(start, nl)
-      start = nl + 1
-      nl = text.indexOf('\n', start)
-    }
-    rest = text.slice(start)
+    for (const line of splitter.lines(typeof chunk === 'string' ? chunk : decoder.write(chunk))) yield line
   }
-  rest += decoder.end()
-  if (rest !== '') yield rest
+  for (const line of splitter.lines(decoder.end())) yield line
+  const last = splitter.end()
+  if (last !== undefined) yield last
 }
 
 /** Opens a log file for reading, its first `bytes` only when given (see `readLogLines` for decompression). */
@@ -250,8 +357,9 @@ const GZIP_MAGIC = [0x1f, 0x8b]
 /**
  * The lines of a log, whatever its name: gzip data is recognised by its magic bytes (so `.gz`
  * piped to stdin works too). A read or decompression failure is one error naming the source.
+ * A line longer than `max` comes as `OVERLONG_LINE`.
  */
-export async function* readLogLines(stream: Readable, source: string): AsyncGenerator<string> {
+export async function* readLogLines(stream: Readable, source: string, max = MAX_LINE_LENGTH): AsyncGenerator<string> {
   const fail = (reason: string, cause?: unknown): never => {
     throw new IapError('IAP_ERR_CLI_USAGE', `cannot read ${source}: ${reason}`, { cause })
   }
@@ -292,12 +400,12 @@ export async function* readLogLines(stream: Readable, source: string): AsyncGene
       }
     }
     if (!gzipped) {
-      yield* splitLines(rest())
+      yield* splitLines(rest(), max)
       return
     }
     const gunzip = createGunzip()
     pipeline(rest(), gunzip, () => {}) // an error ends `gunzip` with it, and so the loop below
-    yield* splitLines(gunzip as AsyncIterable<Buffer>)
+    yield* splitLines(gunzip as AsyncIterable<Buffer>, max)
   } catch (err) {
     if (err instanceof IapError) throw err
     fail(describe(err), err)
@@ -338,11 +446,33 @@ export const STATS_FIELDS: Record<string, string> = {
 }
 
 /**
- * `--stats` groups that ignore case, as `--project` and `--user` match: GitLab resolves namespaces and
- * usernames, and Entra UPNs, case-insensitively (`Secret-Group/vault` is `secret-group/vault`). A group
- * shows the spelling it was first seen with. Paths stay case-sensitive: past the namespace (a file in a
- * repository, say) case makes a different resource.
+ * The group a `--stats` value counts under; a group shows the spelling it was first seen with.
+ * `project` as `--project` compares it (percent-decoded, case-folded: GitLab resolves namespaces
+ * case-insensitively, so `Secret-Group/vault` and `%53ecret-group/Vault` are one row); `user` ignoring
+ * case, in NFC, as `--user` matches (usernames and Entra UPNs are case-insensitive); `path`
+ * percent-decoded (except `%2F`) but keeping case: past the namespace (a file in a repository) case
+ * makes a different resource.
  */
-export const CASELESS_STATS: ReadonlySet<string> = new Set(['project', 'user'])
+export function statsKey(field: string, value: unknown): string {
+  const text = String(value)
+  if (typeof value !== 'string') return text
+  if (field === 'project') return projectForm(text)
+  if (field === 'user') return text.normalize('NFC').toLowerCase()
+  if (field === 'path') return percentDecode(text, true) ?? text
+  return text
+}
+
+/** A project path as `projectCandidates` reads it, whole: decoded, case-folded, without empty segments. */
+function projectForm(project: string): string {
+  let decoded = project
+  if (project.includes('%')) {
+    try {
+      decoded = decodeURIComponent(project)
+    } catch {
+      // kept as is, as the policy keeps it
+    }
+  }
+  return foldCase(decoded).split('/').filter(Boolean).join('/')
+}
 
 export const displayName = (file: string) => (file === '-' ? 'stdin' : basename(file))

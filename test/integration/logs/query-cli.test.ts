@@ -4,7 +4,7 @@
  * machines, repeated filters, file order, gzip on stdin, and group aliases from the config.
  */
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -137,7 +137,7 @@ describe('every JSON spelling of a record is read the same', () => {
 
   it('nested records fill the table, the CSV and --stats', { timeout: 90_000 }, async () => {
     const table = await cli(['logs', file('nested.ndjson'), '--request-id', 'r2'])
-    expect(table.stdout.split('\n')[1]).toMatch(/^2026-11-28 05:07:46\s+200\s+POST\s+josé@contoso\.com\s+bearer\s+allow\s+secret-projects\s+git\s+192\.168\.1\.5\s+\/secret-group\/proj\.git\/git-receive-pack$/)
+    expect(table.stdout.split('\n')[1]).toMatch(/^2026-11-28 05:07:46Z\s+200\s+POST\s+josé@contoso\.com\s+bearer\s+allow\s+secret-projects\s+git\s+192\.168\.1\.5\s+\/secret-group\/proj\.git\/git-receive-pack$/)
     const csvNested = await cli(['logs', file('nested.ndjson'), '--output', 'csv'])
     const csvFlat = await cli(['logs', file('compact.ndjson'), '--output', 'csv'])
     expect(csvNested.stdout).toBe(csvFlat.stdout)
@@ -328,6 +328,65 @@ describe('--follow with table output', () => {
       expect(row).not.toContain('…')
     } finally {
       child.kill('SIGTERM')
+    }
+  })
+})
+
+describe('limits and zones', () => {
+  it('an enormous line is skipped as it is read, never held: 256 MiB in a 64 MiB heap', { timeout: 90_000 }, async () => {
+    const child = spawn(process.execPath, ['--max-old-space-size=64', BIN, 'logs', '--output', 'json'], { cwd: ROOT })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.stdin.on('error', () => {})
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
+    try {
+      const mib = Buffer.alloc(1 << 20, 0x61)
+      child.stdin.write(JSON.stringify(RECORDS[0]) + '\n{"url.path":"')
+      for (let i = 0; i < 256 && child.exitCode === null; i++) {
+        if (!child.stdin.write(mib)) await new Promise((resolve) => child.stdin.once('drain', resolve))
+      }
+      child.stdin.end('"}\n' + JSON.stringify(RECORDS[1]) + '\n')
+      expect(await closed, stderr).toBe(0)
+    } finally {
+      child.kill('SIGKILL')
+    }
+    expect(ids(stdout)).toEqual(['r1', 'r2'])
+    expect(stderr.trim()).toBe('gitlab-iap: 1 line was longer than 4 MiB (longer than any access-log record) and was skipped')
+  })
+
+  it('--follow skips an enormous line as it arrives, never holding it, and counts it', { timeout: 90_000 }, async () => {
+    const live = file('follow-long.ndjson')
+    writeFileSync(live, JSON.stringify(RECORDS[0]) + '\n{"url.path":"')
+    const child = spawn(process.execPath, ['--max-old-space-size=64', BIN, 'logs', live, '--follow', '--output', 'json'], { cwd: ROOT })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
+    try {
+      await expect.poll(() => ids(stdout), { timeout: 20_000 }).toEqual(['r1'])
+      const mib = 'a'.repeat(1 << 20)
+      for (let i = 0; i < 160 && child.exitCode === null; i++) {
+        appendFileSync(live, mib)
+        if (i % 16 === 0) await new Promise((resolve) => setTimeout(resolve, 50)) // read while it grows
+      }
+      appendFileSync(live, '"}\n' + JSON.stringify(RECORDS[1]) + '\n')
+      await expect.poll(() => ids(stdout), { timeout: 30_000 }).toEqual(['r1', 'r2'])
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await closed, stderr).toBe(0)
+    expect(stderr.trim()).toBe('gitlab-iap: 1 line was longer than 4 MiB (longer than any access-log record) and was skipped')
+  })
+
+  it('--since without a zone is UTC, and the table says UTC, in any local zone', { timeout: 90_000 }, async () => {
+    for (const TZ of ['America/New_York', 'Asia/Kolkata']) {
+      const res = await cli(['logs', file('compact.ndjson'), '--since', '2026-11-28 09:00:00', '--output', 'json'], { env: { TZ } })
+      expect(ids(res.stdout), TZ).toEqual(['r4', 'r5'])
+      const table = await cli(['logs', file('compact.ndjson'), '--request-id', 'r2'], { env: { TZ } })
+      expect(table.stdout.split('\n')[1], TZ).toMatch(/^2026-11-28 05:07:46Z /)
     }
   })
 })

@@ -1,0 +1,122 @@
+/**
+ * `gitlab-iap logs` end to end in-process: the table's times are UTC and say so, `--since` reads a
+ * zone-less time as UTC in any local zone, `--stats` groups spellings of one project, path or user,
+ * and every skipped line is counted on stderr.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { runLogs } from '../../../src/cli/logs.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'iap-logs-output-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+async function logs(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough()
+  const stderr = new PassThrough()
+  let out = ''
+  let err = ''
+  stdout.on('data', (d) => (out += d))
+  stderr.on('data', (d) => (err += d))
+  const code = await runLogs(args, { stdout, stderr, stdin: new PassThrough(), env: {} })
+  return { code, stdout: out, stderr: err }
+}
+
+const record = (fields: Record<string, unknown>) =>
+  JSON.stringify({
+    '@timestamp': '2026-11-28T10:00:00.000Z', 'http.request.method': 'GET', 'url.path': '/x', 'http.response.status_code': 200, 'user.id': null,
+    'user.name': null, 'iap.decision.result': 'allow', 'iap.auth.method': 'session', ...fields,
+  })
+
+const write = (name: string, lines: string[]) => {
+  const file = join(dir, name)
+  writeFileSync(file, lines.join('\n') + '\n')
+  return file
+}
+
+describe('times', () => {
+  const saved = process.env.TZ
+  afterEach(() => {
+    if (saved === undefined) delete process.env.TZ
+    else process.env.TZ = saved
+  })
+  const file = write('times.log', [
+    record({ 'http.request.id': 'r1', '@timestamp': '2026-11-29T19:37:45.900Z' }),
+    record({ 'http.request.id': 'r2', '@timestamp': '2026-11-29T19:37:46.250Z' }),
+    record({ 'http.request.id': 'r3', '@timestamp': '2026-11-29T21:37:47+02:00' }),
+  ])
+  const ids = (out: string) => out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as Record<string, unknown>)['http.request.id'])
+
+  it('the table shows UTC and marks it; a time in another zone is shown converted', async () => {
+    const table = await logs([file])
+    expect(table.stdout.split('\n')[0]).toMatch(/^time {18}status/)
+    expect(table.stdout.split('\n').slice(1, 4).map((row) => row.slice(0, 20))).toEqual(['2026-11-29 19:37:45Z', '2026-11-29 19:37:46Z', '2026-11-29 19:37:47Z'])
+  })
+
+  it('--since and --until read a time without a zone as UTC in any local zone; a time copied from the table keeps its row', async () => {
+    for (const tz of ['UTC', 'America/New_York', 'Asia/Tokyo']) {
+      process.env.TZ = tz
+      expect(ids((await logs([file, '--since', '2026-11-29 19:37:46', '--output', 'json'])).stdout), tz).toEqual(['r2', 'r3'])
+      expect(ids((await logs([file, '--until', '2026-11-29 19:37:46', '--output', 'json'])).stdout), tz).toEqual(['r1', 'r2'])
+      expect(ids((await logs([file, '--since', '2026-11-29 19:37:46Z', '--until', '2026-11-29 19:37:46Z', '--output', 'json'])).stdout), tz).toEqual(['r2'])
+      expect(ids((await logs([file, '--until', '2026-11-29', '--output', 'json'])).stdout), tz).toEqual(['r1', 'r2', 'r3'])
+      expect(ids((await logs([file, '--until', '2026-11-28', '--output', 'json'])).stdout), tz).toEqual([])
+    }
+  })
+})
+
+describe('--stats groups spellings of one resource', () => {
+  const file = write('spellings.log', [
+    record({ 'iap.gitlab.project': '%C4%B0nternal/vault', 'url.path': '/%C4%B0nternal/vault/-/raw/main/secr%65t.txt', 'user.name': 'A\u030alice@contoso.com' }),
+    record({ 'iap.gitlab.project': 'Internal/Vault', 'url.path': '/%C4%B0nternal/vault/-/raw/main/secret.txt', 'user.name': 'Ålice@contoso.com' }),
+    record({ 'iap.gitlab.project': 'internal/vault', 'url.path': '/%C4%B0nternal/vault/-/raw/main/Secret.txt', 'user.name': 'ÅLICE@contoso.com' }),
+  ])
+  const rows = async (field: string) => (await logs([file, '--stats', field, '--output', 'json'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+
+  it('project: decoded and case-folded as --project compares it', async () => {
+    expect(await rows('project')).toEqual([{ project: '%C4%B0nternal/vault', count: 3 }])
+    expect((await logs([file, '--project', 'internal/vault', '--output', 'json'])).stdout.trim().split('\n')).toHaveLength(3)
+  })
+  it('path: percent-encoding decoded, case kept', async () => {
+    expect(await rows('path')).toEqual([
+      { path: '/%C4%B0nternal/vault/-/raw/main/secr%65t.txt', count: 2 },
+      { path: '/%C4%B0nternal/vault/-/raw/main/Secret.txt', count: 1 },
+    ])
+  })
+  it('user: NFC and case-insensitive, as --user matches', async () => {
+    expect(await rows('user')).toEqual([{ user: 'A\u030alice@contoso.com', count: 3 }])
+    expect((await logs([file, '--user', 'ålice@contoso.com', '--output', 'json'])).stdout.trim().split('\n')).toHaveLength(3)
+  })
+})
+
+describe('skipped lines are counted on stderr', () => {
+  it('records that are no access record (event.kind state), not JSON, or longer than 4 MiB', async () => {
+    const file = write('mixed.log', [
+      'not json',
+      record({ 'event.kind': 'state', 'url.path': '/hidden' }),
+      'x'.repeat(4 * 1024 * 1024 + 1),
+      record({ 'http.request.id': 'shown', 'url.path': '/shown' }),
+    ])
+    const res = await logs([file, '--output', 'json'])
+    expect(res.code).toBe(0)
+    expect(res.stdout.trim().split('\n')).toEqual([record({ 'http.request.id': 'shown', 'url.path': '/shown' })])
+    expect(res.stderr.trim().split('\n')).toEqual([
+      'gitlab-iap: 1 line was not an access-log record (not JSON, or cut short) and was skipped',
+      'gitlab-iap: 1 line was longer than 4 MiB (longer than any access-log record) and was skipped',
+      'gitlab-iap: 1 matching record was not an access record (event.kind "state") and was skipped',
+    ])
+    // A state record the filters do not select is not counted: it would not have been shown anyway.
+    const filtered = await logs([file, '--path', '/shown', '--output', 'json'])
+    expect(filtered.stderr).not.toContain('event.kind')
+  })
+
+  it('a line just under 4 MiB is still read', async () => {
+    const long = record({ 'http.request.id': 'long', 'user_agent.original': 'a'.repeat(4 * 1024 * 1024 - 400) })
+    expect(long.length).toBeLessThan(4 * 1024 * 1024)
+    const res = await logs([write('long.log', [long]), '--output', 'json'])
+    expect(res.stdout).toBe(long + '\n')
+    expect(res.stderr).toBe('')
+  })
+})
