@@ -221,9 +221,9 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       // serve, not the old name in the URL (`attr.followsRedirects`, src/gitlab/attribute.ts).
       const current = deps.currentProjectPath
       if (current && attr.followsRedirects && ctx.project !== undefined && s.policy.needsProjects) {
-        // Without a credential the answer is a challenge whatever GitLab says (another project can only
-        // refuse more): anonymous clients do not get to make the proxy query GitLab's API.
-        if (ctx.identity.kind === 'anonymous') {
+        // Without a credential, and with no `public` rule naming projects, the answer is a challenge
+        // whatever GitLab says: anonymous clients do not get to make the proxy query GitLab's API.
+        if (ctx.identity.kind === 'anonymous' && !s.policy.publicProjects) {
           const anonymous = decideNow(false)
           if (anonymous.result === 'challenge') return done(anonymous, outcome)
         }

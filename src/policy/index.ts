@@ -47,6 +47,8 @@ export interface CompiledRule {
 export interface CompiledPolicy {
   /** True when any rule has `projects`: numeric project ids must then be resolved. */
   readonly needsProjects: boolean
+  /** True when a `public` rule names `projects`: only then can a request without a credential be allowed by the project it names. */
+  readonly publicProjects: boolean
   readonly ruleNames: readonly string[]
   readonly rules: readonly CompiledRule[]
   readonly defaultResult: 'allow' | 'deny'
@@ -104,6 +106,7 @@ export function compilePolicy(config: Config): CompiledPolicy {
   if (problems.length > 0) throw new IapError('IAP_ERR_CONFIG_INVALID', problems.join('; '))
   return Object.freeze({
     needsProjects: rules.some((r) => r.projects !== undefined),
+    publicProjects: rules.some((r) => r.projects !== undefined && r.outcome === 'public'),
     ruleNames: rules.map((r) => r.name),
     rules,
     defaultResult: config.policy.default,

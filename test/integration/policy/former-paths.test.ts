@@ -25,6 +25,8 @@ let gitlab: Server
 let gitlabUrl: string
 let proxy: ServeHandle
 let blind: ServeHandle
+/** With a `public` rule that names projects: anonymous requests by a former path are looked up. */
+let open: ServeHandle
 let eng: string
 let admin: string
 
@@ -39,9 +41,9 @@ const rules = [
 beforeAll(async () => {
   idp = await startJwksServer()
   upstream = await startUpstream({
-    projects: { '42': 'secret-group/vault', '7': 'group/project', '8': 'parent/secret/app', '9': 'parent/open/app', '10': 'ide/vault' },
+    projects: { '42': 'secret-group/vault', '7': 'group/project', '8': 'parent/secret/app', '9': 'parent/open/app', '10': 'ide/vault', '11': 'open-src/tool' },
     // secret-group/vault was once old-name/vault: GitLab still redirects that path (git and find_project follow it).
-    redirects: { 'old-name/vault': '42' },
+    redirects: { 'old-name/vault': '42', 'old-open/tool': '11' },
     apiToken: 'api-token-1',
   })
   gitlab = createServer((req, res) => {
@@ -72,12 +74,21 @@ beforeAll(async () => {
   proxy = await startServe(config('api-token-1'))
   // A proxy whose token GitLab refuses: it cannot ask which project a path names.
   blind = await startServe(config('not-the-token'))
+  open = await startServe(
+    baseConfig(gitlabUrl, {
+      upstream: { url: gitlabUrl, apiToken: 'api-token-1', timeoutSeconds: 30 },
+      entra: { tenantId: TEST_TENANT, clientId: TEST_CLIENT, authority: idp.authority, audiences: [TEST_AUDIENCE] },
+      groups: { admins: ADMINS, engineering: ENG },
+      policy: { rules: [{ name: 'open-source', projects: ['open-src/**'], public: true }, ...rules] },
+    }),
+  )
   eng = await idp.mint({ groups: [ENG] })
   admin = await idp.mint({ groups: [ADMINS, ENG] })
 })
 afterAll(async () => {
   await proxy?.stop()
   await blind?.stop()
+  await open?.stop()
   await new Promise<void>((r) => (gitlab ? gitlab.close(() => r()) : r()))
   await upstream?.close()
   await idp?.close()
@@ -169,6 +180,16 @@ describe('REST references by a former path (F2)', () => {
       expect(res.status, target).toBe(401)
     }
     expect(upstream.requests).toHaveLength(0)
+  })
+
+  it('with a public rule naming projects, an anonymous clone by a former path is looked up and reaches the public project', async () => {
+    upstream.clear()
+    const target = '/old-open/tool.git/info/refs?service=git-upload-pack'
+    const res = await rawRequest(open.url, 'GET', target, {})
+    expect(res.status).not.toBe(401)
+    expect(forwarded().map((r) => r.url)).toContain(target)
+    // A former path of a secret project is still refused, as a challenge.
+    expect((await rawRequest(open.url, 'GET', '/old-name/vault.git/info/refs?service=git-upload-pack', {})).status).toBe(401)
   })
 
   it('when GitLab cannot be asked, a REST reference by path is denied (project-unresolved), as git is', async () => {
