@@ -26,12 +26,26 @@ export function statusText(status: number): string {
   return STATUS_TEXT[status] ?? 'Error'
 }
 
+/** `Sec-Fetch-Dest` of a navigation: a page, top-level or framed. */
+const NAVIGATION_DESTINATIONS = new Set(['document', 'iframe', 'frame'])
+
+/**
+ * False for an image, a script, a style sheet, a fetch: `Sec-Fetch-Dest` names something other than a
+ * page. Clients that send no `Sec-Fetch-Dest` (older browsers, git, curl, Node's fetch) pass.
+ */
+export function isNavigationDestination(req: Pick<IncomingMessage, 'headers'>): boolean {
+  const dest = req.headers['sec-fetch-dest']
+  return dest === undefined || NAVIGATION_DESTINATIONS.has(dest)
+}
+
 /**
  * True for a browser navigation: GET/HEAD whose `Accept` names `text/html` itself with a non-zero
- * weight (SPEC "Endpoints"; the full wildcard is every script's default, not a browser's sign).
+ * weight (SPEC "Endpoints"; the full wildcard is every script's default, not a browser's sign), and
+ * whose `Sec-Fetch-Dest`, when sent, is a page: a script's fetch of an HTML fragment gets its 401.
  */
 export function isBrowserNavigation(req: IncomingMessage): boolean {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false
+  if (!isNavigationDestination(req)) return false
   const accept = req.headers.accept
   // Cheap exit for the requests that never name HTML (API clients, git).
   if (typeof accept !== 'string' || !/text\/html/i.test(accept)) return false

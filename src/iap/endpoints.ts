@@ -12,7 +12,7 @@ import type { Clock } from '../auth/session/clock.ts'
 import { userFromIdToken, withGraphGroups } from '../auth/session/id-token-user.ts'
 import type { SessionTimeouts, SessionUser } from '../auth/session/record.ts'
 import type { Sessions } from '../auth/session/sessions.ts'
-import { sendRedirect, sendStatusPage } from '../http/respond.ts'
+import { isNavigationDestination, sendRedirect, sendStatusPage } from '../http/respond.ts'
 import { validateRedirectTarget } from '../http/redirect-target.ts'
 import type { RequestContext } from '../server/context.ts'
 import type { EntraClient } from './entra-client.ts'
@@ -42,9 +42,6 @@ export interface IapEndpointDeps {
   readonly authenticate?: (req: IncomingMessage, ctx: RequestContext) => AuthOutcome | Promise<AuthOutcome>
   readonly log?: IapLogger
 }
-
-/** `Sec-Fetch-Dest` of a navigation: a page, top-level or framed. */
-const NAVIGATION_DESTINATIONS = new Set(['document', 'iframe', 'frame'])
 
 /** Entra's `error` values that mean the user was not signed in (rather than a broken response). */
 const IDP_DENIALS = new Set(['access_denied', 'consent_required', 'interaction_required', 'login_required'])
@@ -81,7 +78,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
 
   const login: Handler = async (req, res, ctx) => {
     // Only a navigation starts a sign-in: an image or a script GitLab renders cannot start them by the dozen.
-    if (!isNavigation(req)) return failLogin(req, res, ctx, 'login-not-navigation', 403)
+    if (!isNavigationDestination(req)) return failLogin(req, res, ctx, 'login-not-navigation', 403)
     const rd = new URLSearchParams(ctx.query).get('rd')
     const target = rd === null ? { ok: true as const, target: '/' } : validateRedirectTarget(rd)
     if (!target.ok) return failLogin(req, res, ctx, target.reason, 400)
@@ -198,7 +195,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     // Another site linking or posting here would end the session and, through the end-session
     // redirect with its hints, the user's Microsoft sign-in: from elsewhere, ask first. So does a
     // request that is not a navigation: GitLab renders users' images and links on this same origin.
-    if (fromAnotherSite(req) || !isNavigation(req)) return confirmLogout(res, ctx)
+    if (fromAnotherSite(req) || !isNavigationDestination(req)) return confirmLogout(res, ctx)
     let hints: { idToken?: string; loginHint?: string } | undefined
     try {
       const ended = await deps.sessions.end(req)
@@ -225,13 +222,16 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     sendRedirect(res, endSession?.href ?? postLogout, ctx.id, { 'set-cookie': deps.sessions.clearCookie() })
   }
 
+  // The form posts here, and the answer redirects on to Entra's end-session endpoint: browsers hold a
+  // form's redirects to `form-action` too, so Entra's origin is named beside our own.
+  const confirmPolicy = `default-src 'none'; form-action 'self' ${new URL(deps.entra.issuer).origin}; frame-ancestors 'none'`
   const confirmLogout = (res: ServerResponse, ctx: RequestContext) => {
     deny(ctx, 'logout-confirm', 'challenge')
     const body =
       `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>Sign out</title></head>` +
       `<body><h1>Sign out of GitLab?</h1><p>Another site sent you here.</p>` +
       `<form method="post" action="/-/iap/logout"><button type="submit">Sign out</button></form></body></html>\n`
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; form-action 'self'; frame-ancestors 'none'", 'x-request-id': ctx.id })
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'content-security-policy': confirmPolicy, 'x-request-id': ctx.id })
     res.end(body)
   }
 
@@ -241,15 +241,6 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     if (site !== undefined) return site !== 'same-origin' && site !== 'none'
     const origin = req.headers.origin
     return origin !== undefined && origin !== publicOrigin
-  }
-
-  /**
-   * False for an image, a script, a style sheet, a fetch: `Sec-Fetch-Dest` names something other than
-   * a page. Clients that send no `Sec-Fetch-Dest` (older browsers, git, curl, Node's fetch) pass.
-   */
-  const isNavigation = (req: IncomingMessage): boolean => {
-    const dest = req.headers['sec-fetch-dest']
-    return dest === undefined || NAVIGATION_DESTINATIONS.has(dest)
   }
 
   const whoami = createWhoami({ sessions: deps.sessions, timeouts: deps.timeouts, ...(deps.authenticate && { authenticate: deps.authenticate }) })

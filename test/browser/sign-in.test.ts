@@ -62,6 +62,34 @@ describe.skipIf(!hasChromium)('Chromium: browser sign-in through gitlab-iap (mem
     await page.close()
   })
 
+  it('a logout link on another site asks first; its Sign out button goes on to Entra\'s sign-out', async () => {
+    await browser.context.clearCookies()
+    const page = await browser.context.newPage()
+    await page.goto(`${proxy.url}/group/project`)
+    await signInAtIdp(page, DEMO_USERS.bob.upn)
+    await page.waitForURL(`${proxy.url}/group/project`)
+    // A link to the proxy's logout on a page of another origin (the IdP's, here).
+    await page.goto(`${stack.idp.authority}/`).catch(() => undefined)
+    await page.evaluate((href) => {
+      const a = document.createElement('a')
+      a.href = href
+      a.id = 'elsewhere'
+      a.textContent = 'sign out of GitLab'
+      document.body.append(a)
+    }, `${proxy.url}/-/iap/logout`)
+    await Promise.all([page.waitForURL(`${proxy.url}/-/iap/logout`), page.click('#elsewhere')])
+    expect(await page.textContent('h1')).toBe('Sign out of GitLab?')
+    const blocked: string[] = []
+    page.on('console', (message) => message.text().includes('Content Security Policy') && blocked.push(message.text()))
+    // The form's redirect to Entra's end-session endpoint must not be blocked by the page's form-action.
+    await Promise.all([page.waitForURL((url) => url.href.startsWith(stack.idp.authority)), page.click('button[type="submit"]')])
+    expect(blocked).toEqual([])
+    const confirm = await page.$('button[type="submit"], input[type="submit"]')
+    if (confirm) await Promise.all([page.waitForLoadState('load'), confirm.click()])
+    expect((await browser.context.cookies(proxy.url)).some((c) => c.name === '__Host-gitlab-iap')).toBe(false)
+    await page.close()
+  })
+
   it('a user without the group gets the 403 page', async () => {
     await browser.context.clearCookies()
     const page = await browser.context.newPage()

@@ -150,6 +150,12 @@ describe('browser sign-in (memory store)', () => {
     expect(api.headers.get('www-authenticate')).toMatch(/^Bearer realm="gitlab-iap"/)
     const xhr = await fetch(`${proxy.url}/group/project`, { headers: { accept: 'application/json' } })
     expect(xhr.status).toBe(401)
+    // A page's script fetching an HTML fragment names text/html too, but is no navigation: its 401, not a sign-in it cannot follow.
+    const fragment = await fetch(`${proxy.url}/group/project/-/refs/switch`, { redirect: 'manual', headers: { accept: 'text/html, */*; q=0.01', 'sec-fetch-dest': 'empty', 'sec-fetch-mode': 'cors' } })
+    expect(fragment.status).toBe(401)
+    expect(fragment.headers.get('www-authenticate')).toMatch(/^Bearer realm="gitlab-iap"/)
+    const page = await fetch(`${proxy.url}/group/project`, { redirect: 'manual', headers: { accept: 'text/html', 'sec-fetch-dest': 'document', 'sec-fetch-mode': 'navigate' } })
+    expect(page.status).toBe(302)
   })
 
   it('whoami returns identity, groups and session expiry, never a token', async () => {
