@@ -7,16 +7,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { calculatePKCECodeChallenge, randomNonce, randomPKCECodeVerifier, randomState } from 'openid-client'
 import type { AuthOutcome } from '../auth/authenticate.ts'
+import { serializeCookie } from '../auth/session/cookies.ts'
 import type { GraphGroups } from '../auth/graph-groups.ts'
 import type { Clock } from '../auth/session/clock.ts'
 import { userFromIdToken, withGraphGroups } from '../auth/session/id-token-user.ts'
 import type { SessionTimeouts, SessionUser } from '../auth/session/record.ts'
 import type { Sessions } from '../auth/session/sessions.ts'
-import { isNavigationDestination, sendRedirect, sendStatusPage } from '../http/respond.ts'
+import { isBrowserNavigation, isNavigationDestination, sendRedirect, sendStatusPage } from '../http/respond.ts'
 import { validateRedirectTarget } from '../http/redirect-target.ts'
 import type { RequestContext } from '../server/context.ts'
 import type { EntraClient } from './entra-client.ts'
-import { chooseTransactionSlot, clearTransactionCookie, readTransaction, storedReturnTarget, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
+import { chooseTransactionSlot, clearTransactionCookie, loginState, readTransaction, retryCookieName, returnTargetOfState, storedReturnTarget, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
 import { deny, IAP_ENDPOINT_METHODS, routeIapEndpoints, type Handler } from './routes.ts'
 import { createWhoami } from './whoami.ts'
 
@@ -82,7 +83,8 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const rd = new URLSearchParams(ctx.query).get('rd')
     const target = rd === null ? { ok: true as const, target: '/' } : validateRedirectTarget(rd)
     if (!target.ok) return failLogin(req, res, ctx, target.reason, 400)
-    const state = randomState()
+    const returnTo = storedReturnTarget(target.target)
+    const state = loginState(randomState(), returnTo)
     const nonce = randomNonce()
     const codeVerifier = randomPKCECodeVerifier()
     let url: URL
@@ -93,7 +95,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
       return failLogin(req, res, ctx, 'login-idp-unavailable', 503, { 'retry-after': '5' })
     }
     const now = deps.clock.now()
-    const tx = { state, nonce, codeVerifier, returnTo: storedReturnTarget(target.target), expiresAt: now + TRANSACTION_TTL_MS }
+    const tx = { state, nonce, codeVerifier, returnTo, expiresAt: now + TRANSACTION_TTL_MS }
     const { slot, stale } = chooseTransactionSlot(deps.transactionKey, cookieName, req.headers.cookie, now, secure)
     deny(ctx, 'login-started', 'challenge')
     sendRedirect(res, url.href, ctx.id, { 'set-cookie': [...stale, transactionCookie(deps.transactionKey, cookieName, slot, tx, secure)] })
@@ -119,9 +121,12 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const params = new URLSearchParams(ctx.query)
     const state = params.get('state')
     const found = readTransaction(deps.transactionKey, cookieName, req.headers.cookie, state, deps.clock.now())
-    if (!found.ok) return failLogin(req, res, ctx, found.reason, 400)
+    if (!found.ok) {
+      if (found.reason !== 'login-state-invalid' && isBrowserNavigation(req)) return recoverLostTransaction(req, res, ctx, state, found.reason)
+      return failLogin(req, res, ctx, found.reason, 400)
+    }
     const { tx } = found
-    const clearTx = clearTransactionCookie(cookieName, found.slot, secure)
+    const clearTx = [clearTransactionCookie(cookieName, found.slot, secure), ...(hasRetryCookie(req) ? [clearRetry] : [])]
     let first: boolean
     try {
       first = await deps.sessions.store.claimOnce(`callback:${tx.state}`, TRANSACTION_TTL_MS * 2)
@@ -162,7 +167,29 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     ctx.authMethod = 'session'
     ctx.identity = { kind: 'user', id: resolved.user.id, groups: resolved.user.groups, roles: resolved.user.roles, issuer: 'entra', ...(resolved.user.name !== undefined && { name: resolved.user.name }), ...(resolved.user.email !== undefined && { email: resolved.user.email }), tenantId: deps.tenantId }
     ctx.decision = { result: 'allow', rule: null, reason: 'login-succeeded' }
-    sendRedirect(res, tx.returnTo, ctx.id, { 'set-cookie': [setCookie, clearTx] })
+    sendRedirect(res, tx.returnTo, ctx.id, { 'set-cookie': [setCookie, ...clearTx] })
+  }
+
+  const retryName = retryCookieName(cookieName)
+  const clearRetry = serializeCookie(retryName, '', { secure, maxAgeSeconds: 0 })
+  const hasRetryCookie = (req: IncomingMessage) => typeof req.headers.cookie === 'string' && req.headers.cookie.includes(`${retryName}=`)
+
+  /**
+   * A callback whose transaction is gone: another tab's sign-in, started at the same moment, took its slot
+   * (or the user took too long). Already signed in (that other tab finished): on to the page. Otherwise
+   * the sign-in starts again, once, for the page the state names; Entra's single sign-on makes that
+   * invisible. A second loss in a row shows the error.
+   */
+  async function recoverLostTransaction(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, state: string | null, reason: string): Promise<void> {
+    const target = returnTargetOfState(state)
+    const session = await Promise.resolve(deps.sessions.authenticate(req)).catch(() => undefined)
+    if (session?.ok) {
+      deny(ctx, 'login-already-signed-in', 'challenge')
+      return sendRedirect(res, target, ctx.id, hasRetryCookie(req) ? { 'set-cookie': clearRetry } : {})
+    }
+    if (hasRetryCookie(req)) return failLogin(req, res, ctx, reason, 400, { 'set-cookie': clearRetry })
+    deny(ctx, 'login-restarted', 'challenge')
+    sendRedirect(res, `/-/iap/login?rd=${encodeURIComponent(target)}`, ctx.id, { 'set-cookie': serializeCookie(retryName, '1', { secure, maxAgeSeconds: 120 }) })
   }
 
   // Front-channel logout (OIDC Front-Channel Logout 1.0): Entra loads `/-/iap/logout?sid=…&iss=…` in a

@@ -11,6 +11,8 @@ export const SIGN_IN_REASONS = [
   'session-store-unavailable',
   'login-started',
   'login-not-navigation',
+  'login-already-signed-in',
+  'login-restarted',
   'login-succeeded',
   'logout',
   'front-channel-logout',

@@ -12,6 +12,7 @@
 import { randomInt, timingSafeEqual } from 'node:crypto'
 import { serializeCookie } from '../auth/session/cookies.ts'
 import { open, seal } from '../auth/session/seal.ts'
+import { validateRedirectTarget } from '../http/redirect-target.ts'
 
 export interface LoginTransaction {
   readonly state: string
@@ -35,7 +36,32 @@ export const TRANSACTION_SLOTS = 3
  */
 export const MAX_STORED_RETURN_TARGET = 1024
 
-const STATE = /^[A-Za-z0-9_-]{22,128}$/
+/** A random part, then optionally `.` and the return target (base64url): see `loginState`. */
+const STATE = /^[A-Za-z0-9_-]{22,128}(?:\.[A-Za-z0-9_-]{1,1400})?$/
+
+/**
+ * The `state` of a sign-in: its random part, and the (stored) return target after a `.`. The target
+ * rides along only so that a tab whose transaction another tab's overwrote (sign-ins started at once
+ * share three slots) can start again for the same page; it is no secret, and it is validated again
+ * before any use (`returnTargetOfState`).
+ */
+export function loginState(random: string, returnTo: string): string {
+  return returnTo === '/' ? random : `${random}.${Buffer.from(returnTo, 'utf8').toString('base64url')}`
+}
+
+/** The return target a `state` carries, validated like `rd`; `/` when it carries none or one that is refused. */
+export function returnTargetOfState(state: string | null): string {
+  if (!state || !STATE.test(state)) return '/'
+  const dot = state.indexOf('.')
+  if (dot === -1) return '/'
+  const checked = validateRedirectTarget(Buffer.from(state.slice(dot + 1), 'base64url').toString('utf8'))
+  return checked.ok ? checked.target : '/'
+}
+
+/** Cookie marking a sign-in started again after a lost transaction: a second loss shows the error, not a loop. */
+export function retryCookieName(sessionCookie: string): string {
+  return `${sessionCookie}-tx-retry`
+}
 
 /** Cookie name of a slot: `<session cookie>-tx-<slot>` (keeps the `__Host-` prefix). */
 export function transactionCookieName(sessionCookie: string, slot: number): string {
@@ -80,7 +106,7 @@ function pendingCookies(key: Buffer, sessionCookie: string, cookieHeader: string
     const eq = pair.indexOf('=')
     if (eq === -1) continue
     const name = pair.slice(0, eq).trim()
-    if (!name.startsWith(prefix)) continue
+    if (!name.startsWith(prefix) || name === retryCookieName(sessionCookie)) continue
     const suffix = name.slice(prefix.length)
     const slot = /^[0-9]$/.test(suffix) && Number(suffix) < TRANSACTION_SLOTS ? Number(suffix) : undefined
     let value = pair.slice(eq + 1).trim()

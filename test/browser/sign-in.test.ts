@@ -70,13 +70,7 @@ describe.skipIf(!hasChromium)('Chromium: browser sign-in through gitlab-iap (mem
     await page.waitForURL(`${proxy.url}/group/project`)
     // A link to the proxy's logout on a page of another origin (the IdP's, here).
     await page.goto(`${stack.idp.authority}/`).catch(() => undefined)
-    await page.evaluate((href) => {
-      const a = document.createElement('a')
-      a.href = href
-      a.id = 'elsewhere'
-      a.textContent = 'sign out of GitLab'
-      document.body.append(a)
-    }, `${proxy.url}/-/iap/logout`)
+    await page.evaluate(`(() => { const a = document.createElement('a'); a.href = ${JSON.stringify(`${proxy.url}/-/iap/logout`)}; a.id = 'elsewhere'; a.textContent = 'sign out of GitLab'; document.body.append(a) })()`)
     await Promise.all([page.waitForURL(`${proxy.url}/-/iap/logout`), page.click('#elsewhere')])
     expect(await page.textContent('h1')).toBe('Sign out of GitLab?')
     const blocked: string[] = []

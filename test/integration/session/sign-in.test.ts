@@ -49,7 +49,10 @@ describe('browser sign-in (memory store)', () => {
     expect(authorize.searchParams.get('response_type')).toBe('code')
     expect(authorize.searchParams.get('code_challenge_method')).toBe('S256')
     expect(authorize.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/)
-    expect(authorize.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{22,}$/)
+    // Random, then the return target (so a tab whose transaction another tab overwrote can start again for its page).
+    const [random, carried] = authorize.searchParams.get('state')!.split('.')
+    expect(random).toMatch(/^[A-Za-z0-9_-]{22,}$/)
+    expect(Buffer.from(carried!, 'base64url').toString('utf8')).toBe('/group/project')
     expect(authorize.searchParams.get('nonce')).toMatch(/^[A-Za-z0-9_-]{22,}$/)
     expect(authorize.searchParams.get('redirect_uri')).toBe(`${proxy.url}/-/iap/callback`)
     expect(authorize.searchParams.get('scope')!.split(' ')).toEqual(expect.arrayContaining(['openid', 'offline_access']))
@@ -386,6 +389,56 @@ describe('browser sign-in (memory store)', () => {
     expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie: header } })).status).toBe(200)
     const again = await fetch(`${proxy.url}/-/iap/login?rd=%2Fexplore`, { redirect: 'manual', headers: { cookie: header } })
     expect(again.status).toBe(302)
+  })
+
+  it('six tabs signing in at once all end on their own pages: a tab whose transaction another took starts again for its page, or goes on once a sibling signed in', async () => {
+    const browser = createBrowser()
+    const pages = ['/group/project/-/issues?state=opened', '/group/project/-/merge_requests', '/explore', '/group/project', '/group/project/-/tree/main', '/dashboard/todos']
+    // Six navigations at once, all with the same (empty) cookies: three slots cannot hold six transactions.
+    const starts = await Promise.all(pages.map((page) => browser.step(`${proxy.url}/-/iap/login?rd=${encodeURIComponent(page)}`)))
+    const callbacks: URL[] = []
+    for (const start of starts) {
+      expect(start.status).toBe(302)
+      callbacks.push(new URL((await stack.idp.signIn(start.headers.get('location')!, 'bob')).url))
+    }
+    const outcomes: string[] = []
+    for (const [i, callback] of callbacks.entries()) {
+      const res = await browser.step(callback.href)
+      expect(res.status, pages[i]).toBe(302)
+      const location = res.headers.get('location')!
+      if (location.startsWith('/-/iap/login?')) {
+        outcomes.push('restarted')
+        expect(new URL(location, proxy.url).searchParams.get('rd')).toBe(pages[i])
+        const page = await browser.navigate(new URL(location, proxy.url).href, 'bob')
+        expect(page.url).toBe(`${proxy.url}${pages[i]}`)
+      } else {
+        outcomes.push('landed')
+        expect(location).toBe(pages[i])
+      }
+    }
+    // At least three transactions were overwritten; none of those tabs saw an error.
+    expect(outcomes).toHaveLength(6)
+    expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { cookie: browser.jar.cookieHeader(proxy.url) } })).status).toBe(200)
+  })
+
+  it('a transaction lost twice in a row shows the error instead of starting again without end', async () => {
+    const browser = createBrowser()
+    const start = await browser.step(`${proxy.url}/-/iap/login?rd=${encodeURIComponent('/explore')}`)
+    const callback = new URL((await stack.idp.signIn(start.headers.get('location')!, 'bob')).url)
+    // Its transaction cookie is gone (another tab's took the slot): delivered without it.
+    const lost = await fetch(callback.href, { redirect: 'manual', headers: { accept: 'text/html' } })
+    expect(lost.status).toBe(302)
+    expect(lost.headers.get('location')).toBe(`/-/iap/login?rd=${encodeURIComponent('/explore')}`)
+    const retry = lost.headers.getSetCookie().find((c) => c.startsWith('__Host-gitlab-iap-tx-retry=1'))!
+    expect(retry).toBeDefined()
+    const again = await fetch(callback.href, { redirect: 'manual', headers: { accept: 'text/html', cookie: retry.split(';')[0]! } })
+    expect(again.status).toBe(400)
+    expect(await again.text()).toContain('login-transaction-missing')
+    // A state whose carried target is not a same-origin path starts again for / only.
+    const forged = new URL(callback.href)
+    forged.searchParams.set('state', `${forged.searchParams.get('state')!.split('.')[0]}.${Buffer.from('//evil.example/x').toString('base64url')}`)
+    const evil = await fetch(forged.href, { redirect: 'manual', headers: { accept: 'text/html' } })
+    expect(evil.headers.get('location')).toBe(`/-/iap/login?rd=${encodeURIComponent('/')}`)
   })
 
   it('only a navigation starts a sign-in: an image or a fetch of /-/iap/login is refused and sets no cookie', async () => {
