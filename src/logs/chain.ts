@@ -3,7 +3,7 @@
  * mac = HMAC-SHA256(key, previous mac + the line without its chain fields). A changed, removed,
  * reordered or inserted line breaks the chain at that line; without the key it cannot be re-sealed.
  */
-import { createHmac } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 
 export const CHAIN_SEQ = 'iap.chain.seq'
 export const CHAIN_MAC = 'iap.chain.mac'
@@ -14,6 +14,11 @@ export const CHAIN_MAC = 'iap.chain.mac'
  */
 export const CHAIN_START = 'iap.chain.start'
 export const CHAIN_PREV = 'iap.chain.prev'
+/**
+ * On a process's first record when the file it continues ended in a line the previous process left
+ * half-written: that fragment's digest (`cutDigest`), so that `logs verify` excuses it and no other line.
+ */
+export const CHAIN_CUT = 'iap.chain.cut'
 export type ChainStart = 'process' | 'file'
 /** The separate start records earlier versions wrote (`event.kind: state`): still a chain's first line when verifying old logs. */
 const LEGACY_START_ACTIONS = ['chain-start', 'chain-file-start']
@@ -24,6 +29,11 @@ const CHAIN_SUFFIX = /,"iap\.chain\.seq":(\d+),"iap\.chain\.mac":"([0-9a-f]{64})
 export interface ChainState {
   readonly seq: number
   readonly mac: string
+}
+
+/** SHA-256 (hex) of a line's text as read back (UTF-8): how a start record names a half-written line. */
+export function cutDigest(line: string): string {
+  return createHash('sha256').update(line).digest('hex')
 }
 
 export function macOf(key: string, previousMac: string, body: string): string {
@@ -79,6 +89,7 @@ const START_MEMBER = /"iap\.chain\.start":"(process|file)"/
 /** The predecessor's mac an anchor line carries in its body (empty at a chain's first line). */
 const PREV_MEMBER = /"iap\.chain\.prev":"([0-9a-f]{64})?"/
 const INSTANCE_MEMBER = /"iap\.instance\.id":"([^"\\]{1,200})"/
+const CUT_MEMBER = /"iap\.chain\.cut":"([0-9a-f]{64})"/
 
 /** True for a complete JSON text: a line a process left half-written never is one. */
 function parses(line: string): boolean {
@@ -103,7 +114,8 @@ const isLegacyStart = (body: string) => LEGACY_START_ACTIONS.some((action) => bo
  * A chain may start again at sequence 1 only on a process's first record, and each process only once:
  * a log replayed or concatenated twice is caught. A line a dying process left half-written is passed
  * over (and reported) only when the next line is the next process continuing the chain from the line
- * before it, which nobody without the key can forge.
+ * before it and naming that fragment's digest (`iap.chain.cut`) under its mac: nobody without the key
+ * can make that line, and it excuses no other.
  */
 export function createChainVerifier(key: string) {
   let previous: ChainState | undefined
@@ -113,7 +125,7 @@ export function createChainVerifier(key: string) {
   const cut: { source: string; line: number }[] = []
   const instances = new Set<string>()
   // An unsealed line held until the next one says whether it was a crash's half-written line.
-  let halfWritten: { source: string; line: number } | undefined
+  let halfWritten: { source: string; line: number; digest: string } | undefined
 
   const fail = (source: string, line: number, kind: ChainProblem, detail: string) => {
     problem = { source, line, kind, detail }
@@ -130,18 +142,17 @@ export function createChainVerifier(key: string) {
       if (!sealed) {
         // A whole record without chain fields was inserted or edited; only a cut one (not JSON) may be a crash's.
         if (halfWritten || parses(line)) return fail(halfWritten?.source ?? source, halfWritten?.line ?? lineNumber, 'unsealed', 'line has no chain fields (inserted or edited by hand)')
-        halfWritten = { source, line: lineNumber }
+        halfWritten = { source, line: lineNumber, digest: cutDigest(line) }
         return true
       }
       const start = START_MEMBER.exec(sealed.body)?.[1]
       const prevMember = PREV_MEMBER.exec(sealed.body)
       let prevMac: string
       if (halfWritten) {
-        // Only the next process excuses it: its first record, continuing the chain from the line before
-        // the half-written one, or beginning a fresh chain (a new process on stdout).
+        // Only the next process excuses it: its first record names that very fragment (under its mac,
+        // checked below) and continues the chain from the line before it.
         const continues = previous !== undefined && sealed.seq === previous.seq + 1 && macOf(key, previous.mac, sealed.body) === sealed.mac
-        const fresh = sealed.seq === 1 && macOf(key, '', sealed.body) === sealed.mac
-        if (start === undefined || !(continues || fresh)) {
+        if (start === undefined || CUT_MEMBER.exec(sealed.body)?.[1] !== halfWritten.digest || !continues) {
           return fail(halfWritten.source, halfWritten.line, 'unsealed', 'line has no chain fields (inserted or edited by hand)')
         }
         cut.push(halfWritten)

@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import type { Config } from '../config/schema.ts'
 import type { RequestContext } from '../server/context.ts'
 import { toAccessRecord } from './access-record.ts'
-import { CHAIN_PREV, CHAIN_START, createChain, unseal, type ChainStart, type ChainState } from './chain.ts'
+import { CHAIN_CUT, CHAIN_PREV, CHAIN_START, createChain, cutDigest, unseal, type ChainStart, type ChainState } from './chain.ts'
 import { createLogWriter, type LogWriter } from './writer.ts'
 
 export interface AccessLog {
@@ -18,6 +18,9 @@ export interface AccessLog {
   close(): Promise<void>
 }
 
+/** On the first record written after records were dropped: how many (the destination could not take them). */
+export const RECORDS_DROPPED = 'iap.records.dropped'
+
 export interface AccessLogOptions {
   /** Names this process in every record and at the start of its integrity chain. */
   readonly instanceId: string
@@ -27,9 +30,10 @@ export interface AccessLogOptions {
 /**
  * The last sealed line of an existing log file, so a restarted process continues its chain. A last line
  * a dying process left half-written (no newline after it) is passed over: the chain continues from the
- * line before it, which is what lets `logs verify` tell a crash from an edit.
+ * line before it, and `cut` is that fragment's SHA-256 (of its text as read back), which the next record
+ * names under its mac, so that `logs verify` excuses that fragment and no other line.
  */
-function chainTail(path: string): ChainState | undefined {
+function chainTail(path: string): { state: ChainState; cut?: string } | undefined {
   let fd: number | undefined
   try {
     const size = statSync(path).size
@@ -40,9 +44,10 @@ function chainTail(path: string): ChainState | undefined {
     readSync(fd, buffer, 0, length, size - length)
     const text = buffer.toString('utf8')
     const lines = text.split('\n').filter(Boolean)
-    if (!text.endsWith('\n') && lines.length > 0 && unseal(lines[lines.length - 1]!) === undefined) lines.pop()
+    const fragment = !text.endsWith('\n') && lines.length > 0 && unseal(lines[lines.length - 1]!) === undefined ? lines.pop() : undefined
     const sealed = lines.length ? unseal(lines[lines.length - 1]!) : undefined
-    return sealed ? { seq: sealed.seq, mac: sealed.mac } : undefined
+    if (!sealed) return undefined
+    return { state: { seq: sealed.seq, mac: sealed.mac }, ...(fragment !== undefined && { cut: cutDigest(fragment) }) }
   } catch {
     return undefined
   } finally {
@@ -52,7 +57,12 @@ function chainTail(path: string): ChainState | undefined {
 
 export function createAccessLog(config: Config['accessLog'], options: AccessLogOptions): AccessLog {
   const key = config.integrity?.key
-  const chain = key ? createChain(key, config.output === 'stdout' ? undefined : chainTail(config.output)) : undefined
+  const tail = key && config.output !== 'stdout' ? chainTail(config.output) : undefined
+  const chain = key ? createChain(key, tail?.state) : undefined
+  // The fragment a killed process left, named by the first record of this one.
+  let cut = tail?.cut
+  // Records dropped since the last one written (the destination could not take them): the next record says how many.
+  let dropped = 0
   const instanceId = options.instanceId
   // With a chain, the first record a process writes, and the first record of each file after a
   // rotation, says so (`iap.chain.start`) and names the mac before it (`iap.chain.prev`, covered by its
@@ -73,12 +83,23 @@ export function createAccessLog(config: Config['accessLog'], options: AccessLogO
   return {
     write(ctx, endNs) {
       try {
+        // Not sealed when it cannot be written: the chain stays whole, and the next record counts the gap.
+        if (writer.refuses()) {
+          dropped++
+          return
+        }
         const record = toAccessRecord(ctx, endNs)
         record['iap.instance.id'] = instanceId
+        if (dropped > 0) {
+          record[RECORDS_DROPPED] = dropped
+          dropped = 0
+        }
         if (chain && chainStart !== undefined) {
           record[CHAIN_START] = chainStart
           record[CHAIN_PREV] = chain.state().mac
+          if (cut !== undefined) record[CHAIN_CUT] = cut
           chainStart = undefined
+          cut = undefined
         }
         emit(JSON.stringify(record))
       } catch (err) {

@@ -38,6 +38,11 @@ export interface LogWriterOptions {
 }
 
 export interface LogWriter {
+  /**
+   * True when a line written now would be dropped (the destination is unavailable or too far behind),
+   * reported as `write` would report it: lets a caller skip what it would have done for the line.
+   */
+  refuses(): boolean
   /** Appends one line (without its newline). Never throws. */
   write(line: string): void
   /** False after a write error, or while the destination is too far behind, until a later write succeeds. */
@@ -304,6 +309,17 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
       options.onError?.(err as Error)
     }
   }
+  /** Why a line written now would be dropped, or undefined when it would be taken. */
+  const refusal = (): Error | undefined => {
+    if (reopenTimer) return DROPPED
+    // The destination is too far behind: records are lost, and said so, rather than held without bound.
+    if (backlogged || handedBytes - writtenBytes > maxPending) {
+      backlogged = true
+      healthy = false
+      return BACKLOGGED
+    }
+    return undefined
+  }
   // A crash or process.exit() must not lose the batch: write it synchronously on the way out, with what
   // the destination holds. A pipe that stays full gets EXIT_FLUSH_MS, then the destination counts as done,
   // so pino's own exit hook (which retries a full pipe without end) skips it: this one runs first.
@@ -321,16 +337,15 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   process.prependListener('exit', onExit)
 
   return {
+    refuses(): boolean {
+      const refused = refusal()
+      if (refused) options.onError?.(refused)
+      return refused !== undefined
+    },
     write(line: string): void {
-      if (reopenTimer) {
-        options.onError?.(DROPPED)
-        return
-      }
-      // The destination is too far behind: this record is lost, and said so, rather than held without bound.
-      if (backlogged || handedBytes - writtenBytes > maxPending) {
-        backlogged = true
-        healthy = false
-        options.onError?.(BACKLOGGED)
+      const refused = refusal()
+      if (refused) {
+        options.onError?.(refused)
         return
       }
       const bytes = append(line)

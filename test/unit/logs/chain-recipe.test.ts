@@ -4,7 +4,7 @@
  * access log writes and catches edits; the product's verifier is held to the same answers.
  */
 import { createHmac } from 'node:crypto'
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -107,6 +107,31 @@ describe('the documented chain recipe', () => {
     const verifier = createChainVerifier(KEY)
     lines.forEach((line, n) => verifier.push(line, 'killed.log', n + 1))
     expect(verifier.verdict()).toMatchObject({ ok: true, lines: 7, cut: [{ source: 'killed.log', line: 4 }] })
+  })
+
+  it('records dropped while the destination cannot take them are not sealed: the chain stays whole and the next record counts them', async () => {
+    const parent = join(dir, 'not-yet-a-directory')
+    writeFileSync(parent, 'a file where the log directory should be')
+    const output = join(parent, 'access.log')
+    const errors: string[] = []
+    const log = createAccessLog({ output, rotate: { size: 1e12, keep: 1, compress: false }, integrity: { key: KEY }, onError: 'serve' }, { instanceId: 'dropping', onWriteError: (err) => errors.push(String((err as { code?: string }).code)) })
+    // The destination cannot be opened: these are dropped, and said so.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    for (let n = 0; n < 3; n++) log.write(ctx(n), 2_000_000n)
+    expect(errors).toContain('IAP_LOG_DROPPED')
+    // The directory appears; the writer reopens on its own.
+    rmSync(parent)
+    mkdirSync(parent)
+    // It tries again after a second.
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    for (let n = 3; n < 6; n++) log.write(ctx(n), 2_000_000n)
+    await log.close()
+    const lines = readFileSync(output, 'utf8').split('\n').filter(Boolean)
+    expect(lines.length).toBeGreaterThanOrEqual(1)
+    const first = JSON.parse(lines[0]!) as Record<string, unknown>
+    expect(first['iap.records.dropped']).toBeGreaterThanOrEqual(3)
+    expect(first).toMatchObject({ 'iap.chain.seq': 1, 'iap.chain.start': 'process' })
+    expect(verifyAsDocumented(lines)).toBe(0)
   })
 
   it('a rotated log may be checked from any file\'s first line, through its iap.chain.prev; a forged start is caught', async () => {

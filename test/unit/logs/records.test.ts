@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
 import { isoTimestamp, MAX_QUERY_LENGTH, MAX_USER_AGENT_LENGTH, toAccessRecord, TRUNCATED, truncate } from '../../../src/logs/access-record.ts'
-import { createChain, createChainVerifier, unseal } from '../../../src/logs/chain.ts'
+import { createChain, createChainVerifier, cutDigest, unseal } from '../../../src/logs/chain.ts'
 import { compileQuery, orderLogFiles, parseRecord, type QueryFilters } from '../../../src/logs/query.ts'
 import { REDACTED, redactPath, redactProject, redactQuery } from '../../../src/logs/redact.ts'
 import type { RequestContext } from '../../../src/server/context.ts'
@@ -242,8 +242,13 @@ describe('integrity chain', () => {
     const half = chain.seal('{"n":2}').slice(0, 9)
     // The next process continues from the last whole line (as chainTail does), not from the cut one.
     const resumed = createChain(key, { seq: 2, mac: JSON.parse(first[1]!)['iap.chain.mac'] })
-    const next = [resumed.seal(JSON.stringify({ n: 3, 'iap.instance.id': 'b', 'iap.chain.start': 'process', 'iap.chain.prev': resumed.state().mac })), resumed.seal('{"n":4}')]
+    const next = [resumed.seal(JSON.stringify({ n: 3, 'iap.instance.id': 'b', 'iap.chain.start': 'process', 'iap.chain.prev': resumed.state().mac, 'iap.chain.cut': cutDigest(half) })), resumed.seal('{"n":4}')]
     expect(verify([...first, half, ...next])).toMatchObject({ ok: true, cut: [{ line: 3 }] })
+    // The start names that fragment only: another cut line put in its place, or one before a restart that names none, is caught.
+    expect(verify([...first, '{"n":2,"user.name":"mall', ...next]).problem).toMatchObject({ line: 3, kind: 'unsealed' })
+    const plain = createChain(key, { seq: 2, mac: JSON.parse(first[1]!)['iap.chain.mac'] })
+    const restart = [plain.seal(JSON.stringify({ n: 3, 'iap.instance.id': 'c', 'iap.chain.start': 'process', 'iap.chain.prev': plain.state().mac }))]
+    expect(verify([...first, half, ...restart]).problem).toMatchObject({ line: 3, kind: 'unsealed' })
     // A whole record without chain fields is never excused, nor is a cut line before anything but a process start.
     expect(verify([...first, '{"n":2,"user.name":"someone else"}', ...next]).problem).toMatchObject({ line: 3, kind: 'unsealed' })
     expect(verify([...first, half, next[1]!]).problem).toMatchObject({ line: 3, kind: 'unsealed' })
