@@ -325,7 +325,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       ctx.decision = { result: 'deny', rule: null, reason: problem }
       return sendStatusPage(req, res, { status: 400, title: 'Bad request', message: 'The request path is not in canonical form.', requestId: ctx.id, reason: problem })
     }
-    const attr = attribute(ctx.method, ctx.path)
+    const attr = attribute(ctx.method, ctx.path, ctx.query)
     ctx.route = attr.route
     if (attr.project !== undefined) ctx.project = attr.project
 

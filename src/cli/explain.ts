@@ -75,7 +75,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
       : { kind: 'user', id: values.user ?? 'explain-user', ...(values.user && { name: values.user }), groups, roles, issuer: 'entra' }
 
   const problem = checkCanonicalPath(path)
-  const attr = problem ? { route: 'other' as const } : attribute(method, path)
+  const attr = problem ? { route: 'other' as const } : attribute(method, path, q === -1 ? '' : values.path.slice(q + 1))
   let project = attr.route === 'other' ? undefined : 'project' in attr ? attr.project : undefined
   const numericId = 'numericId' in attr ? attr.numericId : undefined
   let note: string | undefined

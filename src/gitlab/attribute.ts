@@ -185,7 +185,22 @@ function attributeDash(method: string, path: string): Attribution {
   return { route: 'web' }
 }
 
-export function attribute(method: string, path: string): Attribution {
+/**
+ * A namespace page asked for in another format: `/corp.atom` (the activity feed) or `?format=atom|json`
+ * (Rails reads the format from the query too). A group's feed carries the events of every project below
+ * it, so it counts as group-wide; for a project's own page that changes nothing.
+ */
+const FEED_SUFFIX = /\.(?:atom|json)$/i
+const FORMAT_QUERY = /(?:^|&)format=(?!html(?:&|$))/i
+
+/** A web namespace page: group-wide when asked for as a feed (`FEED_SUFFIX`, `FORMAT_QUERY`), the suffix taken off. */
+function namespacePage(project: string, query: string): Attribution {
+  if (FEED_SUFFIX.test(project)) return { route: 'web', project: project.replace(FEED_SUFFIX, ''), groupWide: true }
+  if (query !== '' && FORMAT_QUERY.test(query)) return { route: 'web', project, groupWide: true }
+  return { route: 'web', project }
+}
+
+export function attribute(method: string, path: string, query = ''): Attribution {
   if (path.startsWith('/-/')) return attributeDash(method, path)
   if (path.startsWith('/api/')) {
     // `/api/graphql.json` is the GraphQL endpoint too (Rails' format suffix).
@@ -233,12 +248,12 @@ export function attribute(method: string, path: string): Attribution {
     const group = dash === -1 ? rest : rest.slice(0, dash)
     // The group's feature pages (issues, merge requests, epics, packages, activity) list what lies below it.
     if (group && dash !== -1) return { route: 'web', project: group.replace(/\/$/, ''), groupWide: true }
-    return group ? { route: 'web', project: group.replace(/\/$/, '') } : { route: 'web' }
+    return group ? namespacePage(group.replace(/\/$/, ''), query) : { route: 'web' }
   }
   if (first === '' || RESERVED_TOP.has(first.toLowerCase())) return { route: 'web' }
   // /namespace/.../project/-/feature ... : everything before /-/; without /-/ the whole path is a
   // namespace candidate (a group page, a project page or a legacy route below one).
   const dash = path.indexOf('/-/')
   const project = (dash === -1 ? path.slice(1) : path.slice(1, dash)).replace(/\/$/, '')
-  return { route: 'web', project }
+  return dash === -1 ? namespacePage(project, query) : { route: 'web', project }
 }

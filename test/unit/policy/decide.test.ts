@@ -202,8 +202,9 @@ policy:
     - { name: frozen, projects: ["parent/frozen/**"], methods: [POST, PUT, DELETE], deny: true }
     - { name: read-everything, paths: ["/**"], groups: [engineering] }
 `, {}))
-  const ask = (method: string, path: string, who: Identity, project?: string) => {
-    const attr = attribute(method, path)
+  const ask = (method: string, target: string, who: Identity, project?: string) => {
+    const [path, query = ''] = target.split('?') as [string, string?]
+    const attr = attribute(method, path, query)
     return decide(wide, { method, path, route: attr.route, project: project ?? attr.project, ...(attr.groupWide && { groupWide: true }), clientIp: '203.0.113.9' }, who)
   }
 
@@ -214,6 +215,12 @@ policy:
     ['GET', '/groups/parent/-/issues', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
     ['GET', '/api/v4/group/parent/-/packages/composer/packages', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
     ['GET', '/api/v4/packages/npm/@parent%2Flib', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
+    // The group's activity feed carries the events of every project below it (Rails takes the format from the query too).
+    ['GET', '/parent.atom', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
+    ['GET', '/groups/parent.atom', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
+    ['GET', '/parent?format=atom', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
+    ['GET', '/groups/parent.json', user([ENG]), { result: 'deny', rule: 'parent-secret' }],
+    ['GET', '/parent?format=html&sort=name', user([ENG]), { result: 'allow', rule: 'read-everything' }],
     ['GET', '/api/v4/groups/parent/search', ANONYMOUS, { result: 'challenge', rule: 'parent-secret', reason: 'login-required' }],
     // A rule below that would let the identity in never allows by itself: the rules after it decide.
     ['GET', '/api/v4/groups/parent/search', user([ADMINS, ENG]), { result: 'allow', rule: 'read-everything' }],
