@@ -41,10 +41,32 @@ const SNIPPET = /^(.+)(\/snippets\/\d+)$/i
 const MISSING = '\u0000missing'
 /** A project or group answer is a few KiB; more is not GitLab's answer to this lookup. */
 const MAX_ANSWER_BYTES = 1024 * 1024
+/**
+ * Most lookups GitLab is asked at once, and most waiting for their turn: a client naming a new path in
+ * every request must not turn the proxy into a flood of API calls. Beyond, a lookup fails (denied).
+ */
+export const MAX_CONCURRENT_LOOKUPS = 32
+const MAX_WAITING_LOOKUPS = 1024
 
 export function createProjectResolver(options: ProjectResolverOptions): ProjectResolver {
   const doFetch = options.fetch ?? fetch
   const base = options.upstreamUrl.replace(/\/$/, '')
+  let running = 0
+  const waiting: (() => void)[] = []
+  /** Runs `ask` when fewer than MAX_CONCURRENT_LOOKUPS run; rejects at once when too many wait already. */
+  async function inTurn<T>(ask: () => Promise<T>): Promise<T> {
+    if (running >= MAX_CONCURRENT_LOOKUPS) {
+      if (waiting.length >= MAX_WAITING_LOOKUPS) throw new Error('too many GitLab lookups waiting')
+      await new Promise<void>((resolve) => waiting.push(resolve))
+    }
+    running++
+    try {
+      return await ask()
+    } finally {
+      running--
+      waiting.shift()?.()
+    }
+  }
   const cache = new LRUCache<string, string>({
     max: 10_000,
     ttl: options.ttlMs ?? 5 * 60_000,
@@ -54,11 +76,14 @@ export function createProjectResolver(options: ProjectResolverOptions): ProjectR
     fetchMethod: async (key, _stale, { signal }) => {
       if (!options.apiToken) return MISSING
       try {
-        // A group's answer embeds up to 100 of its projects unless told not to.
-        const res = await doFetch(`${base}/api/v4/${key}${key.startsWith('groups/') ? '?with_projects=false' : ''}`, {
-          headers: { 'private-token': options.apiToken, accept: 'application/json' },
-          signal: AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs ?? 5000)]),
-        })
+        const token = options.apiToken
+        const res = await inTurn(() =>
+          // A group's answer embeds up to 100 of its projects unless told not to.
+          doFetch(`${base}/api/v4/${key}${key.startsWith('groups/') ? '?with_projects=false' : ''}`, {
+            headers: { 'private-token': token, accept: 'application/json' },
+            signal: AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs ?? 5000)]),
+          }),
+        )
         if (res.status === 404) {
           await res.body?.cancel()
           options.onLookup?.('missing')

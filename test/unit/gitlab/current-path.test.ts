@@ -5,7 +5,7 @@
  * snippet the project before `/snippets/<id>`.
  */
 import { describe, expect, it } from 'vitest'
-import { createProjectResolver } from '../../../src/gitlab/project-ids.ts'
+import { createProjectResolver, MAX_CONCURRENT_LOOKUPS } from '../../../src/gitlab/project-ids.ts'
 
 /** GitLab's API as the resolver asks it: projects by path (former paths answered with the moved project), groups by path (current only). */
 const PROJECTS: Record<string, string> = {
@@ -78,5 +78,31 @@ describe('currentPath of repositories', () => {
     for (const path of ['old-ns/vault', 'old-ns/vault.wiki', 'old-ns/vault.design', 'old-ns/vault/snippets/7', 'secret-group.wiki']) {
       await expect(gitlab({ failing: true }).resolver.currentPath(path), path).rejects.toThrow()
     }
+  })
+})
+
+describe('lookups GitLab is asked at once', () => {
+  it(`are at most ${MAX_CONCURRENT_LOOKUPS}: a client naming a new path in every request queues, it does not flood GitLab`, async () => {
+    let inFlight = 0
+    let most = 0
+    const release: (() => void)[] = []
+    const fetch = (async (url: string) => {
+      inFlight++
+      most = Math.max(most, inFlight)
+      await new Promise<void>((resolve) => release.push(resolve))
+      inFlight--
+      const id = decodeURIComponent(new URL(url).pathname.split('/').pop()!)
+      return new Response(JSON.stringify({ path_with_namespace: id }), { status: 200 })
+    }) as typeof globalThis.fetch
+    const resolver = createProjectResolver({ upstreamUrl: 'http://gitlab.invalid', apiToken: 'token', fetch })
+    const lookups = Array.from({ length: 100 }, (_, i) => resolver.currentPath(`ns/project-${i}`))
+    await expect.poll(() => release.length).toBe(MAX_CONCURRENT_LOOKUPS)
+    // Let them answer a few at a time; every lookup still completes.
+    while (release.length > 0) {
+      release.splice(0).forEach((answer) => answer())
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+    expect(await Promise.all(lookups)).toEqual(Array.from({ length: 100 }, (_, i) => `ns/project-${i}`))
+    expect(most).toBe(MAX_CONCURRENT_LOOKUPS)
   })
 })
