@@ -34,32 +34,32 @@ function withoutTrailingSlash(pattern: string): string {
   return pattern.length > 1 && pattern.endsWith('/') ? pattern.replace(/\/+$/, '') || '/' : pattern
 }
 
-/** Throws a `GlobError` (index 0) when the pattern's percent-encoding is malformed. */
-export function compileGlob(pattern: string, form: GlobForm = 'path'): RegExp {
-  const glob = form === 'path' ? withoutTrailingSlash(pattern) : pattern
-  let source = ''
+type GlobToken = { readonly kind: 'literal'; readonly text: string } | { readonly kind: 'deep' | 'any' | 'star' }
+
+/** What each wildcard matches: `/**` the path and anything below it, `**` anything, `*` within one segment. */
+const WILDCARD_SOURCE = { deep: '(?:/.*)?', any: '.*', star: '[^/]*' } as const
+
+/** A glob's wildcards and the literal text between them. Wildcards are only the raw `*`: a decoded `%2A` is a literal star, as in a request. */
+function globTokens(glob: string): GlobToken[] {
+  const tokens: GlobToken[] = []
   let literal = ''
-  // Wildcards are only the raw `*`: a decoded `%2A` is a literal star, as in a request.
   const flush = () => {
-    if (!literal) return
-    const decoded = literalForm(literal, form)
-    if (decoded === undefined) throw new GlobError(0, `bad percent-encoding in "${pattern}": "%" needs two hex digits, and the bytes must be UTF-8 (a literal "%" is "%25")`)
-    source += decoded.replace(SPECIAL, '\\$&')
+    if (literal) tokens.push({ kind: 'literal', text: literal })
     literal = ''
   }
   let i = 0
   while (i < glob.length) {
     if (glob.startsWith('/**', i) && (i + 3 === glob.length || glob[i + 3] === '/')) {
       flush()
-      source += '(?:/.*)?'
+      tokens.push({ kind: 'deep' })
       i += 3
     } else if (glob.startsWith('**', i)) {
       flush()
-      source += '.*'
+      tokens.push({ kind: 'any' })
       i += 2
     } else if (glob[i] === '*') {
       flush()
-      source += '[^/]*'
+      tokens.push({ kind: 'star' })
       i += 1
     } else {
       literal += glob[i]
@@ -67,6 +67,21 @@ export function compileGlob(pattern: string, form: GlobForm = 'path'): RegExp {
     }
   }
   flush()
+  return tokens
+}
+
+/** Throws a `GlobError` (index 0) when the pattern's percent-encoding is malformed. */
+export function compileGlob(pattern: string, form: GlobForm = 'path'): RegExp {
+  let source = ''
+  for (const token of globTokens(form === 'path' ? withoutTrailingSlash(pattern) : pattern)) {
+    if (token.kind !== 'literal') {
+      source += WILDCARD_SOURCE[token.kind]
+      continue
+    }
+    const decoded = literalForm(token.text, form)
+    if (decoded === undefined) throw new GlobError(0, `bad percent-encoding in "${pattern}": "%" needs two hex digits, and the bytes must be UTF-8 (a literal "%" is "%25")`)
+    source += decoded.replace(SPECIAL, '\\$&')
+  }
   return new RegExp(`^${source}$`)
 }
 
@@ -93,42 +108,22 @@ export function compileBelow(patterns: readonly string[]): RegExp | undefined {
   const cuts: string[] = []
   for (const pattern of patterns) {
     let source = ''
-    let literal = ''
-    const flush = () => {
-      if (!literal) return
+    for (const token of globTokens(pattern)) {
+      if (token.kind !== 'literal') {
+        if (token.kind !== 'star') cuts.push(source + WILDCARD_SOURCE[token.kind])
+        source += WILDCARD_SOURCE[token.kind]
+        continue
+      }
       // The patterns were compiled before (compileGlobs): a malformed escape cannot reach here, the raw text is a fallback.
-      const decoded = literalForm(literal, 'project') ?? foldCase(literal)
+      const decoded = literalForm(token.text, 'project') ?? foldCase(token.text)
       let from = 0
       for (let slash = decoded.indexOf('/'); slash !== -1; slash = decoded.indexOf('/', slash + 1)) {
-        cuts.push(source + decoded.slice(from, slash).replace(SPECIAL, '\\$&'))
         source += decoded.slice(from, slash).replace(SPECIAL, '\\$&')
+        cuts.push(source)
         from = slash
       }
       source += decoded.slice(from).replace(SPECIAL, '\\$&')
-      literal = ''
     }
-    let i = 0
-    while (i < pattern.length) {
-      if (pattern.startsWith('/**', i) && (i + 3 === pattern.length || pattern[i + 3] === '/')) {
-        flush()
-        cuts.push(`${source}(?:/.*)?`)
-        source += '(?:/.*)?'
-        i += 3
-      } else if (pattern.startsWith('**', i)) {
-        flush()
-        cuts.push(`${source}.*`)
-        source += '.*'
-        i += 2
-      } else if (pattern[i] === '*') {
-        flush()
-        source += '[^/]*'
-        i += 1
-      } else {
-        literal += pattern[i]
-        i += 1
-      }
-    }
-    flush()
   }
   return cuts.length === 0 ? undefined : new RegExp(`^(?:${cuts.join('|')})$`)
 }
