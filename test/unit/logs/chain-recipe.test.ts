@@ -4,7 +4,7 @@
  * access log writes and catches edits; the product's verifier is held to the same answers.
  */
 import { createHmac } from 'node:crypto'
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -119,12 +119,13 @@ describe('the documented chain recipe', () => {
     await new Promise((resolve) => setTimeout(resolve, 50))
     for (let n = 0; n < 3; n++) log.write(ctx(n), 2_000_000n)
     expect(errors).toContain('IAP_LOG_DROPPED')
-    // The directory appears; the writer reopens on its own.
+    // The directory appears; the writer reopens on its own (it tries again every second): write until a record lands.
     rmSync(parent)
     mkdirSync(parent)
-    // It tries again after a second.
-    await new Promise((resolve) => setTimeout(resolve, 1500))
-    for (let n = 3; n < 6; n++) log.write(ctx(n), 2_000_000n)
+    let n = 3
+    const landed = () => existsSync(output) && readFileSync(output, 'utf8').length > 0
+    await expect.poll(() => (log.write(ctx(n++), 2_000_000n), landed()), { timeout: 15_000, interval: 200 }).toBe(true)
+    for (let more = 0; more < 3; more++) log.write(ctx(n++), 2_000_000n)
     await log.close()
     const lines = readFileSync(output, 'utf8').split('\n').filter(Boolean)
     expect(lines.length).toBeGreaterThanOrEqual(1)
