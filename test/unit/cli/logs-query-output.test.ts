@@ -6,23 +6,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { runLogs } from '../../../src/cli/logs.ts'
+import { runLogsCommand } from '../../helpers/records.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'iap-logs-output-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-async function logs(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d) => (out += d))
-  stderr.on('data', (d) => (err += d))
-  const code = await runLogs(args, { stdout, stderr, stdin: new PassThrough(), env: {} })
-  return { code, stdout: out, stderr: err }
-}
+const logs = runLogsCommand
 
 const record = (fields: Record<string, unknown>) =>
   JSON.stringify({

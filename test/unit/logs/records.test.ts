@@ -7,18 +7,10 @@ import { isoTimestamp, MAX_QUERY_LENGTH, MAX_USER_AGENT_LENGTH, toAccessRecord, 
 import { createChain, createChainVerifier, cutDigest, unseal } from '../../../src/logs/chain.ts'
 import { compileQuery, orderLogFiles, parseRecord, type QueryFilters } from '../../../src/logs/query.ts'
 import { REDACTED, redactPath, redactProject, redactQuery } from '../../../src/logs/redact.ts'
-import type { RequestContext } from '../../../src/server/context.ts'
+import { alice, requestContext } from '../../helpers/records.ts'
 
-const alice: Identity = { kind: 'user', id: 'oid-alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['g-eng'], roles: [], issuer: 'entra' }
 
-function ctx(over: Partial<RequestContext> = {}): RequestContext {
-  return {
-    id: 'req-1', startNs: 1_000n, startMs: Date.parse('2026-11-28T10:00:00Z'), clientIp: '10.1.2.3', method: 'GET',
-    target: '/group/project/-/issues?state=opened', path: '/group/project/-/issues', query: 'state=opened', userAgent: 'curl/8',
-    websocket: false, route: 'web', project: 'group/project', authMethod: 'session', identity: alice,
-    decision: { result: 'allow', rule: 'read-everything', reason: 'group-match' }, status: 200, bytesIn: 0, bytesOut: 512, ...over,
-  }
-}
+const ctx = requestContext
 
 describe('access record', () => {
   it('formats @timestamp exactly as Date#toISOString, across second boundaries and in any order', () => {

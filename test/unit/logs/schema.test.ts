@@ -10,6 +10,7 @@ import { z } from 'zod'
 import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
 import { createAccessLog } from '../../../src/logs/index.ts'
 import type { RequestContext } from '../../../src/server/context.ts'
+import { alice, requestContext } from '../../helpers/records.ts'
 
 const schema = JSON.parse(readFileSync(join(import.meta.dirname, '../../../docs/access-log.schema.json'), 'utf8')) as { required: string[]; properties: Record<string, unknown> }
 const validate = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0])
@@ -21,18 +22,10 @@ const SPEC_REQUIRED = [
   'iap.auth.method', 'iap.decision.result', 'iap.decision.rule', 'iap.decision.reason', 'iap.gitlab.route',
 ]
 
-const alice: Identity = { kind: 'user', id: 'oid-alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['g-eng'], roles: [], issuer: 'entra' }
 const app: Identity = { kind: 'app', id: 'sp-oid', groups: [], roles: ['Api.Read'], issuer: 'entra', appId: 'client-1' }
 const ci: Identity = { kind: 'ci', id: 'ada', name: 'ada', groups: ['gitlab-ci:platform'], roles: [], issuer: 'gitlab-ci', ci: { projectPath: 'platform/infra', ref: 'main', refProtected: true, pipelineId: '574', jobId: '302' } }
 
-function ctx(over: Partial<RequestContext> = {}): RequestContext {
-  return {
-    id: 'req-1', startNs: 1_000n, startMs: Date.parse('2026-11-28T10:00:00Z'), clientIp: '10.1.2.3', method: 'GET',
-    target: '/group/project/-/issues?state=opened', path: '/group/project/-/issues', query: 'state=opened', userAgent: 'curl/8',
-    websocket: false, route: 'web', project: 'group/project', authMethod: 'session', identity: alice,
-    decision: { result: 'allow', rule: 'read-everything', reason: 'group-match' }, status: 200, bytesIn: 0, bytesOut: 512, ...over,
-  }
-}
+const ctx = requestContext
 
 /** One context of each kind the pipeline (and the parser-refusal path of src/server/start.ts) logs. */
 const KINDS: Record<string, RequestContext> = {
