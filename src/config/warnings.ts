@@ -2,7 +2,11 @@
  * Valid but weak settings: the proxy runs with them and says so (serve logs each at start, `check`
  * prints them), rather than refusing a config the SPEC allows.
  */
+import { compileBelow } from '../policy/glob.ts'
 import { isGroupId, type Config } from './schema.ts'
+
+/** A top-level group name no pattern names: a `projects` pattern below it lies below every top-level group. */
+const ANY_GROUP = 'gitlab-iap-any-group'
 
 export interface ConfigWarning {
   readonly code: string
@@ -26,6 +30,17 @@ export function configWarnings(config: Config): ConfigWarning[] {
       warnings.push({ code: 'IAP_WARN_GROUP_NOT_AN_ID', key: `groups.${alias}`, message: `"${value}" is neither an Entra group object id nor "<issuer>:<group>": it matches only if the token's groups claim carries exactly this value` })
     }
   }
+  config.policy.rules.forEach((rule, index) => {
+    if (rule.public === true) return
+    rule.projects?.forEach((pattern, at) => {
+      if (!compileBelow([pattern])?.test(ANY_GROUP)) return
+      warnings.push({
+        code: 'IAP_WARN_PROJECTS_EVERY_GROUP',
+        key: `policy.rules[${index}].projects[${at}]`,
+        message: `"${pattern}" lies below every top-level group: every group's search, issues, merge requests, activity and package registries are refused to whoever rule "${rule.name}" refuses; name the groups it is meant for ("parent/**/secret/**")`,
+      })
+    })
+  })
   return warnings
 }
 

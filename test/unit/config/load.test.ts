@@ -103,6 +103,22 @@ describe('config loading', () => {
     expect(configWarnings(config).map((w) => [w.code, w.key])).toEqual([['IAP_WARN_GROUP_NOT_AN_ID', 'groups.typo']])
   })
 
+  it('warns about a projects pattern that lies below every top-level group (its rule restricts every group-wide endpoint)', () => {
+    const config = parseConfig(
+      `${minimal}policy: { rules: [\n` +
+        `  { name: everywhere, projects: ["**/secret/**"], groups: ["6c0bd1d2-0000-4000-8000-000000000001"] },\n` +
+        `  { name: anygroup, projects: ["ok/**", "*/vault"], deny: true },\n` +
+        `  { name: named, projects: ["parent/**/secret/**", "parent/*"], deny: true },\n` +
+        `  { name: open, projects: ["**/docs/**"], public: true } ] }\n`,
+      {},
+    )
+    expect(configWarnings(config).map((w) => [w.code, w.key])).toEqual([
+      ['IAP_WARN_PROJECTS_EVERY_GROUP', 'policy.rules[0].projects[0]'],
+      ['IAP_WARN_PROJECTS_EVERY_GROUP', 'policy.rules[1].projects[1]'],
+    ])
+    expect(configWarnings(config)[0]!.message).toMatch(/below every top-level group.*rule "everywhere"/)
+  })
+
   it('names the changed keys a reload cannot apply (policy, groups and trusted proxies it can)', () => {
     const running = parseConfig(`${minimal}groups: { a: "x" }\n`, {})
     const next = parseConfig(
