@@ -24,7 +24,10 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   const { config } = loadConfigFile(configPath, io.env)
   // Operational messages go to stderr so stdout stays pure access-log NDJSON.
   const log = pino({ base: { service: 'gitlab-iap' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }))
-  for (const warning of configWarnings(config)) log.warn({ code: warning.code, key: warning.key }, `${warning.key}: ${warning.message}`)
+  const warn = (c: typeof config) => {
+    for (const warning of configWarnings(c)) log.warn({ code: warning.code, key: warning.key }, `${warning.key}: ${warning.message}`)
+  }
+  warn(config)
   const server = await startServer(config, { log })
   // Policy, groups and trusted proxies reload in place; listeners, issuers and stores need a restart.
   const reloader = createPolicyReloader({
@@ -35,6 +38,8 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
       const restartNeeded = restartRequiredKeys(config, next)
       server.app.reload(next)
       log.info({ trigger, rules: next.policy.rules.length }, 'policy reloaded')
+      // A reloaded policy can bring its own weak settings (a `projects` pattern below every group).
+      warn(next)
       if (restartNeeded.length > 0) log.warn({ code: 'IAP_WARN_RESTART_REQUIRED', keys: restartNeeded }, `changed but applied only after a restart: ${restartNeeded.join(', ')}`)
     },
     onError: (err, trigger) => log.error({ trigger, code: (err as { code?: string }).code, reason: err.message }, 'config reload rejected; the running policy stays'),

@@ -132,6 +132,11 @@ describe('hot reload', () => {
       proxy.process.kill('SIGHUP')
       await expect.poll(async () => (await fetch(`${proxy.url}/d/x`)).status, { timeout: 5000 }).toBe(200)
       expect(proxy.stderr()).toContain('policy reloaded')
+
+      // A reloaded policy is warned about like the one the process started with.
+      const beforeWarning = proxy.stderr().length
+      writeFileSync(proxy.configPath, JSON.stringify({ ...baseConfig(upstream.url, rules('/e/**')), policy: { rules: [{ name: 'vaults', projects: ['**/vault'], deny: true }] } }))
+      await expect.poll(() => proxy.stderr().slice(beforeWarning), { timeout: 5000 }).toContain('IAP_WARN_PROJECTS_EVERY_GROUP')
     } finally {
       await proxy.stop()
     }
