@@ -13,6 +13,7 @@ import { randomInt, timingSafeEqual } from 'node:crypto'
 import { serializeCookie } from '../auth/session/cookies.ts'
 import { open, seal } from '../auth/session/seal.ts'
 import { validateRedirectTarget } from '../http/redirect-target.ts'
+import { redactPath, redactQuery } from '../logs/redact.ts'
 
 export interface LoginTransaction {
   readonly state: string
@@ -42,11 +43,27 @@ const STATE = /^[A-Za-z0-9_-]{22,128}(?:\.[A-Za-z0-9_-]{1,1400})?$/
 /**
  * The `state` of a sign-in: its random part, and the (stored) return target after a `.`. The target
  * rides along only so that a tab whose transaction another tab's overwrote (sign-ins started at once
- * share three slots) can start again for the same page; it is no secret, and it is validated again
- * before any use (`returnTargetOfState`).
+ * share three slots) can start again for the same page; it is validated again before any use
+ * (`returnTargetOfState`). `state` travels through Entra and every log on the way, so it carries the
+ * target only as far as it holds no secret (`shareableReturnTarget`).
  */
 export function loginState(random: string, returnTo: string): string {
-  return returnTo === '/' ? random : `${random}.${Buffer.from(returnTo, 'utf8').toString('base64url')}`
+  const shareable = shareableReturnTarget(returnTo)
+  return shareable === '/' ? random : `${random}.${Buffer.from(shareable, 'utf8').toString('base64url')}`
+}
+
+/**
+ * A return target without what the access log would redact: a query holding a token (`?feed_token=`,
+ * `?private_token=`) is dropped, and a path holding one (`/-/invites/<token>`) gives `/`. The whole
+ * target stays in the sealed transaction cookie; only a lost transaction's fallback loses the part.
+ */
+export function shareableReturnTarget(target: string): string {
+  const q = target.indexOf('?')
+  const path = q === -1 ? target : target.slice(0, q)
+  if (redactPath(path) !== path) return '/'
+  if (q === -1) return target
+  const query = target.slice(q + 1)
+  return redactQuery(query, path) === query ? target : path
 }
 
 /** The return target a `state` carries, validated like `rd`; `/` when it carries none or one that is refused. */

@@ -62,6 +62,21 @@ describe('browser sign-in (memory store)', () => {
     expect(tx).not.toContain(authorize.searchParams.get('nonce')!)
   })
 
+  it('the state sent through Entra carries no token of the return target; the sealed transaction still returns to all of it', async () => {
+    const browser = createBrowser()
+    const feed = '/dashboard/projects.atom?feed_token=glft-AbCdEfGhIjKlMnOpQrSt'
+    const start = await browser.step(`${proxy.url}/-/iap/login?rd=${encodeURIComponent(feed)}`)
+    const authorize = new URL(start.headers.get('location')!)
+    expect(authorize.href).not.toContain('glft-')
+    const [, carried] = authorize.searchParams.get('state')!.split('.')
+    expect(Buffer.from(carried!, 'base64url').toString('utf8')).toBe('/dashboard/projects.atom')
+    const back = await browser.step(new URL((await stack.idp.signIn(authorize.href, 'bob')).url).href)
+    expect(back.headers.get('location')).toBe(feed)
+    // A path holding a secret is not carried at all.
+    const invite = await browser.step(`${proxy.url}/-/iap/login?rd=${encodeURIComponent('/-/invites/s3cr3tInviteToken/accept')}`)
+    expect(new URL(invite.headers.get('location')!).searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{22,128}$/)
+  })
+
   it('sets an opaque __Host- session cookie: Secure, HttpOnly, SameSite=Lax, Path=/, no Domain, no token', async () => {
     const browser = createBrowser()
     const callback = await callbackFor(browser, 'bob', '/explore')
