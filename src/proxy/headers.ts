@@ -184,11 +184,16 @@ export function setIdentityHeaders(headers: IncomingHttpHeaders, identity: Ident
   if (identity.groups.length > 0) headers['x-forwarded-groups'] = utf8HeaderValue(groupsHeaderValue(identity.groups))
 }
 
-/** A Cookie header without the cookies `drop` names (the IAP's own), GitLab's kept; `undefined` when none is left. */
+/**
+ * A Cookie header without the cookies `drop` names (the IAP's own), GitLab's kept; `undefined` when none is
+ * left. A pair is also read split at commas (`a=1, iap=…`), as Rack 2 reads it: no client sends that, but
+ * whoever does must not hand GitLab the proxy's session cookie.
+ */
 export function withoutCookies(header: string, drop: (name: string) => boolean): string | undefined {
   const kept = header
     .split(';')
-    .filter((pair) => !drop(cookieName(pair)))
+    .map((pair) => (pair.includes(',') ? pair.split(',').filter((part) => !drop(cookieName(part))).join(',') : pair))
+    .filter((pair) => pair.trim() !== '' && !drop(cookieName(pair)))
     .join(';')
     .trim()
   return kept === '' ? undefined : kept

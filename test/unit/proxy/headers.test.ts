@@ -77,6 +77,13 @@ describe('withoutCookies', () => {
     expect(dropIap('iapx=1; iap=2; a=iap; iap-tx-1=3')).toBe('iapx=1; a=iap')
     expect(dropIap(' iap=2 ')).toBeUndefined()
   })
+
+  it('also removes them from comma-joined pairs (Rack 2 splits at commas), keeping the rest and commas inside values', () => {
+    expect(dropIap('other=1, iap=secret')).toBe('other=1')
+    expect(dropIap('iap=secret,other=1; b=2')).toBe('other=1; b=2')
+    expect(dropIap('a=1; list=x,y, iap-tx-0=t')).toBe('a=1; list=x,y')
+    expect(dropIap('iap=secret, iap-tx-1=t')).toBeUndefined()
+  })
 })
 
 describe('forwardableResponseHeaders', () => {
