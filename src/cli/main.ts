@@ -2,6 +2,7 @@
 import { z } from 'zod'
 import { configSchema } from '../config/schema.ts'
 import { IapError, isIapError } from '../errors.ts'
+import { parseCommandArgs } from './args.ts'
 import { runCheck } from './check.ts'
 import { processIo, fail, type CliIo } from './io.ts'
 import { runServe } from './serve.ts'
@@ -57,7 +58,7 @@ const commands: Record<string, Command> = {
   serve: runServe,
   check: runCheck,
   schema: async (argv, io) => {
-    if (argv.includes('--help') || argv.includes('-h')) {
+    if (parseCommandArgs(argv, {}).values.help) {
       io.stdout.write('Usage: gitlab-iap schema\n\nPrint the JSON Schema of config.yaml.\n')
       return 0
     }
@@ -92,9 +93,14 @@ async function loadCommand(name: string): Promise<Command | undefined> {
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   const [name, ...rest] = argv
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  // No command is a usage error: the help goes to stderr, like every other one.
+  if (name === undefined) {
+    io.stderr.write(HELP)
+    return 2
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(HELP)
-    return name === undefined ? 1 : 0
+    return 0
   }
   if (name === '--version' || name === 'version') {
     const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string }
