@@ -12,6 +12,8 @@ export const SERVE_HELP = `Usage: gitlab-iap serve [--config FILE]
 Run the proxy. The config file is --config, else $GITLAB_IAP_CONFIG, else ./config.yaml.
 Access-log records go to accessLog.output (stdout by default); the proxy's own messages go to stderr.
 SIGTERM/SIGINT: stop accepting, finish in-flight requests (server.shutdownGraceSeconds), exit 0.
+SIGHUP, or a change to the config file: reload policy, groups and trusted proxies in place; an invalid
+file is logged and the running policy stays; other changed keys are named and need a restart.
 `
 
 export async function runServe(argv: string[], io: CliIo): Promise<number> {
@@ -28,7 +30,18 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
     for (const warning of configWarnings(c)) log.warn({ code: warning.code, key: warning.key }, `${warning.key}: ${warning.message}`)
   }
   warn(config)
-  const server = await startServer(config, { log })
+  // SIGHUP's default action ends the process. Before the reloader listens and once it has stopped (the
+  // drain), a HUP from a config-reloader sidecar must not cut in-flight requests: it is logged and ignored.
+  const ignoreHangup = () => log.info({}, 'SIGHUP ignored: the proxy is starting or shutting down')
+  process.on('SIGHUP', ignoreHangup)
+  let server: Awaited<ReturnType<typeof startServer>>
+  try {
+    server = await startServer(config, { log })
+  } catch (err) {
+    process.off('SIGHUP', ignoreHangup)
+    throw err
+  }
+  process.off('SIGHUP', ignoreHangup)
   // Policy, groups and trusted proxies reload in place; listeners, issuers and stores need a restart.
   const reloader = createPolicyReloader({
     configPath,
@@ -48,6 +61,7 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       log.info({ signal }, 'shutting down')
+      process.on('SIGHUP', ignoreHangup)
       reloader.close()
       server.shutdown().then(
         () => {

@@ -92,6 +92,19 @@ describe('SIGTERM', () => {
     expect(await exit).toBe(0)
   })
 
+  it('a SIGHUP during the drain (a config-reloader sidecar) is ignored: the in-flight request finishes and the exit is 0', async () => {
+    const { proxy } = await setup()
+    const inflight = fetch(`${proxy.url}/-/test/slow?ms=1000`).then((r) => r.status)
+    await new Promise((r) => setTimeout(r, 200))
+    const exit = proxy.stop('SIGTERM')
+    await new Promise((r) => setTimeout(r, 200))
+    proxy.process.kill('SIGHUP')
+    expect(await inflight).toBe(200)
+    expect(await exit).toBe(0)
+    expect(proxy.stderr()).toContain('SIGHUP ignored')
+    expect(proxy.records().map((r) => r['url.path'])).toContain('/-/test/slow')
+  })
+
   it('requests cut when the grace period ends still leave their records', async () => {
     const { proxy } = await setup((url) => ({ ...baseConfig(url), server: { ...(baseConfig(url).server as object), shutdownGraceSeconds: 1 } }))
     // One waiting for GitLab's head, one whose body GitLab has not finished: both outlast the grace period.
