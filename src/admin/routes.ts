@@ -25,6 +25,8 @@ export interface AdminDeps {
   readonly revoke?: (user: string) => Promise<RevokeResult>
   /** False once shutdown began: readiness fails so the load balancer drains us. */
   readonly accepting: () => boolean
+  /** A refused `/admin/revoke` (token missing or wrong): someone is probing the admin API. */
+  readonly onAuthFailure?: (reason: 'admin-token-missing' | 'admin-token-invalid', req: IncomingMessage) => void
 }
 
 /** The admin paths and the methods each answers; any other method gets 405 with `Allow`. */
@@ -45,14 +47,33 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text)
 }
 
+/**
+ * HTTP's whitespace only (SP, HTAB) and the line ends a file adds. Not `String#trim`: it also strips
+ * U+00A0, which a raw 0xA0 byte in a header decodes to, and so made `Bearer \xa0` match a blank token.
+ */
+function asciiTrim(text: string): string {
+  // A loop, not a regex: `[ \t]+$` backtracks quadratically over a long run of inner spaces.
+  const blank = (i: number) => text[i] === ' ' || text[i] === '\t' || text[i] === '\r' || text[i] === '\n'
+  let start = 0
+  let end = text.length
+  while (start < end && blank(start)) start++
+  while (end > start && blank(end - 1)) end--
+  return text.slice(start, end)
+}
+
+/** The configured admin token as compared; `undefined` (admin API disabled) when it is blank. */
+function adminToken(token: string | undefined): string | undefined {
+  const trimmed = token === undefined ? '' : asciiTrim(token)
+  return trimmed === '' ? undefined : trimmed
+}
+
 /** Constant-time comparison of the presented bearer token with the configured one. */
-function hasAdminToken(req: IncomingMessage, token: string | undefined): boolean {
-  if (!token) return false
+function hasAdminToken(req: IncomingMessage, token: string): 'ok' | 'admin-token-missing' | 'admin-token-invalid' {
   const header = req.headers.authorization
-  if (typeof header !== 'string' || !/^Bearer /i.test(header)) return false
+  if (typeof header !== 'string' || !/^Bearer /i.test(header)) return 'admin-token-missing'
   const digest = (text: string) => createHash('sha256').update(text).digest()
   // Both sides trimmed: a token read from a file (`kubectl create secret --from-file`) often ends in a newline no header can carry.
-  return timingSafeEqual(digest(header.slice(7).trim()), digest(token.trim()))
+  return timingSafeEqual(digest(asciiTrim(header.slice(7))), digest(token)) ? 'ok' : 'admin-token-invalid'
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -76,6 +97,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 export function createAdminHandler(deps: AdminDeps) {
+  const token = adminToken(deps.token)
   return async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!
     try {
@@ -101,9 +123,11 @@ export function createAdminHandler(deps: AdminDeps) {
         return
       }
       if (path === '/admin/revoke') {
-        if (!hasAdminToken(req, deps.token)) {
+        const presented = token === undefined ? undefined : hasAdminToken(req, token)
+        if (presented !== 'ok') {
+          if (presented !== undefined) deps.onAuthFailure?.(presented, req)
           res.setHeader('www-authenticate', 'Bearer realm="gitlab-iap-admin"')
-          return sendJson(res, 401, { error: deps.token ? 'invalid admin token' : 'admin API disabled: set admin.token' })
+          return sendJson(res, 401, { error: token ? 'invalid admin token' : 'admin API disabled: set admin.token' })
         }
         if (!deps.revoke) return sendJson(res, 501, { error: 'revocation is not available' })
         let user: unknown
