@@ -104,6 +104,12 @@ function parses(line: string): boolean {
 /** A chain's first line in logs of earlier versions: a separate start record (covered by its mac). */
 const isLegacyStart = (body: string) => LEGACY_START_ACTIONS.some((action) => body.includes(`"event.action":"${action}"`))
 
+/** What most likely went wrong when not even the first line checks out. */
+const FIRST_LINE_HINT: Partial<Record<ChainProblem, string>> = {
+  unsealed: 'no line before it was sealed either: was accessLog.integrity.key set when this log was written?',
+  changed: 'no line verified before it: either it was changed, or this is not the key the log was written with (accessLog.integrity.key of that time)',
+}
+
 /**
  * A streaming verifier: feed lines in order (across rotated files), read the verdict at the end.
  *
@@ -127,8 +133,10 @@ export function createChainVerifier(key: string) {
   // An unsealed line held until the next one says whether it was a crash's half-written line.
   let halfWritten: { source: string; line: number; digest: string } | undefined
 
+  // Lines verified so far: a log whose very first line fails is most likely unsealed or checked with another key.
+  let verified = 0
   const fail = (source: string, line: number, kind: ChainProblem, detail: string) => {
-    problem = { source, line, kind, detail }
+    problem = { source, line, kind, detail: verified > 0 ? detail : `${detail}; ${FIRST_LINE_HINT[kind] ?? ''}`.replace(/; $/, '') }
     return false
   }
 
@@ -188,6 +196,7 @@ export function createChainVerifier(key: string) {
         starts.push({ source, line: lineNumber, seq: sealed.seq })
       }
       previous = { seq: sealed.seq, mac: sealed.mac }
+      verified += 1
       return true
     },
     verdict(): ChainVerdict {
