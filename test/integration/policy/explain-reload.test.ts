@@ -23,7 +23,7 @@ describe('gitlab-iap explain', () => {
     const res = await cli(['explain', '--config', 'config.example.yaml', '--path', '/admin/users', '--group', 'engineering'], EXAMPLE_ENV)
     expect(res.code).toBe(0)
     expect(res.stdout).toMatch(/^decision: deny$/m)
-    expect(res.stdout).toMatch(/^rule:\s+admin-area \(rule 4 of 7\)$/m)
+    expect(res.stdout).toMatch(/^rule:\s+admin-area \(rule 5 of 9\)$/m)
     expect(res.stdout).toMatch(/^reason:\s+no-group-match$/m)
   })
 
