@@ -9,7 +9,7 @@ const sources = new URL('../src/cli/main.ts', import.meta.url)
 const compiled = new URL('../dist/cli/main.js', import.meta.url)
 const runSources = existsSync(sources) && (!existsSync(compiled) || (process.features.typescript && !sources.pathname.includes('/node_modules/')))
 if (runSources && !process.features.typescript) {
-  process.stderr.write(`gitlab-iap: Node ${process.version} cannot run TypeScript sources; use Node 24 LTS (or 22.18+), or build with \`npm run build\`\n`)
+  process.stderr.write(`gitlab-iap: Node ${process.version} cannot run TypeScript sources; use Node 24 LTS (or 22.18+): in a checkout, \`npx gitlab-iap …\` runs the Node 24 that \`npm ci\` installed\n`)
   process.exit(1)
 }
 // A reader that stops early (`gitlab-iap logs … | head`) closes the pipe: stop quietly, as Unix tools do.
