@@ -158,6 +158,7 @@ describe('query redaction: credentials inside values (audit)', () => {
     ['u=https%253A%252F%252Fuser%253APLAINPASS%2540host', `u=${REDACTED}`],
     ['q=git+clone+https%3A%2F%2Fuser%3APLAINPASS%40host%2Fx.git', `q=${REDACTED}`],
     ['u=https://user:PLAINPASS@host/%E0%A4%A', `u=${REDACTED}`],
+    ['u=https://user:PLAINPASS@host/x?private_token=abc', `u=${REDACTED}`],
     // Nested: the return target keeps its path, the URL-valued parameter inside it loses its value.
     ['rd=/x?mirror=https%3A%2F%2Fuser%3APLAINPASS%40host', `rd=${encodeURIComponent(`/x?mirror=${REDACTED}`)}`],
     // Nested values are checked once more as logged: a token in the nested path goes with the whole value.
