@@ -3,6 +3,8 @@ import { accessSync, constants, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
 import { configWarnings } from '../config/warnings.ts'
+import { redactRedisUrl } from '../auth/session/redis-url.ts'
+import { displayUrl } from '../net/display-url.ts'
 import { readTlsFiles } from '../server/tls-files.ts'
 import type { Config } from '../config/schema.ts'
 import { formatDurationMs } from '../config/units.ts'
@@ -23,22 +25,22 @@ export function summarizeConfig(config: Config, path: string): string {
   out(`config ${path}: valid`)
   out()
   out('listeners')
-  out(`  main   ${config.server.listen} (${config.server.tls ? 'https' : 'http'}), public URL ${config.server.publicUrl}`)
+  out(`  main   ${config.server.listen} (${config.server.tls ? 'https' : 'http'}), public URL ${displayUrl(config.server.publicUrl)}`)
   out(`  admin  ${config.admin.listen}${config.admin.token ? '' : ' (admin API disabled: no admin.token)'}`)
   out(`  trusted proxies: ${config.server.trustedProxies.length ? config.server.trustedProxies.join(', ') : 'none'}`)
-  out(`upstream ${config.upstream.url} (timeout ${config.upstream.timeoutSeconds}s${config.upstream.apiToken ? ', numeric project ids resolved with apiToken' : ''})`)
+  out(`upstream ${displayUrl(config.upstream.url)} (timeout ${config.upstream.timeoutSeconds}s${config.upstream.apiToken ? ', numeric project ids resolved with apiToken' : ''})`)
   out()
   out('issuers')
   if (config.entra) {
     const e = config.entra
-    out(`  entra      tenant ${e.tenantId}, client ${e.clientId}, authority ${e.authority}`)
+    out(`  entra      tenant ${e.tenantId}, client ${e.clientId}, authority ${displayUrl(e.authority)}`)
     out(`             audiences ${[e.clientId, ...e.audiences].join(', ')}; algorithms ${e.algorithms.join(', ')}; browser sign-in ${e.clientSecret ? 'on' : 'off'}`)
   } else out('  entra      not configured (no Entra tokens or browser sign-in)')
   for (const issuer of config.issuers) {
-    out(`  ${issuer.name.padEnd(10)} ${issuer.issuer} (kind ${issuer.kind}), audiences ${issuer.audiences.join(', ')}`)
+    out(`  ${issuer.name.padEnd(10)} ${displayUrl(issuer.issuer)} (kind ${issuer.kind}), audiences ${issuer.audiences.join(', ')}`)
   }
   out()
-  out(`sessions ${config.session.store}${config.session.store === 'redis' && config.session.redis ? ` (${redactUrl(config.session.redis.url)})` : ''}, absolute ${formatDurationMs(config.session.absoluteTimeout)}, idle ${formatDurationMs(config.session.idleTimeout)}, refresh every ${formatDurationMs(config.session.refreshInterval)}`)
+  out(`sessions ${config.session.store}${config.session.store === 'redis' && config.session.redis ? ` (${redactRedisUrl(config.session.redis.url)})` : ''}, absolute ${formatDurationMs(config.session.absoluteTimeout)}, idle ${formatDurationMs(config.session.idleTimeout)}, refresh every ${formatDurationMs(config.session.refreshInterval)}`)
   out(`access log ${config.accessLog.output}${config.accessLog.integrity ? ', integrity chain on' : ''}`)
   out()
   const policy = compilePolicy(config)
@@ -55,10 +57,6 @@ export function summarizeConfig(config: Config, path: string): string {
     out(`  ${String(i + 1).padStart(2)}. ${rule.name}: ${where} → ${outcome}`)
   })
   return lines.join('\n') + '\n'
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@')
 }
 
 export async function runCheck(argv: string[], io: CliIo): Promise<number> {

@@ -5,6 +5,7 @@
  * program reads: durations in milliseconds, sizes in bytes, defaults filled in.
  */
 import { z } from 'zod'
+import { parseRedisUrl } from '../auth/session/redis-url.ts'
 import { checkCidr } from '../net/cidr.ts'
 import { parseDurationMs, parseSizeBytes } from './units.ts'
 
@@ -46,7 +47,25 @@ const cidr = z.string().superRefine((text, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem })
 })
 
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+  // The proxy never sends URL credentials; kept, they would only be printed (check, logs, /readyz).
+  .refine((url) => {
+    const parsed = URL.parse(url)
+    return parsed === null || (parsed.username === '' && parsed.password === '')
+  }, 'must not hold a user name or password (user:password@): the proxy never sends them; remove them from the URL')
+
+/** Checked by the parser `serve` connects with, so `check` refuses exactly what `serve` would (its messages never quote the URL). */
+const redisUrl = z
+  .string()
+  .regex(/^(rediss?|redis-sentinel|redis-cluster):\/\//, 'must be a redis://, rediss://, redis-sentinel:// or redis-cluster:// URL')
+  .superRefine((url, ctx) => {
+    try {
+      parseRedisUrl(url)
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof TypeError ? err.message : 'is not a valid Redis URL' })
+    }
+  })
 
 const nonEmpty = z.string().min(1, 'must not be empty')
 
@@ -125,7 +144,7 @@ const session = z.strictObject({
   store: z.enum(['memory', 'redis']).default('memory').describe('memory: one replica; redis: several.'),
   redis: z
     .strictObject({
-      url: z.string().regex(/^(rediss?|redis-sentinel|redis-cluster):\/\//, 'must be a redis://, rediss://, redis-sentinel:// or redis-cluster:// URL'),
+      url: redisUrl,
       keyPrefix: z.string().default('gitlab-iap:'),
       password: z.string().optional(),
     })

@@ -13,6 +13,7 @@
  */
 import { createRemoteJWKSet, customFetch, type FlattenedJWSInput, type JWSHeaderParameters, type JWTVerifyGetKey } from 'jose'
 import { IapError } from '../../errors.ts'
+import { displayUrl, redactUrlsIn } from '../../net/display-url.ts'
 import { readLimited } from '../../net/read-limited.ts'
 import type { IssuerSpec } from './issuers.ts'
 
@@ -133,9 +134,10 @@ export function nextKeyVersions(keys: readonly unknown[], previous: KeyVersions)
   return { byKid, all: keys.length === 0 ? undefined : keep(previous.all, keys.map((k) => JSON.stringify(k)).join('\n')) }
 }
 
+/** The cause of a failed fetch for logs and `/readyz`: fetch errors can quote the URL, query and all. */
 const describe = (err: unknown) => {
   const e = err as { code?: string; message?: string; cause?: { code?: string } }
-  return [e?.code, e?.message, e?.cause?.code].filter(Boolean).join(': ') || 'unknown error'
+  return redactUrlsIn([e?.code, e?.message, e?.cause?.code].filter(Boolean).join(': ') || 'unknown error')
 }
 
 /** Creates the key holder for one issuer. Call `start()` once; `close()` stops its timers. */
@@ -286,7 +288,8 @@ export function createIssuerKeys(spec: IssuerSpec, options: KeySetOptions): Issu
     status: () => ({
       ready: loaded,
       keys: keyCount,
-      ...(jwksUri ? { jwksUri } : {}),
+      // /readyz is unauthenticated: where the keys come from, not a token in the query string.
+      ...(jwksUri ? { jwksUri: displayUrl(jwksUri) } : {}),
       ...(lastSuccess !== undefined ? { lastSuccess: new Date(lastSuccess).toISOString() } : {}),
       ...(lastFailure !== undefined && lastError !== undefined ? { lastFailure: new Date(lastFailure).toISOString(), lastError } : {}),
     }),

@@ -36,7 +36,8 @@ export function createConfiguredStore(config: Config, deps: ConfiguredStoreDeps)
       ...(session.secret !== undefined && { recordMac: deriveSessionKeys(session.secret).recordMac }),
       ...(!deps.localCache && { localCache: false }),
       onError: (err) => {
-        // ioredis reports every failed reconnect; one line per burst is enough.
+        // ioredis reports every failed reconnect; one line per burst is enough. The store has already
+        // redacted the message (a misparsed URL once put the password in `getaddrinfo ENOTFOUND`).
         if (storeErrors++ % 50 === 0) deps.log.warn({ code: 'IAP_ERR_SESSION_STORE_UNAVAILABLE', error: err.message }, 'session store (redis) error')
       },
     })

@@ -20,7 +20,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { IapError } from '../../errors.ts'
 import { NearCache } from './near-cache.ts'
 import { approximateRecordBytes, indexKeys, openRecord, parseRecord, sealRecord, type SessionRecord } from './record.ts'
-import { parseRedisUrl } from './redis-url.ts'
+import { parseRedisUrl, redactRedisError } from './redis-url.ts'
 import type { RevocationEvent, SessionStore } from './store.ts'
 
 export interface RedisStoreOptions {
@@ -41,6 +41,7 @@ export interface RedisStoreOptions {
   readonly recordMac?: Buffer
   /** The local copy of session records; `false` turns it off (every request reads Redis). */
   readonly localCache?: LocalCacheLimits | false
+  /** Client errors, their message already redacted (`redactRedisError`): fit for the log. */
   readonly onError?: (err: Error) => void
 }
 
@@ -57,8 +58,19 @@ type Client = Redis | Cluster
 
 const RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
-function unavailable(err: unknown): IapError {
-  return new IapError('IAP_ERR_SESSION_STORE_UNAVAILABLE', `session store unavailable: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+/**
+ * A client error as it may be logged or served in `/readyz` (unauthenticated): ioredis quotes what it
+ * was given (`getaddrinfo ENOTFOUND pass@host`), so userinfo-like text and the password go.
+ */
+function redactedError(err: unknown, password: string | undefined): Error {
+  const safe = new Error(redactRedisError((err as Error)?.message ?? String(err), password))
+  const code = (err as { code?: unknown })?.code
+  return typeof code === 'string' ? Object.assign(safe, { code }) : safe
+}
+
+function unavailable(err: unknown, password: string | undefined): IapError {
+  // No `cause`: it would carry the unredacted message to whoever logs this error.
+  return new IapError('IAP_ERR_SESSION_STORE_UNAVAILABLE', `session store unavailable: ${redactedError(err, password).message}`)
 }
 
 /** Builds an ioredis client (standalone, Sentinel or Cluster) from the URL with fail-closed options. */
@@ -100,14 +112,16 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   const channel = `${p}revocations`
   const revokedHash = `${p}revoked`
   const revocationMemoryMs = options.revocationMemoryMs ?? 48 * 3_600_000
+  const target = parseRedisUrl(options.url, options.password)
   const client = createRedisClient(options)
   // Subscriptions are not on the request path: this connection may queue and retry.
   const offRequestPath: RedisOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined as unknown as number }
   const subscriber = createRedisClient(options, offRequestPath)
   let lastError: string | undefined
   const report = (err: Error) => {
-    lastError = err.message
-    options.onError?.(err)
+    const safe = redactedError(err, target.password)
+    lastError = safe.message
+    options.onError?.(safe)
   }
   client.on('error', report)
   subscriber.on('error', report)
@@ -115,7 +129,7 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
 
   const sKey = (key: string) => `${p}s:${key}`
   const uKey = (user: string) => `${p}u:${user}`
-  const localCache = options.localCache === false || parseRedisUrl(options.url, options.password).mode === 'cluster' ? undefined : trackSessions(options.localCache ?? LOCAL_CACHE_DEFAULTS)
+  const localCache = options.localCache === false || target.mode === 'cluster' ? undefined : trackSessions(options.localCache ?? LOCAL_CACHE_DEFAULTS)
 
   /** Starts the local copy: a connection receiving invalidations, and tracking on `client` redirected to it. */
   function trackSessions(limits: LocalCacheLimits) {
@@ -204,7 +218,7 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
     try {
       return await command()
     } catch (err) {
-      throw unavailable(err)
+      throw unavailable(err, target.password)
     }
   }
   const macKey = options.recordMac
