@@ -198,10 +198,12 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         return
       }
       ctx.identity = outcome.identity
+      // The policy matches `attr.policyMethod` when attribution names one (a push's ref advertisement reads as its
+      // POST); the access log keeps the request's own method.
       const decideNow = (projectUnresolved: boolean) =>
         decide(
           s.policy,
-          { method: ctx.method, path: ctx.path, route: ctx.route, project: ctx.project, projectUnresolved, ...(attr.groupWide && { groupWide: true }), clientIp: ctx.clientIp },
+          { method: attr.policyMethod ?? ctx.method, path: ctx.path, route: ctx.route, project: ctx.project, projectUnresolved, ...(attr.groupWide && { groupWide: true }), clientIp: ctx.clientIp },
           ctx.identity,
         )
       if (attr.numericId !== undefined && s.policy.needsProjects) {
@@ -438,7 +440,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     }
     const problem = checkCanonicalPath(ctx.path)
     if (problem) return refuse(400, problem)
-    const attr = attribute(ctx.method, ctx.path)
+    const attr = attribute(ctx.method, ctx.path, ctx.query)
     ctx.route = attr.route
     if (attr.project !== undefined) ctx.project = attr.project
     if (attr.route === 'iap') return refuse(404, 'iap-endpoint-unknown')

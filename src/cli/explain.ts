@@ -78,6 +78,8 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   const attr = problem ? { route: 'other' as const } : attribute(method, path, q === -1 ? '' : values.path.slice(q + 1))
   let project = attr.route === 'other' ? undefined : 'project' in attr ? attr.project : undefined
   const numericId = 'numericId' in attr ? attr.numericId : undefined
+  // As serve: a push's ref advertisement is matched as the POST it starts (src/gitlab/attribute.ts).
+  const policyMethod = 'policyMethod' in attr ? attr.policyMethod : undefined
   let note: string | undefined
   let decision: Decision
   let unresolved = false
@@ -113,7 +115,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
       if (values.project) project = values.project
       else note = `serve first asks the GitLab API which project ${project} is now (a former path GitLab redirects names the project it moved to); pass --project to simulate`
     }
-    decision = decide(policy, { method, path, route: attr.route, project, projectUnresolved: unresolved, ...(attr.groupWide && { groupWide: true }), clientIp: values.ip ?? '127.0.0.1' }, identity)
+    decision = decide(policy, { method: policyMethod ?? method, path, route: attr.route, project, projectUnresolved: unresolved, ...(attr.groupWide && { groupWide: true }), clientIp: values.ip ?? '127.0.0.1' }, identity)
   }
   const ruleIndex = decision.rule === null ? -1 : config.policy.rules.findIndex((r) => r.name === decision.rule)
   // The status the proxy itself answers with (a challenge: 401, or 302 for a browser); null when GitLab answers.
@@ -126,7 +128,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
     io.stdout.write(
       JSON.stringify({
         decision: shown, ...(challenged && { challenge: true }), rule: decision.rule, ruleIndex: ruleIndex === -1 ? null : ruleIndex + 1, reason: decision.reason, status, response,
-        route: attr.route, project: project ?? null, method, path,
+        route: attr.route, project: project ?? null, method, ...(policyMethod && { policyMethod }), path,
         identity: { kind: identity.kind, id: identity.id || null, groups: identity.groups, roles: identity.roles }, ...(note && { note }),
       }) + '\n',
     )
@@ -139,7 +141,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
       `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : iapStatus !== undefined ? "(none: the proxy's own endpoint)" : unresolved ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
       `reason:   ${decision.reason}`,
       `response: ${response}`,
-      `request:  ${method} ${values.path}`,
+      `request:  ${method} ${values.path}${policyMethod ? ` (the policy matches it as ${policyMethod}: it starts a git push)` : ''}`,
       `route:    ${attr.route}${project ? `, project ${project}` : ''}`,
       `identity: ${who}`,
       ...(note ? [`note:     ${note}`] : []),

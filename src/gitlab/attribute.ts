@@ -22,6 +22,12 @@ export interface Attribution {
    * package registries of the whole group. `projects` rules below the group refuse it (src/policy).
    */
   readonly groupWide?: true
+  /**
+   * The method the policy matches instead of the request's own: `POST` for the ref advertisement that
+   * starts a push (`GET|HEAD …/info/refs?service=git-receive-pack`, `isPushAdvertisement`). The access
+   * log keeps the real method.
+   */
+  readonly policyMethod?: 'POST'
 }
 
 /** `/api/v4/groups/99` → `{ resource: 'groups', id: '99' }`; resolved through GitLab's API of the same name. */
@@ -107,6 +113,39 @@ const CONAN_INSTANCE = /^\/api\/v4\/packages\/conan\/v1\/(?:conans|files)\/[^/]+
 /** The Terraform module registry: `/api/v4/packages/terraform/modules/v1/<namespace id or path>/<name>/<system>/...`, every project below the namespace. */
 const TERRAFORM_MODULES = /^\/api\/v4\/packages\/terraform\/modules\/v1\/([^/]+)\/[^/]+\/[^/]+(?:\/|$)/
 
+/** A query name or value as a server reads it: `+` is a space, percent-encodings decoded (invalid ones kept). */
+function decodeQueryPart(part: string): string {
+  const spaced = part.replaceAll('+', ' ')
+  try {
+    return decodeURIComponent(spaced)
+  } catch {
+    return spaced
+  }
+}
+
+/**
+ * `…/info/refs?service=git-receive-pack` read with GET or HEAD: the ref advertisement with which every
+ * push starts. GitLab asks for push access there, and git uploads its whole pack before the
+ * `POST …/git-receive-pack` that follows could be refused, so the policy reads it as that POST. Any
+ * `service` parameter counts (names and values decoded, `&` or `;` between them, any case): Workhorse
+ * serves the first, Rails reads the last, and reading more of them as a push only ever refuses more.
+ */
+function isPushAdvertisement(method: string, rest: string, query: string): boolean {
+  if ((method !== 'GET' && method !== 'HEAD') || rest !== '/info/refs' || query === '') return false
+  for (const pair of query.split(/[&;]/)) {
+    const eq = pair.indexOf('=')
+    if (eq === -1) continue
+    if (decodeQueryPart(pair.slice(0, eq)) === 'service' && decodeQueryPart(pair.slice(eq + 1)).toLowerCase() === 'git-receive-pack') return true
+  }
+  return false
+}
+
+/** A git request of `project`, read as a push when it is the receive-pack advertisement (a file `info/refs` below `/-/` is no repository). */
+function gitRequest(method: string, project: string, rest: string, query: string): Attribution {
+  const attribution: Attribution = { route: 'git', project, followsRedirects: true }
+  return !project.includes('/-/') && isPushAdvertisement(method, rest, query) ? { ...attribution, policyMethod: 'POST' } : attribution
+}
+
 /** Decodes `%2F` and other percent-encodings of a REST id; invalid encodings stay as they are. */
 function decodeId(id: string): string {
   try {
@@ -163,7 +202,7 @@ function leadingInteger(raw: string): string | undefined {
 }
 
 /** Routes under `/-/`: the proxy's own, the cable, and the few instance routes that name a project or group. */
-function attributeDash(method: string, path: string): Attribution {
+function attributeDash(method: string, path: string, query: string): Attribution {
   if (isIapPath(path)) return { route: 'iap' }
   if (path === '/-/cable') return { route: 'cable' }
   const ide = path.startsWith('/-/ide/project/') ? IDE_PROJECT.exec(path) : null
@@ -179,7 +218,7 @@ function attributeDash(method: string, path: string): Attribution {
   const geo = GEO_PREFIX.exec(path)
   if (geo) {
     // What follows the node is a repository path as Workhorse routes it: git traffic of that project.
-    const inner = attribute(method, path.slice(geo[0].length))
+    const inner = attribute(method, path.slice(geo[0].length), query)
     return { ...inner, route: inner.route === 'lfs' ? 'lfs' : 'git' }
   }
   return { route: 'web' }
@@ -201,7 +240,7 @@ function namespacePage(project: string, query: string): Attribution {
 }
 
 export function attribute(method: string, path: string, query = ''): Attribution {
-  if (path.startsWith('/-/')) return attributeDash(method, path)
+  if (path.startsWith('/-/')) return attributeDash(method, path, query)
   if (path.startsWith('/api/')) {
     // `/api/graphql.json` is the GraphQL endpoint too (Rails' format suffix).
     if (path === '/api/graphql' || path === '/api/graphql.json' || path.startsWith('/api/graphql/')) return { route: 'graphql' }
@@ -234,11 +273,11 @@ export function attribute(method: string, path: string, query = ''): Attribution
     const lfs = rest.startsWith('/info/lfs/') || rest.startsWith('/gitlab-lfs/')
     // Wiki, design and snippet repositories (`ns/p.wiki`, `ns/p.design`, `ns/p/snippets/7`) keep their suffix here;
     // project-ids.ts strips it to ask GitLab which project or group a former path names now.
-    return { route: lfs ? 'lfs' : 'git', project: git[1]!, followsRedirects: true }
+    return lfs ? { route: 'lfs', project: git[1]!, followsRedirects: true } : gitRequest(method, git[1]!, rest, query)
   }
   // `git clone https://host/group/project` (no .git) asks for /group/project/info/refs?service=...
   const bareGit = /^\/(.+?)\/(info\/refs|git-upload-pack|git-receive-pack)$/.exec(path)
-  if (bareGit && !RESERVED_TOP.has(bareGit[1]!.split('/')[0]!)) return { route: 'git', project: bareGit[1]!, followsRedirects: true }
+  if (bareGit && !RESERVED_TOP.has(bareGit[1]!.split('/')[0]!)) return gitRequest(method, bareGit[1]!, `/${bareGit[2]!}`, query)
 
   const first = path.slice(1).split('/', 1)[0] ?? ''
   if (first === 'groups') {

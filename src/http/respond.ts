@@ -1,6 +1,7 @@
 /**
- * Responses the proxy writes itself (never forwarded): small HTML or JSON bodies chosen by `Accept`,
- * always carrying the request id, never the policy text, a token or a cookie.
+ * Responses the proxy writes itself (never forwarded): small HTML or JSON bodies chosen by `Accept`
+ * (plain text for git itself, which shows nothing else to its user), always carrying the request id,
+ * never the policy text, a token or a cookie.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -61,13 +62,65 @@ export function prefersJson(req: Pick<IncomingMessage, 'headers'>): boolean {
   return qualityOf(ranges, 'text', 'html') <= qualityOf(ranges, 'application', 'json')
 }
 
+/**
+ * git itself (`git/2.45.1`; libgit2 also says `git/2.0 (libgit2 ...)`): it shows its user an error body only
+ * when that is `text/plain`, each line as `remote: ...`, and otherwise just the status. Not git-lfs
+ * (`git-lfs/3.4.1 ...`), which reads the JSON `message`.
+ */
+export function isGitClient(req: Pick<IncomingMessage, 'headers'>): boolean {
+  const agent = req.headers['user-agent']
+  return typeof agent === 'string' && agent.startsWith('git/')
+}
+
+export type StatusPageFormat = 'json' | 'html' | 'text'
+
+/** Plain text for git itself, else JSON or HTML by `Accept` (`prefersJson`). */
+export function statusPageFormat(req: Pick<IncomingMessage, 'headers'>): StatusPageFormat {
+  if (isGitClient(req)) return 'text'
+  return prefersJson(req) ? 'json' : 'html'
+}
+
+/** A value on one line of a text page: a control character (CR, LF, ESC, C1) could start a forged `remote:` line or drive the terminal. */
+function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
+}
+
+/** The challenge reasons of a request that carried no credential at all (the others: one was refused). */
+const NO_CREDENTIAL = new Set(['credentials-missing', 'login-required'])
+
+/**
+ * The plain-text page for git: one fact a line, each line `gitlab-iap: ...` (git prints them as
+ * `remote: gitlab-iap: ...`). What the JSON page says, no more: the rule and reason, the message, the
+ * request id; a 401 adds how a token is sent, never the token.
+ */
+function renderTextPage(page: StatusPage): string {
+  const id = `request id ${oneLine(page.requestId)}`
+  const reason = page.reason ? ` (${oneLine(page.reason)})` : ''
+  let lines: string[]
+  if (page.status === 403) {
+    const rule = page.rule !== undefined && page.rule !== null ? ` by rule "${oneLine(page.rule)}"` : ''
+    lines = [`access denied${rule}${reason}; ${id}`]
+  } else if (page.status === 401) {
+    const what = page.reason && !NO_CREDENTIAL.has(page.reason) ? 'authentication failed' : 'sign-in required'
+    lines = [
+      `${what}${reason}: ${oneLine(page.message)}`,
+      'send a gitlab-iap access token from your identity provider as "X-IAP-Authorization: Bearer <token>" (git config http.extraHeader) or as the user name in the repository URL',
+      id,
+    ]
+  } else {
+    lines = [`${oneLine(page.message)}${reason}; ${id}`]
+  }
+  return lines.map((line) => `gitlab-iap: ${line}\n`).join('')
+}
+
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!)
 }
 
-export function renderStatusPage(page: StatusPage, json: boolean): { body: string; contentType: string } {
-  if (json) {
+export function renderStatusPage(page: StatusPage, format: StatusPageFormat): { body: string; contentType: string } {
+  if (format === 'text') return { body: renderTextPage(page), contentType: 'text/plain; charset=utf-8' }
+  if (format === 'json') {
     const body: Record<string, unknown> = { error: statusText(page.status), message: page.message, requestId: page.requestId }
     if (page.rule !== undefined && page.rule !== null) body.rule = page.rule
     if (page.reason) body.reason = page.reason
@@ -92,7 +145,7 @@ export function sendStatusPage(req: IncomingMessage, res: ServerResponse, page: 
     res.destroy()
     return
   }
-  const { body, contentType } = renderStatusPage(page, prefersJson(req))
+  const { body, contentType } = renderStatusPage(page, statusPageFormat(req))
   res.writeHead(page.status, {
     ...headers,
     'content-type': contentType,

@@ -1,7 +1,7 @@
 /**
  * "Who may read" with the real git CLI, under the SPEC's example policy shape: a `methods: [GET, HEAD]`
  * rule for readers, then a rule for writers. git reads with POSTs (`git-upload-pack`), so readers
- * must be able to clone and fetch through a GET rule, and still not push (`git-receive-pack`).
+ * must be able to clone and fetch through a GET rule, and still not push (`git-receive-pack`, refused at its advertisement).
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -65,7 +65,9 @@ describe('git readers and writers under a GET/HEAD reading rule', () => {
     await expect(git(token, ['push', '--quiet', 'origin', 'main'], dir)).rejects.toThrow(/403/)
     const decisions = () => proxy.records().filter((r) => String(r['url.path']).startsWith('/group/project.git/')).map((r) => [r['url.path'], r['iap.decision.rule'], r['http.response.status_code']])
     // Records are written when responses end: the refused push's may land just after git gave up.
-    await expect.poll(decisions, { timeout: 3000 }).toContainEqual(['/group/project.git/git-receive-pack', 'engineering', 403])
+    // The push is refused at its ref advertisement (info/refs?service=git-receive-pack reads as the POST it starts), before any pack is sent.
+    await expect.poll(decisions, { timeout: 3000 }).toContainEqual(['/group/project.git/info/refs', 'engineering', 403])
+    expect(decisions().map(([path]) => path)).not.toContain('/group/project.git/git-receive-pack')
     expect(decisions()).toContainEqual(['/group/project.git/git-upload-pack', 'read-everything', 200])
   })
 

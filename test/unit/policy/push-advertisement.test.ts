@@ -1,0 +1,62 @@
+/**
+ * The policy sees the receive-pack advertisement as the push it starts, as `serve` and `explain` build
+ * the facts (`attr.policyMethod ?? method`): a GET/HEAD rule lets readers clone and fetch (upload-pack
+ * advertisement and POST, LFS batch) but not start a push; a rule that allows POST does.
+ */
+import { describe, expect, it } from 'vitest'
+import type { Identity } from '../../../src/auth/identity.ts'
+import { parseConfig } from '../../../src/config/load.ts'
+import { attribute } from '../../../src/gitlab/attribute.ts'
+import { compilePolicy, decide } from '../../../src/policy/index.ts'
+
+const ENG = '6c0bd1d2-0000-4000-8000-000000000002'
+const CONTR = '6c0bd1d2-0000-4000-8000-000000000003'
+
+const policy = compilePolicy(parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+groups: { engineering: "${ENG}", contractors: "${CONTR}" }
+policy:
+  rules:
+    - { name: read-everything, paths: ["/**"], methods: [GET, HEAD], groups: [engineering, contractors] }
+    - { name: pushers, paths: ["/pushers/**"], methods: [POST], groups: [contractors] }
+    - { name: engineering, paths: ["/**"], groups: [engineering] }
+`, {}))
+
+const user = (groups: string[]): Identity => ({ kind: 'user', id: 'u', groups, roles: [], issuer: 'entra' })
+
+function decideFor(method: string, target: string, groups: string[]) {
+  const [path = '', query = ''] = target.split('?')
+  const attr = attribute(method, path, query)
+  return decide(policy, { method: attr.policyMethod ?? method, path, route: attr.route, project: attr.project, clientIp: '127.0.0.1' }, user(groups))
+}
+
+describe('git push under a GET/HEAD reading rule', () => {
+  it.each([
+    ['GET', '/group/project.git/info/refs?service=git-upload-pack', 'read-everything'],
+    ['POST', '/group/project.git/git-upload-pack', 'read-everything'],
+    ['POST', '/group/project.git/info/lfs/objects/batch', 'read-everything'],
+    ['GET', '/group/project.git/info/refs', 'read-everything'],
+  ])('a reader may %s %s (rule %s)', (method, target, rule) => {
+    expect(decideFor(method, target, [CONTR])).toEqual({ result: 'allow', rule, reason: 'group-match' })
+  })
+
+  it.each([
+    ['GET', '/group/project.git/info/refs?service=git-receive-pack'],
+    ['HEAD', '/group/project.git/info/refs?service=git-receive-pack'],
+    ['GET', '/group/project/info/refs?service=git-receive-pack'],
+    ['POST', '/group/project.git/git-receive-pack'],
+  ])('a reader may not %s %s: the writers rule refuses it', (method, target) => {
+    expect(decideFor(method, target, [CONTR])).toEqual({ result: 'deny', rule: 'engineering', reason: 'no-group-match' })
+  })
+
+  it('a writer starts and finishes the push', () => {
+    expect(decideFor('GET', '/group/project.git/info/refs?service=git-receive-pack', [ENG])).toEqual({ result: 'allow', rule: 'engineering', reason: 'group-match' })
+    expect(decideFor('POST', '/group/project.git/git-receive-pack', [ENG])).toEqual({ result: 'allow', rule: 'engineering', reason: 'group-match' })
+  })
+
+  it('a rule that allows POST to the repository allows the advertisement', () => {
+    expect(decideFor('GET', '/pushers/tool.git/info/refs?service=git-receive-pack', [CONTR])).toEqual({ result: 'allow', rule: 'pushers', reason: 'group-match' })
+    expect(decideFor('POST', '/pushers/tool.git/git-receive-pack', [CONTR])).toEqual({ result: 'allow', rule: 'pushers', reason: 'group-match' })
+  })
+})
