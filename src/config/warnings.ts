@@ -24,6 +24,15 @@ export function configWarnings(config: Config): ConfigWarning[] {
   if (key !== undefined && Buffer.byteLength(key) < 32) {
     warnings.push({ code: 'IAP_WARN_LOG_KEY_SHORT', key: 'accessLog.integrity.key', message: 'shorter than 32 bytes: a weak HMAC key lets a forger rebuild the chain; generate one with `openssl rand -base64 48`' })
   }
+  // An empty `${ENTRA_CLIENT_SECRET}` leaves the key unset, and the config stays valid: say that this
+  // turns browser sign-in off, or a forgotten Secret looks like a bare 401 page to every user.
+  if (config.entra !== undefined && !config.entra.clientSecret) {
+    warnings.push({
+      code: 'IAP_WARN_SIGN_IN_OFF',
+      key: 'entra.clientSecret',
+      message: 'not set: browser sign-in is off, so browsers get a 401 page and /-/iap/login answers 503 sign-in-not-configured; set it (with session.secret) for web users, or ignore this for API/git-only deployments',
+    })
+  }
   const issuers = config.issuers.map((i) => i.name)
   for (const [alias, value] of Object.entries(config.groups)) {
     if (!isGroupId(value, issuers)) {

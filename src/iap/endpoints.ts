@@ -24,6 +24,7 @@ import { createWhoami } from './whoami.ts'
 export interface IapLogger {
   info(obj: object, msg?: string): void
   warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
 }
 
 export interface IapEndpointDeps {
@@ -44,6 +45,9 @@ export interface IapEndpointDeps {
   readonly log?: IapLogger
 }
 
+/** What an operator checks when Entra refuses the proxy's client credentials (`login-client-auth-failed`). */
+const CLIENT_AUTH_HINT = 'check entra.clientSecret (expired?) and entra.clientId against the app registration'
+
 /** Entra's `error` values that mean the user was not signed in (rather than a broken response). */
 const IDP_DENIALS = new Set(['access_denied', 'consent_required', 'interaction_required', 'login_required'])
 
@@ -55,6 +59,7 @@ const LOGIN_FAILURE_TEXT: Record<string, string> = {
   'login-denied-at-idp': 'Microsoft Entra ID did not sign you in.',
   'login-callback-invalid': 'The sign-in response is not valid.',
   'login-code-rejected': 'Microsoft Entra ID refused the sign-in code. Start again.',
+  'login-client-auth-failed': 'Sign-in is misconfigured on this server: Microsoft Entra ID did not accept its credentials. Starting again will not help; contact your administrator.',
   'login-id-token-invalid': 'The identity token from Microsoft Entra ID is not valid.',
   'login-tenant-invalid': 'The account belongs to another organisation.',
   'login-claims-invalid': 'The identity token from Microsoft Entra ID lacks the user object id, or its user name, email or a group contains control characters. Ask your administrator to check the account.',
@@ -74,7 +79,8 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
 
   const failLogin = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, reason: string, status: number, extra: Record<string, string | string[]> = {}) => {
     deny(ctx, reason)
-    sendStatusPage(req, res, { status, title: status >= 500 ? 'Sign-in temporarily unavailable' : 'Sign-in failed', message: LOGIN_FAILURE_TEXT[reason] ?? 'Sign-in failed.', requestId: ctx.id, reason }, extra)
+    const title = reason === 'login-client-auth-failed' ? 'Sign-in misconfigured' : status >= 500 ? 'Sign-in temporarily unavailable' : 'Sign-in failed'
+    sendStatusPage(req, res, { status, title, message: LOGIN_FAILURE_TEXT[reason] ?? 'Sign-in failed.', requestId: ctx.id, reason }, extra)
   }
 
   const login: Handler = async (req, res, ctx) => {
@@ -83,6 +89,9 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const rd = new URLSearchParams(ctx.query).get('rd')
     const target = rd === null ? { ok: true as const, target: '/' } : validateRedirectTarget(rd)
     if (!target.ok) return failLogin(req, res, ctx, target.reason, 400)
+    // The callback needs the store (spent states, the new session). When readiness already says it is
+    // down, refuse now rather than after the user has typed their password at Entra.
+    if (!deps.sessions.store.isReady()) return failLogin(req, res, ctx, 'session-store-unavailable', 503, { 'retry-after': '5' })
     const returnTo = storedReturnTarget(target.target)
     const state = loginState(randomState(), returnTo)
     const nonce = randomNonce()
@@ -145,8 +154,17 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const callbackUrl = new URL(`${deps.entra.redirectUri}${ctx.query ? `?${ctx.query}` : ''}`)
     const redeemed = await deps.entra.redeem(callbackUrl, { state: tx.state, nonce: tx.nonce, codeVerifier: tx.codeVerifier })
     if (!redeemed.ok) {
+      if (redeemed.reason === 'login-client-auth-failed') {
+        // Every sign-in fails until an operator acts: an error, with the IdP's own words (never the secret, the code or a token).
+        deps.log?.error(
+          { reason: redeemed.reason, error: redeemed.idpError?.error, errorDescription: redeemed.idpError?.description, hint: CLIENT_AUTH_HINT, requestId: ctx.id },
+          'sign-in failed: Entra refused the proxy\'s client credentials',
+        )
+        return failLogin(req, res, ctx, redeemed.reason, 502, { 'set-cookie': clearTx })
+      }
       deps.log?.info({ reason: redeemed.reason, requestId: ctx.id }, 'sign-in failed')
-      return failLogin(req, res, ctx, redeemed.reason, redeemed.status === 502 ? 503 : redeemed.status, { 'set-cookie': clearTx })
+      // Entra unreachable is an outage (503, as at login); the other failures are the callback's own.
+      return failLogin(req, res, ctx, redeemed.reason, redeemed.reason === 'login-idp-unavailable' ? 503 : redeemed.status, { 'set-cookie': clearTx })
     }
     const resolved = await resolveUser(redeemed.tokens.claims)
     if (!resolved.ok) return failLogin(req, res, ctx, resolved.reason, resolved.status, { 'set-cookie': clearTx })

@@ -16,14 +16,31 @@ export interface TokenSet {
 
 export type RedeemResult =
   | { readonly ok: true; readonly tokens: TokenSet }
-  | { readonly ok: false; readonly reason: LoginFailureReason; readonly status: 400 | 403 | 502 }
+  | { readonly ok: false; readonly reason: LoginFailureReason; readonly status: 400 | 403 | 502; readonly idpError?: IdpError }
 
 export type LoginFailureReason =
   | 'login-denied-at-idp'
   | 'login-callback-invalid'
   | 'login-code-rejected'
+  | 'login-client-auth-failed'
   | 'login-id-token-invalid'
   | 'login-idp-unavailable'
+
+/** The token endpoint's OAuth error, for the operator's log: `error` and a sanitized, capped `error_description`. */
+export interface IdpError {
+  readonly error: string
+  readonly description?: string
+}
+
+/**
+ * Token-endpoint errors that blame the proxy's own credentials, not the user's code: Entra answers
+ * `invalid_client` to a wrong or expired secret (AADSTS7000215, AADSTS7000222) and `unauthorized_client`
+ * to an unknown client id (AADSTS700016).
+ */
+const CLIENT_AUTH_ERRORS = new Set(['invalid_client', 'unauthorized_client'])
+
+/** Longest `error_description` kept: Entra's carry trace and correlation ids, worth a log line, not a page. */
+export const IDP_DESCRIPTION_MAX = 500
 
 export type RefreshGrantResult =
   | { readonly ok: true; readonly tokens: Partial<TokenSet> }
@@ -64,12 +81,43 @@ export function isLoopbackHttp(url: string): boolean {
   return u.protocol === 'http:' && LOOPBACK.has(u.hostname)
 }
 
-/** Maps openid-client's errors for a code redemption to a reason. */
-export function classifyRedeemError(err: unknown): { reason: LoginFailureReason; status: 400 | 403 | 502 } {
+/** Control characters (CR/LF in Entra's descriptions, anything a log line should not carry) become spaces. */
+function sanitizeDescription(text: unknown, secrets: readonly string[]): string | undefined {
+  if (typeof text !== 'string' || text === '') return undefined
+  let out = text
+  // The IdP has no business echoing them, but if it did the log must not: a secret or code never lands there.
+  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join('[redacted]')
+  out = out.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim()
+  return out.length > IDP_DESCRIPTION_MAX ? `${out.slice(0, IDP_DESCRIPTION_MAX - 1)}…` : out
+}
+
+/** The OAuth `error` a token-endpoint failure carries: in the JSON body, or in a `WWW-Authenticate` challenge (a 401 may use either). */
+function tokenEndpointError(err: unknown): { error: string; description?: unknown } | undefined {
+  if (err instanceof client.ResponseBodyError) return { error: err.error, description: err.error_description }
+  if (err instanceof client.WWWAuthenticateChallengeError) {
+    for (const challenge of err.cause) {
+      const error = challenge.parameters.error
+      if (typeof error === 'string') return { error, description: challenge.parameters.error_description }
+    }
+  }
+  return undefined
+}
+
+/**
+ * Maps openid-client's errors for a code redemption to a reason. `secrets` (the client secret, the
+ * code) are cut out of the IdP's description before it can reach a log.
+ */
+export function classifyRedeemError(err: unknown, secrets: readonly string[] = []): { reason: LoginFailureReason; status: 400 | 403 | 502; idpError?: IdpError } {
   if (err instanceof client.AuthorizationResponseError) {
     return err.error === 'access_denied' || err.error === 'consent_required' || err.error === 'interaction_required' || err.error === 'login_required'
       ? { reason: 'login-denied-at-idp', status: 403 }
       : { reason: 'login-callback-invalid', status: 400 }
+  }
+  const oauth = tokenEndpointError(err)
+  if (oauth && CLIENT_AUTH_ERRORS.has(oauth.error)) {
+    // The proxy's misconfiguration, not the user's: a gateway error, and the operator gets the IdP's words.
+    const description = sanitizeDescription(oauth.description, secrets)
+    return { reason: 'login-client-auth-failed', status: 502, idpError: { error: oauth.error, ...(description !== undefined && { description }) } }
   }
   if (err instanceof client.ResponseBodyError) return { reason: 'login-code-rejected', status: 400 }
   const code = (err as { code?: string })?.code
@@ -96,7 +144,8 @@ export function classifyRefreshError(err: unknown): 'session-refresh-rejected' |
 
 export function createEntraClient(options: EntraClientOptions): EntraClient {
   const { entra } = options
-  if (!entra.clientSecret) throw new IapError('IAP_ERR_CONFIG_INVALID', 'entra.clientSecret: browser sign-in needs the client secret')
+  const clientSecret = entra.clientSecret
+  if (!clientSecret) throw new IapError('IAP_ERR_CONFIG_INVALID', 'entra.clientSecret: browser sign-in needs the client secret')
   const authority = entra.authority.replace(/\/+$/, '')
   const issuer = `${authority}/${entra.tenantId}/v2.0`
   const redirectUri = `${options.publicUrl.replace(/\/+$/, '')}/-/iap/callback`
@@ -111,7 +160,7 @@ export function createEntraClient(options: EntraClientOptions): EntraClient {
       new URL(issuer),
       entra.clientId,
       { redirect_uris: [redirectUri], response_types: ['code'] },
-      client.ClientSecretPost(entra.clientSecret),
+      client.ClientSecretPost(clientSecret),
       {
         timeout: options.timeoutSeconds ?? 10,
         ...(insecure && { execute: [client.allowInsecureRequests] }),
@@ -182,7 +231,8 @@ export function createEntraClient(options: EntraClientOptions): EntraClient {
         if (!claims || !tokens.id_token) return { ok: false, reason: 'login-id-token-invalid', status: 400 }
         return { ok: true, tokens: { claims: claims as Record<string, unknown>, idToken: tokens.id_token, ...(tokens.refresh_token !== undefined && { refreshToken: tokens.refresh_token }) } }
       } catch (err) {
-        return { ok: false, ...classifyRedeemError(err) }
+        const code = callbackUrl.searchParams.get('code')
+        return { ok: false, ...classifyRedeemError(err, [clientSecret, ...(code ? [code] : [])]) }
       }
     },
     async refresh(refreshToken) {

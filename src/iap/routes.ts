@@ -6,7 +6,8 @@ import type { RequestContext } from '../server/context.ts'
 
 /**
  * The methods each `/-/iap/` endpoint answers; any other path under the prefix is 404. `jwks.json`
- * is served by src/proxy/assertion.ts; login, callback and logout exist only with browser sign-in.
+ * is served by src/proxy/assertion.ts; login, callback and logout work only with browser sign-in
+ * (without it they answer 503 `sign-in-not-configured`).
  */
 export const IAP_ENDPOINT_METHODS: Readonly<Record<string, readonly string[]>> = {
   '/-/iap/login': ['GET', 'HEAD'],
@@ -41,8 +42,22 @@ export const deny = (ctx: RequestContext, reason: string, result: 'deny' | 'chal
   ctx.decision = { result, rule: null, reason }
 }
 
-/** Dispatches `/-/iap/*` paths to their handlers (405 with `Allow` for other methods); false for unknown paths. */
-export function routeIapEndpoints(routes: Record<string, { methods: readonly string[]; handler: Handler }>) {
+/**
+ * Answers a sign-in endpoint of a proxy without browser sign-in (no `entra.clientSecret`): 503 with a
+ * reason, not 404, so the user and the operator see that sign-in is off rather than a broken link.
+ */
+const signInNotConfigured: Handler = (req, res, ctx) => {
+  deny(ctx, 'sign-in-not-configured')
+  sendStatusPage(req, res, { status: 503, title: 'Sign-in not available', message: 'Browser sign-in is not configured on this server. Contact your administrator.', requestId: ctx.id, reason: 'sign-in-not-configured' })
+}
+
+/**
+ * Dispatches `/-/iap/*` paths to their handlers (405 with `Allow` for other methods); false for unknown
+ * paths. Sign-in paths `routes` lacks (browser sign-in off) answer `sign-in-not-configured`.
+ */
+export function routeIapEndpoints(given: Record<string, { methods: readonly string[]; handler: Handler }>) {
+  const routes = { ...given }
+  for (const path of SIGN_IN_PATHS) routes[path] ??= { methods: IAP_ENDPOINT_METHODS[path]!, handler: signInNotConfigured }
   return function iapEndpoints(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): boolean | Promise<boolean> {
     const route = routes[ctx.path]
     if (!route) return false
