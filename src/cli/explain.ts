@@ -90,16 +90,18 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   } else if (attr.route === 'iap') {
     // The proxy's own endpoints: answered by serve itself, never forwarded; no rule applies.
     const methods = IAP_ENDPOINT_METHODS[path]
-    const present = methods !== undefined && (!SIGN_IN_PATHS.has(path) || browserSignInConfigured(config))
+    const present = methods !== undefined
+    // Without browser sign-in, login, callback and logout still answer: 503, saying sign-in is off.
+    const signInOff = SIGN_IN_PATHS.has(path) && !browserSignInConfigured(config)
     // jwks.json answers GET and HEAD only; other methods find no endpoint at all.
     const allowed = present && methods.includes(method)
     // whoami names the caller: without a credential it answers 401.
     const unidentified = allowed && path === '/-/iap/whoami' && identity.kind === 'anonymous'
-    iapStatus = unidentified ? 401 : allowed ? 200 : present && path !== '/-/iap/jwks.json' ? 405 : 404
+    iapStatus = unidentified ? 401 : allowed ? (signInOff ? 503 : 200) : present && path !== '/-/iap/jwks.json' ? 405 : 404
     decision = unidentified
       ? { result: 'challenge', rule: null, reason: 'credentials-missing' }
       : allowed
-        ? { result: 'allow', rule: null, reason: 'iap-endpoint' }
+        ? signInOff ? { result: 'deny', rule: null, reason: 'sign-in-not-configured' } : { result: 'allow', rule: null, reason: 'iap-endpoint' }
         : { result: 'deny', rule: null, reason: iapStatus === 405 ? 'method-not-allowed' : 'iap-endpoint-unknown' }
     note = `/-/iap/ is gitlab-iap's own prefix: serve answers ${iapStatus === 200 ? 'this request' : iapStatus} itself and never forwards it; the policy does not apply`
   } else {

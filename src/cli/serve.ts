@@ -50,12 +50,16 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
       // Compared with the config the process started with: that is what listeners, issuers and stores still run on.
       const restartNeeded = restartRequiredKeys(config, next)
       server.app.reload(next)
+      server.metrics.configReload('success')
       log.info({ trigger, rules: next.policy.rules.length }, 'policy reloaded')
       // A reloaded policy can bring its own weak settings (a `projects` pattern below every group).
       warn(next)
       if (restartNeeded.length > 0) log.warn({ code: 'IAP_WARN_RESTART_REQUIRED', keys: restartNeeded }, `changed but applied only after a restart: ${restartNeeded.join(', ')}`)
     },
-    onError: (err, trigger) => log.error({ trigger, code: (err as { code?: string }).code, reason: err.message }, 'config reload rejected; the running policy stays'),
+    onError: (err, trigger) => {
+      server.metrics.configReload('failure')
+      log.error({ trigger, code: (err as { code?: string }).code, reason: err.message }, 'config reload rejected; the running policy stays')
+    },
   })
 
   return new Promise<number>((resolve) => {

@@ -50,9 +50,9 @@ describe('gitlab-iap explain', () => {
     expect(await explain('/-/IAP/whoami')).toMatchObject({ decision: 'deny', rule: null, reason: 'iap-endpoint-unknown', status: 404 })
     expect(await explain('/-/iap/nope')).toMatchObject({ decision: 'deny', reason: 'iap-endpoint-unknown', status: 404 })
     expect(await explain('/-/iap/jwks.json', 'POST')).toMatchObject({ decision: 'deny', reason: 'iap-endpoint-unknown', status: 404 })
-    // Without browser sign-in (no client secret), only whoami and jwks.json exist.
+    // Without browser sign-in (no client secret), login, callback and logout answer 503 and say so, as serve does.
     const withoutSignIn = await cli(['explain', '--config', 'config.example.yaml', '--path', '/-/iap/login', '--json'], { ...EXAMPLE_ENV, ENTRA_CLIENT_SECRET: '' })
-    expect(JSON.parse(withoutSignIn.stdout)).toMatchObject({ reason: 'iap-endpoint-unknown', status: 404 })
+    expect(JSON.parse(withoutSignIn.stdout)).toMatchObject({ decision: 'deny', reason: 'sign-in-not-configured', status: 503 })
   })
 
   it('an anonymous request the policy would refuse is challenged; the text still says why no rule decided', async () => {
