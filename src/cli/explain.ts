@@ -15,7 +15,8 @@ import { compilePolicy, decide } from '../policy/index.ts'
 import { parseCommandArgs } from './args.ts'
 import type { CliIo } from './io.ts'
 
-export const EXPLAIN_HELP = `Usage: gitlab-iap explain [--config FILE] --path P [--method M] [--group G]... [--user U] [--anonymous] [--json]
+export const EXPLAIN_HELP = `Usage: gitlab-iap explain [--config FILE] --path P [--method M] [--group G]... [--user U | --app ID] [--role R]...
+                          [--anonymous] [--ip ADDR] [--project P] [--json]
 
 Print the policy decision for a hypothetical request: allow or deny (deny with challenge when the request has no
 credential), the rule that decided, and why.
@@ -50,6 +51,12 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
     return 0
   }
   if (!values.path) throw new IapError('IAP_ERR_CLI_USAGE', '--path is required (e.g. --path /admin/users)')
+  // One identity per question: an answer for another one than asked about would mislead.
+  const identityFlags = (['user', 'app', 'group', 'role'] as const).filter((flag) => values[flag] !== undefined)
+  if (values.anonymous && identityFlags.length > 0) throw new IapError('IAP_ERR_CLI_USAGE', `--anonymous contradicts --${identityFlags[0]}: ask about one identity`)
+  if (values.app !== undefined && (values.user !== undefined || values.group !== undefined)) {
+    throw new IapError('IAP_ERR_CLI_USAGE', `--app contradicts --${values.user !== undefined ? 'user' : 'group'}: an app-only identity has no user and no groups (give its --role)`)
+  }
   // A policy question needs no secrets: unset ${VAR}s stand in with placeholders.
   const { config } = loadConfigFile(resolveConfigPath(values.config, io.env), io.env, { missingEnv: 'placeholder' })
   const method = (values.method ?? 'GET').toUpperCase()

@@ -98,6 +98,20 @@ describe('gitlab-iap explain', () => {
     expect(res.code).toBe(2)
     expect(res.stderr.trim()).toBe('gitlab-iap: --path is required (e.g. --path /admin/users)')
   })
+
+  it('refuses contradictory identities instead of silently answering for another one', async () => {
+    for (const [flags, message] of [
+      [['--user', 'bob@contoso.com', '--anonymous'], '--anonymous contradicts --user'],
+      [['--group', 'engineering', '--anonymous'], '--anonymous contradicts --group'],
+      [['--app', '22222222-2222-2222-2222-222222222222', '--user', 'bob@contoso.com'], '--app contradicts --user'],
+      [['--app', '22222222-2222-2222-2222-222222222222', '--group', 'admins'], '--app contradicts --group'],
+    ] as const) {
+      const res = await cli(['explain', '--config', 'config.example.yaml', '--path', '/admin', ...flags], EXAMPLE_ENV)
+      expect(res.code).toBe(2)
+      expect(res.stdout).toBe('')
+      expect(res.stderr).toContain(message)
+    }
+  })
 })
 
 describe('hot reload', () => {
