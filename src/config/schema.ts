@@ -114,7 +114,11 @@ const entra = z.strictObject({
   tenantId: z.string().regex(GUID, 'must be the tenant GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)').transform(lowerGuid),
   clientId: nonEmpty.transform(lowerGuid).describe('Application (client) id of the proxy app registration.'),
   clientSecret: z.string().min(1).optional().describe('Client secret for the browser login (code flow).'),
-  authority: httpUrl.default('https://login.microsoftonline.com').describe('Entra authority; the tenant id is appended.'),
+  authority: httpUrl
+    // `https://login.microsoftonline.com/<tenant>/v2.0` pasted from a portal gives a discovery URL that 404s at start-up.
+    .refine((url) => ['', '/'].includes(URL.parse(url)?.pathname ?? ''), 'give the host only (https://login.microsoftonline.com): the tenant goes in entra.tenantId, and the proxy adds the rest')
+    .default('https://login.microsoftonline.com')
+    .describe('Entra authority, host only; the tenant id is appended.'),
   scopes: z.array(nonEmpty).default(['openid', 'profile', 'email', 'offline_access']),
   audiences: z.array(nonEmpty).default([]).describe('Accepted `aud` for bearer access tokens (clientId is always accepted).'),
   graphUrl: httpUrl.default('https://graph.microsoft.com').describe('Microsoft Graph base URL, for groups overage.'),

@@ -76,12 +76,25 @@ export interface KeySetOptions {
 /** Discovery documents and key sets are small (Entra's is ~10 KiB); refuse anything absurd. */
 const MAX_DOCUMENT_BYTES = 512 * 1024
 
+/** Most of an error answer read to say what the IdP said (Entra: `{"error":"invalid_tenant","error_description":"AADSTS90002: …"}`). */
+const MAX_ERROR_BODY_BYTES = 4096
+
+/** ` invalid_tenant: AADSTS90002: Tenant '…' not found…` from an OAuth-style error body; '' for anything else. */
+async function idpErrorOf(res: Response): Promise<string> {
+  try {
+    const body = JSON.parse(await readLimited(res, MAX_ERROR_BODY_BYTES)) as { error?: unknown; error_description?: unknown }
+    const said = [body.error, body.error_description].filter((v): v is string => typeof v === 'string').join(': ')
+    // The IdP's own words, one line and bounded: it may echo what it was asked, never anything secret of ours.
+    return said === '' ? '' : ` ${said.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').slice(0, 300)}`
+  } catch {
+    await res.body?.cancel().catch(() => {})
+    return ''
+  }
+}
+
 async function fetchJson(doFetch: typeof fetch, url: string, init: RequestInit): Promise<unknown> {
   const res = await doFetch(url, { ...init, redirect: 'manual' })
-  if (res.status !== 200) {
-    await res.body?.cancel()
-    throw new Error(`HTTP ${res.status}`)
-  }
+  if (res.status !== 200) throw new Error(`GET ${displayUrl(url)}: HTTP ${res.status}${await idpErrorOf(res)}`)
   const text = await readLimited(res, MAX_DOCUMENT_BYTES)
   try {
     return JSON.parse(text) as unknown
@@ -184,7 +197,7 @@ export function createIssuerKeys(spec: IssuerSpec, options: KeySetOptions): Issu
       doc = (await fetchJson(doFetch, spec.discoveryUrl, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } })) as typeof doc
     } catch (err) {
       options.metrics.jwksFetch(label, 'failure')
-      throw new Error(`discovery failed: ${describe(err)}`)
+      throw new Error(`discovery failed: ${describe(err)}${spec.label.startsWith('entra') ? ' (check entra.tenantId and entra.authority)' : ` (check issuers: ${spec.label})`}`)
     }
     if (doc?.issuer !== spec.iss) {
       options.metrics.jwksFetch(label, 'failure')

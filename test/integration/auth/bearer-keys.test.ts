@@ -5,6 +5,8 @@
  * then recovery in the background).
  */
 import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
@@ -150,6 +152,32 @@ describe('signing keys', () => {
     expect(body.checks.auth['entra/v1']!.ready).toBe(false)
     expect((await get(proxy, await idp.mint())).status).toBe(200)
     expect((await get(proxy, await idp.mint({}, { issuer: 'v1' }))).status).not.toBe(200)
+  })
+
+  it('a wrong tenant: /readyz and the log say what Entra answered and which keys to check', async () => {
+    // Entra's answer to discovery for a tenant that does not exist.
+    const entra = createServer((req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: 'invalid_tenant', error_description: "AADSTS90002: Tenant '0000dead-0000-4000-8000-000000000000' not found.\r\nTrace ID: x" }))
+    })
+    await new Promise<void>((resolve) => entra.listen(0, '127.0.0.1', resolve))
+    try {
+      const authority = `http://127.0.0.1:${(entra.address() as AddressInfo).port}`
+      const proxy = await startServe(baseConfig(upstream.url, { entra: { tenantId: '0000dead-0000-4000-8000-000000000000', clientId: TEST_CLIENT, authority } }), { waitForReady: false })
+      running.push(proxy)
+      let ready = await readyz(proxy)
+      for (let i = 0; i < 60 && ready.entra.lastError === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 50))
+        ready = await readyz(proxy)
+      }
+      expect(ready.entra.lastError).toContain('HTTP 400 invalid_tenant: AADSTS90002')
+      expect(ready.entra.lastError).toContain('/0000dead-0000-4000-8000-000000000000/v2.0/.well-known/openid-configuration')
+      expect(ready.entra.lastError).toContain('check entra.tenantId and entra.authority')
+      expect(ready.entra.lastError).not.toMatch(/[\r\n]/)
+      await expect.poll(() => proxy.stderr(), { timeout: 5000 }).toContain('AADSTS90002')
+    } finally {
+      entra.close()
+    }
   })
 
   it('IdP down at start: not ready and 503 (fail closed), then recovery in the background', async () => {

@@ -119,6 +119,13 @@ describe('config loading', () => {
     expect(configWarnings(config)[0]!.message).toMatch(/below every top-level group.*rule "everywhere"/)
   })
 
+  it('refuses an Entra authority with a path (the portal\'s https://login.microsoftonline.com/<tenant>/v2.0): the host only', () => {
+    const entra = (authority: string) => `${minimal}entra: { tenantId: "00000000-0000-4000-8000-000000000001", clientId: "00000000-0000-4000-8000-000000000002", authority: "${authority}" }\n`
+    expect(errorOf(entra('https://login.microsoftonline.com/00000000-0000-4000-8000-000000000001/v2.0'), {}).message).toMatch(/^entra\.authority: give the host only/)
+    expect(parseConfig(entra('https://login.microsoftonline.com/'), {}).entra!.authority).toBe('https://login.microsoftonline.com/')
+    expect(parseConfig(entra('https://login.microsoftonline.us'), {}).entra!.authority).toBe('https://login.microsoftonline.us')
+  })
+
   it('names the changed keys a reload cannot apply (policy, groups and trusted proxies it can)', () => {
     const running = parseConfig(`${minimal}groups: { a: "x" }\n`, {})
     const next = parseConfig(
