@@ -19,7 +19,7 @@ import type { Metrics } from './metrics/registry.ts'
 import { createCidrSet, type CidrSet } from './net/cidr.ts'
 import type { Decision } from './policy/decision.ts'
 import { compilePolicy, decide, type CompiledPolicy } from './policy/index.ts'
-import { createForwarder, hasBody, type BodyRewrite, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
+import { createForwarder, failureStatus, hasBody, type BodyRewrite, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
 import { sanitizeRequestHeaders, setIdentityHeaders } from './proxy/headers.ts'
 import type { RequestContext } from './server/context.ts'
 import { createRequestContext, isTrustedPeer } from './server/request-context.ts'
@@ -134,16 +134,17 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       const ctx = (req as WithContext)[kContext]
       if (!ctx) return
       ctx.error = failure
-      deps.log.warn({ requestId: ctx.id, code: failure === 'upstream-timeout' ? 'IAP_ERR_UPSTREAM_TIMEOUT' : 'IAP_ERR_UPSTREAM_UNREACHABLE', failure }, 'forwarding failed')
+      // A client whose upload stalled is the client's doing, not GitLab's: no operator warning.
+      if (failure !== 'client-body-timeout') deps.log.warn({ requestId: ctx.id, code: failure === 'upstream-timeout' ? 'IAP_ERR_UPSTREAM_TIMEOUT' : 'IAP_ERR_UPSTREAM_UNREACHABLE', failure }, 'forwarding failed')
       // An open websocket whose GitLab side failed: the client already has its 101, so the record keeps
       // 101 (with the error code) and the connection just closes.
       if (upgraded) return void target.destroy()
-      const status = failure === 'upstream-timeout' ? 504 : 502
+      const status = failureStatus(failure)
       if ('writeHead' in target) {
         sendStatusPage(req, target as ServerResponse, {
           status,
-          title: status === 504 ? 'GitLab did not answer in time' : 'GitLab is unavailable',
-          message: status === 504 ? 'The request to GitLab timed out. Try again.' : 'The proxy could not reach GitLab. Try again shortly.',
+          title: status === 408 ? 'The upload stalled' : status === 504 ? 'GitLab did not answer in time' : 'GitLab is unavailable',
+          message: status === 408 ? 'No part of the request body arrived for too long. Try again.' : status === 504 ? 'The request to GitLab timed out. Try again.' : failure === 'upstream-invalid-response' ? 'GitLab sent an answer the proxy cannot relay. Try again shortly.' : 'The proxy could not reach GitLab. Try again shortly.',
           requestId: ctx.id,
           reason: failure,
         })

@@ -14,7 +14,7 @@ export interface FramingProblem {
 }
 
 /** reg-name or IPv4 (RFC 3986 §3.2.2), or an IPv6 literal, with an optional port. */
-const HOST = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?$/
+const HOST = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::(\d{0,5}))?$/
 
 /** The headers that frame a request body, whose underscore spellings are refused. */
 const FRAMING_HEADERS = new Set(['transfer-encoding', 'content-length'])
@@ -47,6 +47,8 @@ export function checkRequestFraming(req: Pick<IncomingMessage, 'method' | 'rawHe
   // HTTP/1.1 must send Host (RFC 9112 §3.2); HTTP/1.0 may not (health checks), and gets the public host.
   if (hosts === 0) return req.httpVersionMinor >= 1 ? { status: 400, reason: 'host-missing' } : undefined
   if (hosts > 1) return { status: 400, reason: 'host-duplicate' }
-  if (!HOST.test(host!)) return { status: 400, reason: 'host-invalid' }
+  const match = HOST.exec(host!)
+  // A port is at most 65535 (RFC 6335 §6): `a:99999` names no port GitLab could be on.
+  if (!match || Number(match[1] ?? 0) > 65535) return { status: 400, reason: 'host-invalid' }
   return undefined
 }

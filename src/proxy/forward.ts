@@ -7,14 +7,24 @@
  * http-proxy-3, which pipes the upgraded sockets.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
+import { Agent as HttpsAgent } from 'node:https'
+import { isIP, type Socket } from 'node:net'
 import { PassThrough, type Duplex } from 'node:stream'
 import { createProxyServer } from 'http-proxy-3'
 import { buildConnector, Pool, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.ts'
 import { forwardableResponseHeaders } from './headers.ts'
 
-export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset'
+/**
+ * Why forwarding failed: GitLab could not be reached, was silent too long, broke the connection, or sent
+ * something that is no HTTP response (a head over the limit, bad framing); or the client's upload stalled.
+ */
+export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset' | 'upstream-invalid-response' | 'client-body-timeout'
+
+/** The status a failure is answered with: the client's own stalled upload 408, GitLab's silence 504, else 502. */
+export function failureStatus(failure: ForwardFailure): 408 | 502 | 504 {
+  return failure === 'client-body-timeout' ? 408 : failure === 'upstream-timeout' ? 504 : 502
+}
 
 export interface ForwardHooks {
   /** GitLab's response head arrived (before it is copied to the client). */
@@ -54,8 +64,13 @@ interface RewriteBudget {
 /** Most bytes held for rewrites at once, all requests together; beyond it answers are relayed unread. */
 const MAX_REWRITE_BUFFER_BYTES = 64 * 1024 * 1024
 
+/** The code `watchStalledUpload` gives up with (undici's own `UND_ERR_BODY_TIMEOUT` is GitLab's body). */
+const CLIENT_BODY_TIMEOUT = 'IAP_CLIENT_BODY_TIMEOUT'
+
 function classify(err: NodeJS.ErrnoException): ForwardFailure {
   switch (err.code) {
+    case CLIENT_BODY_TIMEOUT:
+      return 'client-body-timeout'
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
@@ -63,11 +78,23 @@ function classify(err: NodeJS.ErrnoException): ForwardFailure {
     case 'ECONNECTTIMEOUT':
       return 'upstream-timeout'
     case 'UND_ERR_SOCKET':
+      // undici's names for a head that cannot be one (a second 100, an upgrade nobody asked for).
+      return err.message === 'bad response' || err.message === 'bad upgrade' ? 'upstream-invalid-response' : 'upstream-reset'
     case 'ECONNRESET':
     case 'EPIPE':
       return 'upstream-reset'
+    // A head over the limit, a body that does not match its length, a header value Node refuses to send.
+    case 'UND_ERR_HEADERS_OVERFLOW':
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
+    case 'ERR_INVALID_CHAR':
+    case 'ERR_INVALID_HTTP_TOKEN':
+    case 'ERR_HTTP_INVALID_HEADER_VALUE':
+    case 'ERR_HTTP_INVALID_STATUS_CODE':
+      return 'upstream-invalid-response'
     default:
-      return 'upstream-unreachable'
+      // llhttp's parse errors (undici's and Node's, websocket handshakes): GitLab's bytes are no HTTP response.
+      return err.code?.startsWith('HPE_') ? 'upstream-invalid-response' : 'upstream-unreachable'
   }
 }
 
@@ -90,13 +117,24 @@ export function hasBody(req: Pick<IncomingMessage, 'rawHeaders'>): boolean {
 let parsing: Socket | undefined
 
 /**
+ * The name TLS asks GitLab for and checks its certificate against: `upstream.url`'s host, none for an
+ * IP literal (checked against the address). Never the client's `Host` (the public name), which undici
+ * and Node's agents take by default.
+ */
+export function upstreamServername(url: URL): string | undefined {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  return isIP(host) === 0 ? host : undefined
+}
+
+/**
  * undici's connector, noting which socket is being read before undici parses from it: a response
  * handler then knows the socket its first bytes came on, and whether it broke in that same read.
+ * Connections to GitLab are made for `servername` (see `upstreamServername`), whatever a request says.
  */
-function trackingConnector(timeoutMs: number): buildConnector.connector {
+function trackingConnector(timeoutMs: number, servername: string | undefined): buildConnector.connector {
   const connect = buildConnector({ timeout: timeoutMs })
   return (options, callback) =>
-    connect(options, (...result) => {
+    connect({ ...options, servername }, (...result) => {
       const socket = result[1]
       if (socket) socket.on('readable', () => (parsing = socket))
       callback(...result)
@@ -126,6 +164,8 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   private readonly req: IncomingMessage
   private readonly res: ServerResponse
   private readonly hooks: ForwardHooks
+  /** The client's upload as undici reads it, when the request has a body. */
+  private readonly upload: PassThrough | null
 
   /** Rewrites a 2xx body read whole (see `Forwarder.web`); `collected` holds it meanwhile. */
   private rewrite: BodyRewrite | undefined
@@ -134,10 +174,11 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   /** Bytes all copiers of this forwarder hold for rewrites, shared: many answers at once cannot pile up. */
   private readonly budget: RewriteBudget
 
-  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks, budget: RewriteBudget, rewrite?: BodyRewrite) {
+  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks, budget: RewriteBudget, upload: PassThrough | null, rewrite?: BodyRewrite) {
     this.req = req
     this.res = res
     this.hooks = hooks
+    this.upload = upload
     this.budget = budget
     this.rewrite = rewrite
   }
@@ -176,6 +217,8 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
     if (typeof cookies === 'string') headers['set-cookie'] = [cookies]
     this.statusCode = statusCode
     this.statusMessage = statusMessage
+    // GitLab answers before the upload ended (Workhorse's early 413 or 401): the answer closes the connection.
+    if (this.upload && !this.req.complete) closeAfterAnswer(this.req, this.res, this.upload)
     this.headers = forwardableResponseHeaders(headers, this.res.shouldKeepAlive === false ? 'close' : 'keep-alive', this.hooks.ownCookie)
     this.hooks.onResponse(this.req, statusCode)
     // Only a successful, uncompressed answer is rewritten; anything else is relayed as it comes.
@@ -319,6 +362,8 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
       // one it then refused, and would refuse our 502 for it), keep our request id.
       res.statusMessage = ''
       for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name)
+      // Our 502/504/408 while the client is still uploading: it closes the connection.
+      if (this.upload && !this.req.complete) closeAfterAnswer(this.req, res, this.upload)
     }
     this.hooks.onError(this.req, res, classify(err as NodeJS.ErrnoException), false)
   }
@@ -328,7 +373,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
  * undici's timeouts do not run while the request body is still being sent: a client whose upload
  * stalls would hold its GitLab connection forever. The same idle timeout applies to the upload (no
  * bytes from the client for a whole `idleMs` period, so it fires after idleMs to 2 × idleMs): GitLab's
- * side is abandoned and the client gets its 504.
+ * side is abandoned and the client, whose fault it is, gets a 408 (`client-body-timeout`).
  */
 function watchStalledUpload(req: IncomingMessage, idleMs: number, copier: ResponseCopier): void {
   // Reads the socket's byte count rather than listening for 'data', which would start the body flowing before undici reads it.
@@ -338,9 +383,39 @@ function watchStalledUpload(req: IncomingMessage, idleMs: number, copier: Respon
     if (req.complete) return clearInterval(timer)
     if (socket.bytesRead !== seen) return void (seen = socket.bytesRead)
     clearInterval(timer)
-    copier.abandon(Object.assign(new Error('upload idle timeout'), { code: 'UND_ERR_BODY_TIMEOUT' }))
+    copier.abandon(Object.assign(new Error('upload idle timeout'), { code: CLIENT_BODY_TIMEOUT }))
   }, idleMs)
   req.once('close', () => clearInterval(timer))
+}
+
+/**
+ * How long the rest of an upload is read and dropped after an answer that did not wait for it, before
+ * the connection is cut (nginx's lingering close, `lingering_time`).
+ */
+export const LINGER_MS = 5000
+
+/**
+ * An answer that goes out before the client's upload ended (GitLab's early 413 or 401, our 502, 504 or
+ * 408) closes the connection: `Connection: close`, since what is left of the body would otherwise be read
+ * as the next request. Once the answer is out, the client gets our end (FIN) at once, and the rest of
+ * its upload is read and dropped until it hangs up, for `LINGER_MS` at most: closing with unread bytes
+ * would send an RST, which can reach the client before it has read the answer. Node ends such a
+ * connection with `socket.destroySoon()` (end, then close at once): that one socket's gets this instead.
+ */
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse, upload: PassThrough): void {
+  res.shouldKeepAlive = false
+  const socket = req.socket
+  socket.destroySoon = () => {
+    // undici may still hold the body (GitLab answered without reading it): it gets no more of it.
+    req.unpipe(upload)
+    upload.destroy()
+    req.resume()
+    socket.end()
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref()
+    socket.once('close', () => clearTimeout(timer))
+    // The client hung up its side: all it sent is read; nothing to wait for.
+    socket.once('end', () => socket.destroy())
+  }
 }
 
 const kUpgraded = Symbol('gitlab-iap.upgraded')
@@ -350,8 +425,12 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
   const target = new URL(upstream.url)
   const idleMs = upstream.timeoutSeconds * 1000
   const rewriteBudget: RewriteBudget = { bytes: 0 }
+  const servername = upstreamServername(target)
+  // Named on every request, always the same: undici would otherwise take each request's `Host` and open a
+  // new connection whenever it differs from the last (the connector uses `servername` either way).
+  const requestServername = servername ?? target.hostname
   const pool = new Pool(target.origin, {
-    connect: trackingConnector(upstream.connectTimeoutSeconds * 1000),
+    connect: trackingConnector(upstream.connectTimeoutSeconds * 1000, servername),
     // Both are idle timeouts: until GitLab's head once the request is sent, and between body chunks.
     headersTimeout: idleMs,
     bodyTimeout: idleMs,
@@ -359,7 +438,10 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
     maxHeaderSize: 64 * 1024,
   })
   const proxy = createProxyServer({ target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, followRedirects: false, connectTimeout: upstream.connectTimeoutSeconds * 1000 })
-  const wsOptions = { target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, agent: false as const }
+  // Handshakes to an https GitLab go through an agent that names `servername` (Node's agents would take
+  // the client's `Host`); its options override the request's. Without keep-alive: one connection each.
+  const wsAgent = target.protocol === 'https:' ? new HttpsAgent({ servername: servername ?? '' }) : false
+  const wsOptions = { target: upstream.url, xfwd: false, changeOrigin: false, toProxy: true, agent: wsAgent }
 
   // http-proxy-3 writes GitLab's answer to a handshake (the 101, or any other status) with its headers
   // as they are: they get the same cleaning as ordinary responses (hop-by-hop, the proxy's own cookies),
@@ -396,17 +478,16 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
 
   return {
     web(req, res, rewrite) {
-      const copier = new ResponseCopier(req, res, hooks, rewriteBudget, rewrite)
+      // Through a PassThrough, not `req` itself: undici destroys the body it was given when the request
+      // fails, and destroying `req` would drop the client's connection before it gets its 502/504.
+      const body = hasBody(req) ? req.pipe(new PassThrough()) : null
+      const copier = new ResponseCopier(req, res, hooks, rewriteBudget, body, rewrite)
       res.once('close', copier.onClientClose)
-      let body: PassThrough | null = null
-      if (hasBody(req)) {
-        // Through a PassThrough, not `req` itself: undici destroys the body it was given when the request
-        // fails, and destroying `req` would drop the client's connection before it gets its 502/504.
-        body = req.pipe(new PassThrough())
-        watchStalledUpload(req, idleMs, copier)
-      }
+      if (body) watchStalledUpload(req, idleMs, copier)
       try {
-        pool.dispatch({ method: req.method!, path: req.url!, headers: req.headers as Record<string, string | string[]>, body }, copier)
+        // `servername` is an option undici's Request takes, missing from its DispatchOptions type.
+        const options: Dispatcher.DispatchOptions & { servername: string } = { method: req.method!, path: req.url!, headers: req.headers as Record<string, string | string[]>, body, servername: requestServername }
+        pool.dispatch(options, copier)
       } catch (err) {
         // A request undici refuses before sending (a header value it cannot write): answered like GitLab failing.
         copier.abandon(err as Error)
@@ -424,6 +505,7 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
     },
     async close() {
       proxy.close()
+      if (wsAgent) wsAgent.destroy()
       await pool.destroy()
     },
   }

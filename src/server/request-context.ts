@@ -1,6 +1,7 @@
 /** Builds the RequestContext: request id and client address, trusting forwarded values only from `server.trustedProxies`. */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { isIP } from 'node:net'
 import { ANONYMOUS } from '../auth/identity.ts'
 import { unmapIPv4, type CidrSet } from '../net/cidr.ts'
 import type { RequestContext } from './context.ts'
@@ -23,11 +24,25 @@ export function clientAddress(req: IncomingMessage, trusted: CidrSet, peerTruste
   if (typeof xff !== 'string' || xff === '') return peer
   const hops = xff.split(',')
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = unmapIPv4(hops[i]!.trim())
+    const hop = forwardedAddress(hops[i]!)
     if (hop === '') continue
     if (!trusted.has(hop)) return hop
   }
-  return unmapIPv4(hops[0]!.trim()) || peer
+  return forwardedAddress(hops[0]!) || peer
+}
+
+/** `a.b.c.d:port` (Azure Application Gateway v2 appends this form), and `[v6]` with or without a port. */
+const WITH_PORT = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}|\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?)$/
+
+/**
+ * An X-Forwarded-For entry as an address: the IP without a port a proxy appended. Anything else that is
+ * no IP stays as it is, so it is never taken for a trusted proxy (and matches no `sourceIps`).
+ */
+function forwardedAddress(entry: string): string {
+  const hop = entry.trim()
+  const match = WITH_PORT.exec(hop)
+  const address = match?.[1] ?? match?.[2]
+  return unmapIPv4(address !== undefined && isIP(address) !== 0 ? address : hop)
 }
 
 export function requestIdFor(req: IncomingMessage, peerTrusted: boolean): string {

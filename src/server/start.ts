@@ -22,6 +22,7 @@ import type { Config } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
 import { ANONYMOUS } from '../auth/identity.ts'
 import { unmapIPv4 } from '../net/cidr.ts'
+import { displayUrl } from '../net/display-url.ts'
 import type { RequestContext } from './context.ts'
 import { createProjectResolver } from '../gitlab/project-ids.ts'
 import { createAccessLog } from '../logs/index.ts'
@@ -233,8 +234,12 @@ export async function startServer(config: Config, options: StartOptions): Promis
     if (refused.has(socket)) return
     refused.add(socket)
     const connection = connections.get(socket)
-    // A parse error in the body of the request being handled is that request's: the pipeline logs and answers it.
-    const inBody = connection !== undefined && connection.open > 0 && !connection.last.complete
+    // A parse error in the body of the last request is that request's, as long as its body is not complete:
+    // the pipeline logs and answers it. Already answered (the answer did not wait for the upload: GitLab's
+    // early 413, a 408 for a stalled upload), the request has its record and answer; the client hanging up
+    // mid-body (or more broken framing) just ends the connection.
+    const inBody = connection !== undefined && !connection.last.complete
+    if (inBody && connection.open === 0) return void socket.destroy()
     // A connection that carried no request bytes at all is not a request: a client resetting an idle
     // keep-alive, or one that sent nothing before the header deadline (a browser's preconnect). It is
     // closed without an answer or a record. (A parser error at the client's end has no packet, but bytes.)
@@ -277,7 +282,16 @@ export async function startServer(config: Config, options: StartOptions): Promis
     // Redis reachable, and the revocations recorded there loaded, before this replica takes traffic.
     ...(store ? [{ name: 'sessions', check: () => ({ ready: store.isReady(), detail: { ...store.readiness(), ...signIn?.readiness() } }) }] : []),
   ]
-  const admin = createHttpServer(createAdminHandler({ metrics, token: config.admin.token, checks, accepting: () => accepting, revoke }))
+  // Every refused admin call is counted; at most one a second is logged (a scan must not flood stderr).
+  let lastAdminFailureLog = 0
+  const onAuthFailure = (reason: 'admin-token-missing' | 'admin-token-invalid', req: IncomingMessage) => {
+    metrics.adminAuthFailure(reason)
+    const now = Date.now()
+    if (now - lastAdminFailureLog < 1000) return
+    lastAdminFailureLog = now
+    log.warn({ code: 'IAP_WARN_ADMIN_AUTH_FAILED', reason, peer: unmapIPv4(req.socket.remoteAddress ?? '') }, 'admin API call refused')
+  }
+  const admin = createHttpServer(createAdminHandler({ metrics, token: config.admin.token, checks, accepting: () => accepting, revoke, onAuthFailure }))
 
   const mainAddress = await listen(main, config.server.listen, 'main')
   let adminAddress: AddressInfo
@@ -287,7 +301,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     main.close()
     throw err
   }
-  log.info({ main: `${mainAddress.address}:${mainAddress.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, instanceId }, 'gitlab-iap listening')
+  log.info({ main: `${mainAddress.address}:${mainAddress.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: displayUrl(config.upstream.url), instanceId }, 'gitlab-iap listening')
 
   /** Closes every open websocket and waits (bounded) for each to close, so each is logged before the log closes. */
   async function endWebsockets(): Promise<void> {
