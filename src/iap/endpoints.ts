@@ -157,7 +157,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
       if (redeemed.reason === 'login-client-auth-failed') {
         // Every sign-in fails until an operator acts: an error, with the IdP's own words (never the secret, the code or a token).
         deps.log?.error(
-          { reason: redeemed.reason, error: redeemed.idpError?.error, errorDescription: redeemed.idpError?.description, hint: CLIENT_AUTH_HINT, requestId: ctx.id },
+          { code: 'IAP_ERR_ENTRA_CLIENT_AUTH', reason: redeemed.reason, error: redeemed.idpError?.error, errorDescription: redeemed.idpError?.description, hint: CLIENT_AUTH_HINT, requestId: ctx.id },
           'sign-in failed: Entra refused the proxy\'s client credentials',
         )
         return failLogin(req, res, ctx, redeemed.reason, 502, { 'set-cookie': clearTx })

@@ -44,7 +44,8 @@ export const IDP_DESCRIPTION_MAX = 500
 
 export type RefreshGrantResult =
   | { readonly ok: true; readonly tokens: Partial<TokenSet> }
-  | { readonly ok: false; readonly reason: 'session-refresh-rejected' | 'session-refresh-unavailable' }
+  /** `idpError`: Entra refused the proxy's own client credentials (for the operator's log). */
+  | { readonly ok: false; readonly reason: 'session-refresh-rejected' | 'session-refresh-unavailable'; readonly idpError?: IdpError }
 
 export interface EntraClient {
   /** The v2 issuer (`${authority}/${tenantId}/v2.0`). */
@@ -103,6 +104,14 @@ function tokenEndpointError(err: unknown): { error: string; description?: unknow
   return undefined
 }
 
+/** Entra refusing the proxy's own client credentials (`invalid_client`, `unauthorized_client`), with its sanitized words. */
+export function clientAuthErrorOf(err: unknown, secrets: readonly string[] = []): IdpError | undefined {
+  const oauth = tokenEndpointError(err)
+  if (!oauth || !CLIENT_AUTH_ERRORS.has(oauth.error)) return undefined
+  const description = sanitizeDescription(oauth.description, secrets)
+  return { error: oauth.error, ...(description !== undefined && { description }) }
+}
+
 /**
  * Maps openid-client's errors for a code redemption to a reason. `secrets` (the client secret, the
  * code) are cut out of the IdP's description before it can reach a log.
@@ -113,12 +122,9 @@ export function classifyRedeemError(err: unknown, secrets: readonly string[] = [
       ? { reason: 'login-denied-at-idp', status: 403 }
       : { reason: 'login-callback-invalid', status: 400 }
   }
-  const oauth = tokenEndpointError(err)
-  if (oauth && CLIENT_AUTH_ERRORS.has(oauth.error)) {
-    // The proxy's misconfiguration, not the user's: a gateway error, and the operator gets the IdP's words.
-    const description = sanitizeDescription(oauth.description, secrets)
-    return { reason: 'login-client-auth-failed', status: 502, idpError: { error: oauth.error, ...(description !== undefined && { description }) } }
-  }
+  const idpError = clientAuthErrorOf(err, secrets)
+  // The proxy's misconfiguration, not the user's: a gateway error, and the operator gets the IdP's words.
+  if (idpError) return { reason: 'login-client-auth-failed', status: 502, idpError }
   if (err instanceof client.ResponseBodyError) return { reason: 'login-code-rejected', status: 400 }
   const code = (err as { code?: string })?.code
   if (code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' || code === 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED' || code === 'OAUTH_MISSING_REQUIRED_CLAIM' || code === 'OAUTH_INVALID_RESPONSE' || code === 'OAUTH_JWS_SIGNATURE_VERIFICATION_FAILED' || code === 'OAUTH_JWT_UNSUPPORTED_ALG' || code === 'OAUTH_UNSUPPORTED_ALG') {
@@ -135,6 +141,9 @@ export function classifyRedeemError(err: unknown, secrets: readonly string[] = [
 
 /** Maps openid-client's errors for a refresh: an OAuth error answer ends the session; anything else is an outage. */
 export function classifyRefreshError(err: unknown): 'session-refresh-rejected' | 'session-refresh-unavailable' {
+  // The proxy's credentials were refused, not the user's grant (an expired client secret): an outage the
+  // operator must fix, during which sessions in their refresh grace keep working, not the end of every session.
+  if (clientAuthErrorOf(err)) return 'session-refresh-unavailable'
   if (err instanceof client.ResponseBodyError && err.status >= 400 && err.status < 500) return 'session-refresh-rejected'
   const code = (err as { code?: string })?.code
   // The new ID token does not validate (another tenant, user, audience): treat as a rejected grant.
@@ -254,7 +263,8 @@ export function createEntraClient(options: EntraClientOptions): EntraClient {
           },
         }
       } catch (err) {
-        return { ok: false, reason: classifyRefreshError(err) }
+        const idpError = clientAuthErrorOf(err, [clientSecret, refreshToken])
+        return { ok: false, reason: classifyRefreshError(err), ...(idpError && { idpError }) }
       }
     },
     async endSessionUrl({ postLogoutRedirectUri, idTokenHint, logoutHint }) {

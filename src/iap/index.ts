@@ -88,9 +88,20 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
   const entra = createEntraClient({ entra: entraConfig, publicUrl })
   void entra.warmUp()
 
+  // Every session's refresh fails alike while the client secret is wrong: one error line a minute says so.
+  let lastClientAuthLog = 0
   const refresh: Refresher = async (refreshToken, previous) => {
     const result = await entra.refresh(refreshToken)
-    if (!result.ok) return result
+    if (!result.ok) {
+      if (result.idpError && Date.now() - lastClientAuthLog >= 60_000) {
+        lastClientAuthLog = Date.now()
+        deps.log.error(
+          { code: 'IAP_ERR_ENTRA_CLIENT_AUTH', error: result.idpError.error, errorDescription: result.idpError.description, hint: 'check entra.clientSecret (expired?) and entra.clientId against the app registration' },
+          'Entra refused the proxy\'s client credentials at a session refresh; sessions are served within session.refreshGrace, then refused (503)',
+        )
+      }
+      return { ok: false, reason: result.reason }
+    }
     const claims = result.tokens.claims
     // No new ID token: nothing re-checks the user's groups, and renewing on what we knew would keep a
     // removed group for the whole session. End it; sign-in re-checks.

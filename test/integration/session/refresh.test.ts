@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { DEMO_GROUPS, DEMO_USERS } from '../../../src/devidp/index.ts'
+import { DEMO_CLIENT_ID, DEMO_GROUPS, DEMO_USERS } from '../../../src/devidp/index.ts'
 import type { ServeHandle } from '../../helpers/serve.ts'
 import { createBrowser, startStack, type Stack } from './stack.ts'
 
@@ -164,4 +164,27 @@ describe('session refresh while Entra cannot be reached', () => {
     }
   })
 
+  it('the proxy\'s client secret refused at refresh (expired): an outage, not the end of every session; the log says what to check', async () => {
+    const own = await startStack()
+    try {
+      const proxy = await own.startProxy({ refreshInterval: '1s', refreshGrace: '30s' })
+      const u = own.idp.upsertUser({ oid: 'c0ffee00-0000-4000-8000-00000000a003', upn: 'mona@contoso.test', name: 'mona', email: 'mona@contoso.test', groups: [DEMO_GROUPS.engineering.id] })
+      const browser = createBrowser()
+      expect((await browser.navigate(`${proxy.url}/group/project`, u.upn)).status).toBe(200)
+      // The secret "expires": the IdP now knows another one for the same app registration.
+      own.idp.registerClient({ clientId: DEMO_CLIENT_ID, clientSecret: 'rotated-secret-the-proxy-does-not-know', redirectUris: [`${proxy.url}/-/iap/callback`], postLogoutRedirectUris: [`${proxy.url}/`] })
+      const tokenCalls = own.idp.stats().tokenRequests
+      await sleep(1100)
+      const res = await fetch(`${proxy.url}/group/project`, { headers: { accept: 'application/json', cookie: browser.jar.cookieHeader(proxy.url) } })
+      // Served as last refreshed within the grace: the user's grant is fine, the proxy's credentials are not.
+      expect(res.status).toBe(200)
+      expect(own.idp.stats().tokenRequests).toBe(tokenCalls + 1)
+      await expect.poll(() => proxy.stderr(), { timeout: 5000 }).toContain('IAP_ERR_ENTRA_CLIENT_AUTH')
+      const line = proxy.stderr().split('\n').find((l) => l.includes('IAP_ERR_ENTRA_CLIENT_AUTH'))!
+      expect(JSON.parse(line)).toMatchObject({ level: 50, error: 'invalid_client', hint: expect.stringMatching(/entra\.clientSecret/) })
+      expect(proxy.stderr()).not.toContain(own.clientSecret)
+    } finally {
+      await own.close()
+    }
+  })
 })

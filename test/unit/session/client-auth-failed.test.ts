@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client'
-import { classifyRedeemError, IDP_DESCRIPTION_MAX } from '../../../src/iap/entra-client.ts'
+import { classifyRedeemError, classifyRefreshError, IDP_DESCRIPTION_MAX } from '../../../src/iap/entra-client.ts'
 
 const bodyError = (status: number, error: string, error_description?: string) =>
   new ResponseBodyError('server responded with an error in the response body', { cause: { error, ...(error_description !== undefined && { error_description }) }, response: new Response('', { status }) })
@@ -40,5 +40,13 @@ describe('classifyRedeemError: the proxy\'s own client credentials refused', () 
 
   it('other token-endpoint errors stay the code\'s fault (login-code-rejected, 400)', () => {
     expect(classifyRedeemError(bodyError(400, 'invalid_grant', 'AADSTS70008: The provided authorization code has expired.'))).toEqual({ reason: 'login-code-rejected', status: 400 })
+  })
+})
+
+describe('classifyRefreshError: the proxy\'s own client credentials refused at a refresh', () => {
+  it('is an outage (served within the grace), not a rejected grant that ends the session', () => {
+    expect(classifyRefreshError(bodyError(401, 'invalid_client', 'AADSTS7000222: The provided client secret keys are expired.'))).toBe('session-refresh-unavailable')
+    expect(classifyRefreshError(bodyError(400, 'unauthorized_client'))).toBe('session-refresh-unavailable')
+    expect(classifyRefreshError(bodyError(400, 'invalid_grant', 'AADSTS50173: The provided grant has expired due to it being revoked.'))).toBe('session-refresh-rejected')
   })
 })
