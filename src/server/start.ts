@@ -110,7 +110,10 @@ function parseListen(listen: string): { host: string; port: number } {
 function listen(server: Server, address: string, name: string): Promise<AddressInfo> {
   const { host, port } = parseListen(address)
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(new IapError('IAP_ERR_LISTEN_FAILED', `${name} listener cannot listen on ${address}: ${err.message}`, { cause: err }))
+    const key = name === 'main' ? 'server.listen' : 'admin.listen'
+    const hint = (err: NodeJS.ErrnoException) =>
+      err.code === 'EADDRINUSE' ? `: another process holds the port; stop it or change ${key}` : err.code === 'EACCES' ? `: ports below 1024 need privileges; use a higher one in ${key}` : ''
+    const onError = (err: NodeJS.ErrnoException) => reject(new IapError('IAP_ERR_LISTEN_FAILED', `${name} listener cannot listen on ${address}: ${err.message}${hint(err)}`, { cause: err }))
     server.once('error', onError)
     server.listen(port, host, () => {
       server.off('error', onError)
@@ -254,7 +257,10 @@ export async function startServer(config: Config, options: StartOptions): Promis
     const answer = `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n${typeof id === 'string' ? `x-request-id: ${id}\r\n` : ''}\r\n`
     if (ctx) {
       if (socket.writable) ctx.bytesOut = answer.length
-      accessLog.write(ctx, process.hrtime.bigint())
+      const endNs = process.hrtime.bigint()
+      // Counted like every request: smuggling attempts and header floods show in Prometheus too.
+      metrics.observeRequest(ctx, endNs)
+      accessLog.write(ctx, endNs)
     }
     const reply = () => {
       if (!socket.writable) return void socket.destroy()
@@ -293,12 +299,16 @@ export async function startServer(config: Config, options: StartOptions): Promis
   }
   const admin = createHttpServer(createAdminHandler({ metrics, token: config.admin.token, checks, accepting: () => accepting, revoke, onAuthFailure }))
 
-  const mainAddress = await listen(main, config.server.listen, 'main')
+  let mainAddress: AddressInfo
   let adminAddress: AddressInfo
   try {
+    mainAddress = await listen(main, config.server.listen, 'main')
     adminAddress = await listen(admin, config.admin.listen, 'admin')
   } catch (err) {
+    // What was opened must close, or its handles (the Redis client, key refresh timers) keep the
+    // process alive after the error: `serve` must exit at once so the supervisor sees the failure.
     main.close()
+    await Promise.allSettled([app.close(), authenticator.close(), store?.close(), accessLog.close()])
     throw err
   }
   log.info({ main: `${mainAddress.address}:${mainAddress.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: displayUrl(config.upstream.url), instanceId }, 'gitlab-iap listening')

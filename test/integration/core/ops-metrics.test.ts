@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
 import { afterAll, describe, expect, it } from 'vitest'
 import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
 
@@ -40,6 +41,18 @@ describe('operator metrics beyond the SPEC minimum', () => {
     expect(sample(after, 'gitlab_iap_admin_auth_failures_total{reason="admin-token-missing"}')).toBe(1)
     expect(proxy.stderr()).toContain('IAP_WARN_ADMIN_AUTH_FAILED')
     expect(proxy.stderr()).not.toContain('Bearer wrong')
+
+    // Requests Node's parser refuses are counted like every other one (their records are written too).
+    const total = (text: string) => text.split('\n').filter((l) => l.startsWith('gitlab_iap_requests_total{')).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0)
+    const before = total(await metrics())
+    const port = Number(new URL(proxy.url).port)
+    await new Promise<void>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write('GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n'))
+      socket.on('data', () => {})
+      socket.on('close', () => resolve())
+      socket.on('error', () => resolve())
+    })
+    await expect.poll(async () => total(await metrics()), { timeout: 3000 }).toBe(before + 1)
 
     // A good reload sets it back.
     writeFileSync(proxy.configPath, JSON.stringify(baseConfig('http://127.0.0.1:9')))
