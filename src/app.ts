@@ -388,6 +388,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
           { 'www-authenticate': wwwAuthenticate(failed?.reason ?? 'credentials-missing', failed?.description, GIT_ROUTES.has(ctx.route)) },
         )
       }
+      const identity = ctx.identity
       sendStatusPage(req, res, {
         status: 403,
         title: 'Access denied',
@@ -395,6 +396,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         requestId: ctx.id,
         rule: decision.rule,
         reason: decision.reason,
+        ...(ctx.authMethod === 'session' && identity.kind !== 'anonymous' && { signedInAs: identity.name ?? identity.email ?? identity.id }),
       })
     })
   }
@@ -435,7 +437,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
     if ((req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined) {
       return refuse(400, 'upgrade-with-body')
     }
-    // Only websocket upgrades exist in GitLab; `Upgrade: h2c` would tunnel past the policy (SECURITY.md §4 item 4).
+    // Only websocket upgrades exist in GitLab; `Upgrade: h2c` would make the GitLab connection an unfiltered HTTP/2 tunnel.
     if (typeof req.headers.upgrade !== 'string' || req.headers.upgrade.toLowerCase() !== 'websocket' || req.method !== 'GET') {
       return refuse(400, 'upgrade-not-websocket')
     }

@@ -16,6 +16,11 @@ export interface StatusPage {
   readonly rule?: string | null
   /** Stable reason (401/403/503), shown to help users and support staff. */
   readonly reason?: string
+  /**
+   * A browser session's user, on an HTML page: who is signed in, with a way out to sign in as someone
+   * else (the usual cause of a 403 in a browser is the wrong account).
+   */
+  readonly signedInAs?: string
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -41,7 +46,7 @@ export function isNavigationDestination(req: Pick<IncomingMessage, 'headers'>): 
 
 /**
  * True for a browser navigation: GET/HEAD whose `Accept` names `text/html` itself with a non-zero
- * weight (SPEC "Endpoints"; the full wildcard is every script's default, not a browser's sign), and
+ * weight (docs/sign-in.md; the full wildcard is every script's default, not a browser's sign), and
  * whose `Sec-Fetch-Dest`, when sent, is a page: a script's fetch of an HTML fragment gets its 401.
  */
 export function isBrowserNavigation(req: IncomingMessage): boolean {
@@ -130,6 +135,7 @@ export function renderStatusPage(page: StatusPage, format: StatusPageFormat): { 
     page.rule ? `<p>Rule: <code>${escapeHtml(page.rule)}</code></p>` : '',
     page.reason ? `<p>Reason: <code>${escapeHtml(page.reason)}</code></p>` : '',
     `<p>Request id: <code>${escapeHtml(page.requestId)}</code></p>`,
+    page.signedInAs ? `<p>Signed in as <strong>${escapeHtml(page.signedInAs)}</strong>. <a href="/-/iap/logout">Sign out</a> to use another account.</p>` : '',
   ].join('')
   const body =
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +

@@ -77,6 +77,17 @@ describe('browser sign-in (memory store)', () => {
     expect(new URL(invite.headers.get('location')!).searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{22,128}$/)
   })
 
+  it('a 403 page in the browser names who is signed in and links to sign-out (the wrong account is the usual cause); JSON does not', async () => {
+    const browser = createBrowser()
+    const page = await browser.navigate(`${proxy.url}/admin`, 'bob')
+    expect(page.status).toBe(403)
+    expect(page.body).toContain(`Signed in as <strong>${DEMO_USERS.bob.upn}</strong>`)
+    expect(page.body).toContain('<a href="/-/iap/logout">Sign out</a>')
+    const json = await fetch(`${proxy.url}/admin`, { headers: { accept: 'application/json', cookie: browser.jar.cookieHeader(proxy.url) } })
+    expect(json.status).toBe(403)
+    expect(await json.text()).not.toContain(DEMO_USERS.bob.upn)
+  })
+
   it('sets an opaque __Host- session cookie: Secure, HttpOnly, SameSite=Lax, Path=/, no Domain, no token', async () => {
     const browser = createBrowser()
     const callback = await callbackFor(browser, 'bob', '/explore')
