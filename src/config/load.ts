@@ -13,11 +13,14 @@ export interface LoadedConfig {
   path: string
 }
 
-/** `--config`, else `$GITLAB_IAP_CONFIG`, else `./config.yaml` (SPEC "Command line"); an empty variable counts as unset, an empty flag is an error. */
+/** `--config`, else `$GITLAB_IAP_CONFIG`, else `./config.yaml`; an empty variable counts as unset, an empty flag is an error. */
+/** The config file read when neither `--config` nor `$GITLAB_IAP_CONFIG` names one. */
+const DEFAULT_CONFIG_PATH = 'config.yaml'
+
 export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   // `--config "$CFG"` with CFG unset must not quietly read another file.
   if (flag === '') throw new IapError('IAP_ERR_CLI_USAGE', '--config: the path is empty')
-  return flag || env.GITLAB_IAP_CONFIG || 'config.yaml'
+  return flag || env.GITLAB_IAP_CONFIG || DEFAULT_CONFIG_PATH
 }
 
 export interface LoadOptions {
@@ -45,7 +48,10 @@ function readConfigText(path: string): string {
   try {
     return readFileSync(path, 'utf8')
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT'
+    // Nobody named a file: say how to, rather than only that ./config.yaml is not there.
+    const hint = missing && path === DEFAULT_CONFIG_PATH ? ' (pass --config FILE or set GITLAB_IAP_CONFIG; config.example.yaml lists every key)' : ''
+    const reason = missing ? `no such file${hint}` : (err as Error).message
     throw new IapError('IAP_ERR_CONFIG_UNREADABLE', `cannot read config ${path}: ${reason}`, { cause: err })
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The config.yaml contract (SPEC "Configuration"). Unknown keys are errors everywhere (`strictObject`).
+ * The config.yaml schema (config.example.yaml shows every key). Unknown keys are errors everywhere (`strictObject`).
  * Cross-field rules live in `superRefine` so they report with a key path like any other issue.
  * `z.input` is what users write (and what config.schema.json describes); `z.output` is what the
  * program reads: durations in milliseconds, sizes in bytes, defaults filled in.
@@ -259,7 +259,7 @@ export const configSchema = z
     const publicUrl = URL.parse(config.server.publicUrl)
     const signIn = Boolean(config.entra?.clientSecret)
     if (signIn && publicUrl && config.session.cookieName.startsWith('__Host-') && publicUrl.protocol !== 'https:' && !isLoopbackHost(publicUrl.hostname)) {
-      ctx.addIssue({ code: 'custom', path: ['session', 'cookieName'], message: '`__Host-` cookies need an https publicUrl' })
+      ctx.addIssue({ code: 'custom', path: ['session', 'cookieName'], message: '`__Host-` cookies need an https publicUrl (or a cookie name without `__Host-`, for a plain-http test setup)' })
     }
   })
 

@@ -59,7 +59,7 @@ describe('gitlab-iap check / serve on bad input', () => {
     expect(result.code).toBe(1)
     expect(result.stderr.trim()).toBe('gitlab-iap: admin.token: environment variable IAP_T_UNSET_1 is not set; session.secret: environment variable IAP_T_UNSET_2 is not set')
     const fallback = await cli(['check'], { GITLAB_IAP_CONFIG: '' })
-    expect(fallback.stderr.trim()).toBe('gitlab-iap: cannot read config config.yaml: no such file')
+    expect(fallback.stderr.trim()).toBe('gitlab-iap: cannot read config config.yaml: no such file (pass --config FILE or set GITLAB_IAP_CONFIG; config.example.yaml lists every key)')
   })
 
   it('check warns when the access-log file could not be written on this machine', async () => {

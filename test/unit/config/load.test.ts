@@ -194,7 +194,7 @@ describe('config loading', () => {
     expect(parseConfig(plain, {}).session.cookieName).toBe('__Host-gitlab-iap')
     // Browser sign-in configured: the check stays.
     const signIn = `${plain}${entra}, clientSecret: s }\nsession: { secret: "${'s'.repeat(32)}" }\n`
-    expect(errorOf(signIn).message).toBe('session.cookieName: `__Host-` cookies need an https publicUrl')
+    expect(errorOf(signIn).message).toBe('session.cookieName: `__Host-` cookies need an https publicUrl (or a cookie name without `__Host-`, for a plain-http test setup)')
     expect(parseConfig(signIn.replace('http://gitlab.internal', 'https://gitlab.internal'), {}).entra!.clientSecret).toBe('s')
     expect(parseConfig(signIn.replace('http://gitlab.internal.example', 'http://127.0.0.1:8080'), {}).entra!.clientSecret).toBe('s')
   })
