@@ -1,5 +1,5 @@
 /**
- * Authentication: find the first credential in SPEC order and turn it into an Identity.
+ * Authentication: find the first credential present (docs/bearer.md) and turn it into an Identity.
  * Bearer JWTs (X-IAP-Authorization, Authorization: Bearer, Basic username/password) are verified
  * against their issuer's keys; when no credential is present, the optional session step decides,
  * else the request is anonymous. A presented credential that fails is final: no fallback.
@@ -50,7 +50,7 @@ export interface Authenticator {
   close(): Promise<void>
 }
 
-/** The browser-session step (SPEC credential 5): `undefined` when the request carries no session cookie. */
+/** The browser-session step (last, after every JWT form): `undefined` when the request carries no session cookie. */
 export interface SessionStep {
   authenticate(req: IncomingMessage, ctx: RequestContext): AuthOutcome | Promise<AuthOutcome> | undefined
 }

@@ -1,5 +1,5 @@
 /**
- * Picks the credential a request presents, in SPEC order (pure; the first present wins):
+ * Picks the credential a request presents, in this order (pure; the first present wins):
  *   1. `X-IAP-Authorization: Bearer <JWT>` (the header is always removed before forwarding), or
  *      `Bearer <LFS grant>`, which the proxy itself handed out in an LFS batch answer;
  *   2. `Authorization: Bearer <JWT>` whose `iss` is a trusted issuer (removed);
@@ -20,7 +20,7 @@ export type CredentialSource = 'x-iap-authorization' | 'authorization-bearer' | 
 
 /** What the lookup says about a JWT-shaped value from a trusted issuer. */
 export interface TrustedToken {
-  /** Username GitLab expects with a forwarded Basic password (SPEC credential 3). */
+  /** Username GitLab expects with a forwarded Basic password (credential 3 above). */
   readonly basicUsername: string
 }
 
@@ -175,7 +175,7 @@ function withoutIapCredentials(authorization: string | undefined, lookup: TrustL
   return authorization !== undefined && carriesTrustedJwt(authorization, lookup) ? null : undefined
 }
 
-/** The credential the request presents, in SPEC order; never falls through past a present one. */
+/** The credential the request presents, in the order above; never falls through past a present one. */
 export function extractCredential(headers: IncomingHttpHeaders, lookup: TrustLookup): Credential {
   const authorization = typeof headers.authorization === 'string' ? headers.authorization : undefined
   const iap = headers['x-iap-authorization']

@@ -1,5 +1,6 @@
 /**
- * Groups overage (DOMAIN.md A3, SECURITY.md E7): when a token has too many groups to carry them,
+ * Groups overage (https://learn.microsoft.com/en-us/entra/identity/hybrid/connect/how-to-connect-fed-group-claims):
+ * when a token has too many groups to carry them,
  * read the user's transitive group ids from Microsoft Graph with an app-only token:
  *   1. client credentials at the tenant's token endpoint (scope `{graph}/.default`), cached until expiry;
  *   2. `GET {graphUrl}/v1.0/users/{oid}/transitiveMemberOf/microsoft.graph.group?$select=id&$top=999`,

@@ -1,5 +1,5 @@
 /**
- * Revoked users (SPEC `POST /admin/revoke`): a credential of that user issued before the revocation
+ * Revoked users (`POST /admin/revoke`, docs/bearer.md): a credential of that user issued before the revocation
  * is refused, even when the verified-token cache still holds it. Keyed case-insensitively by the id
  * and the name as they leave the proxy (`qualifiedValue`, as `users` rules and X-Forwarded-User show
  * them): Entra object id or upn; `<issuer name>:<user>` for an extra issuer, so `gitlab-ci:ada`

@@ -42,10 +42,10 @@ Options:
   --keep     keep the directory when the demo stops (its path is printed)
 `
 
-/** The demo's secrets, by the environment variable its config.yaml reads each from (the SPEC's names). */
+/** The demo's secrets, by the environment variable its config.yaml reads each from (config.example.yaml's names). */
 const SECRET_VARS = { adminToken: 'IAP_ADMIN_TOKEN', clientSecret: 'ENTRA_CLIENT_SECRET', sessionSecret: 'IAP_SESSION_SECRET' } as const
 
-/** The demo policy: the SPEC's example rules over the demo groups. */
+/** The demo policy: a subset of config.example.yaml's rules, over the demo groups. */
 export const DEMO_POLICY = Object.freeze({
   default: 'deny',
   rules: [

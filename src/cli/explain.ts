@@ -130,7 +130,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   // The status the proxy itself answers with (a challenge: 401, or 302 for a browser); null when GitLab answers.
   const status = problem ? 400 : iapStatus !== undefined ? iapStatus : decision.result === 'allow' ? null : decision.result === 'deny' ? 403 : 401
   const response = problem ? '400' : iapStatus === 200 ? 'answered by gitlab-iap' : iapStatus !== undefined ? String(iapStatus) : decision.result === 'allow' ? 'forwarded' : decision.result === 'deny' ? '403' : '302 to sign-in (browsers) or 401'
-  // The SPEC's two answers: a challenged request is not let through either; `challenge` says why.
+  // Only allow or deny is shown: a challenged request is not let through either; `challenge` says why.
   const challenged = decision.result === 'challenge'
   const shown = decision.result === 'allow' ? 'allow' : 'deny'
   if (values.json) {

@@ -1,6 +1,6 @@
 /**
  * Valid but weak settings: the proxy runs with them and says so (serve logs each at start, `check`
- * prints them), rather than refusing a config the SPEC allows.
+ * prints them), rather than refusing a config the schema allows.
  */
 import { compileBelow } from '../policy/glob.ts'
 import { isGroupId, type Config } from './schema.ts'
@@ -53,7 +53,7 @@ export function configWarnings(config: Config): ConfigWarning[] {
   return warnings
 }
 
-/** Sections a reload applies in place (SPEC: policy, groups, trusted proxies); every other change needs a restart. */
+/** Sections a reload applies in place (policy, groups, trusted proxies: docs/deploy.md); every other change needs a restart. */
 const RELOADED = new Set(['policy', 'groups'])
 
 /**

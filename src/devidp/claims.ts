@@ -1,6 +1,7 @@
 /**
  * Entra-shaped claim sets (pure): ID tokens, v1/v2 user access tokens, app-only tokens, groups overage.
- * Shapes follow DOMAIN.md part A2/A3 and its example payloads. Used both by the oidc-provider hooks
+ * Shapes follow Entra's claims references (https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference).
+ * Used both by the oidc-provider hooks
  * and by `mintAccessToken`/`mintIdToken`, so minted and issued tokens look the same.
  */
 import { createHash, randomBytes } from 'node:crypto'

@@ -85,7 +85,7 @@ export const DEMO_API_RESOURCE: DevResource = Object.freeze({
   accessTokenVersion: 2,
 })
 
-/** Demo groups by alias; the ids match the example config in the SPEC. */
+/** Demo groups by alias; the ids match config.example.yaml. */
 export const DEMO_GROUPS = Object.freeze({
   admins: Object.freeze({ id: '6c0bd1d2-0000-4000-8000-000000000001', displayName: 'GitLab Admins', alias: 'admins' }),
   engineering: Object.freeze({ id: '6c0bd1d2-0000-4000-8000-000000000002', displayName: 'Engineering', alias: 'engineering' }),

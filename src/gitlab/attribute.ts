@@ -1,6 +1,7 @@
 /**
  * GitLab attribution: which kind of GitLab traffic a request is and which namespace/project it
- * touches, from the path alone (DOMAIN.md B1, Workhorse's routing table). Pure; numeric project,
+ * touches, from the path alone (Workhorse's routing table: gitlabhq/gitlabhq
+ * workhorse/internal/upstream/routes.go). Pure; numeric project,
  * group and namespace ids are returned as `numericId` for `project-ids.ts` to resolve.
  */
 import type { RouteClass } from './route.ts'

@@ -1,2 +1,2 @@
-/** What kind of GitLab traffic a request is (SPEC `iap.gitlab.route`). */
+/** What kind of GitLab traffic a request is (the access log's `iap.gitlab.route`). */
 export type RouteClass = 'web' | 'api' | 'graphql' | 'git' | 'lfs' | 'cable' | 'iap' | 'other'

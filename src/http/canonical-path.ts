@@ -1,5 +1,5 @@
 /**
- * The canonical-path gate (SPEC "Paths are not rewritten", SECURITY.md §4.1).
+ * The canonical-path gate (docs/policy.md, "Canonical paths").
  * A request whose path could be read two ways — by the policy here and by GitLab (or by
  * http-proxy-3's WHATWG URL parsing) — is refused with 400 instead of being "cleaned up".
  * What passes is forwarded byte-for-byte, and matched as `matchPath` decodes it.

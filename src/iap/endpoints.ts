@@ -38,7 +38,7 @@ export interface IapEndpointDeps {
   readonly secureCookies: boolean
   readonly timeouts: SessionTimeouts
   readonly clock: Clock
-  /** Groups overage lookups (DOMAIN.md A3); without it an overage sign-in is refused. */
+  /** Groups overage lookups (a token with over 200 groups carries none); without it an overage sign-in is refused. */
   readonly graph?: GraphGroups
   /** The full authenticator, so whoami answers for bearer credentials too; sessions only when absent. */
   readonly authenticate?: (req: IncomingMessage, ctx: RequestContext) => AuthOutcome | Promise<AuthOutcome>
@@ -119,7 +119,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
       try {
         user = withGraphGroups(user, await deps.graph.groupsOf(deps.tenantId, user.id, { fresh: true }))
       } catch {
-        // Fail closed: a user whose groups cannot be read gets no session (SECURITY.md E7).
+        // Fail closed: a user whose groups cannot be read gets no session.
         return { ok: false, reason: 'login-groups-unavailable', status: 503 }
       }
     }

@@ -2,7 +2,7 @@
  * The login transaction: `state`, `nonce`, the PKCE verifier and the return path, sealed
  * (AES-256-GCM: signed and unreadable) into a short-lived HttpOnly cookie in one of a few fixed
  * slots, so several tabs can sign in at once and a callback only works in the browser that started
- * it (SECURITY.md E10). One-time use is enforced separately through the session store.
+ * it (no login CSRF, no injected code). One-time use is enforced separately through the session store.
  *
  * Fixed slot names, not one name per sign-in: sign-ins started in parallel (a restored window of
  * tabs, or `<img src="/-/iap/login">` in a page GitLab renders) cannot see each other's cookies, so

@@ -1,6 +1,6 @@
 /**
  * One access-log record per request, as a flat object with ECS field names ("url.path", not
- * {url:{path}}): the SPEC spells the fields that way, every ECS consumer reads dotted keys, and a
+ * {url:{path}}): ECS names the fields that way, every ECS consumer reads dotted keys, and a
  * flat object serialises and filters fastest. Pure: the same context always gives the same record.
  * Never holds a token, cookie or secret: the context has none, and the query string and the few
  * GitLab paths that carry a secret are redacted. The two free-form values a client chooses, the user

@@ -201,7 +201,8 @@ function groupsOf(identity: Identity): ReadonlySet<string> {
 
 /**
  * Why this identity is granted by the rule, or `undefined`. App-only identities are granted only
- * by `apps` or `roles` (SECURITY.md E6); `users` names Entra users by object id or UPN, never email,
+ * by `apps` or `roles` (other service principals in the tenant can get app-only tokens too);
+ * `users` names Entra users by object id or UPN, never email,
  * and identities of extra issuers by their qualified name ("gitlab-ci:alice").
  */
 export function grantReason(rule: CompiledRule, identity: Identity): string | undefined {
@@ -216,7 +217,7 @@ export function grantReason(rule: CompiledRule, identity: Identity): string | un
   }
   if (rule.users.size > 0) {
     const id = qualifiedValue(identity, identity.id)
-    // A guest's name is chosen in its home tenant: it could be anyone's UPN here (SECURITY.md E8).
+    // A guest's name is chosen in its home tenant: it could be anyone's UPN here.
     const name = identity.name && !identity.guest && qualifiedValue(identity, identity.name)
     if (rule.users.has(id.toLowerCase()) || (name && rule.users.has(name.toLowerCase()))) return 'user-match'
   }
@@ -225,8 +226,8 @@ export function grantReason(rule: CompiledRule, identity: Identity): string | un
 }
 
 /**
- * The decision for this request. A request without any credential is never refused outright: SPEC
- * sends it to sign-in (browsers) or answers 401, so whatever is not an allow becomes a challenge.
+ * The decision for this request. A request without any credential is never refused outright: it
+ * is sent to sign-in (browsers) or answered 401 (docs/policy.md), so whatever is not an allow becomes a challenge.
  */
 export function decide(policy: CompiledPolicy, facts: RequestFacts, identity: Identity): Decision {
   const decision = decideForIdentity(policy, facts, identity)

@@ -1,7 +1,7 @@
 /**
  * Forwarding to GitLab. Ordinary requests go through an undici connection pool: bodies stream both
  * ways with backpressure, the request-target goes out byte-for-byte (no WHATWG re-normalisation,
- * SECURITY.md §4.1), `Host` is kept, connections are reused, and every error is answered (502/504).
+ * which resolves `..` past the policy), `Host` is kept, connections are reused, and every error is answered (502/504).
  * undici's HTTP/1.1 client costs about half the CPU per request of Node's `http.request`, which was
  * the largest single cost on the hot path (docs/benchmarks.md). Websocket handshakes go through
  * http-proxy-3, which pipes the upgraded sockets.
@@ -471,7 +471,7 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
     })
   })
   const upgraded = (req: IncomingMessage) => (req as Upgraded)[kUpgraded] === true
-  // Without an 'error' listener http-proxy-3 re-throws and the process dies (SECURITY.md §4 item 5).
+  // Without an 'error' listener http-proxy-3 re-throws and the process dies.
   proxy.on('error', (err, req, socket) => hooks.onError(req, socket as Duplex, classify(err as NodeJS.ErrnoException), upgraded(req)))
   // The client went away: http-proxy-3 already destroyed the upstream request; nothing to answer.
   proxy.on('econnreset', () => {})

@@ -1,6 +1,6 @@
 /**
  * Header hygiene between the client and GitLab. Runs on `req.headers` before they are forwarded:
- * what `sanitizeRequestHeaders` leaves is exactly what GitLab gets (SECURITY.md §4), the websocket
+ * what `sanitizeRequestHeaders` leaves is exactly what GitLab gets (the forwarders copy headers as they are), the websocket
  * path through http-proxy-3 included.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
@@ -171,7 +171,7 @@ export function groupsHeaderValue(groups: readonly string[]): string {
 }
 
 /**
- * The SPEC's identity headers for GitLab; nothing for anonymous requests or app/CI identities without
+ * The identity headers for GitLab (docs/bearer.md); nothing for anonymous requests or app/CI identities without
  * a user. An extra issuer's id and name go out qualified (`gitlab-ci:alice`), as its groups do.
  */
 export function setIdentityHeaders(headers: IncomingHttpHeaders, identity: Identity): void {

@@ -1,5 +1,6 @@
 /**
- * Key rotation at the IdP under concurrent load (Entra rolls keys without notice, DOMAIN.md A4):
+ * Key rotation at the IdP under concurrent load (Entra rolls keys without notice:
+ * https://learn.microsoft.com/en-us/entra/identity-platform/signing-key-rollover):
  * requests signed with the new key arriving together share one JWKS refetch, and none of them gets
  * a false 401; tokens signed with the old key (still published) keep working meanwhile.
  */

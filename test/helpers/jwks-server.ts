@@ -137,7 +137,7 @@ export async function startJwksServer(options: { tenantId?: string; graphClientS
     }
     if (path === `/${tid}/discovery/v2.0/keys`) {
       counts.jwks++
-      // Entra's v2 document names a templated issuer on every key (DOMAIN.md A1).
+      // Entra's v2 document names a templated issuer on every key (https://learn.microsoft.com/en-us/entra/identity-platform/access-tokens).
       return serveFaulty(res, () => ({ keys: keys.map((k) => ({ ...k.publicJwk, issuer: `${authority}/{tenantid}/v2.0` })) }))
     }
     if (path === `/${tid}/discovery/keys` || path === '/gitlab/oauth/discovery/keys') {

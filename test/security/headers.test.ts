@@ -1,5 +1,5 @@
 /**
- * Header spoofing (SECURITY.md §1.1 GHSA-vjrc-mh2v-45x6 / CVE-2025-64484, §1.4 CVE-2022-31813,
+ * Header spoofing (oauth2-proxy GHSA-vjrc-mh2v-45x6 / CVE-2025-64484, Apache CVE-2022-31813,
  * CVE-2024-45410, CVE-2025-48865, CVE-2024-45614): identity and provenance headers reach GitLab only
  * as the proxy set them, whatever case, underscores, duplicates or Connection tricks the client uses.
  */

@@ -1,5 +1,5 @@
 /**
- * Oversized input and slow clients (SECURITY.md §1.3 mod_auth_openidc DoS advisories, §1.6):
+ * Oversized input and slow clients (mod_auth_openidc GHSA-hxr6-w4gc-7vvv, CVE-2024-24814; ws CVE-2024-37890):
  * bounded header sizes, a header deadline for slowloris, and one slow client never stalls others.
  */
 import { connect } from 'node:net'

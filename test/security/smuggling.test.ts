@@ -1,5 +1,5 @@
 /**
- * Request smuggling (SECURITY.md §1.6, Node CVE-2020-8287 / CVE-2022-32213/32214/32215 / CVE-2023-30589,
+ * Request smuggling (Node CVE-2020-8287 / CVE-2022-32213/32214/32215 / CVE-2023-30589,
  * Puma CVE-2022-24790): an ambiguous request must never be forwarded. Pattern from Node core's own
  * regression tests: a raw TCP client and a recording upstream, asserting what reached it.
  */
@@ -63,7 +63,7 @@ describe('ambiguous framing is refused, never forwarded', () => {
     ['a coding before chunked (its body would reach GitLab without its label)', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 501, 'transfer-coding-unsupported'],
     ['TRACE (it would echo cookies: cross-site tracing)', 'TRACE /api/v4/a HTTP/1.1\r\nHost: x\r\n\r\n', 405, 'method-not-allowed'],
     // Puma folds `_` to `-` and prefers Transfer-Encoding to Content-Length: behind the proxy, the bytes after
-    // the chunked end would be a second request (SECURITY.md §1.6).
+    // the chunked end would be a second request.
     ['Transfer_Encoding next to Content-Length (Puma would frame by it)', `POST /api/v4/a HTTP/1.1\r\nHost: x\r\nContent-Length: ${UNDERSCORE_BODY.length}\r\nTransfer_Encoding: chunked\r\n\r\n${UNDERSCORE_BODY}`, 400, 'framing-header-underscore'],
     ['a Content_Length spelled with underscores (Puma would read a body Node never saw)', 'GET /api/v4/a HTTP/1.1\r\nHost: x\r\nContent_Length: 0\r\n\r\n', 400, 'framing-header-underscore'],
     ['a websocket handshake with Transfer_Encoding', 'GET /-/cable HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nTransfer_Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'framing-header-underscore'],

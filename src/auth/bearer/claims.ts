@@ -1,6 +1,7 @@
 /**
- * Verified token claims → Identity (pure). Entra user and app-only access tokens (DOMAIN.md A2, the
- * example payloads) and extra issuers with claim mapping (SPEC `issuers:`; GitLab CI id_tokens, B3).
+ * Verified token claims → Identity (pure). Entra user and app-only access tokens
+ * (https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference) and extra issuers with claim
+ * mapping (config `issuers:`; GitLab CI id_tokens: https://docs.gitlab.com/ci/secrets/id_token_authentication/).
  * Runs only after the signature, `iss`, `aud`, `exp`/`nbf` checks passed. An identity whose id, name,
  * email or a group carries a control character is refused (`token-claim-invalid`): GitLab gets those
  * values in headers, which cannot carry them.
@@ -21,7 +22,7 @@ const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filt
 
 const num = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined)
 
-/** Groups overage: `_claim_names.groups` (JWT) or `hasgroups` (implicit flow), DOMAIN.md A3. */
+/** Groups overage: `_claim_names.groups` (JWT) or `hasgroups` (implicit flow) replace `groups` above 200 groups. */
 export function hasGroupsOverage(claims: Claims): boolean {
   const names = claims._claim_names as { groups?: unknown } | undefined
   return (typeof names === 'object' && names !== null && names.groups !== undefined) || claims.hasgroups === true
@@ -38,8 +39,8 @@ export function isGuest(claims: Claims, tenantId: string): boolean {
 }
 
 /**
- * App-only (client credentials) tokens: `idtyp: app`, or no `scp` with `roles` present (DOMAIN.md A2:
- * "Fallback: scp absent and roles present").
+ * App-only (client credentials) tokens: `idtyp: app`, or no `scp` with `roles` present (`idtyp` is an
+ * optional claim: https://learn.microsoft.com/en-us/entra/identity-platform/optional-claims-reference).
  */
 export function isAppOnly(claims: Claims): boolean {
   if (claims.idtyp === 'app') return true
@@ -50,10 +51,10 @@ export function isAppOnly(claims: Claims): boolean {
 /** Entra access token → Identity. Checks what jose cannot: tenant, access-token shape, object id. */
 export function entraIdentity(claims: Claims, spec: IssuerSpec, tenantId: string): ClaimsResult {
   if (claims.tid !== tenantId) return { ok: false, reason: 'token-tenant-invalid' }
-  // An ID token for our client has aud = clientId too (SECURITY.md E4): access tokens carry `scp` or
+  // An ID token for our client has aud = clientId too (a leaked one must not work): access tokens carry `scp` or
   // `roles` and no `nonce`. An ID token from a refresh has no `nonce` and may carry `roles`, so a token
   // without `scp` must also name the client that obtained it (`azp` v2, `appid` v1), as every Entra
-  // access token does (DOMAIN.md A2) and no ID token does.
+  // access token does and no ID token does.
   const client = str(claims.azp) ?? str(claims.appid)
   if (claims.nonce !== undefined || (claims.scp === undefined && (claims.roles === undefined || client === undefined))) {
     return { ok: false, reason: 'token-not-access-token' }
@@ -104,7 +105,7 @@ const asText = (value: unknown): string | undefined => (typeof value === 'string
 /**
  * Extra issuer token → Identity with the configured claim mapping. Groups are qualified by the issuer
  * name ("gitlab-ci:platform/infra"): a GitLab group can be named like an Entra object id and must
- * never be mistaken for one (SECURITY.md E13). The id stays the plain claim value, with `issuer`
+ * never be mistaken for one. The id stays the plain claim value, with `issuer`
  * beside it; the policy qualifies it the same way when matching `users`.
  */
 export function issuerIdentity(claims: Claims, spec: IssuerSpec): ClaimsResult {

@@ -24,12 +24,13 @@ export interface IssuerSpec {
   readonly kind?: IssuerConfig['kind']
   readonly claims?: IssuerConfig['claims']
   /**
-   * Entra only: a JWKS key carrying an `issuer` property (DOMAIN.md A1, v2 keys document) is used only
+   * Entra only: a JWKS key carrying an `issuer` property (Entra's v2 keys document:
+   * https://learn.microsoft.com/en-us/entra/identity-platform/access-tokens) is used only
    * when that property, with `{tenantid}` replaced, is one of these.
    */
   readonly keyIssuers?: readonly string[]
   readonly tenantId?: string
-  /** Username that replaces the JWT when a Basic password is forwarded to GitLab (SPEC credential 3). */
+  /** Username that replaces the JWT when a Basic password is forwarded to GitLab (docs/bearer.md, credential 3). */
   readonly basicUsername: 'gitlab-ci-token' | 'oauth2'
   /**
    * Entra v1 only: its keys not (yet) fetched does not hold readiness. v1 tokens are refused until they
@@ -44,7 +45,8 @@ const trimSlash = (url: string) => url.replace(/\/+$/, '')
 
 /**
  * Entra v1 access tokens: for the public cloud authority the issuer is `https://sts.windows.net/{tid}/`
- * (DOMAIN.md A1); for any other authority (sovereign clouds, the loopback dev provider) we expect
+ * (https://learn.microsoft.com/en-us/entra/identity-platform/access-tokens); for any other authority
+ * (sovereign clouds, the loopback dev provider) we expect
  * `{authority}/{tid}/`, which is what such a provider's v1 discovery document names.
  */
 export function entraV1Issuer(authority: string, tenantId: string): string {

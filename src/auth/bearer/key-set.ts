@@ -9,7 +9,7 @@
  *   document without a single usable key counts as failed (it would otherwise replace good keys);
  * - `keyVersion` tells the verified-token cache, synchronously, whether the key that verified a token
  *   is still published: a withdrawn key (a rotation after a leak) stops counting for cached tokens too.
- * A `kid` is only ever looked up in this issuer's own set (SECURITY.md E11).
+ * A `kid` is only ever looked up in this issuer's own set: one issuer's key never verifies another's tokens.
  */
 import { createRemoteJWKSet, customFetch, type FlattenedJWSInput, type JWSHeaderParameters, type JWTVerifyGetKey } from 'jose'
 import { IapError } from '../../errors.ts'
@@ -62,7 +62,7 @@ export interface KeySetOptions {
   readonly metrics: KeySetMetrics
   readonly log?: KeySetLogger
   readonly fetch?: typeof fetch
-  /** Background reload interval (Entra guidance: hourly, DOMAIN.md A4). */
+  /** Background reload interval (Entra's guidance is hourly: https://learn.microsoft.com/en-us/entra/identity-platform/signing-key-rollover). */
   readonly refreshMs?: number
   /** Minimum time between refetches caused by unknown `kid`s or after a failure. */
   readonly cooldownMs?: number

@@ -1,7 +1,7 @@
 /**
  * The shape of a compact JWS, checked before any cryptography: size, three base64url segments,
  * JSON objects in header and payload. Also the unverified peek at `iss` that only chooses which
- * issuer's keys to try (SPEC: never trusted otherwise).
+ * issuer's keys to try (nothing else is taken from it before verification).
  */
 
 /** Tokens longer than this are refused before parsing (DoS guard; Entra tokens with 200 groups are ~8 KiB). */

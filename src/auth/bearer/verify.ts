@@ -1,5 +1,5 @@
 /**
- * Bearer JWT verification with jose (SPEC "Credentials the proxy accepts", SECURITY.md 1.5 and 4):
+ * Bearer JWT verification with jose (docs/bearer.md, "What a JWT must satisfy"):
  * size and shape before parsing; `crit` refused; `alg` from the issuer's allow-list only (never
  * `none`, never HMAC); the key only from that issuer's own JWKS (header `jku`/`x5u`/`jwk`/`x5c` are
  * never looked at); exact `iss`; `aud` accepted; `exp` required; `exp`/`nbf`/`iat` within 60 s skew;
@@ -18,7 +18,7 @@ import { bearerFailure, reasonForJoseError, type BearerFailure, type BearerFailu
 import { tokenKey, type CachedToken, type TokenCache } from './token-cache.ts'
 import { inspectToken, peekIssuer } from './token-shape.ts'
 
-/** Largest clock difference tolerated for `exp`, `nbf` and `iat` (SPEC: at most 60 s). */
+/** Largest clock difference tolerated for `exp`, `nbf` and `iat`. */
 export const CLOCK_SKEW_SECONDS = 60
 
 /** How long an identity whose overage groups could not be read is reused before Graph is asked again. */
@@ -112,7 +112,7 @@ export function createBearerVerifier(deps: BearerVerifierDeps): BearerVerifier {
       return fail(reasonForJoseError(err))
     }
     const nowSec = now() / 1000
-    // jose checks `iat` only with maxTokenAge; a token from the future is refused here (SECURITY.md 4.1).
+    // jose checks `iat` only with maxTokenAge, so it accepts a token from the future; it is refused here.
     if (typeof claims.iat === 'number' && claims.iat > nowSec + CLOCK_SKEW_SECONDS) return fail('token-issued-in-future')
     const mapped = spec.flavor === 'entra' ? entraIdentity(claims, spec, spec.tenantId ?? '') : issuerIdentity(claims, spec)
     if (!mapped.ok) return fail(mapped.reason)

@@ -1,7 +1,7 @@
 /**
  * Verified ID-token claims → the session's user (pure). The tenant is pinned (`tid` must equal
- * `entra.tenantId`: Entra signs every tenant's tokens with the same keys, SECURITY.md E1) and the
- * stable id is `oid` (DOMAIN.md A2). Groups come from the token, or — on overage — from Graph.
+ * `entra.tenantId`: Entra signs every tenant's tokens with the same keys) and the
+ * stable id is `oid` (immutable, unlike names and email). Groups come from the token, or — on overage — from Graph.
  */
 import { hasGroupsOverage, isGuest } from '../bearer/claims.ts'
 import { identityValuesClean } from '../identity.ts'

@@ -33,7 +33,7 @@ export interface SessionRecord {
   readonly refreshToken?: string
   /** ID token (for `id_token_hint` at logout), sealed like the refresh token. */
   readonly idToken?: string
-  /** The `login_hint` claim, used as `logout_hint` (DOMAIN.md A6). */
+  /** The `login_hint` claim, used as `logout_hint` (https://learn.microsoft.com/en-us/entra/identity-platform/v2-protocols-oidc). */
   readonly loginHint?: string
   /** Entra session id claim (`sid`), for front-channel logout by sid. */
   readonly sid?: string

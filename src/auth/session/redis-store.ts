@@ -1,7 +1,7 @@
 /**
  * The `redis` session store, shared by every replica. ioredis is set up to fail closed: no offline
  * queue, one retry, a command timeout and a connect timeout, so while Redis is down or slow a
- * request is refused within about a second instead of hanging (STYLE.md 1.8); the client keeps
+ * request is refused within about a second instead of hanging (ioredis's defaults queue and retry); the client keeps
  * reconnecting in the background. Keys (under `keyPrefix`):
  *   s:<storeKey>  session record (JSON), TTL = until the absolute or idle end
  *   u:<user>      set of store keys of a user (lower-cased oid and upn), for /admin/revoke

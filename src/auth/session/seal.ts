@@ -1,5 +1,5 @@
 /**
- * Authenticated encryption (AES-256-GCM) of small strings: refresh tokens at rest (SECURITY.md E12)
+ * Authenticated encryption (AES-256-GCM) of small strings: refresh tokens at rest (a store dump must not yield them)
  * and the login transaction cookie. The associated data binds a sealed value to its place
  * (a session's store key, a cookie name), so one cannot be swapped in for another.
  */

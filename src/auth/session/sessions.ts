@@ -1,7 +1,7 @@
 /**
  * Browser sessions: the `session` authentication step (cookie → record → Identity), creating a
  * session at sign-in, ending it at logout or revocation, and the periodic refresh that re-checks
- * the user at Entra (SECURITY.md E9): single-flight per session in this process, and across
+ * the user at Entra (so a disabled user loses access): single-flight per session in this process, and across
  * replicas through the store's lock, because a rotated refresh token must never be spent twice.
  */
 import type { IncomingMessage } from 'node:http'

@@ -82,7 +82,7 @@ describe.skipIf(!haveGitLfs)('Git LFS through the proxy', () => {
   })
 
   it('the two-credential URL (IAP token as username, GitLab PAT as password) pushes and fetches LFS objects: the batch answer carries grants of the proxy, never the client\'s token', async () => {
-    // Only the credentials in the URL, as SPEC's git form has them: no extra header left by the test above.
+    // Only the credentials in the URL, as `https://$IAP_TOKEN:$GITLAB_PAT@host/…` has them: no extra header left by the test above.
     await git(['config', '--global', '--unset-all', `http.${proxy.url}/.extraHeader`], work).catch(() => {})
     const token = await idp.mint({ groups: ['g-eng', 'g-not-in-any-rule'] })
     const url = twoCredentialUrl(proxy.url, token)
@@ -208,7 +208,7 @@ describe.skipIf(!haveGitLfs)('Git LFS through the proxy', () => {
   })
 })
 
-/** SPEC's git URL with two credentials: the IAP token as username, a GitLab PAT as password. */
+/** The git URL with two credentials (docs/bearer.md): the IAP token as username, a GitLab PAT as password. */
 function twoCredentialUrl(base: string, token: string): URL {
   const url = new URL(`${base}/group/project.git`)
   url.username = token

@@ -14,7 +14,7 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1))
 }
 
-describe('operator metrics beyond the SPEC minimum', () => {
+describe('operator metrics beyond the request, JWKS and auth counters', () => {
   it('count rejected reloads, refused admin calls and requests GitLab could not answer', async () => {
     // GitLab unreachable (nothing listens on port 9).
     const proxy = await startServe(baseConfig('http://127.0.0.1:9'))

@@ -575,7 +575,7 @@ describe('gitlab-iap logs', () => {
 })
 
 describe('/metrics', () => {
-  it('shows the SPEC counters moving after traffic', async () => {
+  it('shows the documented counters moving after traffic', async () => {
     const scrape = async () => (await fetch(`${proxy.adminUrl}/metrics`)).text()
     const before = await scrape()
     const token = await idp.mint({ groups: [GROUP] })

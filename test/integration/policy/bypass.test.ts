@@ -1,7 +1,7 @@
 /**
- * Policy bypass attempts against a running serve (SECURITY.md §1: PATH class — Oathkeeper
+ * Policy bypass attempts against a running serve (path confusion: Oathkeeper
  * GHSA-p224-6x5r-fjpm, Envoy CVE-2019-9901 / CVE-2021-29492 / CVE-2026-73511, oauth2-proxy
- * CVE-2025-54576 / CVE-2026-41059; §4.1 http-proxy-3 path normalisation). The identity is an
+ * CVE-2025-54576 / CVE-2026-41059; http-proxy-3's WHATWG path normalisation). The identity is an
  * engineer (may read everything except the admin area and secret-group); every attempt must be
  * refused AND never reach GitLab.
  */

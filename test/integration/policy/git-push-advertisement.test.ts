@@ -126,7 +126,7 @@ describe('the receive-pack advertisement is the start of a push', () => {
     const expired = await idp.mint({ exp: Math.floor(Date.now() / 1000) - 600, iat: Math.floor(Date.now() / 1000) - 4000, nbf: Math.floor(Date.now() / 1000) - 4000 })
     const url = new URL(`${proxy.url}/group/project.git`)
     url.username = expired
-    // GitLab's half of the two-credential URL (SPEC credential 3): git sends both without asking.
+    // GitLab's half of the two-credential URL (Basic with the IAP JWT as username): git sends both without asking.
     url.password = 'glpat-test-0123456789abcdef'
     let stderr = ''
     try {

@@ -1,5 +1,5 @@
 /**
- * "Who may read" with the real git CLI, under the SPEC's example policy shape: a `methods: [GET, HEAD]`
+ * "Who may read" with the real git CLI, under config.example.yaml's policy shape: a `methods: [GET, HEAD]`
  * rule for readers, then a rule for writers. git reads with POSTs (`git-upload-pack`), so readers
  * must be able to clone and fetch through a GET rule, and still not push (`git-receive-pack`, refused at its advertisement).
  */

@@ -28,7 +28,7 @@ describe('createAuthenticator: credential order and the session step', () => {
     expect(auth.authenticate(req({}), ctx)).toEqual({ ok: true, method: 'none', identity: expect.objectContaining({ kind: 'anonymous' }) })
   })
 
-  it('no credential: the session step decides (SPEC credential 5)', () => {
+  it('no credential: the session step decides', () => {
     const { auth, calls } = withSession()
     expect(auth.authenticate(req({ cookie: 'session=1' }), ctx)).toBe(SESSION_OUTCOME)
     expect(calls).toEqual(['session=1'])

@@ -12,7 +12,7 @@ const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pa
 const lookup: TrustLookup = (token) =>
   token === ENTRA ? { basicUsername: 'oauth2' } : token === CI ? { basicUsername: 'gitlab-ci-token' } : undefined
 
-describe('extractCredential (SPEC order, first present wins)', () => {
+describe('extractCredential (X-IAP-Authorization, Bearer, Basic username, Basic password; first present wins)', () => {
   it('1. X-IAP-Authorization Bearer wins over everything', () => {
     const c = extractCredential({ 'x-iap-authorization': `Bearer ${ENTRA}`, authorization: 'Bearer glpat-xyz', cookie: 'a=b' }, lookup)
     expect(c).toEqual({ kind: 'token', source: 'x-iap-authorization', token: ENTRA, forwardAuthorization: undefined })

@@ -8,7 +8,7 @@ const parse = (extra: Record<string, unknown>) =>
   configSchema.parse({ server: { publicUrl: 'https://gitlab.example.test' }, upstream: { url: 'http://gitlab:8181' }, ...extra })
 
 describe('Entra issuers', () => {
-  it('public cloud: v2 on login.microsoftonline.com, v1 on sts.windows.net (DOMAIN.md A1)', () => {
+  it('public cloud: v2 on login.microsoftonline.com, v1 on sts.windows.net', () => {
     expect(entraV2Issuer('https://login.microsoftonline.com', TID)).toBe(`https://login.microsoftonline.com/${TID}/v2.0`)
     expect(entraV1Issuer('https://login.microsoftonline.com/', TID)).toBe(`https://sts.windows.net/${TID}/`)
   })

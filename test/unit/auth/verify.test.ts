@@ -1,6 +1,6 @@
 /**
  * Bearer verification against in-process key sets (jose local JWKS, keys generated here): every
- * accept and reject rule of the SPEC, the verified-token cache, and revocation over the cache.
+ * accept and reject rule of docs/bearer.md, the verified-token cache, and revocation over the cache.
  */
 import { createHmac, createPublicKey, KeyObject, sign as rsaSign } from 'node:crypto'
 import { beforeAll, describe, expect, it } from 'vitest'

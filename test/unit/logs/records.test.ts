@@ -41,7 +41,7 @@ describe('access record', () => {
     for (const key of schema.required) expect(full).toHaveProperty([key])
   })
 
-  it('has every SPEC field with ECS names', () => {
+  it('has every required field with ECS names', () => {
     const r = toAccessRecord(ctx({ upstreamNs: 700n }), 2_001_000n)
     expect(r).toMatchObject({
       '@timestamp': '2026-11-28T10:00:00.000Z', 'http.request.id': 'req-1', 'http.request.method': 'GET', 'url.path': '/group/project/-/issues',

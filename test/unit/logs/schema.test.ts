@@ -1,6 +1,6 @@
 /**
  * Every kind of record the access log writes validates against the published JSON Schema
- * (docs/access-log.schema.json), whose `required` list holds every field SPEC "Access log" requires.
+ * (docs/access-log.schema.json), whose `required` list holds every field a record must carry.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -15,8 +15,8 @@ import { alice, requestContext } from '../../helpers/records.ts'
 const schema = JSON.parse(readFileSync(join(import.meta.dirname, '../../../docs/access-log.schema.json'), 'utf8')) as { required: string[]; properties: Record<string, unknown> }
 const validate = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0])
 
-/** SPEC "Access log": required fields (`iap.gitlab.project` only "when known"). */
-const SPEC_REQUIRED = [
+/** Fields every record carries (`iap.gitlab.project` only when known). */
+const REQUIRED_FIELDS = [
   '@timestamp', 'http.request.id', 'http.request.method', 'url.path', 'http.response.status_code', 'http.response.bytes', 'event.duration',
   'event.outcome', 'client.ip', 'user_agent.original', 'user.id', 'user.name', 'user.email', 'iap.identity.kind', 'iap.identity.groups',
   'iap.auth.method', 'iap.decision.result', 'iap.decision.rule', 'iap.decision.reason', 'iap.gitlab.route',
@@ -56,8 +56,8 @@ const dir = mkdtempSync(join(tmpdir(), 'iap-schema-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('docs/access-log.schema.json', () => {
-  it('requires every field SPEC requires', () => {
-    for (const field of SPEC_REQUIRED) expect(schema.required, field).toContain(field)
+  it('requires every field a record must carry', () => {
+    for (const field of REQUIRED_FIELDS) expect(schema.required, field).toContain(field)
   })
 
   it('validates every kind of record the access log writes, chain fields and all', async () => {
@@ -72,7 +72,7 @@ describe('docs/access-log.schema.json', () => {
       const record = JSON.parse(line) as Record<string, unknown>
       const result = validate.safeParse(record)
       expect(result.success ? [] : result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`), kinds[i]).toEqual([])
-      for (const field of SPEC_REQUIRED) expect(record, `${kinds[i]}: ${field}`).toHaveProperty([field])
+      for (const field of REQUIRED_FIELDS) expect(record, `${kinds[i]}: ${field}`).toHaveProperty([field])
     })
   })
 

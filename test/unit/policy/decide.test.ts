@@ -67,7 +67,7 @@ describe('decide', () => {
     ['project rule: admin allowed', 'GET', '/secret-group/vault', user([ADMINS]), '203.0.113.9', { result: 'allow', rule: 'secret-projects' }],
     ['users by oid', 'GET', '/alice/x', user([], { id: 'oid-alice' }), '203.0.113.9', { result: 'allow', rule: 'alice-only', reason: 'user-match' }],
     ['users by upn, any case', 'GET', '/alice/x', user([], { name: 'alice@example.com' }), '203.0.113.9', { result: 'allow', rule: 'alice-only' }],
-    ['a guest never by its home-chosen name (SECURITY.md E8)', 'GET', '/alice/x', user([], { name: 'alice@example.com', guest: true }), '203.0.113.9', { result: 'deny', rule: 'alice-only' }],
+    ['a guest never by its home-chosen name', 'GET', '/alice/x', user([], { name: 'alice@example.com', guest: true }), '203.0.113.9', { result: 'deny', rule: 'alice-only' }],
     ['a guest by its oid', 'GET', '/alice/x', user([], { id: 'oid-alice', guest: true }), '203.0.113.9', { result: 'allow', rule: 'alice-only', reason: 'user-match' }],
     ['users never by email', 'GET', '/alice/x', user([], { email: 'Alice@Example.com' }), '203.0.113.9', { result: 'deny', rule: 'alice-only' }],
     ['apps by client id', 'POST', '/api/v4/deploy/x', app, '203.0.113.9', { result: 'allow', rule: 'deploy-app', reason: 'app-match' }],
@@ -87,7 +87,7 @@ describe('decide', () => {
     expect(run('GET', '/api/v4/projects/42/issues', user([ENG]), '203.0.113.9', { project: 'secret-group/vault' })).toMatchObject({ result: 'deny', rule: 'secret-projects' })
   })
 
-  it('challenges a request without credentials wherever it would be refused (SPEC: redirect or 401, never 403)', () => {
+  it('challenges a request without credentials wherever it would be refused (redirect or 401, never 403)', () => {
     expect(run('GET', '/-/blocked/x', ANONYMOUS)).toEqual({ result: 'challenge', rule: 'blocked', reason: 'login-required' })
     expect(run('GET', '/api/v4/projects/42', ANONYMOUS, '203.0.113.9', { projectUnresolved: true })).toEqual({ result: 'challenge', rule: null, reason: 'login-required' })
     const closed = compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\npolicy: { rules: [ { name: a, paths: ["/a"], public: true } ] }\n`, {}))
