@@ -1,7 +1,7 @@
-import { PassThrough } from 'node:stream'
 import type { Identity } from '../../src/auth/identity.ts'
 import { runLogs } from '../../src/cli/logs.ts'
 import type { RequestContext } from '../../src/server/context.ts'
+import { withCapturedIo } from './cli-io.ts'
 
 /** Reads an ECS field from an access-log record whether it is written flat ("url.path") or nested ({url:{path}}). */
 export function field(record: Record<string, unknown>, name: string): unknown {
@@ -32,13 +32,6 @@ export function requestContext(over: Partial<RequestContext> = {}): RequestConte
 }
 
 /** Runs `gitlab-iap logs ARGS` in-process and collects what it printed. */
-export async function runLogsCommand(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d) => (out += d))
-  stderr.on('data', (d) => (err += d))
-  const code = await runLogs(args, { stdout, stderr, stdin: new PassThrough(), env: {} })
-  return { code, stdout: out, stderr: err }
+export function runLogsCommand(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return withCapturedIo((io) => runLogs(args, io))
 }

@@ -16,6 +16,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { LFS_OBJECT_AUTHORIZATION } from '../../../src/upstream/lfs.ts'
 import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
+import { isolatedGitEnv } from '../../helpers/git.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
 import { startJwksServer, TEST_AUDIENCE, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
 
@@ -29,7 +30,7 @@ let upstream: Upstream
 let proxy: ServeHandle
 let work: string
 
-const gitEnv = () => ({ PATH: process.env.PATH, HOME: work, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_ASKPASS: '/bin/false', GIT_AUTHOR_NAME: 'Dev', GIT_AUTHOR_EMAIL: 'dev@example.test', GIT_COMMITTER_NAME: 'Dev', GIT_COMMITTER_EMAIL: 'dev@example.test' })
+const gitEnv = () => isolatedGitEnv(work)
 const git = (args: string[], cwd: string) => run('git', args, { cwd, env: gitEnv() })
 
 describe.skipIf(!haveGitLfs)('Git LFS through the proxy', () => {

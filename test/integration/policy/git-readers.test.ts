@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
+import { isolatedGitEnv } from '../../helpers/git.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
 import { startJwksServer, TEST_AUDIENCE, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
 
@@ -22,7 +23,7 @@ let upstream: Upstream
 let proxy: ServeHandle
 let work: string
 
-const gitEnv = () => ({ PATH: process.env.PATH, HOME: work, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_ASKPASS: '/bin/false', GIT_AUTHOR_NAME: 'Dev', GIT_AUTHOR_EMAIL: 'dev@example.test', GIT_COMMITTER_NAME: 'Dev', GIT_COMMITTER_EMAIL: 'dev@example.test' })
+const gitEnv = () => isolatedGitEnv(work)
 /** git with the IAP token in `X-IAP-Authorization`, as CI jobs and scripts send it. */
 const git = (token: string, args: string[], cwd: string) =>
   run('git', ['-c', 'protocol.version=2', '-c', `http.extraHeader=X-IAP-Authorization: Bearer ${token}`, ...args], { cwd, env: gitEnv() })

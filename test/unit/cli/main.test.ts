@@ -1,17 +1,8 @@
-import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { main } from '../../../src/cli/main.ts'
+import { withCapturedIo } from '../../helpers/cli-io.ts'
 
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d) => (out += d))
-  stderr.on('data', (d) => (err += d))
-  const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), env: {} })
-  return { code, stdout: out, stderr: err }
-}
+const cli = (argv: string[]) => withCapturedIo((io) => main(argv, io))
 
 describe('gitlab-iap (argument handling shared by every command)', () => {
   it('schema refuses unknown flags and extra arguments like every other command (one line, exit 2)', async () => {

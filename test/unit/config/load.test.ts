@@ -3,22 +3,11 @@ import { describe, expect, it } from 'vitest'
 import { parseConfig } from '../../../src/config/load.ts'
 import { parseDurationMs, parseSizeBytes } from '../../../src/config/units.ts'
 import { configJsonSchema } from '../../../src/cli/main.ts'
-import { isIapError } from '../../../src/errors.ts'
 import { configWarnings, restartRequiredKeys } from '../../../src/config/warnings.ts'
+import { configErrorOf, MINIMAL_CONFIG } from '../../helpers/config.ts'
 
-const minimal = `
-server: { publicUrl: "https://gitlab.example.com" }
-upstream: { url: "http://gitlab:8181" }
-`
-const errorOf = (text: string, env: NodeJS.ProcessEnv = {}) => {
-  try {
-    parseConfig(text, env)
-  } catch (err) {
-    if (isIapError(err)) return err
-    throw err
-  }
-  throw new Error('expected the config to be rejected')
-}
+const minimal = MINIMAL_CONFIG
+const errorOf = configErrorOf
 
 describe('config loading', () => {
   it('fills defaults and freezes the result', () => {

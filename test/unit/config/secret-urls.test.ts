@@ -5,23 +5,11 @@
  */
 import { describe, expect, it } from 'vitest'
 import { parseConfig } from '../../../src/config/load.ts'
-import { isIapError } from '../../../src/errors.ts'
+import { configErrorOf, MINIMAL_CONFIG } from '../../helpers/config.ts'
 
-const minimal = `
-server: { publicUrl: "https://gitlab.example.com" }
-upstream: { url: "http://gitlab:8181" }
-`
+const minimal = MINIMAL_CONFIG
 const withRedis = `${minimal}session: { store: redis, redis: { url: "\${REDIS_URL}" } }\n`
-
-const errorOf = (text: string, env: NodeJS.ProcessEnv = {}) => {
-  try {
-    parseConfig(text, env)
-  } catch (err) {
-    if (isIapError(err)) return err
-    throw err
-  }
-  throw new Error('expected the config to be rejected')
-}
+const errorOf = configErrorOf
 
 describe('session.redis.url', () => {
   it.each([
