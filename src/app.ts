@@ -19,7 +19,7 @@ import type { Metrics } from './metrics/registry.ts'
 import { createCidrSet, type CidrSet } from './net/cidr.ts'
 import type { Decision } from './policy/decision.ts'
 import { compilePolicy, decide, type CompiledPolicy } from './policy/index.ts'
-import { createForwarder, failureStatus, hasBody, type BodyRewrite, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
+import { CLIENT_FAILURES, createForwarder, failureStatus, hasBody, type BodyRewrite, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
 import { sanitizeRequestHeaders, setIdentityHeaders } from './proxy/headers.ts'
 import type { RequestContext } from './server/context.ts'
 import { createRequestContext, isTrustedPeer } from './server/request-context.ts'
@@ -134,8 +134,8 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       const ctx = (req as WithContext)[kContext]
       if (!ctx) return
       ctx.error = failure
-      // A client whose upload stalled is the client's doing, not GitLab's: no operator warning.
-      if (failure !== 'client-body-timeout') deps.log.warn({ requestId: ctx.id, code: failure === 'upstream-timeout' ? 'IAP_ERR_UPSTREAM_TIMEOUT' : 'IAP_ERR_UPSTREAM_UNREACHABLE', failure }, 'forwarding failed')
+      // A client that stalled (its upload, or reading the answer) is the client's doing, not GitLab's: no operator warning.
+      if (!CLIENT_FAILURES.has(failure)) deps.log.warn({ requestId: ctx.id, code: failure === 'upstream-timeout' ? 'IAP_ERR_UPSTREAM_TIMEOUT' : 'IAP_ERR_UPSTREAM_UNREACHABLE', failure }, 'forwarding failed')
       // An open websocket whose GitLab side failed: the client already has its 101, so the record keeps
       // 101 (with the error code) and the connection just closes.
       if (upgraded) return void target.destroy()

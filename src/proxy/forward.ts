@@ -19,11 +19,14 @@ import { forwardableResponseHeaders } from './headers.ts'
  * Why forwarding failed: GitLab could not be reached, was silent too long, broke the connection, or sent
  * something that is no HTTP response (a head over the limit, bad framing); or the client's upload stalled.
  */
-export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset' | 'upstream-invalid-response' | 'client-body-timeout'
+export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset' | 'upstream-invalid-response' | 'client-body-timeout' | 'client-read-timeout'
 
-/** The status a failure is answered with: the client's own stalled upload 408, GitLab's silence 504, else 502. */
+/** The failures that are the client's doing (it stopped sending, or stopped reading), not GitLab's. */
+export const CLIENT_FAILURES: ReadonlySet<ForwardFailure> = new Set(['client-body-timeout', 'client-read-timeout'])
+
+/** The status a failure is answered with: the client's own stall 408, GitLab's silence 504, else 502. */
 export function failureStatus(failure: ForwardFailure): 408 | 502 | 504 {
-  return failure === 'client-body-timeout' ? 408 : failure === 'upstream-timeout' ? 504 : 502
+  return CLIENT_FAILURES.has(failure) ? 408 : failure === 'upstream-timeout' ? 504 : 502
 }
 
 export interface ForwardHooks {
@@ -66,11 +69,15 @@ const MAX_REWRITE_BUFFER_BYTES = 64 * 1024 * 1024
 
 /** The code `watchStalledUpload` gives up with (undici's own `UND_ERR_BODY_TIMEOUT` is GitLab's body). */
 const CLIENT_BODY_TIMEOUT = 'IAP_CLIENT_BODY_TIMEOUT'
+/** The code a response gives up with when the client took none of it for a whole idle period. */
+const CLIENT_READ_TIMEOUT = 'IAP_CLIENT_READ_TIMEOUT'
 
 function classify(err: NodeJS.ErrnoException): ForwardFailure {
   switch (err.code) {
     case CLIENT_BODY_TIMEOUT:
       return 'client-body-timeout'
+    case CLIENT_READ_TIMEOUT:
+      return 'client-read-timeout'
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
@@ -158,6 +165,11 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   /** GitLab's response ended while `pending` waited. */
   private ended = false
   private draining = false
+  /**
+   * Runs while the client takes nothing (`draining`): undici's body timeout does not run while GitLab is
+   * paused for it, so a client that stops reading would hold its GitLab connection (a Gitaly stream) forever.
+   */
+  private drainTimer: NodeJS.Timeout | undefined
   /** The socket GitLab's head (and first body bytes) came on. */
   private socket: Socket | undefined
 
@@ -174,7 +186,11 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   /** Bytes all copiers of this forwarder hold for rewrites, shared: many answers at once cannot pile up. */
   private readonly budget: RewriteBudget
 
-  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks, budget: RewriteBudget, upload: PassThrough | null, rewrite?: BodyRewrite) {
+  /** How long the client may take none of the response before it is cut (`upstream.timeoutSeconds`). */
+  private readonly idleMs: number
+
+  constructor(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks, budget: RewriteBudget, upload: PassThrough | null, idleMs: number, rewrite?: BodyRewrite) {
+    this.idleMs = idleMs
     this.req = req
     this.res = res
     this.hooks = hooks
@@ -192,6 +208,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
 
   /** The client went away (or its response was destroyed): stop GitLab's side too. */
   readonly onClientClose = (): void => {
+    clearTimeout(this.drainTimer)
     if (!this.done) {
       this.done = true
       this.releaseCollected()
@@ -202,7 +219,15 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
   /** The client can take more: let GitLab's bytes flow again. */
   private readonly onDrain = (): void => {
     this.draining = false
+    clearTimeout(this.drainTimer)
     this.controller?.resume()
+  }
+
+  /** The client took nothing for a whole idle period: both sides are cut, as for a stalled upload. */
+  private readonly onDrainTimeout = (): void => {
+    if (this.done || !this.draining) return
+    this.res.off('drain', this.onDrain)
+    this.fail(Object.assign(new Error('client stopped reading'), { code: CLIENT_READ_TIMEOUT }))
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -280,6 +305,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
       this.draining = true
       this.controller!.pause()
       this.res.once('drain', this.onDrain)
+      this.drainTimer = setTimeout(this.onDrainTimeout, this.idleMs).unref()
     }
   }
 
@@ -348,6 +374,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
 
   private fail(err: Error): void {
     this.done = true
+    clearTimeout(this.drainTimer)
     this.releaseCollected()
     this.controller?.abort(err)
     // The client left mid-request (its upload broke off): nothing to answer, and not GitLab's failure.
@@ -481,7 +508,7 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
       // Through a PassThrough, not `req` itself: undici destroys the body it was given when the request
       // fails, and destroying `req` would drop the client's connection before it gets its 502/504.
       const body = hasBody(req) ? req.pipe(new PassThrough()) : null
-      const copier = new ResponseCopier(req, res, hooks, rewriteBudget, body, rewrite)
+      const copier = new ResponseCopier(req, res, hooks, rewriteBudget, body, idleMs, rewrite)
       res.once('close', copier.onClientClose)
       if (body) watchStalledUpload(req, idleMs, copier)
       try {

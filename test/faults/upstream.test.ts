@@ -3,6 +3,7 @@
  * the proxy keeps serving, and no socket or file descriptor is leaked (counted in /proc).
  */
 import { readdirSync } from 'node:fs'
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { baseConfig, startServe, type ServeHandle } from '../helpers/serve.ts'
@@ -125,6 +126,33 @@ describe('upstream faults', () => {
     expect(Date.now() - started).toBeLessThan(5000)
     client.socket.destroy()
     expect((await get('/api/v4/after-silent')).status).toBe(200)
+  })
+
+  it('a client that stops reading the answer is cut after timeoutSeconds, and GitLab\'s side with it', async () => {
+    const path = '/-/test/download'
+    const before = upstream.abandoned.length
+    const port = Number(new URL(proxy.url).port)
+    const total = 200_000_000
+    // 200 MB asked for, the head read, then nothing: the socket buffers fill and GitLab is held back.
+    const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path}?bytes=${total} HTTP/1.1\r\nHost: x\r\n\r\n`))
+    socket.on('error', () => {})
+    let received = 0
+    socket.once('data', (chunk: Buffer) => {
+      received += chunk.length
+      socket.pause()
+    })
+    // Cut after the idle period (1 s here): GitLab's side is abandoned and the record says why.
+    await expect.poll(() => upstream.abandoned.length, { timeout: 8000 }).toBeGreaterThan(before)
+    const record = await waitForRecord(path)
+    expect(record).toMatchObject({ 'http.response.status_code': 200, 'iap.aborted': true, 'error.code': 'client-read-timeout' })
+    expect(proxy.stderr()).not.toContain('"failure":"client-read-timeout"')
+    // Reading again, the client finds the connection ended long before the 200 MB.
+    await new Promise<void>((resolve) => {
+      socket.on('data', (chunk: Buffer) => (received += chunk.length))
+      socket.once('close', () => resolve())
+      socket.resume()
+    })
+    expect(received).toBeLessThan(total / 2)
   })
 
   it('leaks no file descriptors across 200 failing requests', async () => {
