@@ -23,7 +23,7 @@ describe('gitlab-iap explain', () => {
     const res = await cli(['explain', '--config', 'config.example.yaml', '--path', '/admin/users', '--group', 'engineering'], EXAMPLE_ENV)
     expect(res.code).toBe(0)
     expect(res.stdout).toMatch(/^decision: deny$/m)
-    expect(res.stdout).toMatch(/^rule:\s+admin-area \(rule 5 of 9\)$/m)
+    expect(res.stdout).toMatch(/^rule:\s+admin-area \(rule 5 of 8\)$/m)
     expect(res.stdout).toMatch(/^reason:\s+no-group-match$/m)
   })
 
@@ -91,6 +91,13 @@ describe('gitlab-iap explain', () => {
     const ip = await cli(['explain', '--config', 'config.example.yaml', '--path', '/x', '--ip', 'bogus'], EXAMPLE_ENV)
     expect(ip.code).toBe(2)
     expect(ip.stderr.trim()).toBe('gitlab-iap: --ip bogus: not an IPv4 or IPv6 address')
+  })
+
+  it('config.example.yaml keeps the project API open to engineering, reads and writes alike (an example rule must not shadow it)', async () => {
+    for (const method of ['GET', 'POST', 'PUT']) {
+      const res = JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', '/api/v4/projects/group%2Fproject/issues', '--method', method, '--group', 'engineering', '--json'], EXAMPLE_ENV)).stdout)
+      expect(res, method).toMatchObject({ decision: 'allow' })
+    }
   })
 
   it('requires --path', async () => {
