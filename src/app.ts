@@ -18,7 +18,7 @@ import type { AccessLog } from './logs/index.ts'
 import type { Metrics } from './metrics/registry.ts'
 import { createCidrSet, type CidrSet } from './net/cidr.ts'
 import type { Decision } from './policy/decision.ts'
-import { compilePolicy, decide, type CompiledPolicy } from './policy/index.ts'
+import { compilePolicy, decideAlsoAs, type CompiledPolicy } from './policy/index.ts'
 import { CLIENT_FAILURES, createForwarder, failureStatus, hasBody, type BodyRewrite, type ForwardFailure, type Forwarder } from './proxy/forward.ts'
 import { sanitizeRequestHeaders, setIdentityHeaders } from './proxy/headers.ts'
 import type { RequestContext } from './server/context.ts'
@@ -199,13 +199,14 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         return
       }
       ctx.identity = outcome.identity
-      // The policy matches `attr.policyMethod` when attribution names one (a push's ref advertisement reads as its
-      // POST); the access log keeps the request's own method.
+      // A push's ref advertisement is also decided as the POST it announces (`attr.policyMethod`); the access
+      // log keeps the request's own method.
       const decideNow = (projectUnresolved: boolean) =>
-        decide(
+        decideAlsoAs(
           s.policy,
-          { method: attr.policyMethod ?? ctx.method, path: ctx.path, route: ctx.route, project: ctx.project, projectUnresolved, ...(attr.groupWide && { groupWide: true }), clientIp: ctx.clientIp },
+          { method: ctx.method, path: ctx.path, route: ctx.route, project: ctx.project, projectUnresolved, ...(attr.groupWide && { groupWide: true }), clientIp: ctx.clientIp },
           ctx.identity,
+          attr.policyMethod,
         )
       if (attr.numericId !== undefined && s.policy.needsProjects) {
         const resolve = deps.resolveProject

@@ -11,7 +11,7 @@ import { attribute } from '../gitlab/attribute.ts'
 import { checkCanonicalPath } from '../http/canonical-path.ts'
 import { browserSignInConfigured, IAP_ENDPOINT_METHODS, SIGN_IN_PATHS } from '../iap/routes.ts'
 import type { Decision } from '../policy/decision.ts'
-import { compilePolicy, decide } from '../policy/index.ts'
+import { compilePolicy, decideAlsoAs } from '../policy/index.ts'
 import { parseCommandArgs } from './args.ts'
 import type { CliIo } from './io.ts'
 
@@ -124,7 +124,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
       if (values.project) project = values.project
       else note = `serve first asks the GitLab API which project ${project} is now (a former path GitLab redirects names the project it moved to); pass --project to simulate`
     }
-    decision = decide(policy, { method: policyMethod ?? method, path, route: attr.route, project, projectUnresolved: unresolved, ...(attr.groupWide && { groupWide: true }), clientIp: values.ip ?? '127.0.0.1' }, identity)
+    decision = decideAlsoAs(policy, { method, path, route: attr.route, project, projectUnresolved: unresolved, ...(attr.groupWide && { groupWide: true }), clientIp: values.ip ?? '127.0.0.1' }, identity, policyMethod)
   }
   const ruleIndex = decision.rule === null ? -1 : config.policy.rules.findIndex((r) => r.name === decision.rule)
   // The status the proxy itself answers with (a challenge: 401, or 302 for a browser); null when GitLab answers.
@@ -150,7 +150,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
       `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : iapStatus !== undefined ? "(none: the proxy's own endpoint)" : unresolved ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
       `reason:   ${decision.reason}`,
       `response: ${response}`,
-      `request:  ${method} ${values.path}${policyMethod ? ` (the policy matches it as ${policyMethod}: it starts a git push)` : ''}`,
+      `request:  ${method} ${values.path}${policyMethod ? ` (it starts a git push: decided as ${method} and as the ${policyMethod} it announces)` : ''}`,
       `route:    ${attr.route}${project ? `, project ${project}` : ''}`,
       `identity: ${who}`,
       ...(note ? [`note:     ${note}`] : []),

@@ -24,9 +24,9 @@ export interface Attribution {
    */
   readonly groupWide?: true
   /**
-   * The method the policy matches instead of the request's own: `POST` for the ref advertisement that
-   * starts a push (`GET|HEAD …/info/refs?service=git-receive-pack`, `isPushAdvertisement`). The access
-   * log keeps the real method.
+   * A method the policy also decides the request as: `POST` for the ref advertisement that starts a push
+   * (`GET|HEAD …/info/refs?service=git-receive-pack`, `isPushAdvertisement`). The access log keeps the
+   * real method.
    */
   readonly policyMethod?: 'POST'
 }
@@ -127,9 +127,10 @@ function decodeQueryPart(part: string): string {
 /**
  * `…/info/refs?service=git-receive-pack` read with GET or HEAD: the ref advertisement with which every
  * push starts. GitLab asks for push access there, and git uploads its whole pack before the
- * `POST …/git-receive-pack` that follows could be refused, so the policy reads it as that POST. Any
- * `service` parameter counts (names and values decoded, `&` or `;` between them, any case): Workhorse
- * serves the first, Rails reads the last, and reading more of them as a push only ever refuses more.
+ * `POST …/git-receive-pack` that follows could be refused, so the policy decides it as that POST too
+ * (`decideAlsoAs`: what either refuses is refused). Any `service` parameter counts (names and values
+ * decoded, `&` or `;` between them, any case): Workhorse serves the first, Rails reads the last, and
+ * deciding more of them as a push only ever refuses more.
  */
 function isPushAdvertisement(method: string, rest: string, query: string): boolean {
   if ((method !== 'GET' && method !== 'HEAD') || rest !== '/info/refs' || query === '') return false

@@ -235,6 +235,17 @@ export function decide(policy: CompiledPolicy, facts: RequestFacts, identity: Id
   return { result: 'challenge', rule: decision.rule, reason: 'login-required' }
 }
 
+/**
+ * The decision for a request the policy also reads as another method: a push's ref advertisement is the
+ * GET it is and the POST it announces (`Attribution.policyMethod`). What either refuses is refused: a
+ * read-only rule does not open the push, and a rule that denies GETs still stops the advertisement.
+ */
+export function decideAlsoAs(policy: CompiledPolicy, facts: RequestFacts, identity: Identity, alsoAs: string | undefined): Decision {
+  const own = decide(policy, facts, identity)
+  if (alsoAs === undefined || own.result !== 'allow') return own
+  return decide(policy, { ...facts, method: alsoAs }, identity)
+}
+
 /** How a matching `deny` or grant rule refuses this identity, or `undefined` when it grants it. */
 function refusalOf(rule: CompiledRule, identity: Identity): Decision | undefined {
   if (rule.outcome === 'deny') return { result: 'deny', rule: rule.name, reason: 'deny-rule' }

@@ -1,13 +1,14 @@
 /**
- * The policy sees the receive-pack advertisement as the push it starts, as `serve` and `explain` build
- * the facts (`attr.policyMethod ?? method`): a GET/HEAD rule lets readers clone and fetch (upload-pack
- * advertisement and POST, LFS batch) but not start a push; a rule that allows POST does.
+ * The policy decides the receive-pack advertisement as the GET it is and as the push it starts, as `serve`
+ * and `explain` do (`decideAlsoAs`): a GET/HEAD rule lets readers clone and fetch (upload-pack
+ * advertisement and POST, LFS batch) but not start a push; a rule that allows POST does; a rule that
+ * denies GETs still stops it.
  */
 import { describe, expect, it } from 'vitest'
 import type { Identity } from '../../../src/auth/identity.ts'
 import { parseConfig } from '../../../src/config/load.ts'
 import { attribute } from '../../../src/gitlab/attribute.ts'
-import { compilePolicy, decide } from '../../../src/policy/index.ts'
+import { compilePolicy, decideAlsoAs } from '../../../src/policy/index.ts'
 
 const ENG = '6c0bd1d2-0000-4000-8000-000000000002'
 const CONTR = '6c0bd1d2-0000-4000-8000-000000000003'
@@ -25,10 +26,10 @@ policy:
 
 const user = (groups: string[]): Identity => ({ kind: 'user', id: 'u', groups, roles: [], issuer: 'entra' })
 
-function decideFor(method: string, target: string, groups: string[]) {
+function decideFor(method: string, target: string, groups: string[], p = policy) {
   const [path = '', query = ''] = target.split('?')
   const attr = attribute(method, path, query)
-  return decide(policy, { method: attr.policyMethod ?? method, path, route: attr.route, project: attr.project, clientIp: '127.0.0.1' }, user(groups))
+  return decideAlsoAs(p, { method, path, route: attr.route, project: attr.project, clientIp: '127.0.0.1' }, user(groups), attr.policyMethod)
 }
 
 describe('git push under a GET/HEAD reading rule', () => {
@@ -58,5 +59,25 @@ describe('git push under a GET/HEAD reading rule', () => {
   it('a rule that allows POST to the repository allows the advertisement', () => {
     expect(decideFor('GET', '/pushers/tool.git/info/refs?service=git-receive-pack', [CONTR])).toEqual({ result: 'allow', rule: 'pushers', reason: 'group-match' })
     expect(decideFor('POST', '/pushers/tool.git/git-receive-pack', [CONTR])).toEqual({ result: 'allow', rule: 'pushers', reason: 'group-match' })
+  })
+})
+
+describe('a rule that denies GETs', () => {
+  const guarded = compilePolicy(parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+groups: { engineering: "${ENG}" }
+policy:
+  rules:
+    - { name: no-reads-of-secret, paths: ["/secret/**"], methods: [GET, HEAD], deny: true }
+    - { name: engineering, paths: ["/**"], groups: [engineering] }
+`, {}))
+
+  it.each([
+    '/secret/vault.git/info/refs?service=git-upload-pack',
+    '/secret/vault.git/info/refs?service=git-receive-pack',
+    '/secret/vault.git/info/refs?service=git-receive-pack&service=git-upload-pack',
+  ])('still stops the advertisement GET %s (it lists every ref), push or not', (target) => {
+    expect(decideFor('GET', target, [ENG], guarded)).toEqual({ result: 'deny', rule: 'no-reads-of-secret', reason: 'deny-rule' })
   })
 })
