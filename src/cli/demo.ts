@@ -282,6 +282,8 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const stopping = new Promise<void>((resolve) => (stopRequested = resolve))
   process.once('SIGINT', () => stopRequested())
   process.once('SIGTERM', () => stopRequested())
+  // Closing the terminal sends SIGHUP: the demo stops the same way and removes its directory (it holds secrets).
+  process.once('SIGHUP', () => stopRequested())
   const demo = await startDemo({ port, keep, log })
   io.stdout.write(demoBanner(demo, { keep }) + '\n')
   await stopping

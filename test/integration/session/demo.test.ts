@@ -31,11 +31,11 @@ async function startDemoProcess(args: string[] = []): Promise<RunningDemo> {
   return { child, stdout: () => out, stderr: () => err }
 }
 
-/** Sends SIGINT and resolves with the exit code (null after a SIGKILL when it did not stop in time). */
-async function interrupt(child: ChildProcess, timeoutMs = 5000): Promise<number | null> {
+/** Sends SIGINT (or `signal`) and resolves with the exit code (null after a SIGKILL when it did not stop in time). */
+async function interrupt(child: ChildProcess, timeoutMs = 5000, signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
   if (child.exitCode !== null) return child.exitCode
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
-  child.kill('SIGINT')
+  child.kill(signal)
   const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(r, timeoutMs, 'timeout'))])
   if (code === 'timeout') {
     child.kill('SIGKILL')
@@ -218,6 +218,14 @@ describe('gitlab-iap demo: Ctrl-C', () => {
     expect(processesInGroup(own.child.pid!)).toEqual([])
     expect(existsSync(ownDir)).toBe(false)
     expect(own.stderr()).toBe('')
+  })
+
+  it('closing the terminal (SIGHUP) stops it the same way: its directory, secrets included, is removed', async () => {
+    const own = await startDemoProcess()
+    const ownDir = dirname(/--config (\S+)/.exec(own.stdout())![1]!)
+    expect(await interrupt(own.child, 5000, 'SIGHUP')).toBe(0)
+    expect(processesInGroup(own.child.pid!)).toEqual([])
+    expect(existsSync(ownDir)).toBe(false)
   })
 
   it('--keep keeps the directory and names it on exit', async () => {
