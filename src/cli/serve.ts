@@ -39,6 +39,9 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
     server = await startServer(config, { log })
   } catch (err) {
     process.off('SIGHUP', ignoreHangup)
+    // What could not be closed (a request to an IdP that never answers) must not hold the exit: the
+    // supervisor has to see the failure at once. The error is printed first (the caller reports it).
+    setTimeout(() => process.exit(1), 200).unref()
     throw err
   }
   process.off('SIGHUP', ignoreHangup)

@@ -43,8 +43,13 @@ describe.skipIf(!hasRedisServer)('a listener that cannot bind', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
     const port = (blocker.address() as { port: number }).port
     const base = baseConfig('http://127.0.0.1:9') as { server: Record<string, unknown>; admin: Record<string, unknown> }
+    // An IdP that accepts connections and never answers: its pending key fetch must not hold the exit.
+    const silentIdp = createServer(() => {})
+    await new Promise<void>((resolve) => silentIdp.listen(0, '127.0.0.1', resolve))
+    const authority = `http://127.0.0.1:${(silentIdp.address() as { port: number }).port}`
     const file = writeConfig({
       ...base,
+      entra: { tenantId: '00000000-0000-4000-8000-000000000001', clientId: '00000000-0000-4000-8000-000000000002', authority },
       server: { ...base.server, ...(taken === 'main' && { listen: `127.0.0.1:${port}` }) },
       admin: { ...base.admin, ...(taken === 'admin' && { listen: `127.0.0.1:${port}` }) },
       session: { store: 'redis', redis: { url: redis.url }, secret: 's'.repeat(40) },
@@ -54,10 +59,11 @@ describe.skipIf(!hasRedisServer)('a listener that cannot bind', () => {
       expect(result.code).toBe(1)
       expect(result.stderr).toContain(`${taken} listener cannot listen on 127.0.0.1:${port}`)
       expect(result.stderr).toContain(`another process holds the port; stop it or change ${taken === 'main' ? 'server' : 'admin'}.listen`)
-      expect(result.ms).toBeLessThan(10_000)
+      expect(result.ms).toBeLessThan(4_000)
     } finally {
       file.cleanup()
       blocker.close()
+      silentIdp.close()
     }
   })
 })
