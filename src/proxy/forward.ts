@@ -402,7 +402,7 @@ class ResponseCopier implements Dispatcher.DispatchHandler {
  * bytes from the client for a whole `idleMs` period, so it fires after idleMs to 2 × idleMs): GitLab's
  * side is abandoned and the client, whose fault it is, gets a 408 (`client-body-timeout`).
  */
-function watchStalledUpload(req: IncomingMessage, idleMs: number, copier: ResponseCopier): void {
+function watchStalledUpload(req: IncomingMessage, upload: PassThrough, idleMs: number, copier: ResponseCopier): void {
   // Reads the socket's byte count rather than listening for 'data', which would start the body flowing before undici reads it.
   const socket = req.socket
   let seen = socket.bytesRead
@@ -410,7 +410,10 @@ function watchStalledUpload(req: IncomingMessage, idleMs: number, copier: Respon
     if (req.complete) return clearInterval(timer)
     if (socket.bytesRead !== seen) return void (seen = socket.bytesRead)
     clearInterval(timer)
-    copier.abandon(Object.assign(new Error('upload idle timeout'), { code: CLIENT_BODY_TIMEOUT }))
+    // Bytes the client sent wait for GitLab to take them: GitLab stopped reading (backpressure stalled
+    // the client), and the silence is GitLab's. Nothing waiting: the client stopped sending.
+    const waitingForGitLab = upload.readableLength > 0 || upload.writableLength > 0 || req.readableLength > 0
+    copier.abandon(Object.assign(new Error('upload idle timeout'), { code: waitingForGitLab ? 'UND_ERR_BODY_TIMEOUT' : CLIENT_BODY_TIMEOUT }))
   }, idleMs)
   req.once('close', () => clearInterval(timer))
 }
@@ -510,7 +513,7 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
       const body = hasBody(req) ? req.pipe(new PassThrough()) : null
       const copier = new ResponseCopier(req, res, hooks, rewriteBudget, body, idleMs, rewrite)
       res.once('close', copier.onClientClose)
-      if (body) watchStalledUpload(req, idleMs, copier)
+      if (body) watchStalledUpload(req, body, idleMs, copier)
       try {
         // `servername` is an option undici's Request takes, missing from its DispatchOptions type.
         const options: Dispatcher.DispatchOptions & { servername: string } = { method: req.method!, path: req.url!, headers: req.headers as Record<string, string | string[]>, body, servername: requestServername }

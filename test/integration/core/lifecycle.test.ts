@@ -54,6 +54,33 @@ describe('upstream faults', () => {
     await expect.poll(() => upstream.abandoned, { timeout: 3000 }).toContain('/-/test/upload')
   })
 
+  it('answers 504 (GitLab\'s fault, not the client\'s) when GitLab stops taking an upload the client keeps sending', async () => {
+    const { proxy } = await setup((url) => baseConfig(url, { upstream: { url, timeoutSeconds: 1 } }))
+    const url = new URL(proxy.url)
+    // /-/test/slow never reads its body: once the buffers between are full, the client cannot send more.
+    const status = await new Promise<number>((resolve, reject) => {
+      const total = 64 * 1024 * 1024
+      const req = request({ host: url.hostname, port: url.port, method: 'POST', path: '/-/test/slow?ms=30000', headers: { 'content-length': total, accept: 'application/json' }, agent: false }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+      req.on('error', () => {})
+      const chunk = Buffer.alloc(256 * 1024)
+      let sent = 0
+      const pump = () => {
+        while (sent < total) {
+          sent += chunk.length
+          if (!req.write(chunk)) return void req.once('drain', pump)
+        }
+        req.end()
+      }
+      pump()
+      setTimeout(() => reject(new Error('no answer')), 10_000).unref()
+    })
+    expect(status).toBe(504)
+    await expect.poll(() => proxy.records().find((r) => r['url.path'] === '/-/test/slow'), { timeout: 3000 }).toMatchObject({ 'error.code': 'upstream-timeout' })
+  })
+
   it('aborts the upstream request when the client disconnects', async () => {
     const { upstream, proxy } = await setup()
     const url = new URL(proxy.url)
