@@ -6,6 +6,7 @@
  */
 import { z } from 'zod'
 import { parseRedisUrl } from '../auth/session/redis-url.ts'
+import { HTTP_METHODS } from '../http/methods.ts'
 import { checkCidr } from '../net/cidr.ts'
 import { parseDurationMs, parseSizeBytes } from './units.ts'
 
@@ -167,7 +168,6 @@ const session = z.strictObject({
 })
 
 /** The methods GitLab (Rails, Workhorse, Grape) routes; anything else can only be a typo in a rule. */
-export const HTTP_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 const rule = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ".", "_" or "-"'),

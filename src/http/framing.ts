@@ -3,10 +3,11 @@
  * that is no host, a transfer coding other than `chunked` alone (a body GitLab would get without its
  * coding), a framing header spelled with underscores (`Transfer_Encoding`, `Content_Length`: Node frames
  * without them, while Puma folds `_` to `-` and would frame by them), HTTP versions other than 1.x, and
- * `TRACE` (it echoes the request, cookies included: cross-site tracing). Their connection is closed after
- * the answer. Pure; one pass over the raw headers.
+ * methods GitLab does not serve (`TRACE` would echo the request, cookies included: cross-site tracing).
+ * Their connection is closed after the answer. Pure; one pass over the raw headers.
  */
 import type { IncomingMessage } from 'node:http'
+import { HTTP_METHODS } from './methods.ts'
 
 export interface FramingProblem {
   readonly status: 400 | 405 | 501 | 505
@@ -21,7 +22,7 @@ const FRAMING_HEADERS = new Set(['transfer-encoding', 'content-length'])
 
 export function checkRequestFraming(req: Pick<IncomingMessage, 'method' | 'rawHeaders' | 'httpVersionMajor' | 'httpVersionMinor'>): FramingProblem | undefined {
   if (req.httpVersionMajor !== 1) return { status: 505, reason: 'http-version-unsupported' }
-  if (req.method === 'TRACE' || req.method === 'TRACK') return { status: 405, reason: 'method-not-allowed' }
+  if (!HTTP_METHODS.has(req.method ?? '')) return { status: 405, reason: 'method-not-allowed' }
   const raw = req.rawHeaders
   let host: string | undefined
   let hosts = 0

@@ -62,6 +62,7 @@ describe('ambiguous framing is refused, never forwarded', () => {
     ['a Host that is no host', 'GET /api/v4/a HTTP/1.1\r\nHost: a b/c\r\n\r\n', 400, 'host-invalid'],
     ['a coding before chunked (its body would reach GitLab without its label)', 'POST /api/v4/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 501, 'transfer-coding-unsupported'],
     ['TRACE (it would echo cookies: cross-site tracing)', 'TRACE /api/v4/a HTTP/1.1\r\nHost: x\r\n\r\n', 405, 'method-not-allowed'],
+    ['PROPFIND (GitLab serves no such method; a rule listing methods could not name it)', 'PROPFIND /api/v4/a HTTP/1.1\r\nHost: x\r\n\r\n', 405, 'method-not-allowed'],
     // Puma folds `_` to `-` and prefers Transfer-Encoding to Content-Length: behind the proxy, the bytes after
     // the chunked end would be a second request.
     ['Transfer_Encoding next to Content-Length (Puma would frame by it)', `POST /api/v4/a HTTP/1.1\r\nHost: x\r\nContent-Length: ${UNDERSCORE_BODY.length}\r\nTransfer_Encoding: chunked\r\n\r\n${UNDERSCORE_BODY}`, 400, 'framing-header-underscore'],

@@ -22,4 +22,12 @@ describe('checkRequestFraming', () => {
     expect(checkRequestFraming(request(['Host', 'x', 'transfer-ENCODING', 'chunked']))).toBeUndefined()
     expect(checkRequestFraming(request(['Host', 'x', 'Accept_Charset', 'utf-8', 'X_Request_Count__', '1']))).toBeUndefined()
   })
+
+  it.each(['PROPFIND', 'PURGE', 'SEARCH', 'MKCOL', 'TRACE', 'TRACK', 'LINK'])('refuses %s, a method GitLab does not serve (a rule listing methods could not name it)', (method) => {
+    expect(checkRequestFraming(request(['Host', 'x'], method))).toEqual({ status: 405, reason: 'method-not-allowed' })
+  })
+
+  it.each(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])('takes %s', (method) => {
+    expect(checkRequestFraming(request(['Host', 'x'], method))).toBeUndefined()
+  })
 })
