@@ -76,11 +76,16 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
     return isGroupId(g, []) ? g.toLowerCase() : g
   })
   const roles = values.role ?? []
+  // Groups qualified by an extra issuer (`gitlab-ci:platform`) are that issuer's identity's: only its tokens carry them.
+  const extraIssuers = new Map(config.issuers.map((i) => [i.name.toLowerCase(), i.name]))
+  const groupIssuers = new Set(groups.map((g) => extraIssuers.get(g.slice(0, Math.max(0, g.indexOf(':'))).toLowerCase()) ?? 'entra'))
+  if (groupIssuers.size > 1) throw new IapError('IAP_ERR_CLI_USAGE', `--group: groups of ${[...groupIssuers].join(' and ')} (one identity comes from one issuer)`)
+  const issuer = [...groupIssuers][0] ?? 'entra'
   const identity: Identity = values.anonymous || (!values.user && !values.app && groups.length === 0 && roles.length === 0)
     ? ANONYMOUS
     : values.app
       ? { kind: 'app', id: values.app, appId: values.app, groups: [], roles, issuer: 'entra' }
-      : { kind: 'user', id: values.user ?? 'explain-user', ...(values.user && { name: values.user }), groups, roles, issuer: 'entra' }
+      : { kind: 'user', id: values.user ?? 'explain-user', ...(values.user && { name: values.user }), groups, roles, issuer }
 
   const problem = checkCanonicalPath(path)
   const attr = problem ? { route: 'other' as const } : attribute(method, path, q === -1 ? '' : values.path.slice(q + 1))

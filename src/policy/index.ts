@@ -39,6 +39,12 @@ export interface CompiledRule {
   readonly outcome: RuleOutcome
   /** Group ids (aliases resolved), lower-cased. */
   readonly groups: ReadonlySet<string>
+  /**
+   * The extra issuer (lower-cased name) a `<issuer>:<group>` value belongs to: only that issuer's identities
+   * carry it. Any other group is an Entra group. An Entra groups claim holding `gitlab-ci:platform` (a
+   * group named so, where the claim carries names) must not pass for the CI group.
+   */
+  readonly groupIssuers: ReadonlyMap<string, string>
   readonly users: ReadonlySet<string>
   readonly roles: ReadonlySet<string>
   readonly apps: ReadonlySet<string>
@@ -76,13 +82,24 @@ function compileMethods(methods: readonly string[]): ReadonlySet<string> {
   return set
 }
 
-function compileRule(rule: RuleConfig, index: number, aliases: Readonly<Record<string, string>>, problems: string[]): CompiledRule {
+/** `<issuer>:<group>` values of the rule's groups, mapped to their (configured) extra issuer. */
+function issuersOfGroups(groups: ReadonlySet<string>, extraIssuers: ReadonlySet<string>): ReadonlyMap<string, string> {
+  const map = new Map<string, string>()
+  for (const group of groups) {
+    const colon = group.indexOf(':')
+    if (colon > 0 && extraIssuers.has(group.slice(0, colon))) map.set(group, group.slice(0, colon))
+  }
+  return map
+}
+
+function compileRule(rule: RuleConfig, index: number, aliases: Readonly<Record<string, string>>, extraIssuers: ReadonlySet<string>, problems: string[]): CompiledRule {
   const outcome: RuleOutcome = rule.public ? 'public' : rule.deny ? 'deny' : 'grant'
   const at = `policy.rules[${index}]`
   const paths = rule.paths && compileKey(rule.paths, 'path', `${at}.paths`, problems)
   const projectPatterns = rule.projects?.map((p) => p.replace(/^\/+|\/+$/g, ''))
   const projects = projectPatterns && compileKey(projectPatterns, 'project', `${at}.projects`, problems)
   const below = projects && compileBelow(projectPatterns)
+  const groups = lowerSet(rule.groups?.map((g) => aliases[g] ?? g))
   return {
     name: rule.name,
     index,
@@ -92,7 +109,8 @@ function compileRule(rule: RuleConfig, index: number, aliases: Readonly<Record<s
     ...(rule.methods && { methods: compileMethods(rule.methods) }),
     ...(rule.sourceIps && { sourceIps: createCidrSet(rule.sourceIps) }),
     outcome,
-    groups: lowerSet(rule.groups?.map((g) => aliases[g] ?? g)),
+    groups,
+    groupIssuers: issuersOfGroups(groups, extraIssuers),
     users: lowerSet(rule.users),
     roles: new Set(rule.roles ?? []),
     apps: lowerSet(rule.apps),
@@ -102,7 +120,8 @@ function compileRule(rule: RuleConfig, index: number, aliases: Readonly<Record<s
 /** Throws `IAP_ERR_CONFIG_INVALID` naming every pattern that cannot be compiled (`policy.rules[2].paths[0]: ...`). */
 export function compilePolicy(config: Config): CompiledPolicy {
   const problems: string[] = []
-  const rules = config.policy.rules.map((rule, i) => compileRule(rule, i, config.groups, problems))
+  const extraIssuers = lowerSet(config.issuers.map((i) => i.name))
+  const rules = config.policy.rules.map((rule, i) => compileRule(rule, i, config.groups, extraIssuers, problems))
   if (problems.length > 0) throw new IapError('IAP_ERR_CONFIG_INVALID', problems.join('; '))
   return Object.freeze({
     needsProjects: rules.some((r) => r.projects !== undefined),
@@ -207,13 +226,15 @@ function groupsOf(identity: Identity): ReadonlySet<string> {
  */
 export function grantReason(rule: CompiledRule, identity: Identity): string | undefined {
   if (identity.kind === 'app') {
-    if (rule.apps.size > 0 && ((identity.appId && rule.apps.has(identity.appId.toLowerCase())) || rule.apps.has(identity.id.toLowerCase()))) return 'app-match'
+    // An extra issuer's app is named qualified (`gitlab-ci:deploy-bot`), as its users are: it cannot pose as an Entra client id.
+    if (rule.apps.size > 0 && ((identity.appId && rule.apps.has(identity.appId.toLowerCase())) || rule.apps.has(qualifiedValue(identity, identity.id).toLowerCase()))) return 'app-match'
     for (const role of identity.roles) if (rule.roles.has(role)) return 'role-match'
     return undefined
   }
   if (rule.groups.size > 0) {
     const mine = groupsOf(identity)
-    for (const group of rule.groups) if (mine.has(group)) return 'group-match'
+    const issuer = identity.issuer.toLowerCase()
+    for (const group of rule.groups) if (mine.has(group) && (rule.groupIssuers.get(group) ?? 'entra') === issuer) return 'group-match'
   }
   if (rule.users.size > 0) {
     const id = qualifiedValue(identity, identity.id)

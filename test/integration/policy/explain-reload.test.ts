@@ -112,6 +112,7 @@ describe('gitlab-iap explain', () => {
       [['--group', 'engineering', '--anonymous'], '--anonymous contradicts --group'],
       [['--app', '22222222-2222-2222-2222-222222222222', '--user', 'bob@contoso.com'], '--app contradicts --user'],
       [['--app', '22222222-2222-2222-2222-222222222222', '--group', 'admins'], '--app contradicts --group'],
+      [['--group', 'engineering', '--group', 'ci-platform'], 'one identity comes from one issuer'],
     ] as const) {
       const res = await cli(['explain', '--config', 'config.example.yaml', '--path', '/admin', ...flags], EXAMPLE_ENV)
       expect(res.code).toBe(2)

@@ -74,6 +74,10 @@ describe('decide', () => {
     ['app roles', 'POST', '/api/v4/deploy/x', { ...app, appId: 'other', roles: ['GitLab.Deploy'] }, '203.0.113.9', { result: 'allow', rule: 'deploy-app', reason: 'role-match' }],
     ['app identities are never granted by groups', 'GET', '/group/project', app, '203.0.113.9', { result: 'deny', rule: 'read-everything' }],
     ['issuer-qualified group alias', 'GET', '/api/v4/ci/x', { kind: 'ci', id: 'ada', groups: ['gitlab-ci:platform'], roles: [], issuer: 'gitlab-ci' } as Identity, '203.0.113.9', { result: 'allow', rule: 'ci' }],
+    // An Entra groups claim carrying the string (a group named so, where the claim holds names) is no CI group.
+    ['an Entra group that spells a CI group is not one', 'GET', '/api/v4/ci/x', user(['gitlab-ci:platform']), '203.0.113.9', { result: 'deny', rule: 'ci', reason: 'no-group-match' }],
+    // An extra issuer's app is named qualified: its id equal to an Entra client id grants nothing of that client's.
+    ['an extra issuer\'s app cannot pose as an Entra client id', 'GET', '/api/v4/deploy/x', { kind: 'app', id: 'app-client-1', groups: [], roles: [], issuer: 'gitlab-ci' } as Identity, '203.0.113.9', { result: 'deny', rule: 'deploy-app' }],
     ['an Entra group named like a CI group does not count', 'GET', '/api/v4/ci/x', user(['platform']), '203.0.113.9', { result: 'deny', rule: 'ci' }],
     ['methods: contractors read', 'GET', '/group/project', user([CONTR]), '203.0.113.9', { result: 'allow', rule: 'read-everything' }],
     ['methods: contractors cannot write', 'POST', '/group/project/-/issues', user([CONTR]), '203.0.113.9', { result: 'deny', rule: 'engineering' }],
