@@ -41,19 +41,23 @@ export interface Identity {
 
 export const ANONYMOUS: Identity = Object.freeze({ kind: 'anonymous', id: '', groups: Object.freeze([]), roles: Object.freeze([]), issuer: '' })
 
-/** C0 controls and DEL: no HTTP header can carry them, and no real id, name, email or group has one. */
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
+/**
+ * C0 controls and DEL anywhere (no HTTP header can carry them), or a space or tab at either end (HTTP
+ * trims those from a header value, so GitLab would read another name than the policy matched): no real
+ * id, name, email or group has one.
+ */
+const UNSENDABLE = /[\u0000-\u001f\u007f]|^[ \t]|[ \t]$/
 
 /**
- * The values GitLab reads from identity headers (id, name, email, every group) are free of control
- * characters. A credential whose identity fails this is refused: the alternative is a header that
+ * The values GitLab reads from identity headers (id, name, email, every group) reach it exactly as the
+ * policy saw them. A credential whose identity fails this is refused: the alternative is a header that
  * cannot be sent (a 502 blamed on GitLab) or one that is silently altered.
  */
 export function identityValuesClean(identity: Pick<Identity, 'id' | 'name' | 'email' | 'groups'>): boolean {
-  if (CONTROL_CHARACTER.test(identity.id)) return false
-  if (identity.name !== undefined && CONTROL_CHARACTER.test(identity.name)) return false
-  if (identity.email !== undefined && CONTROL_CHARACTER.test(identity.email)) return false
-  for (const group of identity.groups) if (CONTROL_CHARACTER.test(group)) return false
+  if (UNSENDABLE.test(identity.id)) return false
+  if (identity.name !== undefined && UNSENDABLE.test(identity.name)) return false
+  if (identity.email !== undefined && UNSENDABLE.test(identity.email)) return false
+  for (const group of identity.groups) if (UNSENDABLE.test(group)) return false
   return true
 }
 
