@@ -14,6 +14,7 @@ import { IapError } from '../errors.ts'
 import { foldCase, percentDecode } from '../http/canonical-path.ts'
 import { createCidrSet, type CidrSet } from '../net/cidr.ts'
 import { compileGlob } from '../policy/glob.ts'
+import { compareRotated, parseRotatedName } from './rotated-name.ts'
 import { pathCandidates, projectCandidates } from '../policy/index.ts'
 
 export type LogRecord = Record<string, unknown>
@@ -414,8 +415,6 @@ export async function* readLogLines(stream: Readable, source: string, max = MAX_
   }
 }
 
-const ROTATED = /^(.*)\.(\d{8}T\d{9}Z-\d{3})(\.gz)?$/
-
 /**
  * Reading order for log files: as given, except that a log's rotated files
  * (`NAME.<UTC timestamp>-<n>[.gz]`) are read oldest first and before NAME itself, wherever they
@@ -423,16 +422,16 @@ const ROTATED = /^(.*)\.(\d{8}T\d{9}Z-\d{3})(\.gz)?$/
  * Each log (NAME and its rotated files) keeps the place of the first of its files given.
  */
 export function orderLogFiles(files: readonly string[]): string[] {
-  const logs = new Map<string, { stamp: string; file: string }[]>()
+  const logs = new Map<string, { stamp: string; counter: number; file: string }[]>()
   for (const file of files) {
-    const m = ROTATED.exec(file)
-    const name = m ? m[1]! : file
+    const rotated = parseRotatedName(file)
+    const name = rotated ? rotated.log : file
     const group = logs.get(name) ?? []
     // The live file sorts last: '~' is above every digit of a timestamp.
-    group.push({ stamp: m ? m[2]! : '~', file })
+    group.push({ stamp: rotated ? rotated.stamp : '~', counter: rotated ? rotated.counter : 0, file })
     logs.set(name, group)
   }
-  return [...logs.values()].flatMap((group) => group.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : 0)).map((entry) => entry.file))
+  return [...logs.values()].flatMap((group) => group.sort(compareRotated).map((entry) => entry.file))
 }
 
 export const STATS_FIELDS: Record<string, string> = {

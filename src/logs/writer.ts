@@ -22,6 +22,7 @@ import { basename, dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
 import pino from 'pino'
+import { compareRotated, parseRotatedName } from './rotated-name.ts'
 
 export interface LogWriterOptions {
   /** `stdout` or a file path. */
@@ -113,13 +114,16 @@ function rotatedName(path: string, counter: number): string {
   return `${path}.${stamp}-${String(counter).padStart(3, '0')}`
 }
 
-/** Rotated siblings of `path`, oldest first (by name, which sorts by time). */
+/** Rotated siblings of `path`, oldest first. */
 export function rotatedFiles(path: string): string[] {
   const dir = dirname(path)
   const base = basename(path)
-  const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\d{8}T\\d{9}Z-\\d{3}(\\.gz)?$`)
   try {
-    return readdirSync(dir).filter((name) => pattern.test(name)).sort().map((name) => join(dir, name))
+    return readdirSync(dir)
+      .map((name) => ({ name, rotated: parseRotatedName(name) }))
+      .filter((entry): entry is { name: string; rotated: NonNullable<ReturnType<typeof parseRotatedName>> } => entry.rotated?.log === base)
+      .sort((a, b) => compareRotated(a.rotated, b.rotated))
+      .map((entry) => join(dir, entry.name))
   } catch {
     return []
   }

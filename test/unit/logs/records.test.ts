@@ -396,6 +396,13 @@ describe('query filters', () => {
   it('orders rotated files before the live file, oldest first', () => {
     expect(orderLogFiles(['a.log', 'a.log.20261128T100000000Z-002.gz', 'a.log.20261128T090000000Z-001.gz'])).toEqual(['a.log.20261128T090000000Z-001.gz', 'a.log.20261128T100000000Z-002.gz', 'a.log'])
   })
+
+  it('keeps a process\'s 1,000th rotation and later ones in time order, before the live file', () => {
+    const stamp = '20261128T100000000Z'
+    expect(orderLogFiles(['a.log', `a.log.${stamp}-1000`, `a.log.${stamp}-999`, 'a.log.20261128T090000000Z-1001.gz'])).toEqual([
+      'a.log.20261128T090000000Z-1001.gz', `a.log.${stamp}-999`, `a.log.${stamp}-1000`, 'a.log',
+    ])
+  })
 })
 
 describe('query pre-test: a necessary condition for every JSON spelling', () => {

@@ -1,9 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createLogWriter } from '../../../src/logs/writer.ts'
+import { createLogWriter, rotatedFiles } from '../../../src/logs/writer.ts'
 
 const cleanups: (() => void | Promise<void>)[] = []
 afterEach(async () => {
@@ -106,5 +106,15 @@ describe('the way out', () => {
     })
     expect(code).toBe(0)
     expect(Date.now() - started).toBeLessThan(8000)
+  })
+})
+
+describe('rotated files', () => {
+  it('lists a process\'s 1,000th rotation and later ones too (rotate.keep prunes them, logs verify reads them), oldest first', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iap-rotated-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const names = ['access.log.20261128T100000000Z-1000.gz', 'access.log.20261128T100000000Z-999.gz', 'access.log.20261128T090000000Z-001', 'other.log.20261128T080000000Z-001', 'access.log']
+    for (const name of names) writeFileSync(join(dir, name), '')
+    expect(rotatedFiles(join(dir, 'access.log'))).toEqual(['access.log.20261128T090000000Z-001', 'access.log.20261128T100000000Z-999.gz', 'access.log.20261128T100000000Z-1000.gz'].map((n) => join(dir, n)))
   })
 })
