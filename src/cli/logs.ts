@@ -111,14 +111,16 @@ const CSV_FIELDS = [
 
 /**
  * One CSV cell. Strings come from clients (paths, user agents): one starting with = + - @ (or a tab
- * or CR) would run as a formula in a spreadsheet, so it gets a leading ' (OWASP "CSV injection").
+ * or CR) would run as a formula in a spreadsheet, so it gets a leading ' (OWASP "CSV injection"). So
+ * does such a start after a `;` or tab inside the value, and the cell is then quoted: a spreadsheet whose
+ * list separator is `;` (German, French, Dutch locales) or a tab-separated import would split it there.
  */
 function csvCell(value: unknown): string {
   if (value === null || value === undefined) return ''
   if (Array.isArray(value)) return csvCell(value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(' '))
   if (typeof value === 'object') return csvCell(JSON.stringify(value))
-  const text = typeof value === 'string' && /^[=+\-@\t\r]/.test(value) ? `'${value}` : String(value)
-  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
+  const text = typeof value === 'string' ? value.replace(/(^|[;\t])(?=[=+\-@\t\r])/g, "$1'") : String(value)
+  return /[",;\t\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
 }
 
 /** Options that take a value; the filters among them may be repeated. */

@@ -110,3 +110,21 @@ describe('skipped lines are counted on stderr', () => {
     expect(res.stderr).toBe('')
   })
 })
+
+describe('--output csv against formula injection', () => {
+  it('defuses a formula after a ; or tab inside a value (a ;-separated spreadsheet splits there) and quotes the cell', async () => {
+    const file = write('csv-injection.log', [
+      record({ 'http.request.id': 'r1', 'url.path': '/a;=1+1', 'user_agent.original': "git/2.40 ;=cmd|' /C calc'!A0" }),
+      record({ 'http.request.id': 'r2', 'url.path': '/b', 'user_agent.original': 'curl\t@SUM(1)' }),
+      record({ 'http.request.id': 'r3', 'url.path': '/c', 'user_agent.original': '=2+3' }),
+    ])
+    const out = (await logs([file, '--output', 'csv'])).stdout
+    expect(out).toContain(`"/a;'=1+1"`)
+    expect(out).toContain(`"git/2.40 ;'=cmd|' /C calc'!A0"`)
+    expect(out).toContain(`"curl\t'@SUM(1)"`)
+    expect(out).toContain(`'=2+3`)
+    // Split at every ; and tab, as such a spreadsheet would: no piece of a record begins a formula.
+    const records = out.split('\n').slice(1).join('\n')
+    for (const piece of records.split(/[,;\t\n]/)) expect(piece.replace(/^"/, ''), piece).not.toMatch(/^[=+@]/)
+  })
+})
