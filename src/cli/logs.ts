@@ -10,7 +10,7 @@ import { loadAccessLogConfig, loadGroupAliases, resolveConfigPath } from '../con
 import { IapError } from '../errors.ts'
 import { createChainVerifier } from '../logs/chain.ts'
 import {
-  compileQuery, createLineSplitter, displayName, openLog, orderLogFiles, OVERLONG_LINE, parseRecord, readLogLines, recordTime, STATS_FIELDS, statsKey,
+  compileQuery, createLineSplitter, displayName, openLog, orderLogFiles, OVERLONG_LINE, parseRecord, qualifiedUser, readLogLines, recordTime, STATS_FIELDS, statsKey,
   type CompiledQuery, type LogRecord, type QueryFilters,
 } from '../logs/query.ts'
 import { rotatedFiles } from '../logs/writer.ts'
@@ -82,7 +82,7 @@ const COLUMNS = [
   { title: 'time', get: (r: LogRecord) => tableTime(r['@timestamp']), min: 20, follow: 20 },
   { title: 'status', get: (r: LogRecord) => String(r['http.response.status_code'] ?? ''), min: 6, follow: 6 },
   { title: 'method', get: (r: LogRecord) => String(r['http.request.method'] ?? ''), min: 6, follow: 7 },
-  { title: 'user', get: (r: LogRecord) => String(r['user.name'] ?? r['user.id'] ?? '-'), min: 8, follow: 24 },
+  { title: 'user', get: (r: LogRecord) => String(qualifiedUser(r, 'user.name') ?? qualifiedUser(r, 'user.id') ?? '-'), min: 8, follow: 24 },
   { title: 'auth', get: (r: LogRecord) => String(r['iap.auth.method'] ?? ''), min: 7, follow: 7 },
   { title: 'decision', get: (r: LogRecord) => String(r['iap.decision.result'] ?? ''), min: 9, follow: 9 },
   { title: 'rule', get: (r: LogRecord) => String(r['iap.decision.rule'] ?? '-'), min: 6, follow: 16 },
@@ -228,7 +228,7 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
     if (matched >= limit) return false
     matched++
     if (stats) {
-      const raw = statsName === 'user' ? (record['user.name'] ?? record['user.id']) : record[statsField]
+      const raw = statsName === 'user' ? (qualifiedUser(record, 'user.name') ?? qualifiedUser(record, 'user.id')) : record[statsField]
       const value = raw === undefined ? null : raw
       const key = value === null ? '-' : statsKey(statsName!, value)
       const entry = stats.get(key)

@@ -148,8 +148,11 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
   const users = valuesOf(filters.user).map((u) => u.normalize('NFC'))
   if (users.length > 0) {
     const m = stringMatcher(users, true)
-    if (m.pre) {
-      const re = m.pre
+    // An extra issuer's user is logged unqualified beside its issuer (`"user.name":"jdoe"`, `"iap.identity.issuer":"gitlab-ci"`):
+    // the line test looks for what follows the issuer's name too.
+    const p = stringMatcher(users.flatMap((u) => (u.includes(':') ? [u, u.slice(u.indexOf(':') + 1)] : [u])), true)
+    if (p.pre) {
+      const re = p.pre
       // A line that fails as written may hold the name in another normalization form; NFC of a whole
       // line holds `"NFC(name)"` (a `"` never composes with its neighbours), so testing it stays a
       // necessary condition. Not needed for a name in ASCII without ";" or "`": no other character
@@ -158,7 +161,9 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
       else pre.push(re)
     }
     const test = (value: unknown) => typeof value === 'string' && m.test(value.normalize('NFC'))
-    exact.push((r) => test(r['user.id']) || test(r['user.name']) || test(r['user.email']))
+    // Qualified (`gitlab-ci:jdoe`) finds that issuer's user only; a bare value finds it under any issuer, and the
+    // table and `--stats user` show whose it is (`gitlab-ci:<oid>` is not the Entra user with that object id).
+    exact.push((r) => test(r['user.id']) || test(r['user.name']) || test(r['user.email']) || test(qualifiedUser(r, 'user.id')) || test(qualifiedUser(r, 'user.name')))
   }
 
   const groups = valuesOf(filters.group)
@@ -452,6 +457,17 @@ export const STATS_FIELDS: Record<string, string> = {
  * percent-decoded (except `%2F`) but keeping case: past the namespace (a file in a repository) case
  * makes a different resource.
  */
+/**
+ * A record's user id or name as the policy, the identity headers and `/admin/revoke` name it: plain for
+ * Entra, `<issuer>:<value>` for an extra issuer, so a GitLab login shaped like an Entra object id is
+ * never taken for that Entra user.
+ */
+export function qualifiedUser(record: LogRecord, field: 'user.id' | 'user.name'): unknown {
+  const value = record[field]
+  const issuer = record['iap.identity.issuer']
+  return typeof value === 'string' && typeof issuer === 'string' && issuer !== '' && issuer !== 'entra' ? `${issuer}:${value}` : value
+}
+
 export function statsKey(field: string, value: unknown): string {
   const text = String(value)
   if (typeof value !== 'string') return text

@@ -128,3 +128,33 @@ describe('--output csv against formula injection', () => {
     for (const piece of records.split(/[,;\t\n]/)) expect(piece.replace(/^"/, ''), piece).not.toMatch(/^[=+@]/)
   })
 })
+
+describe('--user and extra issuers', () => {
+  const ADA = '7a1d0c55-0000-4000-8000-000000000001'
+  const file = () =>
+    write('issuers.log', [
+      record({ 'http.request.id': 'r1', 'user.id': ADA, 'user.name': 'ada@contoso.com', 'iap.identity.issuer': 'entra', 'url.path': '/ada' }),
+      // A GitLab user whose login is Ada's object id, through the CI issuer.
+      record({ 'http.request.id': 'r2', 'user.id': ADA, 'user.name': ADA, 'iap.identity.issuer': 'gitlab-ci', 'iap.auth.method': 'bearer', 'url.path': '/ci/dump' }),
+      record({ 'http.request.id': 'r3', 'user.id': 'jdoe', 'user.name': 'jdoe', 'iap.identity.issuer': 'gitlab-ci', 'iap.auth.method': 'bearer', 'url.path': '/ci/jdoe' }),
+    ])
+
+  it('a qualified name (as in rules, headers and /admin/revoke) finds that issuer\'s user only', async () => {
+    const f = file()
+    const ids = async (user: string) => (await logs([f, '--user', user, '--output', 'json'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)['http.request.id'])
+    expect(await ids('gitlab-ci:jdoe')).toEqual(['r3'])
+    expect(await ids(`gitlab-ci:${ADA}`)).toEqual(['r2'])
+    // A bare value finds it under any issuer: nothing is hidden, and the table says whose each record is.
+    expect(await ids(ADA)).toEqual(['r1', 'r2'])
+  })
+
+  it('the table and --stats user show qualified names, so an extra issuer\'s user never reads as the Entra user', async () => {
+    const f = file()
+    const table = (await logs([f, '--user', ADA])).stdout
+    expect(table).toContain(`gitlab-ci:${ADA}`)
+    expect(table).toContain('ada@contoso.com')
+    const stats = (await logs([f, '--stats', 'user', '--output', 'json'])).stdout
+    expect(stats).toContain(`gitlab-ci:${ADA}`)
+    expect(stats).toContain('gitlab-ci:jdoe')
+  })
+})
