@@ -27,7 +27,8 @@ are read oldest first and before NAME, so access.log* reads in time order.
 
 Filters (a record must match every filter given; a filter given more than once matches any of
 its values: --user a --user b is a or b):
-  --user U            user id, name (UPN) or email (case-insensitive, any Unicode form)
+  --user U            user id, name (UPN), email or app client id (case-insensitive, any Unicode form;
+                      an extra issuer's user as gitlab-ci:jdoe finds that issuer's only)
   --group G           group id in iap.identity.groups, or a group alias from the config
                       (--config FILE, else $GITLAB_IAP_CONFIG, else ./config.yaml if present)
   --path GLOB         url.path (* one segment, ** any), compared as the policy reads paths:

@@ -163,7 +163,8 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
     const test = (value: unknown) => typeof value === 'string' && m.test(value.normalize('NFC'))
     // Qualified (`gitlab-ci:jdoe`) finds that issuer's user only; a bare value finds it under any issuer, and the
     // table and `--stats user` show whose it is (`gitlab-ci:<oid>` is not the Entra user with that object id).
-    exact.push((r) => test(r['user.id']) || test(r['user.name']) || test(r['user.email']) || test(qualifiedUser(r, 'user.id')) || test(qualifiedUser(r, 'user.name')))
+    // An app-only identity is found by its client id too: what `apps` rules and the app registration name.
+    exact.push((r) => test(r['user.id']) || test(r['user.name']) || test(r['user.email']) || test(qualifiedUser(r, 'user.id')) || test(qualifiedUser(r, 'user.name')) || test(r['iap.identity.app_id']))
   }
 
   const groups = valuesOf(filters.group)

@@ -137,6 +137,8 @@ describe('--user and extra issuers', () => {
       // A GitLab user whose login is Ada's object id, through the CI issuer.
       record({ 'http.request.id': 'r2', 'user.id': ADA, 'user.name': ADA, 'iap.identity.issuer': 'gitlab-ci', 'iap.auth.method': 'bearer', 'url.path': '/ci/dump' }),
       record({ 'http.request.id': 'r3', 'user.id': 'jdoe', 'user.name': 'jdoe', 'iap.identity.issuer': 'gitlab-ci', 'iap.auth.method': 'bearer', 'url.path': '/ci/jdoe' }),
+      // An app-only token: the service principal's object id, and the client id apps rules name.
+      record({ 'http.request.id': 'r4', 'user.id': 'sp-oid-1', 'iap.identity.kind': 'app', 'iap.identity.app_id': '22222222-2222-4222-8222-222222222222', 'iap.identity.issuer': 'entra', 'url.path': '/api/v4/deploy' }),
     ])
 
   it('a qualified name (as in rules, headers and /admin/revoke) finds that issuer\'s user only', async () => {
@@ -146,6 +148,8 @@ describe('--user and extra issuers', () => {
     expect(await ids(`gitlab-ci:${ADA}`)).toEqual(['r2'])
     // A bare value finds it under any issuer: nothing is hidden, and the table says whose each record is.
     expect(await ids(ADA)).toEqual(['r1', 'r2'])
+    // An app by its client id, as rules and the app registration name it.
+    expect(await ids('22222222-2222-4222-8222-222222222222')).toEqual(['r4'])
   })
 
   it('the table and --stats user show qualified names, so an extra issuer\'s user never reads as the Entra user', async () => {
