@@ -78,11 +78,20 @@ export function parseIsoTime(text: string): { start: number; unit: number } | un
   return { start, unit }
 }
 
-/** A record's `@timestamp` in ms: ISO 8601 as `parseIsoTime` reads it (no zone: UTC); NaN when unreadable. */
+/** A zone at the end of another writer's time: an offset, `Z`, or a zone name (`GMT`, `UTC`, `CET`). */
+const TRAILING_ZONE = /(?:[+-]\d{2}:?\d{2}|\b[A-Za-z]{1,5})\s*$/
+
+/**
+ * A record's `@timestamp` in ms: ISO 8601 as `parseIsoTime` reads it (no zone: UTC); NaN when unreadable.
+ * Another writer's format gets the best reading there is, and without a zone that is UTC too, never the
+ * local time of whoever runs the query.
+ */
 export function recordTime(value: unknown): number {
   if (typeof value !== 'string') return NaN
   const iso = parseIsoTime(value)
-  return iso ? iso.start : Date.parse(value) // another writer's format: the best reading there is
+  if (iso) return iso.start
+  const asUtc = TRAILING_ZONE.test(value) ? NaN : Date.parse(`${value} UTC`)
+  return Number.isNaN(asUtc) ? Date.parse(value) : asUtc
 }
 
 /**

@@ -162,3 +162,21 @@ describe('--user and extra issuers', () => {
     expect(stats).toContain('gitlab-ci:jdoe')
   })
 })
+
+describe('another writer\'s @timestamp', () => {
+  const saved = process.env.TZ
+  afterEach(() => {
+    process.env.TZ = saved
+  })
+
+  it.each(['UTC', 'Asia/Tokyo', 'America/New_York'])('without a zone it is UTC in any local zone (%s); with one it keeps it', async (tz) => {
+    process.env.TZ = tz
+    const file = write(`other-writer-${tz.replace('/', '-')}.log`, [
+      record({ 'http.request.id': 'plain', '@timestamp': '2026/11/29 10:00:00' }),
+      record({ 'http.request.id': 'offset', '@timestamp': '2026/11/29 10:00:00 +0100' }),
+    ])
+    const ids = async (...args: string[]) => (await logs([file, ...args, '--output', 'json'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)['http.request.id'])
+    expect(await ids('--since', '2026-11-29T10:00:00Z', '--until', '2026-11-29T10:00:00Z')).toEqual(['plain'])
+    expect(await ids('--since', '2026-11-29T09:00:00Z', '--until', '2026-11-29T09:00:00Z')).toEqual(['offset'])
+  })
+})
