@@ -209,6 +209,8 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
   let unreadable = 0
   let overlong = 0
   let notAccess = 0
+  // Records --since/--until cannot place (no readable @timestamp): left out, and said.
+  let untimed = 0
 
   const onLine = (line: string): boolean => {
     if (line === OVERLONG_LINE) {
@@ -221,7 +223,10 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
       unreadable++
       return true
     }
-    if (!query.matches(record)) return true
+    if (!query.matches(record)) {
+      if (query.untimed(record)) untimed++
+      return true
+    }
     if (record['event.kind'] === 'state') {
       notAccess++
       return true
@@ -256,6 +261,7 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
   const was = (n: number) => (n === 1 ? 'was' : 'were')
   if (unreadable > 0) io.stderr.write(`gitlab-iap: ${unreadable} line${unreadable === 1 ? ' was' : 's were'} not an access-log record (not JSON, or cut short) and ${was(unreadable)} skipped\n`)
   if (overlong > 0) io.stderr.write(`gitlab-iap: ${overlong} line${overlong === 1 ? ' was' : 's were'} longer than 4 MiB (longer than any access-log record) and ${was(overlong)} skipped\n`)
+  if (untimed > 0) io.stderr.write(`gitlab-iap: ${untimed} record${untimed === 1 ? ' has' : 's have'} no readable @timestamp, so --since/--until cannot place ${untimed === 1 ? 'it' : 'them'}: left out\n`)
   if (notAccess > 0) io.stderr.write(`gitlab-iap: ${notAccess} matching record${notAccess === 1 ? ' was' : 's were'} not an access record (event.kind "state") and ${was(notAccess)} skipped\n`)
   return 0
 }

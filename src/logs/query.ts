@@ -43,6 +43,8 @@ export interface CompiledQuery {
   maybe(line: string): boolean
   /** Exact test on the parsed (flattened) record. */
   matches(record: LogRecord): boolean
+  /** True for a record `--since`/`--until` cannot place (no readable `@timestamp`): it never matches them. */
+  untimed(record: LogRecord): boolean
 }
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -101,6 +103,12 @@ export function recordTime(value: unknown): number {
  * seconds) keeps its row. Throws a usage error naming the flag.
  */
 export function parseTimeBound(flag: string, text: string, now = Date.now()): number {
+  // A bare number is seconds, as in every duration, but `2025` or `20261125` reads as a year or a date
+  // (ISO 8601's reduced and basic forms) to anyone typing it: refused rather than read the other way.
+  const bare = text.trim()
+  if (/^(?:19[7-9]\d|2[01]\d\d)$|^(?:19[7-9]\d|2[01]\d\d)(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])$/.test(bare)) {
+    throw new TypeError(`--${flag}: "${bare}" could be seconds or a date: write ${bare}s for seconds, or the date as ${bare.length === 4 ? `${bare}-01-01` : `${bare.slice(0, 4)}-${bare.slice(4, 6)}-${bare.slice(6)}`}`)
+  }
   const ms = parseDurationMs(text)
   if (ms !== undefined) return now - ms
   const iso = parseIsoTime(text.trim())
@@ -242,7 +250,8 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
     }
     exact.push((r) => cidr.has(str(r, 'client.ip') ?? ''))
   }
-  if (filters.since !== undefined || filters.until !== undefined) {
+  const timed = filters.since !== undefined || filters.until !== undefined
+  if (timed) {
     const since = filters.since !== undefined ? parseTimeBound('since', filters.since, now) : -Infinity
     const until = filters.until !== undefined ? parseTimeBound('until', filters.until, now) : Infinity
     exact.push((r) => {
@@ -261,6 +270,7 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
       for (const test of exact) if (!test(record)) return false
       return true
     },
+    untimed: (record) => timed && Number.isNaN(recordTime(record['@timestamp'])),
   }
 }
 

@@ -180,3 +180,20 @@ describe('another writer\'s @timestamp', () => {
     expect(await ids('--since', '2026-11-29T09:00:00Z', '--until', '2026-11-29T09:00:00Z')).toEqual(['offset'])
   })
 })
+
+describe('records --since cannot place', () => {
+  it('are left out and counted on stderr, so a total is never short without a word', async () => {
+    const file = write('untimed.log', [
+      record({ 'http.request.id': 'ok', '@timestamp': '2026-11-28T10:00:00.000Z' }),
+      record({ 'http.request.id': 'epoch', '@timestamp': 1764410400000 }),
+      record({ 'http.request.id': 'junk', '@timestamp': 'yesterday-ish' }),
+    ])
+    const res = await logs([file, '--since', '2026-11-01', '--output', 'json'])
+    expect(res.stdout.trim().split('\n').map((l) => JSON.parse(l)['http.request.id'])).toEqual(['ok'])
+    expect(res.stderr).toContain('2 records have no readable @timestamp, so --since/--until cannot place them: left out')
+    // Without a time filter nothing is left out, and nothing is said.
+    const all = await logs([file, '--output', 'json'])
+    expect(all.stdout.trim().split('\n')).toHaveLength(3)
+    expect(all.stderr).toBe('')
+  })
+})

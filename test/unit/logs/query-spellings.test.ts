@@ -109,6 +109,14 @@ describe('--since and --until', () => {
     }
   })
 
+  it('refuse a bare number that reads as a year or a date (2025, 20261125), naming both readings; other bare numbers are seconds', () => {
+    expect(() => parseTimeBound('since', '2025')).toThrow('--since: "2025" could be seconds or a date: write 2025s for seconds, or the date as 2025-01-01')
+    expect(() => parseTimeBound('until', '20261125')).toThrow('write 20261125s for seconds, or the date as 2026-11-25')
+    const now = Date.UTC(2026, 10, 29, 12)
+    expect(parseTimeBound('since', '3600', now)).toBe(now - 3_600_000)
+    expect(parseTimeBound('since', '2025s', now)).toBe(now - 2_025_000)
+  })
+
   it('take a zone when one is given; the table\'s own spelling (…Z) reads back', () => {
     expect(parseTimeBound('since', '2026-11-29 19:37:46Z')).toBe(Date.UTC(2026, 10, 29, 19, 37, 46))
     expect(parseTimeBound('since', '2026-11-29T21:37:46+02:00')).toBe(Date.UTC(2026, 10, 29, 19, 37, 46))
