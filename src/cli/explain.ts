@@ -12,7 +12,7 @@ import { attribute } from '../gitlab/attribute.ts'
 import { checkCanonicalPath } from '../http/canonical-path.ts'
 import { browserSignInConfigured, IAP_ENDPOINT_METHODS, SIGN_IN_PATHS } from '../iap/routes.ts'
 import type { Decision } from '../policy/decision.ts'
-import { compilePolicy, decideAlsoAs } from '../policy/index.ts'
+import { compilePolicy, decideAlsoAs, issuerOfGroup } from '../policy/index.ts'
 import { parseCommandArgs } from './args.ts'
 import type { CliIo } from './io.ts'
 
@@ -77,8 +77,8 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   })
   const roles = values.role ?? []
   // Groups qualified by an extra issuer (`gitlab-ci:platform`) are that issuer's identity's: only its tokens carry them.
-  const extraIssuers = new Map(config.issuers.map((i) => [i.name.toLowerCase(), i.name]))
-  const groupIssuers = new Set(groups.map((g) => extraIssuers.get(g.slice(0, Math.max(0, g.indexOf(':'))).toLowerCase()) ?? 'entra'))
+  const extraIssuers = new Set(config.issuers.map((i) => i.name.toLowerCase()))
+  const groupIssuers = new Set(groups.map((g) => issuerOfGroup(g, extraIssuers) ?? 'entra'))
   if (groupIssuers.size > 1) throw new IapError('IAP_ERR_CLI_USAGE', `--group: groups of ${[...groupIssuers].join(' and ')} (one identity comes from one issuer)`)
   const issuer = [...groupIssuers][0] ?? 'entra'
   const identity: Identity = values.anonymous || (!values.user && !values.app && groups.length === 0 && roles.length === 0)
@@ -91,7 +91,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   const attr = problem ? { route: 'other' as const } : attribute(method, path, q === -1 ? '' : values.path.slice(q + 1))
   let project = attr.route === 'other' ? undefined : 'project' in attr ? attr.project : undefined
   const numericId = 'numericId' in attr ? attr.numericId : undefined
-  // As serve: a push's ref advertisement is matched as the POST it starts (src/gitlab/attribute.ts).
+  // As serve: a push's ref advertisement is also decided as the POST it starts (src/gitlab/attribute.ts).
   const policyMethod = 'policyMethod' in attr ? attr.policyMethod : undefined
   let note: string | undefined
   let decision: Decision

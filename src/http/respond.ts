@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { parseAccept, qualityOf } from './accept.ts'
+import { oneLine } from './one-line.ts'
 
 export interface StatusPage {
   readonly status: number
@@ -83,11 +84,6 @@ export type StatusPageFormat = 'json' | 'html' | 'text'
 export function statusPageFormat(req: Pick<IncomingMessage, 'headers'>): StatusPageFormat {
   if (isGitClient(req)) return 'text'
   return prefersJson(req) ? 'json' : 'html'
-}
-
-/** A value on one line of a text page: a control character (CR, LF, ESC, C1) could start a forged `remote:` line or drive the terminal. */
-function oneLine(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
 }
 
 /** The challenge reasons of a request that carried no credential at all (the others: one was refused). */

@@ -7,6 +7,7 @@
 import * as client from 'openid-client'
 import type { EntraConfig } from '../config/schema.ts'
 import { IapError } from '../errors.ts'
+import { oneLine } from '../http/one-line.ts'
 
 export interface TokenSet {
   readonly claims: Readonly<Record<string, unknown>>
@@ -88,7 +89,7 @@ function sanitizeDescription(text: unknown, secrets: readonly string[]): string 
   let out = text
   // The IdP has no business echoing them, but if it did the log must not: a secret or code never lands there.
   for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join('[redacted]')
-  out = out.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim()
+  out = oneLine(out).trim()
   return out.length > IDP_DESCRIPTION_MAX ? `${out.slice(0, IDP_DESCRIPTION_MAX - 1)}…` : out
 }
 

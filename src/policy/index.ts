@@ -82,12 +82,19 @@ function compileMethods(methods: readonly string[]): ReadonlySet<string> {
   return set
 }
 
+/** The extra issuer (lower-cased name, one of `extraIssuers`) a `<issuer>:<group>` value belongs to; undefined for an Entra group. */
+export function issuerOfGroup(group: string, extraIssuers: ReadonlySet<string>): string | undefined {
+  const colon = group.indexOf(':')
+  const prefix = colon > 0 ? group.slice(0, colon).toLowerCase() : undefined
+  return prefix !== undefined && extraIssuers.has(prefix) ? prefix : undefined
+}
+
 /** `<issuer>:<group>` values of the rule's groups, mapped to their (configured) extra issuer. */
 function issuersOfGroups(groups: ReadonlySet<string>, extraIssuers: ReadonlySet<string>): ReadonlyMap<string, string> {
   const map = new Map<string, string>()
   for (const group of groups) {
-    const colon = group.indexOf(':')
-    if (colon > 0 && extraIssuers.has(group.slice(0, colon))) map.set(group, group.slice(0, colon))
+    const issuer = issuerOfGroup(group, extraIssuers)
+    if (issuer !== undefined) map.set(group, issuer)
   }
   return map
 }

@@ -13,6 +13,7 @@
  */
 import { createRemoteJWKSet, customFetch, type FlattenedJWSInput, type JWSHeaderParameters, type JWTVerifyGetKey } from 'jose'
 import { IapError } from '../../errors.ts'
+import { oneLine } from '../../http/one-line.ts'
 import { displayUrl, redactUrlsIn } from '../../net/display-url.ts'
 import { readLimited } from '../../net/read-limited.ts'
 import type { IssuerSpec } from './issuers.ts'
@@ -85,7 +86,7 @@ async function idpErrorOf(res: Response): Promise<string> {
     const body = JSON.parse(await readLimited(res, MAX_ERROR_BODY_BYTES)) as { error?: unknown; error_description?: unknown }
     const said = [body.error, body.error_description].filter((v): v is string => typeof v === 'string').join(': ')
     // The IdP's own words, one line and bounded: it may echo what it was asked, never anything secret of ours.
-    return said === '' ? '' : ` ${said.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').slice(0, 300)}`
+    return said === '' ? '' : ` ${oneLine(said).slice(0, 300)}`
   } catch {
     await res.body?.cancel().catch(() => {})
     return ''
