@@ -200,7 +200,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         return
       }
       ctx.identity = outcome.identity
-      // A push's ref advertisement is also decided as the POST it announces (`attr.policyMethod`); the access
+      // A push's ref advertisement and a terminal's handshake are also decided as POST (`attr.policyMethod`); the access
       // log keeps the request's own method.
       const decideNow = (projectUnresolved: boolean) =>
         decideAlsoAs(

@@ -91,7 +91,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   const attr = problem ? { route: 'other' as const } : attribute(method, path, q === -1 ? '' : values.path.slice(q + 1))
   let project = attr.route === 'other' ? undefined : 'project' in attr ? attr.project : undefined
   const numericId = 'numericId' in attr ? attr.numericId : undefined
-  // As serve: a push's ref advertisement is also decided as the POST it starts (src/gitlab/attribute.ts).
+  // As serve: a push's ref advertisement and a terminal's handshake are also decided as POST (src/gitlab/attribute.ts).
   const policyMethod = 'policyMethod' in attr ? attr.policyMethod : undefined
   let note: string | undefined
   let decision: Decision
@@ -156,7 +156,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
       `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : iapStatus !== undefined ? "(none: the proxy's own endpoint)" : unresolved ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
       `reason:   ${decision.reason}`,
       `response: ${response}`,
-      `request:  ${method} ${values.path}${policyMethod ? ` (it starts a git push: decided as ${method} and as the ${policyMethod} it announces)` : ''}`,
+      `request:  ${method} ${values.path}${policyMethod ? (attr.route === 'git' ? ` (it starts a git push: decided as ${method} and as the ${policyMethod} it announces)` : ` (it opens a terminal or a job's services: decided as ${method} and as ${policyMethod})`) : ''}`,
       `route:    ${attr.route}${project ? `, project ${project}` : ''}`,
       `identity: ${who}`,
       ...(note ? [`note:     ${note}`] : []),

@@ -25,7 +25,8 @@ export interface Attribution {
   readonly groupWide?: true
   /**
    * A method the policy also decides the request as: `POST` for the ref advertisement that starts a push
-   * (`GET|HEAD …/info/refs?service=git-receive-pack`, `isPushAdvertisement`). The access log keeps the
+   * (`GET|HEAD …/info/refs?service=git-receive-pack`, `isPushAdvertisement`) and for the websocket
+   * handshakes that open a shell or a job's services (`INTERACTIVE_WEBSOCKET`). The access log keeps the
    * real method.
    */
   readonly policyMethod?: 'POST'
@@ -70,6 +71,14 @@ const DASH_NUMERIC = /^\/-\/(p|g|project|group)\/([^/]+)(?:\/|$)/
 const ORGANIZATION_ITEM = /^\/-\/organizations\/[^/]+\/(?:projects|groups)\/(.+?)(?:\/edit)?\/?$/
 /** GitLab Geo's git routes: `/-/push_from_secondary/<node>/<ns>/<project>.git/...` (`/-/from_secondary/` since 17.10). */
 const GEO_PREFIX = /^\/-\/(?:push_)?from_secondary\/[^/]+(?=\/)/
+/**
+ * Workhorse's websocket routes that give a shell or interactive access, from the project's first `/-/` on:
+ * a job's web terminal and service proxy, an environment's terminal (`-/jobs/[0-9]+/terminal.ws`,
+ * `-/jobs/[0-9]+/proxy.ws`, `-/environments/[0-9]+/terminal.ws`). Their handshake is a GET, so the
+ * policy decides it as a POST too. A later `/-/` is a file in a blob or tree path (Rails routes it so),
+ * and any case counts: deciding more of them as a write only ever refuses more.
+ */
+const INTERACTIVE_WEBSOCKET = /^\/-\/(?:jobs\/\d+\/(?:terminal|proxy)|environments\/\d+\/terminal)\.ws$/i
 /**
  * What Rails finds for `/projects/<id>`: ActiveRecord casts the id to an integer, so `42.json`,
  * `42-anything` and `+42` all name project 42.
@@ -296,5 +305,7 @@ export function attribute(method: string, path: string, query = ''): Attribution
   // namespace candidate (a group page, a project page or a legacy route below one).
   const dash = path.indexOf('/-/')
   const project = (dash === -1 ? path.slice(1) : path.slice(1, dash)).replace(/\/$/, '')
-  return dash === -1 ? namespacePage(project, query) : { route: 'web', project }
+  if (dash === -1) return namespacePage(project, query)
+  const interactive = (method === 'GET' || method === 'HEAD') && INTERACTIVE_WEBSOCKET.test(path.slice(dash))
+  return interactive ? { route: 'web', project, policyMethod: 'POST' } : { route: 'web', project }
 }

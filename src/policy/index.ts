@@ -265,8 +265,9 @@ export function decide(policy: CompiledPolicy, facts: RequestFacts, identity: Id
 
 /**
  * The decision for a request the policy also reads as another method: a push's ref advertisement is the
- * GET it is and the POST it announces (`Attribution.policyMethod`). What either refuses is refused: a
- * read-only rule does not open the push, and a rule that denies GETs still stops the advertisement.
+ * GET it is and the POST it announces, a terminal's websocket handshake a GET and a write
+ * (`Attribution.policyMethod`). What either refuses is refused: a read-only rule opens neither, and a
+ * rule that denies GETs still stops them.
  */
 export function decideAlsoAs(policy: CompiledPolicy, facts: RequestFacts, identity: Identity, alsoAs: string | undefined): Decision {
   const own = decide(policy, facts, identity)

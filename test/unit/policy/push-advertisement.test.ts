@@ -2,7 +2,7 @@
  * The policy decides the receive-pack advertisement as the GET it is and as the push it starts, as `serve`
  * and `explain` do (`decideAlsoAs`): a GET/HEAD rule lets readers clone and fetch (upload-pack
  * advertisement and POST, LFS batch) but not start a push; a rule that allows POST does; a rule that
- * denies GETs still stops it.
+ * denies GETs still stops it. The same for the websocket handshakes of terminals and the job service proxy.
  */
 import { describe, expect, it } from 'vitest'
 import type { Identity } from '../../../src/auth/identity.ts'
@@ -62,6 +62,26 @@ describe('git push under a GET/HEAD reading rule', () => {
   })
 })
 
+describe('terminals and the job service proxy under a GET/HEAD reading rule', () => {
+  it.each(['/group/project/-/jobs/42/terminal.ws', '/group/project/-/jobs/42/proxy.ws', '/group/project/-/environments/7/terminal.ws'])(
+    'a reader may not open %s: the writers rule refuses it; a writer may',
+    (path) => {
+      expect(decideFor('GET', path, [CONTR])).toEqual({ result: 'deny', rule: 'engineering', reason: 'no-group-match' })
+      expect(decideFor('GET', path, [ENG])).toEqual({ result: 'allow', rule: 'engineering', reason: 'group-match' })
+    },
+  )
+
+  it('a reader still reads the job, its terminal page, a file named terminal.ws and the cable', () => {
+    for (const path of ['/group/project/-/jobs/42', '/group/project/-/jobs/42/terminal', '/group/project/-/blob/main/-/jobs/1/terminal.ws', '/-/cable']) {
+      expect(decideFor('GET', path, [CONTR])).toEqual({ result: 'allow', rule: 'read-everything', reason: 'group-match' })
+    }
+  })
+
+  it('a rule that allows POST there opens it', () => {
+    expect(decideFor('GET', '/pushers/tool/-/jobs/1/terminal.ws', [CONTR])).toEqual({ result: 'allow', rule: 'pushers', reason: 'group-match' })
+  })
+})
+
 describe('a rule that denies GETs', () => {
   const guarded = compilePolicy(parseConfig(`
 server: { publicUrl: "https://gitlab.example.com" }
@@ -79,5 +99,9 @@ policy:
     '/secret/vault.git/info/refs?service=git-receive-pack&service=git-upload-pack',
   ])('still stops the advertisement GET %s (it lists every ref), push or not', (target) => {
     expect(decideFor('GET', target, [ENG], guarded)).toEqual({ result: 'deny', rule: 'no-reads-of-secret', reason: 'deny-rule' })
+  })
+
+  it('still stops a terminal handshake there', () => {
+    expect(decideFor('GET', '/secret/vault/-/jobs/1/terminal.ws', [ENG], guarded)).toEqual({ result: 'deny', rule: 'no-reads-of-secret', reason: 'deny-rule' })
   })
 })
