@@ -63,6 +63,7 @@ describe('decide', () => {
     ['project rule: encoded REST id', 'GET', '/api/v4/projects/secret-group%2Fvault/issues', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
     ['project rule: git', 'POST', '/secret-group/vault.git/git-upload-pack', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
     ['project rule: lfs', 'POST', '/secret-group/sub/vault.git/info/lfs/objects/batch', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
+    ['project rule: dumb HTTP below .git', 'GET', '/secret-group/vault.git/HEAD', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
     ['project rule: group API', 'GET', '/api/v4/groups/secret-group%2Fsub', user([ENG]), '203.0.113.9', { result: 'deny', rule: 'secret-projects' }],
     ['project rule: admin allowed', 'GET', '/secret-group/vault', user([ADMINS]), '203.0.113.9', { result: 'allow', rule: 'secret-projects' }],
     ['users by oid', 'GET', '/alice/x', user([], { id: 'oid-alice' }), '203.0.113.9', { result: 'allow', rule: 'alice-only', reason: 'user-match' }],
@@ -322,6 +323,9 @@ describe('attribution', () => {
     ['/group/project.git/info/lfs/objects/batch', { route: 'lfs', project: 'group/project', followsRedirects: true }],
     ['/group/project/-/blob/main/lib/foo.git/x', { route: 'web', project: 'group/project' }],
     ['/group/project/-/raw/main/x.git', { route: 'web', project: 'group/project' }],
+    // Other paths below `<project>.git/` (dumb HTTP) name the project too: no namespace may end in `.git`.
+    ['/group/project.git/HEAD', { route: 'web', project: 'group/project' }],
+    ['/group/project.git/objects/info/packs', { route: 'web', project: 'group/project' }],
     // Wiki, design and snippet repositories keep their suffix; project-ids.ts resolves them as GitLab does.
     ['/old-ns/vault.wiki.git/info/refs', { route: 'git', project: 'old-ns/vault.wiki', followsRedirects: true }],
     ['/old-ns/vault.design.git/git-upload-pack', { route: 'git', project: 'old-ns/vault.design', followsRedirects: true }],
