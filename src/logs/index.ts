@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import type { Config } from '../config/schema.ts'
 import type { RequestContext } from '../server/context.ts'
 import { toAccessRecord } from './access-record.ts'
-import { CHAIN_CUT, CHAIN_PREV, CHAIN_START, createChain, cutDigest, unseal, type ChainStart, type ChainState } from './chain.ts'
+import { CHAIN_CUT, CHAIN_PREV, CHAIN_START, createChain, cutDigest, unseal, type ChainState } from './chain.ts'
 import { createLogWriter, type LogWriter } from './writer.ts'
 
 export interface AccessLog {
@@ -68,17 +68,28 @@ export function createAccessLog(config: Config['accessLog'], options: AccessLogO
   // rotation, says so (`iap.chain.start`) and names the mac before it (`iap.chain.prev`, covered by its
   // own mac): `logs verify` may begin mid-chain only at a file's first record, and checks it like any
   // other, so lines cut from a file's beginning are caught while files rotated away are not mistaken
-  // for tampering.
-  let chainStart: ChainStart | undefined = chain ? 'process' : undefined
+  // for tampering. The writer seals each record once the file it lands in is known, so `file` marks
+  // only the first record of a file a rotation really began (a rename that failed marks nothing).
+  let processStart = chain !== undefined
+  const seal = chain
+    ? (line: string, fileStart: boolean): string => {
+        if (fileStart || processStart) {
+          // A file's first record is a `file` start even when it is also the process's first. Appended as
+          // JSON.stringify would (the record's last members), with the mac this record follows.
+          const start = `,"${CHAIN_START}":"${fileStart ? 'file' : 'process'}","${CHAIN_PREV}":"${chain.state().mac}"${cut === undefined ? '' : `,"${CHAIN_CUT}":"${cut}"`}}`
+          line = line.slice(0, -1) + start
+          processStart = false
+          cut = undefined
+        }
+        return chain.seal(line)
+      }
+    : undefined
   const writer: LogWriter = createLogWriter({
     output: config.output,
     rotate: config.rotate,
     onError: options.onWriteError,
-    // A file's first record is a `file` start even when it is also the process's first.
-    ...(chain && { onNewFile: () => void (chainStart = 'file') }),
+    ...(seal && { seal }),
   })
-
-  const emit = (line: string) => writer.write(chain ? chain.seal(line) : line)
 
   return {
     write(ctx, endNs) {
@@ -94,14 +105,7 @@ export function createAccessLog(config: Config['accessLog'], options: AccessLogO
           record[RECORDS_DROPPED] = dropped
           dropped = 0
         }
-        if (chain && chainStart !== undefined) {
-          record[CHAIN_START] = chainStart
-          record[CHAIN_PREV] = chain.state().mac
-          if (cut !== undefined) record[CHAIN_CUT] = cut
-          chainStart = undefined
-          cut = undefined
-        }
-        emit(JSON.stringify(record))
+        writer.write(JSON.stringify(record))
       } catch (err) {
         options.onWriteError?.(err as Error)
       }

@@ -4,7 +4,8 @@
  * to `.gz` when `compress`), the destination reopens the path, and the oldest beyond `keep` are removed.
  * The rename waits until every line before the rotation is on disk, and later lines wait for the rename:
  * each line lands in the file it was counted for (its first line is the first after the rotation),
- * none is lost or written twice, and order is kept.
+ * none is lost or written twice, and order is kept. A rename that fails or is given up leaves the
+ * lines in the current file; `seal` hears of a new file only once the rename is done.
  *
  * Lines are batched: one write per 25 ms or per 64 KiB, whichever comes first, instead
  * of one write syscall per request, which cost more CPU than the rest of the pipeline at moderate
@@ -30,8 +31,13 @@ export interface LogWriterOptions {
   readonly rotate: { readonly size: number; readonly keep: number; readonly compress: boolean }
   /** Called on every failed write or rotation (the destination may recover later). */
   readonly onError?: (err: Error) => void
-  /** Called when a rotation is decided: the next line written is the new file's first. */
-  readonly onNewFile?: () => void
+  /**
+   * Turns a line into what is written (the access log seals it into its chain): called once per line, in
+   * order, when the file it goes to is known; `fileStart` on the first line of a file a rotation began.
+   * Lines that come while a rotation waits for its rename are held unsealed until it is done or given up,
+   * so that a rotation that does not happen leaves no file start in the middle of a file.
+   */
+  readonly seal?: (line: string, fileStart: boolean) => string
   /** Called after a rotation finished (compression included), with the rotated file's final path. */
   readonly onRotated?: (path: string) => void
   /** Most bytes handed to the destination and not yet written before records are dropped (default `MAX_PENDING_BYTES`). */
@@ -151,6 +157,12 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   let exitDeadline: number | undefined
   // A rotation decided and waiting for the destination to finish the old file's lines before the rename.
   let renamePending = false
+  // The lines that came meanwhile, not yet sealed: which file they go to depends on the rename.
+  let held: string[] = []
+  let heldBytes = 0
+  // The rename is done: the next line sealed is the new file's first.
+  let fileStart = false
+  const seal = options.seal
 
   const open = (): Destination => {
     if (toFile) endWithNewline(options.output)
@@ -178,21 +190,27 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     healthy = false
     options.onError?.(err)
     // A rotation waiting on this destination is given up; the lines it held go where the next write goes.
+    const gaveUp = renamePending
     if (renamePending) {
       renamePending = false
       rotating = false
     }
-    if (reopenTimer || closed) return
-    try {
-      discard(dest)
-    } catch {
-      // already destroyed
+    if (!reopenTimer && !closed) {
+      try {
+        discard(dest)
+      } catch {
+        // already destroyed
+      }
+      reopenTimer = setTimeout(() => {
+        reopenTimer = undefined
+        if (!closed) dest = open()
+      }, REOPEN_DELAY_MS)
+      reopenTimer.unref()
     }
-    reopenTimer = setTimeout(() => {
-      reopenTimer = undefined
-      if (!closed) dest = open()
-    }, REOPEN_DELAY_MS)
-    reopenTimer.unref()
+    if (gaveUp) {
+      release()
+      writeBatch()
+    }
   }
   let dest: Destination = open()
   // Only regular files rotate: /dev/stdout, a FIFO or /dev/null must never be renamed.
@@ -223,7 +241,6 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     rotating = true
     renamePending = true
     size = 0
-    options.onNewFile?.()
     if (writtenBytes >= handedBytes) renameAndReopen()
   }
 
@@ -233,12 +250,16 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     try {
       renameSync(options.output, target)
     } catch (err) {
+      // The lines stay in this file: sealed as its own, with no file start among them.
       rotating = false
       options.onError?.(err as Error)
+      release()
       writeBatch()
       return
     }
     dest.reopen()
+    fileStart = true
+    release()
     writeBatch()
     const done = new Promise<void>((resolve) => {
       // 'ready' fires when the new file is open and the old descriptor is being closed.
@@ -267,6 +288,25 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     })
     pending.add(done)
     void done.then(() => pending.delete(done))
+  }
+
+  /** Seals `line` (see `seal`) and appends it to the batch, counting its bytes in the file's size. */
+  function add(line: string): void {
+    let sealed = line
+    if (seal) {
+      sealed = seal(line, fileStart)
+      fileStart = false
+    }
+    const bytes = append(sealed)
+    if (rotatable) size += bytes
+  }
+
+  /** Adds the lines held for a rotation, in order, now that the file they go to is known. */
+  function release(): void {
+    const lines = held
+    held = []
+    heldBytes = 0
+    for (const line of lines) add(line)
   }
 
   /** Appends `line` and a newline to the batch; returns the bytes added. */
@@ -298,7 +338,7 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
     clearTimeout(batchTimer)
     batchTimer = undefined
     if (batchLength === 0 || closed) return
-    // Lines after a decided rotation wait for the rename (the 'write' event that completes it writes them).
+    // Nothing more goes to the old file once its rotation is decided (later lines are held until the rename).
     if (renamePending) return
     if (reopenTimer) {
       batchTimer = setTimeout(writeBatch, REOPEN_DELAY_MS).unref()
@@ -330,6 +370,11 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
   const onExit = (): void => {
     if (closed || reopenTimer) return
     exitDeadline = Date.now() + EXIT_FLUSH_MS
+    // A rotation still waiting for its rename will not have it: its lines stay in this file.
+    if (renamePending) {
+      renamePending = false
+      release()
+    }
     try {
       if (batchLength > 0 && !backlogged) dest.write(takeBatch())
       dest.flushSync()
@@ -352,17 +397,21 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
         options.onError?.(refused)
         return
       }
-      const bytes = append(line)
-      // A destination that never finishes the old file's lines must not make the held ones grow without end.
-      if (renamePending && batchLength > HOLD_LIMIT_BYTES) {
+      if (renamePending) {
+        // Sealed once the rename is done or given up: only then is it known whether this starts a file.
+        held.push(line)
+        heldBytes += Buffer.byteLength(line) + 1
+        if (heldBytes <= HOLD_LIMIT_BYTES) return
+        // A destination that never finishes the old file's lines must not make the held ones grow without end.
         renamePending = false
         rotating = false
+        release()
+      } else {
+        add(line)
       }
       if (batchLength >= BATCH_BYTES) writeBatch()
       else batchTimer ??= setTimeout(writeBatch, BATCH_MS)
-      if (!rotatable) return
-      size += bytes
-      if (size >= options.rotate.size && !rotating) rotate()
+      if (rotatable && size >= options.rotate.size && !rotating) rotate()
     },
     get healthy() {
       return healthy
@@ -374,7 +423,10 @@ export function createLogWriter(options: LogWriterOptions): LogWriter {
       await Promise.all(pending)
       if (closed) return
       // A rotation still waiting for its rename is given up: its lines stay in the current file.
-      renamePending = false
+      if (renamePending) {
+        renamePending = false
+        release()
+      }
       writeBatch()
       closed = true
       process.off('exit', onExit)

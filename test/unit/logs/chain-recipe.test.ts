@@ -3,8 +3,9 @@
  * from it alone (`verifyAsDocumented`, which uses nothing from src/logs/chain.ts) accepts what the
  * access log writes and catches edits; the product's verifier is held to the same answers.
  */
+import { spawn } from 'node:child_process'
 import { createHmac } from 'node:crypto'
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -13,6 +14,7 @@ import { createChainVerifier } from '../../../src/logs/chain.ts'
 import { createAccessLog } from '../../../src/logs/index.ts'
 import { rotatedFiles } from '../../../src/logs/writer.ts'
 import type { RequestContext } from '../../../src/server/context.ts'
+import { runLogsCommand } from '../../helpers/records.ts'
 
 const KEY = 'chain-recipe-key-ü-0123456789abcdef'
 const SUFFIX = /,"iap\.chain\.seq":(\d+),"iap\.chain\.mac":"([0-9a-f]{64})"\}$/
@@ -160,5 +162,135 @@ describe('the documented chain recipe', () => {
       forged[0] = forged[0]!.replace('{"@timestamp"', `{"iap.chain.start":"file","iap.chain.prev":"${JSON.parse(lines[0]!)['iap.chain.mac']}","@timestamp"`)
       expect(verifyAsDocumented(forged)).toBe(1)
     }
+  })
+})
+
+describe('a rotation that does not happen', () => {
+  const FILE_START = '"iap.chain.start":"file"'
+  const linesOf = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean)
+  /** Until every record written so far is on disk: a rotation decided meanwhile has had its rename (or its failure). */
+  const settled = (output: string, records: number) => expect.poll(() => [...rotatedFiles(output), output].flatMap(linesOf).length, { timeout: 10_000, interval: 10 }).toBe(records)
+
+  /** `gitlab-iap logs verify FILE... --config …`, in-process: undefined when the chain is intact, else why not. */
+  async function logsVerify(files: string[]): Promise<string | undefined> {
+    const config = join(dir, 'verify-config.json')
+    writeFileSync(config, JSON.stringify({ accessLog: { output: files.at(-1), integrity: { key: KEY } } }))
+    try {
+      const { code, stderr } = await runLogsCommand(['verify', ...files, '--config', config])
+      return code === 0 ? undefined : `exit ${code}: ${stderr}`
+    } catch (err) {
+      return (err as Error).message
+    }
+  }
+
+  /** The product's verifier over lines, stopping at the first bad one as `logs verify` does. */
+  function verifies(lines: string[]): boolean {
+    const verifier = createChainVerifier(KEY)
+    lines.every((line, n) => verifier.push(line, 'log', n + 1))
+    return verifier.verdict().ok
+  }
+
+  /**
+   * A log (its files, oldest first) verifies as a whole; a file start is only ever a file's first line;
+   * and no file with its head cut, at whatever line, passes for a file whose predecessors were rotated away.
+   */
+  async function expectSoundLog(files: string[]): Promise<void> {
+    const contents = files.map(linesOf)
+    expect(await logsVerify(files)).toBeUndefined()
+    expect(verifyAsDocumented(contents.flat())).toBe(0)
+    for (const [i, lines] of contents.entries()) {
+      const misplaced = lines.flatMap((line, n) => (n > 0 && line.includes(FILE_START) ? [`${files[i]}:${n + 1}`] : []))
+      expect.soft(misplaced).toEqual([])
+      const rest = contents.slice(i + 1).flat()
+      // A file whose older neighbours were rotated away verifies from its first line, not from any later one.
+      if (i > 0 && lines.length > 0) expect(verifies([...lines, ...rest]), `${files[i]} from its first line`).toBe(true)
+      for (let cut = 1; cut < lines.length; cut++) {
+        expect.soft(verifies([...lines.slice(cut), ...rest]), `${files[i]} cut before line ${cut + 1}`).toBe(false)
+        expect.soft(verifyAsDocumented([...lines.slice(cut), ...rest]), `${files[i]} cut before line ${cut + 1}`).toBe(1)
+      }
+    }
+  }
+
+  it('a rename that fails leaves the lines in the file, sealed as its own: no head of it can be cut unseen', async () => {
+    const parent = mkdtempSync(join(dir, 'unrenamed-'))
+    // The file system takes this name, but not with a rotation's suffix (`.<timestamp>-001`) added:
+    // every rename fails (ENAMETOOLONG), whoever runs the test.
+    const output = join(parent, 'a'.repeat(240))
+    const errors: string[] = []
+    const log = createAccessLog({ output, rotate: { size: 2048, keep: 50, compress: false }, integrity: { key: KEY }, onError: 'serve' }, { instanceId: 'unrenamed', onWriteError: (err) => errors.push(String((err as { code?: string }).code)) })
+    for (let n = 0; n < 40; n++) {
+      log.write(ctx(n), 2_000_000n)
+      if (n % 5 === 4) await settled(output, n + 1)
+    }
+    await log.close()
+    expect(errors.filter((code) => code === 'ENAMETOOLONG').length).toBeGreaterThan(1)
+    expect(rotatedFiles(output)).toEqual([])
+    const lines = linesOf(output)
+    expect(lines.map((line) => JSON.parse(line)['http.request.id'])).toEqual(Array.from({ length: 40 }, (_, n) => `req-${n}`))
+    expect(JSON.parse(lines[0]!)).toMatchObject({ 'iap.chain.seq': 1, 'iap.chain.start': 'process' })
+    await expectSoundLog([output])
+  })
+
+  it('a rotation still waiting for its rename when the log closes leaves its lines in the file it began in', async () => {
+    const output = join(dir, 'closing.log')
+    const log = createAccessLog({ output, rotate: { size: 2048, keep: 50, compress: false }, integrity: { key: KEY }, onError: 'serve' }, { instanceId: 'closing' })
+    let n = 0
+    for (; n < 20; n++) {
+      log.write(ctx(n), 2_000_000n)
+      if (n % 5 === 4) await settled(output, n + 1)
+    }
+    // Written in one go across the size, then closed: the rename never gets the turn it waits for.
+    for (; n < 30; n++) log.write(ctx(n), 2_000_000n)
+    await log.close()
+    const files = [...rotatedFiles(output), output]
+    expect(files.length).toBeGreaterThan(2)
+    // The live file grew past the size: a rotation was decided there and given up.
+    expect(statSync(output).size).toBeGreaterThan(2048)
+    expect(files.flatMap(linesOf).map((line) => JSON.parse(line)['http.request.id'])).toEqual(Array.from({ length: 30 }, (_, i) => `req-${i}`))
+    await expectSoundLog(files)
+  })
+
+  it('a rotation given up because too much waited for its rename leaves those lines in the file it began in', { timeout: 60_000 }, async () => {
+    const output = join(dir, 'holding.log')
+    const log = createAccessLog({ output, rotate: { size: 64 * 1024, keep: 50, compress: false }, integrity: { key: KEY }, onError: 'serve' }, { instanceId: 'holding' })
+    // About 9 MiB in one go: the old file's lines are not on disk before more than the 8 MiB held back for a rename arrive.
+    const long = (n: number): RequestContext => ({ ...ctx(n), path: `/g/p/-/blob/main/${'x/'.repeat(15_000)}${n}` })
+    for (let n = 0; n < 300; n++) log.write(long(n), 2_000_000n)
+    await settled(output, 300)
+    log.write(ctx(300), 2_000_000n)
+    await log.close()
+    const files = [...rotatedFiles(output), output]
+    const all = files.flatMap(linesOf)
+    expect(all.map((line) => JSON.parse(line)['http.request.id'])).toEqual(Array.from({ length: 301 }, (_, i) => `req-${i}`))
+    // The first file holds far more than its size: its rotation was given up, and the next one was done.
+    expect(files).toHaveLength(2)
+    expect(statSync(files[0]!).size).toBeGreaterThan(8 * 1024 * 1024)
+    await expectSoundLog(files)
+  })
+
+  it('a rotation still waiting for its rename when the process exits leaves its lines in the file it began in', async () => {
+    const output = join(dir, 'exiting.log')
+    const script = [
+      `import { statSync } from 'node:fs'`,
+      `import { createAccessLog } from ${JSON.stringify(join(import.meta.dirname, '../../../src/logs/index.ts'))}`,
+      `const ctx = ${ctx.toString()}`,
+      `const user = ${JSON.stringify(user)}`,
+      `const log = createAccessLog({ output: ${JSON.stringify(output)}, rotate: { size: 2048, keep: 50, compress: false }, integrity: { key: ${JSON.stringify(KEY)} }, onError: 'serve' }, { instanceId: 'exiting' })`,
+      // The file is open before the records come, as in a running proxy.
+      `await new Promise((r) => setTimeout(r, 200))`,
+      `for (let n = 0; n < 12; n++) log.write(ctx(n), 2000000n)`,
+      // The lines before the rotation reach the file; the rename would come on the event loop's next turn, which never comes.
+      `const deadline = Date.now() + 5000`,
+      `while (statSync(${JSON.stringify(output)}).size < 2048 && Date.now() < deadline);`,
+      `process.exit(0)`,
+    ].join('\n')
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr!.on('data', (d) => (stderr += d))
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0)
+    expect(stderr).toBe('')
+    expect(rotatedFiles(output)).toEqual([])
+    expect(linesOf(output).map((line) => JSON.parse(line)['http.request.id'])).toEqual(Array.from({ length: 12 }, (_, n) => `req-${n}`))
+    await expectSoundLog([output])
   })
 })

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -116,5 +116,44 @@ describe('rotated files', () => {
     const names = ['access.log.20261128T100000000Z-1000.gz', 'access.log.20261128T100000000Z-999.gz', 'access.log.20261128T090000000Z-001', 'other.log.20261128T080000000Z-001', 'access.log']
     for (const name of names) writeFileSync(join(dir, name), '')
     expect(rotatedFiles(join(dir, 'access.log'))).toEqual(['access.log.20261128T090000000Z-001', 'access.log.20261128T100000000Z-999.gz', 'access.log.20261128T100000000Z-1000.gz'].map((n) => join(dir, n)))
+  })
+})
+
+describe('rotation and sealing', () => {
+  /** Lines written across several rotations; `seal` marks a line it is told starts a file. */
+  async function writeAcross(name: string) {
+    const dir = mkdtempSync(join(tmpdir(), 'iap-sealing-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const output = join(dir, name)
+    const errors: string[] = []
+    const writer = createLogWriter({
+      output, rotate: { size: 1000, keep: 50, compress: false },
+      seal: (line, fileStart) => (fileStart ? `${line} start` : line),
+      onError: (err) => errors.push((err as NodeJS.ErrnoException).code ?? err.message),
+    })
+    const written = Array.from({ length: 60 }, (_, n) => `line ${n} ${'x'.repeat(90)}`)
+    const onDisk = () => [...rotatedFiles(output), output].flatMap((file) => readFileSync(file, 'utf8').split('\n').filter(Boolean)).length
+    for (const [n, line] of written.entries()) {
+      writer.write(line)
+      // Every line so far on disk: a rotation decided meanwhile has had its rename (or its failure).
+      if (n % 5 === 4) await expect.poll(onDisk, { timeout: 10_000, interval: 10 }).toBe(n + 1)
+    }
+    await writer.close()
+    const files = [...rotatedFiles(output), output].map((file) => readFileSync(file, 'utf8').split('\n').filter(Boolean))
+    return { written, files, errors }
+  }
+
+  it('a line is sealed as a file start only when the rename was done: the first line of each new file, no other', async () => {
+    const { written, files } = await writeAcross('access.log')
+    expect(files.length).toBeGreaterThan(2)
+    expect(files.flat().map((line) => line.replace(/ start$/, ''))).toEqual(written)
+    for (const [i, lines] of files.entries()) expect(lines.map((line) => line.endsWith(' start'))).toEqual(lines.map((_, n) => i > 0 && n === 0))
+  })
+
+  it('a rename that fails leaves every line in the file, in order, and none sealed as a file start', async () => {
+    // Not a name with a rotation's suffix added (ENAMETOOLONG): every rename fails, whoever runs the test.
+    const { written, files, errors } = await writeAcross('a'.repeat(240))
+    expect(errors.filter((code) => code === 'ENAMETOOLONG').length).toBeGreaterThan(1)
+    expect(files).toEqual([written])
   })
 })
