@@ -17,12 +17,16 @@ import { forwardableResponseHeaders } from './headers.ts'
 
 /**
  * Why forwarding failed: GitLab could not be reached, was silent too long, broke the connection, or sent
- * something that is no HTTP response (a head over the limit, bad framing); or the client's upload stalled.
+ * something that is no HTTP response (a head over the limit, bad framing); or the client's upload stalled;
+ * or an open websocket carried no byte either way for the idle period.
  */
-export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset' | 'upstream-invalid-response' | 'client-body-timeout' | 'client-read-timeout'
+export type ForwardFailure = 'upstream-unreachable' | 'upstream-timeout' | 'upstream-reset' | 'upstream-invalid-response' | 'client-body-timeout' | 'client-read-timeout' | 'websocket-idle-timeout'
 
-/** The failures that are the client's doing (it stopped sending, or stopped reading), not GitLab's. */
-export const CLIENT_FAILURES: ReadonlySet<ForwardFailure> = new Set(['client-body-timeout', 'client-read-timeout'])
+/**
+ * The failures that are not GitLab's (no operator warning): the client stopped sending or reading, or a
+ * websocket went quiet (a peer gone without a FIN, either side's).
+ */
+export const CLIENT_FAILURES: ReadonlySet<ForwardFailure> = new Set(['client-body-timeout', 'client-read-timeout', 'websocket-idle-timeout'])
 
 /** The status a failure is answered with: the client's own stall 408, GitLab's silence 504, else 502. */
 export function failureStatus(failure: ForwardFailure): 408 | 502 | 504 {
@@ -451,6 +455,44 @@ function closeAfterAnswer(req: IncomingMessage, res: ServerResponse, upload: Pas
 const kUpgraded = Symbol('gitlab-iap.upgraded')
 type Upgraded = IncomingMessage & { [kUpgraded]?: boolean }
 
+/** The request and client socket of a websocket, on its GitLab socket from the 101 until http-proxy-3's `open`. */
+const kTunnel = Symbol('gitlab-iap.tunnel')
+type TunnelSocket = Socket & { [kTunnel]?: { req: IncomingMessage; client: Socket } }
+
+/**
+ * TCP keep-alive of a websocket's sockets: after a minute without a byte the kernel probes the peer,
+ * every 10 s, and gives up after 6 unanswered probes (a peer gone without a FIN is found in 2 minutes,
+ * not the kernel default's 2 hours 11; the probes also keep NAT state alive).
+ */
+const KEEPALIVE_DELAY_MS = 60_000
+const KEEPALIVE_INTERVAL_MS = 10_000
+const KEEPALIVE_PROBES = 6
+
+/**
+ * Watches an open websocket (the 101 sent, both sockets piped): keep-alive on both sockets, and an idle
+ * timeout: when no byte moved either way for `idleMs`, both are closed and the record says so
+ * (`websocket-idle-timeout`, keeping 101). Node's socket timeout re-arms on each read and write, and every
+ * byte is read on one socket and written on the other, so each socket's timer sees both directions at no
+ * cost beyond Node's own. Armed after http-proxy-3's `setupSocket`, which clears both settings.
+ */
+function watchWebsocket(req: IncomingMessage, client: Socket, upstream: Socket, idleMs: number, hooks: ForwardHooks): void {
+  const idle = () => {
+    // Half-closed (the client's FIN, or GitLab's end and app.ts's linger): a close under way, not idle.
+    if (!client.destroyed && !client.writableEnded) {
+      hooks.onError(req, client, 'websocket-idle-timeout', true)
+      client.destroy()
+    }
+    // Also after the client's side has closed: GitLab's may not have answered our FIN.
+    upstream.destroy()
+  }
+  for (const socket of [client, upstream]) {
+    socket.setKeepAlive(true, KEEPALIVE_DELAY_MS, KEEPALIVE_INTERVAL_MS, KEEPALIVE_PROBES)
+    socket.setTimeout(idleMs, idle)
+  }
+  // GitLab's side is gone: what is left of the client's is app.ts's to end (its linger).
+  upstream.once('close', () => client.setTimeout(0))
+}
+
 export function createForwarder(upstream: Config['upstream'], hooks: ForwardHooks): Forwarder {
   const target = new URL(upstream.url)
   const idleMs = upstream.timeoutSeconds * 1000
@@ -485,14 +527,16 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
     headers['x-request-id'] ??= req.headers['x-request-id']
     proxyRes.headers = headers
   }
-  proxy.on('proxyReqWs', (proxyReq, req) => {
+  proxy.on('proxyReqWs', (proxyReq, req, client) => {
     // GitLab's answer to the handshake is awaited no longer than any other answer (undici's headersTimeout).
     proxyReq.setTimeout(idleMs, () => proxyReq.destroy(Object.assign(new Error('websocket handshake timed out'), { code: 'ETIMEDOUT' })))
-    proxyReq.once('upgrade', (proxyRes: IncomingMessage) => {
+    proxyReq.once('upgrade', (proxyRes: IncomingMessage, upstreamSocket: Socket) => {
       // After the 101 an error must not be answered with an HTTP response, which the client would read
       // as a corrupt frame. Marked on the request (a symbol property), not in a WeakSet: see docs/architecture.md.
       ;(req as Upgraded)[kUpgraded] = true
       cleanHandshakeAnswer(req, proxyRes, true)
+      // Watched once http-proxy-3 has set the socket up (`open`, below).
+      ;(upstreamSocket as TunnelSocket)[kTunnel] = { req, client }
     })
     // GitLab refused the upgrade (400, 401, 404): its answer goes to the client and into the record.
     proxyReq.once('response', (proxyRes: IncomingMessage) => {
@@ -505,6 +549,12 @@ export function createForwarder(upstream: Config['upstream'], hooks: ForwardHook
   proxy.on('error', (err, req, socket) => hooks.onError(req, socket as Duplex, classify(err as NodeJS.ErrnoException), upgraded(req)))
   // The client went away: http-proxy-3 already destroyed the upstream request; nothing to answer.
   proxy.on('econnreset', () => {})
+  proxy.on('open', (upstreamSocket: TunnelSocket) => {
+    const tunnel = upstreamSocket[kTunnel]
+    if (!tunnel) return
+    upstreamSocket[kTunnel] = undefined
+    watchWebsocket(tunnel.req, tunnel.client, upstreamSocket, idleMs, hooks)
+  })
 
   return {
     web(req, res, rewrite) {
