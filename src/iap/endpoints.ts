@@ -18,7 +18,7 @@ import { validateRedirectTarget } from '../http/redirect-target.ts'
 import type { RequestContext } from '../server/context.ts'
 import type { EntraClient } from './entra-client.ts'
 import { chooseTransactionSlot, clearTransactionCookie, loginState, readTransaction, retryCookieName, returnTargetOfState, storedReturnTarget, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
-import { deny, IAP_ENDPOINT_METHODS, routeIapEndpoints, type Handler } from './routes.ts'
+import { allow, deny, IAP_ENDPOINT_METHODS, routeIapEndpoints, type Handler } from './routes.ts'
 import { createWhoami } from './whoami.ts'
 
 export interface IapLogger {
@@ -106,7 +106,8 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const now = deps.clock.now()
     const tx = { state, nonce, codeVerifier, returnTo, expiresAt: now + TRANSACTION_TTL_MS }
     const { slot, stale } = chooseTransactionSlot(deps.transactionKey, cookieName, req.headers.cookie, now, secure)
-    deny(ctx, 'login-started', 'challenge')
+    // The sign-in asked for has begun: the challenge was the protected request that led here.
+    allow(ctx, 'login-started')
     sendRedirect(res, url.href, ctx.id, { 'set-cookie': [...stale, transactionCookie(deps.transactionKey, cookieName, slot, tx, secure)] })
   }
 
@@ -184,7 +185,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     }
     ctx.authMethod = 'session'
     ctx.identity = { kind: 'user', id: resolved.user.id, groups: resolved.user.groups, roles: resolved.user.roles, issuer: 'entra', ...(resolved.user.name !== undefined && { name: resolved.user.name }), ...(resolved.user.email !== undefined && { email: resolved.user.email }), tenantId: deps.tenantId }
-    ctx.decision = { result: 'allow', rule: null, reason: 'login-succeeded' }
+    allow(ctx, 'login-succeeded')
     sendRedirect(res, tx.returnTo, ctx.id, { 'set-cookie': [setCookie, ...clearTx] })
   }
 
@@ -202,7 +203,10 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const target = returnTargetOfState(state)
     const session = await Promise.resolve(deps.sessions.authenticate(req)).catch(() => undefined)
     if (session?.ok) {
-      deny(ctx, 'login-already-signed-in', 'challenge')
+      // Signed in (by the other tab): the record names who, as for any session request.
+      ctx.identity = session.identity
+      ctx.authMethod = session.method
+      allow(ctx, 'login-already-signed-in')
       return sendRedirect(res, target, ctx.id, hasRetryCookie(req) ? { 'set-cookie': clearRetry } : {})
     }
     if (hasRetryCookie(req)) return failLogin(req, res, ctx, reason, 400, { 'set-cookie': clearRetry })
@@ -226,7 +230,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
       return sendStatusPage(req, res, { status: 503, title: 'Temporarily unavailable', message: 'The session store is unavailable.', requestId: ctx.id })
     }
     deps.log?.info({ requestId: ctx.id, sessionsEnded: ended }, 'front-channel logout')
-    deny(ctx, 'front-channel-logout', 'challenge')
+    allow(ctx, 'front-channel-logout')
     // No cookie deletion: the frame is Entra's (a cross-site context, where it would not apply), and on a
     // top-level link from another site it would be a logout without the confirmation. The records are gone.
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': 0, 'cache-control': 'no-store', 'x-request-id': ctx.id })
@@ -263,7 +267,8 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
       ...(hints?.idToken !== undefined && { idTokenHint: hints.idToken }),
       ...(hints?.loginHint !== undefined && { logoutHint: hints.loginHint }),
     })
-    deny(ctx, 'logout', 'challenge')
+    // A completed sign-out, with or without a session to end: not a challenge, not a failure.
+    allow(ctx, 'logout')
     sendRedirect(res, endSession?.href ?? postLogout, ctx.id, { 'set-cookie': deps.sessions.clearCookie() })
   }
 
@@ -271,7 +276,8 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
   // form's redirects to `form-action` too, so Entra's origin is named beside our own.
   const confirmPolicy = `default-src 'none'; form-action 'self' ${new URL(deps.entra.issuer).origin}; frame-ancestors 'none'`
   const confirmLogout = (res: ServerResponse, ctx: RequestContext) => {
-    deny(ctx, 'logout-confirm', 'challenge')
+    // Answered with a question, nothing ended: a served page, not an authentication challenge.
+    allow(ctx, 'logout-confirm')
     const body =
       `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>Sign out</title></head>` +
       `<body><h1>Sign out of GitLab?</h1><p>Another site sent you here.</p>` +

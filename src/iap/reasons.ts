@@ -15,6 +15,7 @@ export const SIGN_IN_REASONS = [
   'login-restarted',
   'login-succeeded',
   'logout',
+  'logout-confirm',
   'front-channel-logout',
   'logout-issuer-invalid',
   'whoami',

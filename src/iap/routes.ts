@@ -43,6 +43,14 @@ export const deny = (ctx: RequestContext, reason: string, result: 'deny' | 'chal
 }
 
 /**
+ * The endpoint did what was asked (signed out, started a sign-in, answered): `allow`, so the record's
+ * outcome is a success. `challenge` is kept for sending the user to sign in, `deny` for refusals.
+ */
+export const allow = (ctx: RequestContext, reason: string) => {
+  ctx.decision = { result: 'allow', rule: null, reason }
+}
+
+/**
  * Answers a sign-in endpoint of a proxy without browser sign-in (no `entra.clientSecret`): 503 with a
  * reason, not 404, so the user and the operator see that sign-in is off rather than a broken link.
  */

@@ -2,7 +2,10 @@
  * The `redis` session store, shared by every replica. ioredis is set up to fail closed: no offline
  * queue, one retry, a command timeout and a connect timeout, so while Redis is down or slow a
  * request is refused within about a second instead of hanging (ioredis's defaults queue and retry); the client keeps
- * reconnecting in the background. Keys (under `keyPrefix`):
+ * reconnecting in the background. A hung Redis (stopped, or busy in a long command) keeps its connections
+ * open, so their status cannot tell: a heartbeat PING, and any command, left unanswered past the command
+ * timeout mark the store not responding (not ready, commands refused at once) until Redis answers again.
+ * Keys (under `keyPrefix`):
  *   s:<storeKey>  session record (JSON), TTL = until the absolute or idle end
  *   u:<user>      set of store keys of a user (lower-cased oid and upn), for /admin/revoke
  *   l:<storeKey>  refresh lock          o:<hash>  one-time markers (login callbacks)
@@ -32,6 +35,8 @@ export interface RedisStoreOptions {
   /** Per-command deadline; a slower Redis counts as down. */
   readonly commandTimeoutMs?: number
   readonly connectTimeoutMs?: number
+  /** How often the request connection is checked with a PING while it is open (default 1 s). */
+  readonly heartbeatMs?: number
   /** Revocations older than this are pruned from the replay hash (bearer tokens live less). */
   readonly revocationMemoryMs?: number
   /**
@@ -67,6 +72,9 @@ function redactedError(err: unknown, password: string | undefined): Error {
   const code = (err as { code?: unknown })?.code
   return typeof code === 'string' ? Object.assign(safe, { code }) : safe
 }
+
+/** ioredis's rejection of a command not answered within `commandTimeout`. */
+const isCommandTimeout = (err: unknown) => (err as Error)?.message === 'Command timed out'
 
 function unavailable(err: unknown, password: string | undefined): IapError {
   // No `cause`: it would carry the unredacted message to whoever logs this error.
@@ -125,7 +133,34 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   }
   client.on('error', report)
   subscriber.on('error', report)
-  client.on('ready', () => (lastError = undefined))
+
+  // False while Redis leaves commands unanswered on an open connection (hung): the connection's
+  // status still says `ready`, so this is what readiness and the sign-in start go by.
+  let responding = true
+  const commandTimeoutMs = options.commandTimeoutMs ?? 1000
+  const notResponding = () => {
+    if (!responding) return
+    responding = false
+    report(new Error(`redis did not answer within ${commandTimeoutMs} ms`))
+  }
+  client.on('ready', () => {
+    // A connection becomes ready only once Redis has answered on it.
+    responding = true
+    lastError = undefined
+  })
+  let probing = false
+  const heartbeat = setInterval(() => {
+    if (probing || client.status !== 'ready') return
+    probing = true
+    client.ping().then(
+      () => {
+        responding = true
+      },
+      (err: unknown) => {
+        if (isCommandTimeout(err)) notResponding()
+      },
+    ).finally(() => (probing = false))
+  }, options.heartbeatMs ?? 1000).unref()
 
   const sKey = (key: string) => `${p}s:${key}`
   const uKey = (user: string) => `${p}u:${user}`
@@ -215,9 +250,13 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
   subscriber.subscribe(channel).catch(report)
 
   async function run<T>(command: () => Promise<T>): Promise<T> {
+    // Known hung: refuse now rather than make each request wait out the timeout and pile commands
+    // onto a connection Redis would replay on waking; the heartbeat notices when it answers again.
+    if (!responding) throw unavailable(new Error('redis is not responding'), target.password)
     try {
       return await command()
     } catch (err) {
+      if (isCommandTimeout(err)) notResponding()
       throw unavailable(err, target.password)
     }
   }
@@ -307,16 +346,17 @@ export function createRedisStore(options: RedisStoreOptions): SessionStore {
       if (subscriber.status === 'ready') void replay()
     },
     // Both connections: without the subscriber, revocations from other replicas would not arrive.
-    isReady: () => client.status === 'ready' && subscriber.status === 'ready' && replayed,
+    isReady: () => client.status === 'ready' && responding && subscriber.status === 'ready' && replayed,
     readiness: () => ({
       store: 'redis',
-      status: client.status,
+      status: client.status === 'ready' && !responding ? 'not-responding' : client.status,
       revocations: subscriber.status !== 'ready' ? subscriber.status : replayed ? 'subscribed' : 'loading',
       localCache: localCache?.cache.enabled ? 'tracking' : 'off',
-      ...(lastError !== undefined && (client.status !== 'ready' || subscriber.status !== 'ready' || !replayed) && { error: lastError }),
+      ...(lastError !== undefined && (client.status !== 'ready' || !responding || subscriber.status !== 'ready' || !replayed) && { error: lastError }),
     }),
     async close() {
       closed = true
+      clearInterval(heartbeat)
       clearTimeout(replayRetry)
       client.disconnect()
       subscriber.disconnect()
