@@ -106,7 +106,7 @@ const upstream = z.strictObject({
       return parsed === null || (parsed.pathname === '/' && parsed.search === '' && parsed.hash === '')
     }, 'must be an origin (scheme://host:port), without a path or query: requests keep their own path')
     .describe('GitLab (Workhorse) origin, e.g. http://gitlab-webservice:8181.'),
-  timeoutSeconds: z.number().int().min(1).max(86400).default(3600).describe('Idle timeout towards GitLab, and for a client whose upload stalls or that stops reading the answer; long git operations and runner long-polls need it high.'),
+  timeoutSeconds: z.number().int().min(1).max(86400).default(3600).describe('Idle timeout towards GitLab, for a client whose upload stalls or that stops reading the answer, and for an open websocket with no byte either way; long git operations and runner long-polls need it high.'),
   connectTimeoutSeconds: z.number().int().min(1).max(300).default(10).describe('TCP connect timeout towards GitLab.'),
   apiToken: z.string().min(1).optional().describe('Optional read_api token of an admin or auditor user (it must see every project): resolves numeric project and group ids for `projects` rules.'),
 })
