@@ -9,14 +9,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { baseConfig, startServe, type ServeHandle } from '../../helpers/serve.ts'
+import { startServe, type ServeHandle } from '../../helpers/serve.ts'
 import { isolatedGitEnv } from '../../helpers/git.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
-import { startJwksServer, TEST_AUDIENCE, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
+import { startJwksServer, type JwksServer } from '../../helpers/jwks-server.ts'
+import { CONTRACTORS, ENGINEERING, readersAndWritersConfig } from '../../helpers/readers-writers.ts'
 
 const run = promisify(execFile)
-const ENGINEERING = '6c0bd1d2-0000-4000-8000-000000000002'
-const CONTRACTORS = '6c0bd1d2-0000-4000-8000-000000000003'
 
 let idp: JwksServer
 let upstream: Upstream
@@ -33,16 +32,7 @@ beforeAll(async () => {
   idp = await startJwksServer()
   upstream = await startUpstream({ repos: ['group/project'] })
   proxy = await startServe(
-    baseConfig(upstream.url, {
-      entra: { tenantId: TEST_TENANT, clientId: TEST_CLIENT, authority: idp.authority, audiences: [TEST_AUDIENCE] },
-      groups: { engineering: ENGINEERING, contractors: CONTRACTORS },
-      policy: {
-        rules: [
-          { name: 'read-everything', paths: ['/**'], methods: ['GET', 'HEAD'], groups: ['engineering', 'contractors'] },
-          { name: 'engineering', paths: ['/**'], groups: ['engineering'] },
-        ],
-      },
-    }),
+    readersAndWritersConfig(upstream.url, idp.authority),
   )
 })
 

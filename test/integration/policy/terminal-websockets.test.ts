@@ -7,12 +7,11 @@
 import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { BIN, ROOT, baseConfig, startServe, writeConfig, type ConfigObject, type ServeHandle } from '../../helpers/serve.ts'
+import { BIN, ROOT, startServe, writeConfig, type ConfigObject, type ServeHandle } from '../../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
-import { startJwksServer, TEST_AUDIENCE, TEST_CLIENT, TEST_TENANT, type JwksServer } from '../../helpers/jwks-server.ts'
+import { startJwksServer, type JwksServer } from '../../helpers/jwks-server.ts'
+import { CONTRACTORS, ENGINEERING, readersAndWritersConfig } from '../../helpers/readers-writers.ts'
 
-const ENGINEERING = '6c0bd1d2-0000-4000-8000-000000000002'
-const CONTRACTORS = '6c0bd1d2-0000-4000-8000-000000000003'
 const INTERACTIVE = ['/group/project/-/jobs/42/terminal.ws', '/group/project/-/jobs/42/proxy.ws', '/group/project/-/environments/7/terminal.ws']
 
 let idp: JwksServer
@@ -53,16 +52,7 @@ function explain(args: string[]): Promise<{ code: number; stdout: string }> {
 beforeAll(async () => {
   idp = await startJwksServer()
   upstream = await startUpstream()
-  config = baseConfig(upstream.url, {
-    entra: { tenantId: TEST_TENANT, clientId: TEST_CLIENT, authority: idp.authority, audiences: [TEST_AUDIENCE] },
-    groups: { engineering: ENGINEERING, contractors: CONTRACTORS },
-    policy: {
-      rules: [
-        { name: 'read-everything', paths: ['/**'], methods: ['GET', 'HEAD'], groups: ['engineering', 'contractors'] },
-        { name: 'engineering', paths: ['/**'], groups: ['engineering'] },
-      ],
-    },
-  })
+  config = readersAndWritersConfig(upstream.url, idp.authority)
   proxy = await startServe(config)
 })
 
