@@ -15,6 +15,7 @@ import { checkCanonicalPath } from './http/canonical-path.ts'
 import { checkRequestFraming } from './http/framing.ts'
 import { loginReturnTarget } from './http/redirect-target.ts'
 import { isBrowserNavigation, sendRedirect, sendStatusPage, statusText, wwwAuthenticate, writeSocketResponse } from './http/respond.ts'
+import { clearSessionCookie } from './iap/session-cookie.ts'
 import type { AccessLog } from './logs/index.ts'
 import type { Metrics } from './metrics/registry.ts'
 import { createCidrSet, type CidrSet } from './net/cidr.ts'
@@ -374,8 +375,10 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         const failed = outcome && !outcome.ok ? outcome : undefined
         // A lapsed browser session (expired, revoked, ended at refresh) also sends the browser back to sign-in.
         const lapsedSession = failed?.method === 'session' && failed.status === 401
+        // Its cookie is deleted with the answer, or every request looks the dead session up again; never on the 503 above (the session may be fine).
+        const clearCookie: Record<string, string> = lapsedSession ? { 'set-cookie': clearSessionCookie(initialConfig) } : {}
         if ((!failed || lapsedSession) && deps.browserLogin && isBrowserNavigation(req) && !GIT_ROUTES.has(ctx.route) && ctx.route !== 'api') {
-          return sendRedirect(res, `/-/iap/login?rd=${encodeURIComponent(loginReturnTarget(ctx.target, ctx.path))}`, ctx.id)
+          return sendRedirect(res, `/-/iap/login?rd=${encodeURIComponent(loginReturnTarget(ctx.target, ctx.path))}`, ctx.id, clearCookie)
         }
         return sendStatusPage(
           req,
@@ -387,7 +390,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
             requestId: ctx.id,
             reason: failed?.reason ?? decision.reason,
           },
-          { 'www-authenticate': wwwAuthenticate(failed?.reason ?? 'credentials-missing', failed?.description, GIT_ROUTES.has(ctx.route)) },
+          { ...clearCookie, 'www-authenticate': wwwAuthenticate(failed?.reason ?? 'credentials-missing', failed?.description, GIT_ROUTES.has(ctx.route)) },
         )
       }
       const identity = ctx.identity

@@ -21,6 +21,7 @@ import { withoutCookies } from '../proxy/headers.ts'
 import type { RequestContext } from '../server/context.ts'
 import { createEntraClient, type EntraClient } from './entra-client.ts'
 import { createIapEndpoints } from './endpoints.ts'
+import { sessionCookieSecure } from './session-cookie.ts'
 
 export { browserSignInConfigured } from './routes.ts'
 
@@ -71,8 +72,7 @@ export function createBrowserSignIn(config: Config, deps: BrowserSignInDeps): Br
   const timeouts = timeoutsOf(config)
   const cookieName = config.session.cookieName
   const publicUrl = config.server.publicUrl
-  // `__Host-`/`__Secure-` cookies are only stored with Secure; plain-http loopback demos may drop it otherwise.
-  const secureCookies = publicUrl.startsWith('https:') || cookieName.startsWith('__Host-') || cookieName.startsWith('__Secure-')
+  const secureCookies = sessionCookieSecure(config)
 
   const store = deps.store
 

@@ -60,20 +60,24 @@ const signInNotConfigured: Handler = (req, res, ctx) => {
 }
 
 /**
- * Dispatches `/-/iap/*` paths to their handlers (405 with `Allow` for other methods); false for unknown
- * paths. Sign-in paths `routes` lacks (browser sign-in off) answer `sign-in-not-configured`.
+ * Dispatches `/-/iap/*` paths to their handlers (405 with `Allow` for other methods, also for the
+ * endpoints of `IAP_ENDPOINT_METHODS` served elsewhere); false for unknown paths. Sign-in paths
+ * `routes` lacks (browser sign-in off) answer `sign-in-not-configured`.
  */
 export function routeIapEndpoints(given: Record<string, { methods: readonly string[]; handler: Handler }>) {
   const routes = { ...given }
   for (const path of SIGN_IN_PATHS) routes[path] ??= { methods: IAP_ENDPOINT_METHODS[path]!, handler: signInNotConfigured }
   return function iapEndpoints(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): boolean | Promise<boolean> {
     const route = routes[ctx.path]
-    if (!route) return false
-    if (!route.methods.includes(ctx.method)) {
+    // An endpoint served before this dispatch (jwks.json) reaches it only with a method it does not take: its 405 too, not a 404.
+    const methods = route?.methods ?? (Object.hasOwn(IAP_ENDPOINT_METHODS, ctx.path) ? IAP_ENDPOINT_METHODS[ctx.path] : undefined)
+    if (!methods) return false
+    if (!methods.includes(ctx.method)) {
       deny(ctx, 'method-not-allowed')
-      sendStatusPage(req, res, { status: 405, title: 'Method not allowed', message: `Use ${route.methods.join(' or ')}.`, requestId: ctx.id }, { allow: route.methods.join(', ') })
+      sendStatusPage(req, res, { status: 405, title: 'Method not allowed', message: `Use ${methods.join(' or ')}.`, requestId: ctx.id }, { allow: methods.join(', ') })
       return true
     }
+    if (!route) return false
     const done = route.handler(req, res, ctx)
     return done instanceof Promise ? done.then(() => true) : true
   }

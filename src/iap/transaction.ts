@@ -54,10 +54,12 @@ export function loginState(random: string, returnTo: string): string {
 
 /**
  * A return target without what the access log would redact: a query holding a token (`?feed_token=`,
- * `?private_token=`) is dropped, and a path holding one (`/-/invites/<token>`) gives `/`. The whole
- * target stays in the sealed transaction cookie; only a lost transaction's fallback loses the part.
+ * `?private_token=`) is dropped, and a path holding one (`/-/invites/<token>`) gives `/`. The fragment
+ * is always dropped: a browser never sends one to a server, so none travels through Entra and its logs.
+ * The whole target stays in the sealed transaction cookie; only a lost transaction's fallback loses the part.
  */
-export function shareableReturnTarget(target: string): string {
+export function shareableReturnTarget(returnTo: string): string {
+  const target = withoutFragment(returnTo)
   const q = target.indexOf('?')
   const path = q === -1 ? target : target.slice(0, q)
   if (redactPath(path) !== path) return '/'
@@ -87,12 +89,20 @@ export function transactionCookieName(sessionCookie: string, slot: number): stri
 
 /**
  * The return target a transaction keeps: a validated target too long to keep whole (`rd` may be up
- * to 2,048 characters) loses its query, then its path; the user lands one step up, not elsewhere.
+ * to 2,048 characters) loses its fragment, then its query, then its path; the user lands one step up, not elsewhere.
  */
 export function storedReturnTarget(target: string): string {
   if (target.length <= MAX_STORED_RETURN_TARGET) return target
-  const path = target.split('?', 1)[0]!
+  const unanchored = withoutFragment(target)
+  if (unanchored.length <= MAX_STORED_RETURN_TARGET) return unanchored
+  const path = unanchored.split('?', 1)[0]!
   return path.length <= MAX_STORED_RETURN_TARGET ? path : '/'
+}
+
+/** The target up to its first `#` (a `?` after it is the fragment's). */
+function withoutFragment(target: string): string {
+  const hash = target.indexOf('#')
+  return hash === -1 ? target : target.slice(0, hash)
 }
 
 /** `Set-Cookie` carrying the sealed transaction in `slot`. */

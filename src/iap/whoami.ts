@@ -33,8 +33,9 @@ export function createWhoami(deps: WhoamiDeps): Handler {
     ctx.authMethod = outcome.method
     if (!outcome.ok) {
       deny(ctx, outcome.reason, 'challenge')
-      // As on every other route: a 401 names its scheme (RFC 9110 §11.6.1), a 503 when to come back.
+      // As on every other route: a 401 names its scheme (RFC 9110 §11.6.1), a 503 when to come back; a lapsed session's cookie is deleted.
       const headers: Record<string, string> = outcome.status === 503 ? { 'retry-after': '5' } : { 'www-authenticate': wwwAuthenticate(outcome.reason, outcome.description, false)[0]! }
+      if (outcome.status === 401 && outcome.method === 'session' && deps.sessions) headers['set-cookie'] = deps.sessions.clearCookie()
       return sendJson(res, outcome.status, { error: outcome.status === 503 ? 'Service Unavailable' : 'Unauthorized', message: outcome.description, reason: outcome.reason, requestId: ctx.id }, ctx.id, headers)
     }
     const id = outcome.identity

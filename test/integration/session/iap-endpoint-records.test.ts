@@ -129,4 +129,27 @@ describe('access-log records of the /-/iap/ endpoints', () => {
     expect(jwks.status).toBe(200)
     expect(await recordOf(jwks)).toMatchObject({ ...allowed('jwks'), ...anonymous })
   })
+
+  it.each([
+    ['POST', '/-/iap/jwks.json', 'GET, HEAD'],
+    ['PUT', '/-/iap/jwks.json', 'GET, HEAD'],
+    ['DELETE', '/-/iap/jwks.json', 'GET, HEAD'],
+    ['POST', '/-/iap/whoami', 'GET, HEAD'],
+    ['POST', '/-/iap/login', 'GET, HEAD'],
+    ['POST', '/-/iap/callback', 'GET'],
+    ['PUT', '/-/iap/logout', 'GET, POST'],
+  ])('%s %s is 405 with Allow: %s, like every /-/iap/ endpoint', async (method, path, allow) => {
+    const res = await fetch(`${proxy.url}${path}`, { method, redirect: 'manual', headers: { accept: 'application/json' } })
+    expect(res.status).toBe(405)
+    expect(res.headers.get('allow')).toBe(allow)
+    expect(await recordOf(res)).toMatchObject({ 'iap.decision.result': 'deny', 'iap.decision.reason': 'method-not-allowed', 'event.outcome': 'failure', 'http.response.status_code': 405 })
+  })
+
+  it('an unknown /-/iap/ path stays 404 whatever the method', async () => {
+    for (const method of ['GET', 'POST']) {
+      const res = await fetch(`${proxy.url}/-/iap/jwks`, { method, redirect: 'manual', headers: { accept: 'application/json' } })
+      expect(res.status).toBe(404)
+      expect(await recordOf(res)).toMatchObject({ 'iap.decision.reason': 'iap-endpoint-unknown' })
+    }
+  })
 })

@@ -113,4 +113,14 @@ describe('no entra.clientSecret: browser sign-in is off', () => {
     const token = stack.idp.mintAccessToken({ user: 'bob', audience: 'api://gitlab-iap' })
     expect((await fetch(`${proxy.url}/-/iap/whoami`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
   })
+
+  it('jwks.json answers a method it does not take with 405 and Allow, as whoami does', async () => {
+    for (const path of ['/-/iap/jwks.json', '/-/iap/whoami']) {
+      const res = await fetch(`${proxy.url}${path}`, { method: 'POST', headers: { accept: 'application/json' } })
+      expect(res.status, path).toBe(405)
+      expect(res.headers.get('allow'), path).toBe('GET, HEAD')
+      expect(await res.json()).toMatchObject({ error: 'Method Not Allowed' })
+    }
+    expect((await fetch(`${proxy.url}/-/iap/jwks.json`)).status).toBe(200)
+  })
 })

@@ -528,7 +528,7 @@ describe('browser sign-in (memory store)', () => {
   it('groups overage: groups are read from Graph at sign-in', async () => {
     const browser = createBrowser()
     // Sign in without following the return to `/`, then ask whoami: 250 group ids make the identity
-    // headers too large for the test upstream's default header limit (and `rd` may not name /-/iap/ itself).
+    // headers too large for the test upstream's default header limit.
     const back = await browser.step((await callbackFor(browser, 'erin')).href)
     expect(back.status).toBe(302)
     const page = await browser.navigate(`${proxy.url}/-/iap/whoami`)

@@ -8,7 +8,7 @@ import { deriveSessionKeys } from '../../../src/auth/session/keys.ts'
 import { seal } from '../../../src/auth/session/seal.ts'
 import { classifyRedeemError, classifyRefreshError, isLoopbackHttp } from '../../../src/iap/entra-client.ts'
 import { SIGN_IN_REASONS } from '../../../src/iap/reasons.ts'
-import { chooseTransactionSlot, clearTransactionCookie, MAX_STORED_RETURN_TARGET, readTransaction, storedReturnTarget, transactionCookie, TRANSACTION_SLOTS, type LoginTransaction } from '../../../src/iap/transaction.ts'
+import { chooseTransactionSlot, clearTransactionCookie, loginState, MAX_STORED_RETURN_TARGET, readTransaction, returnTargetOfState, shareableReturnTarget, storedReturnTarget, transactionCookie, TRANSACTION_SLOTS, type LoginTransaction } from '../../../src/iap/transaction.ts'
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47'
 const key = deriveSessionKeys('transaction-test-secret-0123456789abcdef').transactionSeal
@@ -71,6 +71,17 @@ describe('login transaction cookie', () => {
     expect(storedReturnTarget(`/group/project/-/issues?search=${'a'.repeat(1500)}`)).toBe('/group/project/-/issues')
     expect(storedReturnTarget(`/${'p'.repeat(1100)}?q=1`)).toBe('/')
     expect(storedReturnTarget(`/${'p'.repeat(MAX_STORED_RETURN_TARGET - 1)}`)).toHaveLength(MAX_STORED_RETURN_TARGET)
+  })
+
+  it('keeps a fragment in the transaction, drops it first when the target is too long, and never puts it in the state', () => {
+    expect(storedReturnTarget('/group/project?a=1#note_1')).toBe('/group/project?a=1#note_1')
+    expect(storedReturnTarget(`/group/project?a=1#${'n'.repeat(1100)}`)).toBe('/group/project?a=1')
+    expect(storedReturnTarget(`/group/project#x?search=${'a'.repeat(1100)}`)).toBe('/group/project')
+    expect(shareableReturnTarget('/group/project?a=1#note_1')).toBe('/group/project?a=1')
+    expect(shareableReturnTarget('/group/project#x?private_token=glpat-0123456789abcdefghij')).toBe('/group/project')
+    const state = loginState('r'.repeat(43), '/group/project#note_1')
+    expect(returnTargetOfState(state)).toBe('/group/project')
+    expect(loginState('r'.repeat(43), '/#top')).toBe('r'.repeat(43))
   })
 })
 

@@ -56,6 +56,43 @@ describe('validateRedirectTarget', () => {
     },
   )
 
+  it.each(['/-/iap/whoami', '/-/iap/jwks.json', '/-/iap/whoami?x=1', '/-/iap/whoami#groups'])('accepts the read-only endpoint %s as a page to land on', (rd) => {
+    expect(validateRedirectTarget(rd)).toEqual({ ok: true, target: rd })
+  })
+
+  it.each([
+    // Spellings the proxy does not route to whoami (it matches the path as sent), encoded ones included.
+    '/-/IAP/whoami', '/-/iap/WHOAMI', '/-/iap/whoami/', '/-/iap/whoami;x', '/-/iap/jwks.json/', '/-/iap/JWKS.json',
+    '/-/%69ap/whoami', '/-/iap/%77hoami', '/%2D/iap/whoami', '/-/iap/%2577hoami', '/-/%2569ap/jwks.json', '/-%2Fiap%2Fwhoami',
+    // A landing page as a way into another endpoint.
+    '/-/iap/whoami/../logout', '/-/iap/whoami/./', '/-/iap/whoami%2F..%2Flogout', '/-/iap/whoami/%2e%2e/logout', '/-/iap/whoami/%252e%252e/logout',
+    '/-/iap/whoami//evil.example', '/-/iap/whoami%00', '/-/iap/whoami%0d%0a',
+    // The rest of the prefix stays refused.
+    '/-/iap/login', '/-/iap/callback', '/-/iap/logout?x=1#y', '/-/iap/unknown', '/-/iap/',
+  ])('refuses %s (not the read-only endpoint as the proxy routes it)', (rd) => {
+    expect(validateRedirectTarget(rd)).toEqual({ ok: false, reason: 'redirect-target-invalid' })
+  })
+
+  it.each([
+    '/group/project#frag',
+    '/g/p/-/blob/main/README.md#L10-20',
+    '/g/p/-/issues/1?sort=asc#note_12',
+    '/g/p/-/merge_requests/3/diffs#a1b2c3_10_12',
+    '/g/p/-/wikis/home#user-content-h%C3%A9llo',
+    '/g/p#section?x=1',
+    '/g/p/-/issues?label_name[]=bug#top',
+  ])('accepts the fragment of %s and keeps it', (rd) => {
+    expect(validateRedirectTarget(rd)).toEqual({ ok: true, target: rd })
+  })
+
+  it.each([
+    '/g/p#', '/g/p#a#b', '/g/p#a b', '/g/p#a\tb', '/g/p#a\\b', '/g/p#a\r\nSet-Cookie: x=1', '/g/p#a%0d%0aSet-Cookie:x=1', '/g/p#%00',
+    '/g/p#%E0%A4%A', '/g/p#<script>', '/g/p#a"b', '/g/p#{x}', '/g/p#\u2028', '/g/p#é', '/g/p#@evil.example', '/g/p?a=1#@evil.example/../..',
+    '#frag', '#//evil.example', '//evil.example#x', '/\\evil.example#x', '/%2F%2Fevil.example#x', 'javascript:alert(1)#/x', '/-/iap/logout#x',
+  ])('refuses the fragment target %j', (rd) => {
+    expect(validateRedirectTarget(rd)).toEqual({ ok: false, reason: 'redirect-target-invalid' })
+  })
+
   it('does not mistake GitLab pages for its own endpoints', () => {
     for (const rd of ['/-/iapx', '/group/-/iap/x', '/-/ia/p']) expect(validateRedirectTarget(rd).ok, rd).toBe(true)
   })
