@@ -1,8 +1,10 @@
 /** `gitlab-iap check`: validate the config and print a readable summary. Exit 0 valid, 1 invalid. */
-import { accessSync, constants, statSync } from 'node:fs'
+import { accessSync, constants, readFileSync, statSync } from 'node:fs'
+import { createSecureContext } from 'node:tls'
 import { dirname } from 'node:path'
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
-import { configWarnings } from '../config/warnings.ts'
+import { configWarnings, unreadableFileWarnings } from '../config/warnings.ts'
+import { IapError } from '../errors.ts'
 import { redactRedisUrl } from '../auth/session/redis-url.ts'
 import { displayUrl } from '../net/display-url.ts'
 import { readTlsFiles } from '../server/tls-files.ts'
@@ -66,12 +68,41 @@ export async function runCheck(argv: string[], io: CliIo): Promise<number> {
     return 0
   }
   const { config, path } = loadConfigFile(resolveConfigPath(values.config, io.env), io.env)
-  if (config.server.tls) readTlsFiles(config.server.tls)
+  const fileWarnings = unreadableFileWarnings(config)
+  if (config.server.tls) checkTlsFiles(config.server.tls, new Set(fileWarnings.map((w) => w.key)))
   io.stdout.write(summarizeConfig(config, path))
-  for (const warning of configWarnings(config)) io.stderr.write(`warning: ${warning.key}: ${warning.message}\n`)
+  for (const warning of [...configWarnings(config), ...fileWarnings]) io.stderr.write(`warning: ${warning.key}: ${warning.message}\n`)
   const logProblem = config.accessLog.output === 'stdout' ? undefined : logDirectoryProblem(config.accessLog.output)
   if (logProblem) io.stderr.write(`warning: accessLog.output: ${logProblem} on this machine (serve would run without its access log)\n`)
   return 0
+}
+
+/**
+ * The TLS files as serve would use them: the pair when both are here; when one is not (a warning),
+ * the other alone, so a file that is here is still refused if it is no PEM certificate or key.
+ */
+function checkTlsFiles(tls: NonNullable<Config['server']['tls']>, unreadable: Set<string>): void {
+  const certHere = !unreadable.has('server.tls.cert')
+  const keyHere = !unreadable.has('server.tls.key')
+  if (certHere && keyHere) {
+    readTlsFiles(tls)
+    return
+  }
+  const alone = (name: 'cert' | 'key', what: string) => {
+    let pem: Buffer
+    try {
+      pem = readFileSync(tls[name])
+    } catch (err) {
+      throw new IapError('IAP_ERR_CONFIG_INVALID', `server.tls.${name}: cannot read ${tls[name]}: ${(err as Error).message}`, { cause: err })
+    }
+    try {
+      createSecureContext({ [name]: pem })
+    } catch (err) {
+      throw new IapError('IAP_ERR_CONFIG_INVALID', `server.tls.${name}: ${tls[name]} is not a PEM ${what}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  if (certHere) alone('cert', 'certificate')
+  if (keyHere) alone('key', 'private key')
 }
 
 /**

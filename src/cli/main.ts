@@ -19,12 +19,12 @@ Commands:
   demo      start a self-contained demo on loopback
   schema    print the JSON Schema of config.yaml
 
-Run \`gitlab-iap <command> --help\` for a command's options.
+Run \`gitlab-iap <command> --help\` (or \`gitlab-iap help <command>\`) for a command's options.
 `
 
 /** JSON Schema of config.yaml, for editors (`# yaml-language-server: $schema=...`). */
-/** A whole value that is one `${VAR}` (or `${VAR:-default}`): the loader expands it before checking. */
-const ENV_REFERENCE = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}$'
+/** A whole value that is one `${VAR}` (or `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`, `${VAR?message}`): the loader expands it before checking. */
+const ENV_REFERENCE = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*(:?[-?][^}]*)?\\}$'
 /** zod writes a regex without its flags: the case-insensitive GUID comes out lower-case only. */
 const GUID_LOWER = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 const GUID_ANY_CASE = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
@@ -75,8 +75,9 @@ const LAZY: Record<string, [string, string]> = {
 }
 
 async function loadCommand(name: string): Promise<Command | undefined> {
-  if (commands[name]) return commands[name]
-  const lazy = LAZY[name]
+  // Own keys only: `toString` or `constructor` is no command.
+  if (Object.hasOwn(commands, name)) return commands[name]
+  const lazy = Object.hasOwn(LAZY, name) ? LAZY[name] : undefined
   if (!lazy) return undefined
   let mod: Record<string, Command>
   try {
@@ -98,7 +99,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.stderr.write(HELP)
     return 2
   }
-  if (name === '--help' || name === '-h' || name === 'help') {
+  const target = rest[0]
+  if (name === '--help' || name === '-h' || (name === 'help' && (target === undefined || target === 'help' || target === '--help' || target === '-h'))) {
     io.stdout.write(HELP)
     return 0
   }
@@ -108,9 +110,11 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     return 0
   }
   try {
-    const command = await loadCommand(name)
-    if (!command) return fail(io, `unknown command "${name}" (see gitlab-iap --help)`, 2)
-    return await command(rest, io)
+    // `help <command> [sub]` is `<command> [sub] --help`.
+    const [commandName, args] = name === 'help' ? [target!, [...rest.slice(1), '--help']] : [name, rest]
+    const command = await loadCommand(commandName)
+    if (!command) return fail(io, `unknown command "${commandName}" (see gitlab-iap --help)`, 2)
+    return await command(args, io)
   } catch (err) {
     if (isIapError(err)) return fail(io, err.message, err.code === 'IAP_ERR_CLI_USAGE' ? 2 : 1)
     return fail(io, `unexpected error: ${(err as Error).message ?? String(err)}`, 1)

@@ -4,6 +4,7 @@ import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
 import { configWarnings, restartRequiredKeys } from '../config/warnings.ts'
 import { createPolicyReloader } from '../policy/reload.ts'
 import { startServer } from '../server/start.ts'
+import { readTlsFiles } from '../server/tls-files.ts'
 import { parseCommandArgs } from './args.ts'
 import type { CliIo } from './io.ts'
 
@@ -24,6 +25,8 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   }
   const configPath = resolveConfigPath(values.config, io.env)
   const { config } = loadConfigFile(configPath, io.env)
+  // Before anything starts (IdP discovery, the access-log file): a missing certificate ends start-up at once.
+  if (config.server.tls) readTlsFiles(config.server.tls)
   // Operational messages go to stderr so stdout stays pure access-log NDJSON.
   const log = pino({ base: { service: 'gitlab-iap' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }))
   const warn = (c: typeof config) => {

@@ -38,9 +38,8 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
 export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env, source = 'config', options: LoadOptions = {}): Config {
   const expansion = new Expansion(env)
   const expanded = expansion.expand(parseYaml(text, source), [])
-  if (expansion.missing.length > 0 && options.missingEnv !== 'placeholder') {
-    throw new IapError('IAP_ERR_CONFIG_ENV_MISSING', expansion.missing.map(({ path, name }) => `${path}: environment variable ${name} is not set`).join('; '))
-  }
+  expansion.throwInvalid()
+  if (options.missingEnv !== 'placeholder') expansion.throwMissing()
   return validateConfig(expanded, expansion, options.missingEnv === 'placeholder')
 }
 
@@ -72,10 +71,42 @@ function parseYaml(text: string, source: string): unknown {
     // Alias expansion beyond the parser's limit ("billion laughs"), and the like.
     throw new IapError('IAP_ERR_CONFIG_INVALID', `${source}: invalid YAML: ${(err as Error).message}`)
   }
+  checkAliasedShape(value, source)
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new IapError('IAP_ERR_CONFIG_INVALID', `${source}: a config is a YAML mapping of keys (server:, upstream:, ...), not ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}`)
   }
   return value
+}
+
+/** Most values a config may hold once its aliases are expanded: far above any real policy, far below what exhausts memory. */
+export const MAX_CONFIG_VALUES = 250_000
+
+/**
+ * `toJS` shares one object for every alias of an anchor, so an anchor that contains its own alias
+ * (`rules: &r [*r]`) comes back circular, and a large anchor aliased often (within the parser's alias
+ * limit) is small here but huge once copied by the expansion below. Refuse both before anything walks
+ * the value: the cycle with its key path, the size without building it.
+ */
+function checkAliasedShape(root: unknown, source: string): void {
+  let count = 0
+  const ancestors = new Set<object>()
+  const path: (string | number)[] = []
+  const walk = (node: unknown): void => {
+    if (++count > MAX_CONFIG_VALUES) {
+      throw new IapError('IAP_ERR_CONFIG_INVALID', `${source}: invalid YAML: more than ${MAX_CONFIG_VALUES} values once aliases are expanded`)
+    }
+    if (node === null || typeof node !== 'object') return
+    if (ancestors.has(node)) throw new IapError('IAP_ERR_CONFIG_INVALID', `${formatPath(path) || source}: invalid YAML: an alias refers to an anchor that contains it (a cycle)`)
+    ancestors.add(node)
+    const entries: [string | number, unknown][] = Array.isArray(node) ? node.map((item, i) => [i, item]) : Object.entries(node)
+    for (const [key, child] of entries) {
+      path.push(key)
+      walk(child)
+      path.pop()
+    }
+    ancestors.delete(node)
+  }
+  walk(root)
 }
 
 /**
@@ -87,9 +118,8 @@ export function loadAccessLogConfig(path: string, env: NodeJS.ProcessEnv = proce
   const raw = parseYaml(readConfigText(path), path) as { accessLog?: unknown }
   const expansion = new Expansion(env)
   const section = expansion.expand(raw.accessLog ?? {}, ['accessLog'])
-  if (expansion.missing.length > 0) {
-    throw new IapError('IAP_ERR_CONFIG_ENV_MISSING', expansion.missing.map(({ path, name }) => `${path}: environment variable ${name} is not set`).join('; '))
-  }
+  expansion.throwInvalid()
+  expansion.throwMissing()
   const result = accessLogSchema.safeParse(section)
   if (!result.success) {
     throw new IapError('IAP_ERR_CONFIG_INVALID', formatIssues(result.error.issues.map((issue) => ({ ...issue, path: ['accessLog', ...issue.path] }))).join('; '))
@@ -108,7 +138,7 @@ export function loadGroupAliases(path: string, env: NodeJS.ProcessEnv = process.
   for (const [alias, value] of Object.entries(section)) {
     const expansion = new Expansion(env)
     const id = expansion.expand(value, ['groups', alias])
-    if (typeof id === 'string' && expansion.missing.length === 0) aliases[alias] = id
+    if (typeof id === 'string' && expansion.missing.length === 0 && expansion.invalid.length === 0) aliases[alias] = id
   }
   return aliases
 }
@@ -121,10 +151,10 @@ export function validateConfig(raw: unknown, expansion?: Expansion, standIns = f
   while (standIns && !result.success && expansion?.standIn(raw, result.error.issues)) result = configSchema.safeParse(raw)
   if (!result.success) {
     // A placeholder that stood in for a missing variable failed validation: name the variable, not the placeholder.
-    const missing = new Map(expansion?.missing.map(({ path, name }) => [path, name]))
+    const missing = new Map(expansion?.missing.map(({ path, problem }) => [path, problem]))
     const issues = result.error.issues.map((issue) => {
-      const name = missing.get(formatPath(issue.path))
-      return name ? { ...issue, code: 'custom' as const, message: `environment variable ${name} is not set` } : issue
+      const problem = missing.get(formatPath(issue.path))
+      return problem ? { ...issue, code: 'custom' as const, message: problem } : issue
     })
     // One key can fail two checks; once both name the same unset variable, they say the same thing.
     throw new IapError('IAP_ERR_CONFIG_INVALID', [...new Set(formatIssues(issues))].join('; '))
@@ -154,8 +184,11 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out
 }
 
-/** `${VAR}`, `${VAR:-default}` (the default when VAR is unset or empty), or `$$` for a literal `$`. */
-const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$/g
+/**
+ * The body of a `${...}` reference: a name, optionally with a POSIX operator and its word:
+ * `:-` / `-` default when unset or empty / unset; `:?` / `?` error when unset or empty / unset.
+ */
+const REFERENCE = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])(.*))?$/s
 
 /** A value that was exactly one `${VAR}` whose variable is empty: the key is left out, as if unset. */
 const UNSET = Symbol('unset')
@@ -163,14 +196,20 @@ const UNSET = Symbol('unset')
 /** Shapes an unset `${VAR}` may stand in as for `explain`, tried in turn until its key's check passes. */
 const STAND_INS = ['https://unset.invalid', '00000000-0000-0000-0000-000000000000', '127.0.0.1:0']
 
+/** At most this much of an unsupported reference is quoted: it is config text, and could be a literal secret. */
+const QUOTED_MAX = 40
+
 /**
  * Expands `${VAR}` inside string values (not keys; after YAML parsing, so a variable's text can never
  * add keys or change the structure). A missing variable is collected with its key path; a value that is
  * only `${VAR}` with VAR empty leaves its key out (an optional key such as `upstream.apiToken` is then
- * unset, a required one is reported as required).
+ * unset, a required one is reported as required). `$$` is a literal `$`; any other `${...}` is an error,
+ * never kept as text (an admin token of `${VAR:+x}` would be a guessable secret).
  */
 class Expansion {
-  readonly missing: { path: string; name: string }[] = []
+  readonly missing: { path: string; name: string; problem: string }[] = []
+  /** Unsupported `${...}` references, one message each. */
+  readonly invalid: string[] = []
   /** Key paths whose whole value was one `${VAR}`: the only values that may be read as a number or boolean. */
   private readonly whole = new Set<string>()
   private readonly env: NodeJS.ProcessEnv
@@ -179,29 +218,77 @@ class Expansion {
     this.env = env
   }
 
+  throwInvalid(): void {
+    if (this.invalid.length > 0) throw new IapError('IAP_ERR_CONFIG_INVALID', this.invalid.join('; '))
+  }
+
+  throwMissing(): void {
+    if (this.missing.length > 0) throw new IapError('IAP_ERR_CONFIG_ENV_MISSING', this.missing.map(({ path, problem }) => `${path}: ${problem}`).join('; '))
+  }
+
   expand(value: unknown, path: (string | number)[]): unknown {
     if (typeof value === 'string') {
-      let only = true
-      const expanded = value.replace(VAR, (whole, name: string | undefined, fallback: string | undefined, offset: number) => {
-        if (name === undefined) return '$'
-        if (offset !== 0 || whole.length !== value.length) only = false
-        const found = this.env[name]
-        if (fallback !== undefined && (found === undefined || found === '')) return fallback
-        if (found === undefined) {
-          this.missing.push({ path: formatPath(path) || 'config', name })
-          return `unset-${name}-${'x'.repeat(32)}`
-        }
-        return found
-      })
-      if (only && VAR.test(value)) this.whole.add(formatPath(path))
-      VAR.lastIndex = 0
-      return expanded === '' && only && value !== '' ? UNSET : expanded
+      const expanded = this.expandText(value, formatPath(path) || 'config')
+      if (expanded === undefined) return value
+      if (expanded.whole) this.whole.add(formatPath(path))
+      return expanded.text === '' && expanded.whole ? UNSET : expanded.text
     }
     if (Array.isArray(value)) return value.map((item, i) => this.expand(item, [...path, i])).filter((item) => item !== UNSET)
     if (value !== null && typeof value === 'object') {
       return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.expand(v, [...path, k])]).filter(([, v]) => v !== UNSET))
     }
     return value
+  }
+
+  /** The text with its references expanded; `whole` when it was exactly one reference. Undefined after an unsupported one. */
+  private expandText(value: string, key: string): { text: string; whole: boolean } | undefined {
+    let text = ''
+    let at = 0
+    let whole = false
+    while (at < value.length) {
+      const dollar = value.indexOf('$', at)
+      if (dollar === -1) {
+        text += value.slice(at)
+        break
+      }
+      text += value.slice(at, dollar)
+      if (value[dollar + 1] === '$') {
+        text += '$'
+        at = dollar + 2
+        continue
+      }
+      if (value[dollar + 1] !== '{') {
+        text += '$'
+        at = dollar + 1
+        continue
+      }
+      const close = value.indexOf('}', dollar + 2)
+      const reference = close === -1 ? value.slice(dollar) : value.slice(dollar, close + 1)
+      const parts = close === -1 ? null : REFERENCE.exec(value.slice(dollar + 2, close))
+      // A nested reference (`${A:-${B}}`) is cut at its first `}`: refused rather than half-expanded.
+      if (!parts || parts[3]?.includes('${')) {
+        const quoted = reference.length > QUOTED_MAX ? `${reference.slice(0, QUOTED_MAX)}...` : reference
+        this.invalid.push(`${key}: unsupported variable syntax "${quoted}"${close === -1 ? ', no closing "}"' : ''} (supported: \${VAR}, \${VAR:-default}, \${VAR-default}, \${VAR:?message}, \${VAR?message}; $$ is a literal $)`)
+        return undefined
+      }
+      whole = dollar === 0 && close === value.length - 1
+      text += this.resolve(parts[1]!, parts[2], parts[3] ?? '', key)
+      at = close + 1
+    }
+    return { text, whole }
+  }
+
+  private resolve(name: string, operator: string | undefined, word: string, key: string): string {
+    const found = this.env[name]
+    // With a colon (`:-`, `:?`) an empty variable counts as unset, as in a POSIX shell.
+    if (found !== undefined && !(found === '' && operator?.startsWith(':'))) return found
+    // The word of a default is text like any other: `$$` in it is a `$`.
+    if (operator === '-' || operator === ':-') return word.replaceAll('$$', '$')
+    const state = found === undefined ? 'is not set' : 'is empty'
+    // The message is the config's own text, never a variable's value.
+    const problem = `environment variable ${name} ${state}${operator !== undefined && word !== '' ? `: ${word}` : ''}`
+    this.missing.push({ path: key, name, problem })
+    return `unset-${name}-${'x'.repeat(32)}`
   }
 
   /** Stand-ins tried so far, by key path. */

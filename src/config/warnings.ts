@@ -2,6 +2,7 @@
  * Valid but weak settings: the proxy runs with them and says so (serve logs each at start, `check`
  * prints them), rather than refusing a config the schema allows.
  */
+import { accessSync, constants } from 'node:fs'
 import { compileBelow } from '../policy/glob.ts'
 import { isGroupId, type Config } from './schema.ts'
 
@@ -51,6 +52,36 @@ export function configWarnings(config: Config): ConfigWarning[] {
     })
   })
   return warnings
+}
+
+/**
+ * Files `serve` reads at start-up that cannot be read on this machine, for `check`: it may run
+ * elsewhere (a CI job without the Secrets mounted in the pod), so their absence is a warning there;
+ * `serve` refuses to start without them. A file that is there but unusable stays an error.
+ */
+export function unreadableFileWarnings(config: Config): ConfigWarning[] {
+  const warnings: ConfigWarning[] = []
+  for (const name of ['cert', 'key'] as const) {
+    const path = config.server.tls?.[name]
+    const reason = path === undefined ? undefined : unreadable(path)
+    if (reason) {
+      warnings.push({ code: 'IAP_WARN_FILE_UNREADABLE', key: `server.tls.${name}`, message: `cannot read ${path}: ${reason} on this machine (serve refuses to start without it)` })
+    }
+  }
+  return warnings
+}
+
+/** Why `path` cannot be read here, if it is missing or forbidden; other failures are left to the reader, which names them. */
+function unreadable(path: string): string | undefined {
+  try {
+    accessSync(path, constants.R_OK)
+    return undefined
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'no such file'
+    if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
+    return undefined
+  }
 }
 
 /** Sections a reload applies in place (policy, groups, trusted proxies: docs/deploy.md); every other change needs a restart. */

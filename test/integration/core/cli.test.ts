@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { BIN, ROOT, writeConfig } from '../../helpers/serve.ts'
@@ -90,6 +91,20 @@ describe('gitlab-iap check / serve on bad input', () => {
     const result = await cli([command, '--help'])
     expect(result.code).toBe(0)
     expect(result.stdout).toContain(`Usage: gitlab-iap ${command}`)
+  })
+
+  it("SPEC's example config passes check, which warns about the TLS files it cannot read here; serve refuses to start without them", async () => {
+    // The example block of SPEC.md's Configuration section, verbatim; its certificate paths exist nowhere.
+    const spec = join(ROOT, 'test/fixtures/spec-example.yaml')
+    const env = { IAP_ADMIN_TOKEN: 'a'.repeat(32), GITLAB_API_TOKEN: 'glpat-example', ENTRA_CLIENT_SECRET: 'example-secret', IAP_SESSION_SECRET: 's'.repeat(48), IAP_LOG_KEY: 'k'.repeat(48) }
+    const check = await cli(['check', '--config', spec], env)
+    expect(check.code).toBe(0)
+    expect(check.stdout).toContain(`config ${spec}: valid`)
+    expect(check.stderr).toContain('warning: server.tls.cert: cannot read /path/tls.crt: no such file on this machine (serve refuses to start without it)\n')
+    expect(check.stderr).toContain('warning: server.tls.key: cannot read /path/tls.key: no such file on this machine')
+    const serve = await cli(['serve', '--config', spec], env)
+    expect(serve.code).toBe(1)
+    expect(serve.stderr.trim()).toBe('gitlab-iap: server.tls.cert: cannot read /path/tls.crt: no such file')
   })
 
   it('rejects an unknown flag with a one-line error', async () => {

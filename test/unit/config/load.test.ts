@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { parseConfig } from '../../../src/config/load.ts'
+import { MAX_CONFIG_VALUES, parseConfig } from '../../../src/config/load.ts'
 import { parseDurationMs, parseSizeBytes } from '../../../src/config/units.ts'
 import { configJsonSchema } from '../../../src/cli/main.ts'
 import { configWarnings, restartRequiredKeys } from '../../../src/config/warnings.ts'
@@ -138,6 +138,64 @@ describe('config loading', () => {
 
   it('keeps $$ as a literal dollar', () => {
     expect(parseConfig(`${minimal}admin: { token: "pa$$word-0123456789" }\n`, {}).admin.token).toBe('pa$word-0123456789')
+    expect(parseConfig(`${minimal}admin: { token: "$\${NOT_A_VAR}-0123456789" }\n`, {}).admin.token).toBe('${NOT_A_VAR}-0123456789')
+    expect(parseConfig(`${minimal}admin: { token: "\${T:-pa$$word-0123456789}" }\n`, {}).admin.token).toBe('pa$word-0123456789')
+  })
+
+  it('${VAR-default} falls back only when VAR is unset; an empty VAR stays empty', () => {
+    const text = `${minimal}admin: { token: "\${ADMIN_TOKEN-fallback-token-0123456789}" }\n`
+    expect(parseConfig(text, {}).admin.token).toBe('fallback-token-0123456789')
+    expect(parseConfig(text, { ADMIN_TOKEN: '' }).admin.token).toBeUndefined()
+    expect(parseConfig(text, { ADMIN_TOKEN: 'from-env-token-0123456789' }).admin.token).toBe('from-env-token-0123456789')
+    expect(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://gitlab:8181", timeoutSeconds: "\${TIMEOUT-60}" }\n`, {}).upstream.timeoutSeconds).toBe(60)
+  })
+
+  it('${VAR:?message} and ${VAR?message} refuse an unset (and, with the colon, empty) VAR with the key path and the message', () => {
+    const required = `${minimal}admin: { token: "\${ADMIN_TOKEN:?set it from the admin-token Secret}" }\n`
+    expect(parseConfig(required, { ADMIN_TOKEN: 'from-env-token-0123456789' }).admin.token).toBe('from-env-token-0123456789')
+    expect(errorOf(required)).toMatchObject({ code: 'IAP_ERR_CONFIG_ENV_MISSING', message: 'admin.token: environment variable ADMIN_TOKEN is not set: set it from the admin-token Secret' })
+    expect(errorOf(required, { ADMIN_TOKEN: '' }).message).toBe('admin.token: environment variable ADMIN_TOKEN is empty: set it from the admin-token Secret')
+    const unsetOnly = `${minimal}admin: { token: "\${ADMIN_TOKEN?}" }\n`
+    expect(errorOf(unsetOnly).message).toBe('admin.token: environment variable ADMIN_TOKEN is not set')
+    expect(parseConfig(unsetOnly, { ADMIN_TOKEN: '' }).admin.token).toBeUndefined()
+    // explain needs no secrets: a required variable stands in like any unset one.
+    expect(parseConfig(required, {}, 'config', { missingEnv: 'placeholder' }).policy.default).toBe('deny')
+  })
+
+  it.each([
+    ['${ ADMIN_TOKEN }', '${ ADMIN_TOKEN }'],
+    ['${ADMIN_TOKEN', '${ADMIN_TOKEN", no closing "}"'],
+    ['prefix-${ADMIN_TOKEN:+x}', '${ADMIN_TOKEN:+x}'],
+    ['${ADMIN_TOKEN#x}', '${ADMIN_TOKEN#x}'],
+    ['${}', '${}'],
+    ['${1TOKEN}', '${1TOKEN}'],
+    ['${ADMIN_TOKEN:-${OTHER}}', '${ADMIN_TOKEN:-${OTHER}'],
+  ])('never keeps %j as literal text: an unsupported form is an error naming the key, never the value', (reference, quoted) => {
+    const err = errorOf(`${minimal}admin: { token: "${reference}" }\n`, { ADMIN_TOKEN: 'the-secret-value-0123456789', OTHER: 'other-secret-value' })
+    expect(err.code).toBe('IAP_ERR_CONFIG_INVALID')
+    expect(err.message).toMatch(new RegExp(`^admin\\.token: unsupported variable syntax "${quoted.replace(/[$^{}()|[\]\\.*+?]/g, '\\$&')}`))
+    expect(err.message).not.toMatch(/secret-value/)
+    expect(err.message).not.toContain('\n')
+  })
+
+  it('refuses a YAML alias that refers to its own anchor, with the key path, in one line', () => {
+    for (const [text, path] of [
+      [`${minimal}policy: { rules: &r [*r] }\n`, 'policy.rules[0]'],
+      [`${minimal}x: &x { y: [ { z: *x } ] }\n`, 'x.y[0].z'],
+    ] as const) {
+      const err = errorOf(text)
+      expect(err.code).toBe('IAP_ERR_CONFIG_INVALID')
+      expect(err.message).toBe(`${path}: invalid YAML: an alias refers to an anchor that contains it (a cycle)`)
+    }
+    // An anchor used several times, not inside itself, is fine.
+    expect(parseConfig(`${minimal}groups: { a: &g "6c0bd1d2-0000-4000-8000-000000000001", b: *g }\n`, {}).groups.b).toBe('6c0bd1d2-0000-4000-8000-000000000001')
+  })
+
+  it('refuses a large anchor aliased often (within the parser\'s alias limit) by its size, before copying it', () => {
+    // 20,000 values, 99 aliases of them: a 130 KB file that would become two million values.
+    const items = Array.from({ length: 20_000 }, (_, i) => `x${i}`).join(',')
+    const text = `${minimal}x: &a [${items}]\ny: [${Array(99).fill('*a').join(',')}]\n`
+    expect(errorOf(text).message).toBe(`config: invalid YAML: more than ${MAX_CONFIG_VALUES} values once aliases are expanded`)
   })
 
   it.each([
@@ -214,6 +272,10 @@ describe('config loading', () => {
     // A secret with a minimum length, a number and a GUID, each given as a variable (config.example.yaml does).
     expect(takesReference(schema.properties.session!.properties.secret, '${IAP_SESSION_SECRET}')).toBe(true)
     expect(takesReference(schema.properties.upstream!.properties.timeoutSeconds, '${TIMEOUT:-3600}')).toBe(true)
+    expect(takesReference(schema.properties.upstream!.properties.timeoutSeconds, '${TIMEOUT-3600}')).toBe(true)
+    expect(takesReference(schema.properties.session!.properties.secret, '${IAP_SESSION_SECRET:?set the session Secret}')).toBe(true)
+    expect(takesReference(schema.properties.session!.properties.secret, '${IAP_SESSION_SECRET?}')).toBe(true)
+    expect(takesReference(schema.properties.session!.properties.secret, '${ IAP_SESSION_SECRET }')).toBe(false)
     expect(takesReference(schema.properties.entra!.properties.tenantId, '${TENANT_ID}')).toBe(true)
     expect(takesReference(schema.properties.entra!.properties.tenantId, '9B1E5A3C-0000-4000-8000-00000000BE7C')).toBe(true)
     expect(takesReference(schema.properties.session!.properties.secret, 'not a reference')).toBe(false)
