@@ -227,8 +227,9 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       // serve, not the old name in the URL (`attr.followsRedirects`, src/gitlab/attribute.ts).
       const current = deps.currentProjectPath
       if (current && attr.followsRedirects && ctx.project !== undefined && s.policy.needsProjects) {
-        // Without a credential, and with no `public` rule naming projects, the answer is a challenge
-        // whatever GitLab says: anonymous clients do not get to make the proxy query GitLab's API.
+        // Without a credential, and with no `public` rule naming projects, a challenge stays one whatever
+        // GitLab says: anonymous clients do not get to make the proxy query GitLab's API. Only a `deny`
+        // rule matching the path as written is looked up, to refuse them only for the project GitLab serves.
         if (ctx.identity.kind === 'anonymous' && !s.policy.publicProjects) {
           const anonymous = decideNow(false)
           if (anonymous.result === 'challenge') return done(anonymous, outcome)
@@ -397,7 +398,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       sendStatusPage(req, res, {
         status: 403,
         title: 'Access denied',
-        message: 'Your identity is not allowed to reach this page.',
+        message: identity.kind === 'anonymous' ? 'This page cannot be reached through the proxy.' : 'Your identity is not allowed to reach this page.',
         requestId: ctx.id,
         rule: decision.rule,
         reason: decision.reason,

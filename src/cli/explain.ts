@@ -20,7 +20,7 @@ export const EXPLAIN_HELP = `Usage: gitlab-iap explain [--config FILE] --path P 
                           [--anonymous] [--ip ADDR] [--project P] [--json]
 
 Print the policy decision for a hypothetical request: allow or deny (deny with challenge when the request has no
-credential), the rule that decided, and why.
+credential and signing in may help), the rule that decided, and why.
   --path P        request path as the client would send it (may include ?query), e.g. /admin/users
   --method M      HTTP method (default GET)
   --group G       a group the identity has: an alias from \`groups:\` or a raw group id (repeatable)
@@ -106,11 +106,11 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
     const present = methods !== undefined
     // Without browser sign-in, login, callback and logout still answer: 503, saying sign-in is off.
     const signInOff = SIGN_IN_PATHS.has(path) && !browserSignInConfigured(config)
-    // jwks.json answers GET and HEAD only; other methods find no endpoint at all.
+    // Another method gets 405 with `Allow`, on every endpoint (jwks.json too).
     const allowed = present && methods.includes(method)
     // whoami names the caller: without a credential it answers 401.
     const unidentified = allowed && path === '/-/iap/whoami' && identity.kind === 'anonymous'
-    iapStatus = unidentified ? 401 : allowed ? (signInOff ? 503 : 200) : present && path !== '/-/iap/jwks.json' ? 405 : 404
+    iapStatus = unidentified ? 401 : allowed ? (signInOff ? 503 : 200) : present ? 405 : 404
     decision = unidentified
       ? { result: 'challenge', rule: null, reason: 'credentials-missing' }
       : allowed
@@ -135,7 +135,15 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   const ruleIndex = decision.rule === null ? -1 : config.policy.rules.findIndex((r) => r.name === decision.rule)
   // The status the proxy itself answers with (a challenge: 401, or 302 for a browser); null when GitLab answers.
   const status = problem ? 400 : iapStatus !== undefined ? iapStatus : decision.result === 'allow' ? null : decision.result === 'deny' ? 403 : 401
-  const response = problem ? '400' : iapStatus === 200 ? 'answered by gitlab-iap' : iapStatus !== undefined ? String(iapStatus) : decision.result === 'allow' ? 'forwarded' : decision.result === 'deny' ? '403' : '302 to sign-in (browsers) or 401'
+  // Why a challenge is answered 401 even to a browser, as serve's challenge branch (src/app.ts) decides it.
+  const no302 = attr.route === 'iap'
+    ? 'the endpoint answers it itself'
+    : method !== 'GET' && method !== 'HEAD'
+      ? 'only a GET or HEAD is sent to sign-in'
+      : attr.route === 'api' || attr.route === 'git' || attr.route === 'lfs'
+        ? `${attr.route === 'api' ? 'API' : attr.route === 'git' ? 'git' : 'LFS'} requests are never sent to sign-in`
+        : !browserSignInConfigured(config) ? 'browser sign-in is not configured' : undefined
+  const response = problem ? '400' : iapStatus === 200 ? 'answered by gitlab-iap' : iapStatus !== undefined ? String(iapStatus) : decision.result === 'allow' ? 'forwarded' : decision.result === 'deny' ? '403' : no302 ? '401' : '302 to sign-in (browsers) or 401'
   // Only allow or deny is shown: a challenged request is not let through either; `challenge` says why.
   const challenged = decision.result === 'challenge'
   const shown = decision.result === 'allow' ? 'allow' : 'deny'
@@ -152,7 +160,7 @@ export async function runExplain(argv: string[], io: CliIo): Promise<number> {
   const who = identity.kind === 'anonymous' ? 'anonymous' : `${identity.kind} ${identity.id}${identity.groups.length ? ` (groups: ${(values.group ?? []).map((g, i) => (g === groups[i] ? g : `${g}=${groups[i]}`)).join(', ')})` : ''}${roles.length ? ` (roles: ${roles.join(', ')})` : ''}`
   io.stdout.write(
     [
-      `decision: ${shown}${challenged ? ' (challenged: no credential; browsers are sent to sign-in, other clients get 401)' : ''}`,
+      `decision: ${shown}${challenged ? ` (challenged: no credential; ${no302 ? `answered 401: ${no302}` : 'browsers are sent to sign-in, other clients get 401'})` : ''}`,
       `rule:     ${decision.rule === null ? (problem ? '(none: rejected before the policy)' : iapStatus !== undefined ? "(none: the proxy's own endpoint)" : unresolved ? '(none: the project could not be resolved)' : `(none: policy.default is ${config.policy.default})`) : `${decision.rule} (rule ${ruleIndex + 1} of ${config.policy.rules.length})`}`,
       `reason:   ${decision.reason}`,
       `response: ${response}`,

@@ -254,12 +254,14 @@ export function grantReason(rule: CompiledRule, identity: Identity): string | un
 }
 
 /**
- * The decision for this request. A request without any credential is never refused outright: it
- * is sent to sign-in (browsers) or answered 401 (docs/policy.md), so whatever is not an allow becomes a challenge.
+ * The decision for this request. A request without any credential that an identity might get through
+ * (a rule that needs one, no rule with `policy.default: deny`, an unresolved project) is challenged:
+ * sent to sign-in (browsers) or answered 401 (docs/policy.md). A `deny` rule refuses it outright, as
+ * it refuses everyone: signing in cannot help there.
  */
 export function decide(policy: CompiledPolicy, facts: RequestFacts, identity: Identity): Decision {
   const decision = decideForIdentity(policy, facts, identity)
-  if (identity.kind !== 'anonymous' || decision.result === 'allow' || decision.result === 'challenge') return decision
+  if (identity.kind !== 'anonymous' || decision.result !== 'deny' || decision.reason === 'deny-rule') return decision
   return { result: 'challenge', rule: decision.rule, reason: 'login-required' }
 }
 
@@ -271,8 +273,21 @@ export function decide(policy: CompiledPolicy, facts: RequestFacts, identity: Id
  */
 export function decideAlsoAs(policy: CompiledPolicy, facts: RequestFacts, identity: Identity, alsoAs: string | undefined): Decision {
   const own = decide(policy, facts, identity)
-  if (alsoAs === undefined || own.result !== 'allow') return own
-  return decide(policy, { ...facts, method: alsoAs }, identity)
+  if (alsoAs === undefined || own.result === 'deny') return own
+  const also = decide(policy, { ...facts, method: alsoAs }, identity)
+  // A challenge stands unless the other reading is refused outright (a `deny` rule): then signing in cannot help.
+  return own.result === 'allow' || also.result === 'deny' ? also : own
+}
+
+/**
+ * What the identity lacks for a grant rule it does not satisfy: its groups when the rule lists any,
+ * else the first of users, roles, apps the rule lists (docs/errors.md).
+ */
+function missingReason(rule: CompiledRule, identity: Identity): string {
+  if (rule.groups.size > 0) return identity.groupsSource === 'overage-unresolved' ? 'groups-unresolved' : 'no-group-match'
+  if (rule.users.size > 0) return 'no-user-match'
+  if (rule.roles.size > 0) return 'no-role-match'
+  return 'no-app-match'
 }
 
 /** How a matching `deny` or grant rule refuses this identity, or `undefined` when it grants it. */
@@ -280,7 +295,7 @@ function refusalOf(rule: CompiledRule, identity: Identity): Decision | undefined
   if (rule.outcome === 'deny') return { result: 'deny', rule: rule.name, reason: 'deny-rule' }
   if (identity.kind === 'anonymous') return { result: 'challenge', rule: rule.name, reason: 'login-required' }
   if (grantReason(rule, identity)) return undefined
-  return { result: 'deny', rule: rule.name, reason: identity.groupsSource === 'overage-unresolved' ? 'groups-unresolved' : 'no-group-match' }
+  return { result: 'deny', rule: rule.name, reason: missingReason(rule, identity) }
 }
 
 function decideForIdentity(policy: CompiledPolicy, facts: RequestFacts, identity: Identity): Decision {

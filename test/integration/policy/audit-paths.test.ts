@@ -1,7 +1,8 @@
 /**
  * Policy and path findings of the audit, through a running serve: encoded unreserved characters
  * that hid a project from its rule, other spellings of `/-/iap/`, anonymous requests answered 403
- * instead of 401, patterns that could never match (encoded or with a trailing slash), and HEAD
+ * where signing in may help (and 401 where a deny rule refuses everyone), patterns that could never
+ * match (encoded or with a trailing slash), and HEAD
  * slipping past a `methods: [GET]` rule.
  */
 import { spawn } from 'node:child_process'
@@ -81,9 +82,9 @@ describe('other spellings of /-/iap/', () => {
   })
 })
 
-describe('requests without credentials are challenged (401), never refused (403)', () => {
+describe('requests without credentials are challenged (401) where signing in may help', () => {
   it.each([
-    ['a deny rule', '/-/blocked/x', 'blocked'],
+    ['a rule that needs an identity', '/group/project', 'engineers'],
     ['no rule (policy.default: deny)', '/elsewhere', null],
     ['an unresolved numeric project id', '/api/v4/projects/12345/issues', null],
   ])('%s: %s', async (_name, target, rule) => {
@@ -96,6 +97,29 @@ describe('requests without credentials are challenged (401), never refused (403)
     const id = res.headers['x-request-id']
     await expect.poll(() => proxy.records().find((r) => r['http.request.id'] === id)).toBeDefined()
     expect(proxy.records().find((r) => r['http.request.id'] === id)).toMatchObject({ 'iap.decision.result': 'challenge', 'iap.decision.rule': rule, 'iap.decision.reason': 'login-required', 'http.response.status_code': 401 })
+  })
+
+  it('a deny rule refuses them outright (403 deny-rule), as it refuses everyone: signing in cannot help', async () => {
+    const scrape = async () => (await fetch(`${proxy.adminUrl}/metrics`)).text()
+    const series = /^gitlab_iap_requests_total\{decision="deny",auth_method="none",route="web"\} (\d+)/m
+    const count = (text: string) => Number(series.exec(text)?.[1] ?? 0)
+    const before = count(await scrape())
+    upstream.clear()
+    for (const [method, headers] of [['GET', json], ['POST', json], ['GET', { 'user-agent': 'git/2.45.1' }]] as const) {
+      const res = await rawRequest(proxy.url, method, '/-/blocked/x', headers, method === 'POST' ? '' : undefined)
+      expect(res.status, method).toBe(403)
+      expect(res.headers['www-authenticate'], method).toBeUndefined()
+      if (headers === json) expect(bodyOf(res.body), method).toMatchObject({ rule: 'blocked', reason: 'deny-rule' })
+      else expect(res.body).toMatch(/^gitlab-iap: access denied by rule "blocked" \(deny-rule\); request id \S+$/m)
+      const id = res.headers['x-request-id']
+      await expect.poll(() => proxy.records().find((r) => r['http.request.id'] === id)).toBeDefined()
+      expect(proxy.records().find((r) => r['http.request.id'] === id)).toMatchObject({
+        'iap.decision.result': 'deny', 'iap.decision.rule': 'blocked', 'iap.decision.reason': 'deny-rule',
+        'iap.identity.kind': 'anonymous', 'iap.auth.method': 'none', 'http.response.status_code': 403, 'event.outcome': 'failure',
+      })
+    }
+    expect(forwarded()).toHaveLength(0)
+    expect(count(await scrape()) - before).toBe(3)
   })
 
   it('with a credential, the same requests are refused (403) with the rule reason', async () => {

@@ -49,7 +49,7 @@ describe('gitlab-iap explain', () => {
     expect(await explain('/-/iap/whoami', 'POST')).toMatchObject({ decision: 'deny', rule: null, reason: 'method-not-allowed', status: 405 })
     expect(await explain('/-/IAP/whoami')).toMatchObject({ decision: 'deny', rule: null, reason: 'iap-endpoint-unknown', status: 404 })
     expect(await explain('/-/iap/nope')).toMatchObject({ decision: 'deny', reason: 'iap-endpoint-unknown', status: 404 })
-    expect(await explain('/-/iap/jwks.json', 'POST')).toMatchObject({ decision: 'deny', reason: 'iap-endpoint-unknown', status: 404 })
+    expect(await explain('/-/iap/jwks.json', 'POST')).toMatchObject({ decision: 'deny', reason: 'method-not-allowed', status: 405 })
     // Without browser sign-in (no client secret), login, callback and logout answer 503 and say so, as serve does.
     const withoutSignIn = await cli(['explain', '--config', 'config.example.yaml', '--path', '/-/iap/login', '--json'], { ...EXAMPLE_ENV, ENTRA_CLIENT_SECRET: '' })
     expect(JSON.parse(withoutSignIn.stdout)).toMatchObject({ decision: 'deny', reason: 'sign-in-not-configured', status: 503 })
@@ -57,10 +57,11 @@ describe('gitlab-iap explain', () => {
 
   it('an anonymous request the policy would refuse is challenged; the text still says why no rule decided', async () => {
     const anon = await cli(['explain', '--config', 'config.example.yaml', '--path', '/api/v4/projects/42/issues', '--anonymous'], EXAMPLE_ENV)
-    expect(anon.stdout).toMatch(/^decision: deny \(challenged: no credential; browsers are sent to sign-in, other clients get 401\)$/m)
+    // An API request is never sent to sign-in (src/app.ts): 401, browser or not.
+    expect(anon.stdout).toMatch(/^decision: deny \(challenged: no credential; answered 401: API requests are never sent to sign-in\)$/m)
     expect(anon.stdout).toMatch(/^rule:\s+\(none: the project could not be resolved\)$/m)
     expect(anon.stdout).toMatch(/^reason:\s+login-required$/m)
-    expect(anon.stdout).toMatch(/^response: 302 to sign-in \(browsers\) or 401$/m)
+    expect(anon.stdout).toMatch(/^response: 401$/m)
     const signedIn = JSON.parse((await cli(['explain', '--config', 'config.example.yaml', '--path', '/api/v4/projects/42/issues', '--group', 'engineering', '--json'], EXAMPLE_ENV)).stdout)
     expect(signedIn).toMatchObject({ decision: 'deny', rule: null, reason: 'project-unresolved', status: 403 })
   })

@@ -92,8 +92,8 @@ describe('decide', () => {
     expect(run('GET', '/api/v4/projects/42/issues', user([ENG]), '203.0.113.9', { project: 'secret-group/vault' })).toMatchObject({ result: 'deny', rule: 'secret-projects' })
   })
 
-  it('challenges a request without credentials wherever it would be refused (redirect or 401, never 403)', () => {
-    expect(run('GET', '/-/blocked/x', ANONYMOUS)).toEqual({ result: 'challenge', rule: 'blocked', reason: 'login-required' })
+  it('challenges a request without credentials wherever signing in may help (redirect or 401)', () => {
+    expect(run('GET', '/admin/users', ANONYMOUS)).toEqual({ result: 'challenge', rule: 'admin-area', reason: 'login-required' })
     expect(run('GET', '/api/v4/projects/42', ANONYMOUS, '203.0.113.9', { projectUnresolved: true })).toEqual({ result: 'challenge', rule: null, reason: 'login-required' })
     const closed = compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\npolicy: { rules: [ { name: a, paths: ["/a"], public: true } ] }\n`, {}))
     expect(decide(closed, { method: 'GET', path: '/b', route: 'web', clientIp: '1.1.1.1' }, ANONYMOUS)).toEqual({ result: 'challenge', rule: null, reason: 'login-required' })
@@ -104,11 +104,63 @@ describe('decide', () => {
     expect(decide(closed, { method: 'GET', path: '/a', route: 'web', clientIp: '1.1.1.1' }, ANONYMOUS)).toEqual({ result: 'allow', rule: 'a', reason: 'public' })
   })
 
+  it('a deny rule refuses a request without credentials outright (403), as it refuses everyone: signing in cannot help', () => {
+    for (const method of ['GET', 'HEAD', 'POST']) {
+      expect(run(method, '/-/blocked/x', ANONYMOUS), method).toEqual({ result: 'deny', rule: 'blocked', reason: 'deny-rule' })
+    }
+    expect(run('GET', '/-/blocked/x', user([ADMINS]))).toEqual({ result: 'deny', rule: 'blocked', reason: 'deny-rule' })
+  })
+
   it('falls back to policy.default', () => {
     const open = compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\npolicy: { default: allow, rules: [ { name: a, paths: ["/a"], deny: true } ] }\n`, {}))
     expect(decide(open, { method: 'GET', path: '/b', route: 'web', clientIp: '1.1.1.1' }, ANONYMOUS)).toEqual({ result: 'allow', rule: null, reason: 'default-allow' })
     const closed = compilePolicy(parseConfig(`server: { publicUrl: "https://g.example.com" }\nupstream: { url: "http://g:1" }\n`, {}))
     expect(decide(closed, { method: 'GET', path: '/b', route: 'web', clientIp: '1.1.1.1' }, user([ENG]))).toEqual({ result: 'deny', rule: null, reason: 'no-rule-matched' })
+  })
+})
+
+describe('the reason of a refusal names what the identity lacks', () => {
+  const reasons = compilePolicy(parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+groups: { engineering: "${ENG}" }
+policy:
+  rules:
+    - { name: by-user, paths: ["/u/**"], users: ["alice@example.com"] }
+    - { name: by-role, paths: ["/r/**"], roles: ["GitLab.Admin"] }
+    - { name: by-app, paths: ["/a/**"], apps: ["app-client-1"] }
+    - { name: group-and-user, paths: ["/gu/**"], users: ["alice@example.com"], groups: [engineering] }
+    - { name: user-and-role, paths: ["/ur/**"], roles: ["GitLab.Admin"], users: ["alice@example.com"] }
+    - { name: role-and-app, paths: ["/ra/**"], apps: ["app-client-1"], roles: ["GitLab.Deploy"] }
+    - { name: by-group, paths: ["/g/**"], groups: [engineering] }
+`, {}))
+  const bob = user([], { id: 'oid-bob', name: 'bob@example.com' })
+  const overage = user([], { groupsSource: 'overage-unresolved' })
+  const otherApp: Identity = { kind: 'app', id: 'sp-2', appId: 'app-client-2', groups: [], roles: [], issuer: 'entra' }
+  const ask = (path: string, who: Identity) => decide(reasons, { method: 'GET', path, route: 'web', clientIp: '127.0.0.1' }, who)
+
+  it.each([
+    ['/u/x', 'bob', 'by-user', 'no-user-match'],
+    ['/r/x', 'bob', 'by-role', 'no-role-match'],
+    ['/a/x', 'otherApp', 'by-app', 'no-app-match'],
+    ['/a/x', 'bob', 'by-app', 'no-app-match'],
+    ['/g/x', 'bob', 'by-group', 'no-group-match'],
+    // Several kinds: groups when the rule lists any, else the first of users, roles, apps.
+    ['/gu/x', 'bob', 'group-and-user', 'no-group-match'],
+    ['/ur/x', 'bob', 'user-and-role', 'no-user-match'],
+    ['/ra/x', 'otherApp', 'role-and-app', 'no-role-match'],
+    // Groups that could not be read matter only to a rule that lists groups.
+    ['/g/x', 'overage', 'by-group', 'groups-unresolved'],
+    ['/gu/x', 'overage', 'group-and-user', 'groups-unresolved'],
+    ['/u/x', 'overage', 'by-user', 'no-user-match'],
+  ] as const)('%s refused to %s by %s: %s', (path, who, rule, reason) => {
+    expect(ask(path, { bob, otherApp, overage }[who])).toEqual({ result: 'deny', rule, reason })
+  })
+
+  it('control: each rule still grants whom it names', () => {
+    expect(ask('/u/x', user([], { name: 'alice@example.com' }))).toMatchObject({ result: 'allow', reason: 'user-match' })
+    expect(ask('/r/x', user([], { roles: ['GitLab.Admin'] }))).toMatchObject({ result: 'allow', reason: 'role-match' })
+    expect(ask('/a/x', { ...otherApp, appId: 'app-client-1' })).toMatchObject({ result: 'allow', reason: 'app-match' })
   })
 })
 
@@ -242,6 +294,21 @@ policy:
     ['GET', '/api/v4/namespaces/parent', user([ENG]), { result: 'allow', rule: 'read-everything' }],
   ] as const)('%s %s', (method, path, who, expected) => {
     expect(ask(method, path, who)).toMatchObject(expected)
+  })
+
+  it('a deny rule below the group refuses its group-wide requests without credentials outright, as it refuses everyone', () => {
+    const frozen = compilePolicy(parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+groups: { engineering: "${ENG}" }
+policy:
+  rules:
+    - { name: frozen, projects: ["parent/frozen/**"], methods: [POST], deny: true }
+    - { name: read-everything, paths: ["/**"], groups: [engineering] }
+`, {}))
+    const anonymous = (method: string, path: string) => decide(frozen, { method, path, route: 'api', project: 'parent', groupWide: true, clientIp: '203.0.113.9' }, ANONYMOUS)
+    expect(anonymous('POST', '/api/v4/groups/parent/issues')).toEqual({ result: 'deny', rule: 'frozen', reason: 'deny-rule' })
+    expect(anonymous('GET', '/api/v4/groups/parent/issues')).toEqual({ result: 'challenge', rule: 'read-everything', reason: 'login-required' })
   })
 
   it('a numeric group id resolved to the group above counts the same', () => {

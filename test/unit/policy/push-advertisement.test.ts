@@ -5,7 +5,7 @@
  * denies GETs still stops it. The same for the websocket handshakes of terminals and the job service proxy.
  */
 import { describe, expect, it } from 'vitest'
-import type { Identity } from '../../../src/auth/identity.ts'
+import { ANONYMOUS, type Identity } from '../../../src/auth/identity.ts'
 import { parseConfig } from '../../../src/config/load.ts'
 import { attribute } from '../../../src/gitlab/attribute.ts'
 import { compilePolicy, decideAlsoAs } from '../../../src/policy/index.ts'
@@ -103,5 +103,31 @@ policy:
 
   it('still stops a terminal handshake there', () => {
     expect(decideFor('GET', '/secret/vault/-/jobs/1/terminal.ws', [ENG], guarded)).toEqual({ result: 'deny', rule: 'no-reads-of-secret', reason: 'deny-rule' })
+  })
+})
+
+describe('without credentials', () => {
+  const frozen = compilePolicy(parseConfig(`
+server: { publicUrl: "https://gitlab.example.com" }
+upstream: { url: "http://gitlab:8181" }
+groups: { engineering: "${ENG}" }
+policy:
+  rules:
+    - { name: frozen, paths: ["/frozen/**"], methods: [POST], deny: true }
+    - { name: engineering, paths: ["/**"], groups: [engineering] }
+`, {}))
+  const anonymous = (method: string, target: string) => {
+    const [path = '', query = ''] = target.split('?')
+    const attr = attribute(method, path, query)
+    return decideAlsoAs(frozen, { method, path, route: attr.route, project: attr.project, clientIp: '127.0.0.1' }, ANONYMOUS, attr.policyMethod)
+  }
+
+  it('a push advertisement whose push a deny rule refuses is refused outright: signing in cannot help', () => {
+    expect(anonymous('GET', '/frozen/tool.git/info/refs?service=git-receive-pack')).toEqual({ result: 'deny', rule: 'frozen', reason: 'deny-rule' })
+  })
+
+  it('control: elsewhere, and for a clone, it is challenged', () => {
+    expect(anonymous('GET', '/frozen/tool.git/info/refs?service=git-upload-pack')).toEqual({ result: 'challenge', rule: 'engineering', reason: 'login-required' })
+    expect(anonymous('GET', '/group/tool.git/info/refs?service=git-receive-pack')).toEqual({ result: 'challenge', rule: 'engineering', reason: 'login-required' })
   })
 })
