@@ -10,12 +10,12 @@ import { loadAccessLogConfig, loadGroupAliases, resolveConfigPath } from '../con
 import { IapError } from '../errors.ts'
 import { createChainVerifier } from '../logs/chain.ts'
 import {
-  compileQuery, createLineSplitter, displayName, openLog, orderLogFiles, OVERLONG_LINE, parseRecord, qualifiedUser, readLogLines, recordTime, STATS_FIELDS, statsKey,
+  compileQuery, createLineSplitter, displayName, isForeignRecord, openLog, orderLogFiles, OVERLONG_LINE, parseRecord, qualifiedUser, readLogLines, recordTime, STATS_FIELDS, statsKey,
   type CompiledQuery, type LogRecord, type QueryFilters,
 } from '../logs/query.ts'
 import { rotatedFiles } from '../logs/writer.ts'
 import { parseCommandArgs } from './args.ts'
-import type { CliIo } from './io.ts'
+import { fail, type CliIo } from './io.ts'
 
 export const LOGS_HELP = `Usage: gitlab-iap logs [FILE...] [filters] [--output table|json|csv] [--stats FIELD] [--follow]
        gitlab-iap logs verify [FILE...] [--config FILE]
@@ -27,8 +27,8 @@ are read oldest first and before NAME, so access.log* reads in time order.
 
 Filters (a record must match every filter given; a filter given more than once matches any of
 its values: --user a --user b is a or b):
-  --user U            user id, name (UPN), email or app client id (case-insensitive, any Unicode form;
-                      an extra issuer's user as gitlab-ci:jdoe finds that issuer's only)
+  --user U            user id, name (UPN), display name, email or app client id (case-insensitive,
+                      any Unicode form; an extra issuer's user as gitlab-ci:jdoe finds that issuer's only)
   --group G           group id in iap.identity.groups, or a group alias from the config
                       (--config FILE, else $GITLAB_IAP_CONFIG, else ./config.yaml if present)
   --path GLOB         url.path (* one segment, ** any), compared as the policy reads paths:
@@ -75,7 +75,9 @@ Without FILE, verifies accessLog.output and its rotated files (stdin when the ou
 A log may begin mid-chain only at a rotated file's first record (older files deleted); a chain may
 begin again only at a process's first record, once per process. When there are several chains
 (one per process), each is listed; a line a killed process left half-written is reported.
-Exit 0 when intact; 1 and the first bad line otherwise.
+JSON lines that are no access record (the proxy's own messages, which kubectl logs merges in) are
+passed over and counted. A file without records is named in a warning.
+Exit 0 when intact; 1 and the first bad line otherwise, or when no input holds a record at all.
 `
 
 /** Table columns; `follow` is the width a column starts at when following (no rows to size it by yet). */
@@ -180,7 +182,10 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
   const limit = limitText === undefined ? Infinity : Number(limitText)
   const statsName = single('stats')
   if (statsName !== undefined && !(statsName in STATS_FIELDS)) usage(`--stats: "${statsName}" must be one of ${Object.keys(STATS_FIELDS).join(', ')}`)
-  const groups = values.group && resolveGroups(values.group, single('config'), io)
+  const configFlag = single('config')
+  // A config named on the command line is read even when no --group needs it: a typo must not pass unnoticed.
+  const aliases = configFlag !== undefined ? loadGroupAliases(resolveConfigPath(configFlag, io.env), io.env) : undefined
+  const groups = values.group && resolveGroups(values.group, configFlag, aliases, io)
   const filters: QueryFilters = {
     user: values.user, group: groups, path: values.path, project: values.project, method: values.method, status: values.status,
     decision: values.decision, auth: values.auth, rule: values.rule, ip: values.ip, requestId: values['request-id'], since: single('since'), until: single('until'),
@@ -207,6 +212,8 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
   // prefilter but are no record (not JSON, cut short), lines too long to be one (never held), and
   // records matching the filters that are no access record (`event.kind: state`, chain starts of old logs).
   let unreadable = 0
+  // JSON lines that are no access record: the proxy's own messages, merged in by `kubectl logs`.
+  let foreign = 0
   let overlong = 0
   let notAccess = 0
   // Records --since/--until cannot place (no readable @timestamp): left out, and said.
@@ -221,6 +228,10 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
     const record = parseRecord(line)
     if (!record) {
       unreadable++
+      return true
+    }
+    if (isForeignRecord(record)) {
+      foreign++
       return true
     }
     if (!query.matches(record)) {
@@ -246,13 +257,21 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
     return matched < limit
   }
 
+  // Inputs that failed part-way (a corrupt or cut .gz): as zcat does, what they and the other inputs
+  // held is shown first, and the errors are said at the end with a non-zero exit.
+  const failures: string[] = []
   if (followFile !== undefined) await follow(followFile, onLine, () => table?.flush(), io)
   else {
     outer: for (const file of files) {
       if (matched >= limit) break
       const input = file === '-' ? (io.stdin as Readable) : openLog(file)
-      for await (const line of readLogLines(input, file === '-' ? 'stdin' : file)) {
-        if (!onLine(line)) break outer
+      try {
+        for await (const line of readLogLines(input, file === '-' ? 'stdin' : file)) {
+          if (!onLine(line)) break outer
+        }
+      } catch (err) {
+        if (!(err instanceof IapError) || err.code !== 'IAP_ERR_CLI_USAGE') throw err
+        failures.push(err.message)
       }
     }
   }
@@ -260,26 +279,32 @@ export async function runLogs(argv: string[], io: CliIo): Promise<number> {
   else table?.flush()
   const was = (n: number) => (n === 1 ? 'was' : 'were')
   if (unreadable > 0) io.stderr.write(`gitlab-iap: ${unreadable} line${unreadable === 1 ? ' was' : 's were'} not an access-log record (not JSON, or cut short) and ${was(unreadable)} skipped\n`)
+  if (foreign > 0) io.stderr.write(`gitlab-iap: ${foreignLines(foreign)} and ${was(foreign)} skipped\n`)
   if (overlong > 0) io.stderr.write(`gitlab-iap: ${overlong} line${overlong === 1 ? ' was' : 's were'} longer than 4 MiB (longer than any access-log record) and ${was(overlong)} skipped\n`)
   if (untimed > 0) io.stderr.write(`gitlab-iap: ${untimed} record${untimed === 1 ? ' has' : 's have'} no readable @timestamp, so --since/--until cannot place ${untimed === 1 ? 'it' : 'them'}: left out\n`)
   if (notAccess > 0) io.stderr.write(`gitlab-iap: ${notAccess} matching record${notAccess === 1 ? ' was' : 's were'} not an access record (event.kind "state") and ${was(notAccess)} skipped\n`)
-  return 0
+  for (const message of failures) fail(io, message)
+  return failures.length > 0 ? 2 : 0
 }
 
+/** What `logs` and `logs verify` say of the JSON lines they pass over. */
+const foreignLines = (n: number) =>
+  `${n} line${n === 1 ? ' was' : 's were'} not an access-log record (JSON without http.request.id or url.path, such as the proxy's own messages from stderr)`
+
 /**
- * `--group` values as ids: aliases resolved from the config when one is given or found where
- * `serve` looks (a config found, not named, is optional: never an error when absent or unreadable).
+ * `--group` values as ids: aliases resolved from the config given (`given`, already read), or found
+ * where `serve` looks (a config found, not named, is optional: never an error when absent or unreadable).
  * A value that is neither an id nor a known alias is kept as is, with a hint on stderr.
  */
-function resolveGroups(groups: readonly string[], configFlag: string | undefined, io: CliIo): string[] {
+function resolveGroups(groups: readonly string[], configFlag: string | undefined, given: Record<string, string> | undefined, io: CliIo): string[] {
   if (groups.every((g) => GROUP_ID.test(g))) return [...groups]
   const path = configFlag ?? resolveConfigPath(undefined, io.env)
-  let aliases: Record<string, string> | undefined
-  if (configFlag !== undefined || existsSync(path)) {
+  let aliases = given
+  if (configFlag === undefined && existsSync(path)) {
     try {
       aliases = loadGroupAliases(path, io.env)
-    } catch (err) {
-      if (configFlag !== undefined) throw err
+    } catch {
+      // optional: see above
     }
   }
   return groups.map((group) => {
@@ -461,6 +486,9 @@ async function follow(file: string, onLine: (line: string) => boolean, caughtUp:
   closeSync(fd)
 }
 
+/** Ends as a sealed line does (`"iap.chain.mac":"<64 hex>"}`): such a line always goes to the verifier. */
+const isSealedShape = (line: string) => line.startsWith('"iap.chain.mac":"', line.length - 83)
+
 async function runVerify(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } }, true)
   if (values.help) {
@@ -478,17 +506,40 @@ async function runVerify(argv: string[], io: CliIo): Promise<number> {
   files = orderLogFiles(files)
   for (const file of files) if (file !== '-') checkReadable(file)
   const verifier = createChainVerifier(key)
+  let foreign = 0
+  let empty = 0
   for (const file of files) {
     let n = 0
+    let records = 0
     for await (const line of readLogLines(file === '-' ? (io.stdin as Readable) : openLog(file), file === '-' ? 'stdin' : file)) {
       n++
+      if (line === '') continue
+      // Only an unsealed line may be passed over, and only one that no query reads as a record: removing or
+      // rewriting a sealed record that way still leaves a gap in the chain.
+      if (!isSealedShape(line)) {
+        const record = parseRecord(line)
+        if (record && isForeignRecord(record)) {
+          foreign++
+          continue
+        }
+      }
+      records++
       if (!verifier.push(line, displayName(file), n)) break
     }
     if (!verifier.verdict().ok) break
+    if (records === 0) {
+      empty++
+      io.stderr.write(`warning: ${displayName(file)} has no records\n`)
+    }
   }
   const verdict = verifier.verdict()
+  // Nothing verified is no evidence: a log emptied, or the wrong file or stream given, must not read as intact.
+  if (verdict.ok && empty === files.length) {
+    return fail(io, `nothing to verify: ${files.length === 1 ? `${displayName(files[0]!)} has no records` : `none of the ${files.length} inputs has a record`}`, 1)
+  }
   if (verdict.ok) {
     io.stdout.write(`ok: ${verdict.lines} lines in ${files.length} file${files.length === 1 ? '' : 's'}, chain intact\n`)
+    if (foreign > 0) io.stdout.write(`  ${foreignLines(foreign)} and ${foreign === 1 ? 'was' : 'were'} passed over\n`)
     // Several chains (one per process on stdout, or a restart on a fresh file): say where each begins.
     if (verdict.starts.length > 1) {
       for (const start of verdict.starts) io.stdout.write(`  chain from ${start.source}:${start.line} (sequence ${start.seq}${start.instance ? `, process ${printable(start.instance)}` : ''})\n`)

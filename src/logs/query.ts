@@ -181,7 +181,8 @@ export function compileQuery(filters: QueryFilters, now = Date.now()): CompiledQ
     // Qualified (`gitlab-ci:jdoe`) finds that issuer's user only; a bare value finds it under any issuer, and the
     // table and `--stats user` show whose it is (`gitlab-ci:<oid>` is not the Entra user with that object id).
     // An app-only identity is found by its client id too: what `apps` rules and the app registration name.
-    exact.push((r) => test(r['user.id']) || test(r['user.name']) || test(r['user.email']) || test(qualifiedUser(r, 'user.id')) || test(qualifiedUser(r, 'user.name')) || test(r['iap.identity.app_id']))
+    // `user.name` is the UPN; the display name people know a user by is `user.full_name`.
+    exact.push((r) => test(r['user.id']) || test(r['user.name']) || test(r['user.email']) || test(r['user.full_name']) || test(qualifiedUser(r, 'user.id')) || test(qualifiedUser(r, 'user.name')) || test(r['iap.identity.app_id']))
   }
 
   const groups = valuesOf(filters.group)
@@ -291,6 +292,15 @@ export function parseRecord(line: string): LogRecord | undefined {
   }
   if (!isObject(value)) return undefined
   return line.indexOf('{', line.indexOf('{') + 1) === -1 ? value : flattenRecord(value)
+}
+
+/**
+ * True for a JSON line no access-log writer wrote: the proxy's own messages (pino, on stderr) that
+ * `kubectl logs` merges with the access log on stdout. Every access record has `http.request.id` and
+ * `url.path`; the state records earlier versions wrote have neither, and are told apart by `event.kind`.
+ */
+export function isForeignRecord(record: LogRecord): boolean {
+  return record['http.request.id'] === undefined && record['url.path'] === undefined && record['event.kind'] !== 'state'
 }
 
 /** `{"a":{"b":1},"c":[{}]}` → `{"a.b":1,"c":[{}]}`; arrays are values. The record itself when nothing is nested. */

@@ -1,12 +1,15 @@
 /**
  * `gitlab-iap logs` end to end in-process: the table's times are UTC and say so, `--since` reads a
  * zone-less time as UTC in any local zone, `--stats` groups spellings of one project, path or user,
- * and every skipped line is counted on stderr.
+ * every skipped line is counted on stderr, and an input that fails part-way still shows what it held.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { main } from '../../../src/cli/main.ts'
+import { withCapturedIo } from '../../helpers/cli-io.ts'
 import { runLogsCommand } from '../../helpers/records.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'iap-logs-output-'))
@@ -195,5 +198,97 @@ describe('records --since cannot place', () => {
     const all = await logs([file, '--output', 'json'])
     expect(all.stdout.trim().split('\n')).toHaveLength(3)
     expect(all.stderr).toBe('')
+  })
+})
+
+describe('an input that fails part-way (a cut .gz)', () => {
+  const cli = (args: string[]) => withCapturedIo((io) => main(['logs', ...args], io))
+  const good = write('good.ndjson', [record({ 'http.request.id': 'g1', 'user.name': 'good@contoso.com' })])
+  const whole = gzipSync(Array.from({ length: 20 }, (_, i) => record({ 'http.request.id': `c${i}`, 'user.name': 'cut@contoso.com' })).join('\n') + '\n')
+  const cut = join(dir, 'cut.gz')
+  writeFileSync(cut, whole.subarray(0, whole.length - 20))
+  const error = `gitlab-iap: cannot read ${cut}: corrupt gzip data (unexpected end of file)`
+
+  it('shows what every input held, as zcat does, then says the error and exits non-zero', async () => {
+    for (const files of [[good, cut], [cut, good]]) {
+      const table = await cli(files)
+      expect(table.code).toBe(2)
+      expect(table.stdout).toContain('good@contoso.com')
+      expect(table.stdout).toContain('cut@contoso.com')
+      expect(table.stderr.trim().split('\n')).toEqual([error])
+      const stats = await cli([...files, '--stats', 'user', '--output', 'json'])
+      expect(stats.code).toBe(2)
+      const rows = stats.stdout.trim().split('\n').map((l) => JSON.parse(l) as { user: string; count: number })
+      expect(rows.find((r) => r.user === 'good@contoso.com')?.count).toBe(1)
+      expect(rows.find((r) => r.user === 'cut@contoso.com')?.count).toBeGreaterThan(0)
+      expect(stats.stderr.trim().split('\n')).toEqual([error])
+    }
+  })
+})
+
+describe('JSON lines that are no access record (the proxy\'s own messages, merged in by kubectl logs)', () => {
+  const file = write('merged.log', [
+    '{"level":30,"time":"2026-11-28T09:59:59.000Z","service":"gitlab-iap","main":"0.0.0.0:8080","msg":"gitlab-iap listening"}',
+    record({ 'http.request.id': 'r1', 'user.name': 'ada@contoso.com', 'iap.decision.result': 'deny' }),
+    '{"level":40,"time":"2026-11-28T10:00:01.000Z","service":"gitlab-iap","requestId":"r2","code":"IAP_ERR_UPSTREAM_TIMEOUT","msg":"forwarding failed"}',
+    record({ 'http.request.id': 'r2', 'user.name': 'ada@contoso.com' }),
+    // A nested record from another writer is a record.
+    JSON.stringify({ '@timestamp': '2026-11-28T10:00:02.000Z', http: { request: { id: 'r3' } }, url: { path: '/n' }, user: { name: 'bob@contoso.com' }, iap: { decision: { result: 'allow' } } }),
+  ])
+  const skipped = 'gitlab-iap: 2 lines were not an access-log record (JSON without http.request.id or url.path, such as the proxy\'s own messages from stderr) and were skipped'
+
+  it('are neither rows nor anonymous counts, and are counted on stderr', async () => {
+    const table = await logs([file])
+    expect(table.stdout.trim().split('\n')).toHaveLength(4)
+    expect(table.stdout.split('\n').slice(1).every((row) => row === '' || row.startsWith('2026-11-28'))).toBe(true)
+    expect(table.stderr.trim().split('\n')).toEqual([skipped])
+    const users = await logs([file, '--stats', 'user', '--output', 'json'])
+    expect(users.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ user: 'ada@contoso.com', count: 2 }, { user: 'bob@contoso.com', count: 1 }])
+    const decisions = await logs([file, '--stats', 'decision', '--output', 'json'])
+    expect(decisions.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ decision: 'allow', count: 2 }, { decision: 'deny', count: 1 }])
+    // Not records --since cannot place either: they are no records at all.
+    const since = await logs([file, '--since', '2026-11-01', '--output', 'json'])
+    expect(since.stdout.trim().split('\n')).toHaveLength(3)
+    expect(since.stderr.trim().split('\n')).toEqual([skipped])
+  })
+
+  it('a state record of an earlier version is still counted as one', async () => {
+    const res = await logs([write('state.log', ['{"@timestamp":"2026-11-28T10:00:00.000Z","event.kind":"state","event.action":"chain-start"}']), '--output', 'json'])
+    expect(res.stdout).toBe('')
+    expect(res.stderr.trim()).toBe('gitlab-iap: 1 matching record was not an access record (event.kind "state") and was skipped')
+  })
+})
+
+describe('--user finds the display name (user.full_name)', () => {
+  it('exactly, ignoring case', async () => {
+    const file = write('full-name.log', [
+      record({ 'http.request.id': 'r1', 'user.name': 'carol@contoso.com', 'user.full_name': 'Carol Contractor' }),
+      record({ 'http.request.id': 'r2', 'user.name': 'carl@contoso.com', 'user.full_name': 'Carol Contractor-Smith' }),
+    ])
+    const ids = async (user: string) => (await logs([file, '--user', user, '--output', 'json'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)['http.request.id'])
+    expect(await ids('Carol Contractor')).toEqual(['r1'])
+    expect(await ids('carol contractor')).toEqual(['r1'])
+    expect(await ids('Carol')).toEqual([])
+  })
+})
+
+describe('--config', () => {
+  const cli = (args: string[]) => withCapturedIo((io) => main(['logs', ...args], io))
+  it('given and unreadable is a one-line error whatever the other flags', async () => {
+    const file = write('config-flag.log', [record({ 'http.request.id': 'r1' })])
+    const missing = join(dir, 'no-such-config.yaml')
+    for (const args of [[file, '--config', missing], [file, '--config', missing, '--output', 'json'], [file, '--config', missing, '--group', '6c0bd1d2-0000-4000-8000-000000000001'], [file, '--config', dir]]) {
+      const res = await cli(args)
+      expect(res.code, args.join(' ')).toBe(1)
+      expect(res.stdout).toBe('')
+      expect(res.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1)
+      expect(res.stderr).toMatch(/^gitlab-iap: cannot read config /)
+    }
+    const empty = await cli([file, '--config', ''])
+    expect(empty.code).toBe(2)
+    // A readable one without groups is fine.
+    const config = join(dir, 'plain-config.yaml')
+    writeFileSync(config, 'server: { publicUrl: "https://gitlab.example.com" }\n')
+    expect((await cli([file, '--config', config, '--output', 'json'])).code).toBe(0)
   })
 })
