@@ -227,12 +227,12 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       // serve, not the old name in the URL (`attr.followsRedirects`, src/gitlab/attribute.ts).
       const current = deps.currentProjectPath
       if (current && attr.followsRedirects && ctx.project !== undefined && s.policy.needsProjects) {
-        // Without a credential, and with no `public` rule naming projects, a challenge stays one whatever
-        // GitLab says: anonymous clients do not get to make the proxy query GitLab's API. Only a `deny`
-        // rule matching the path as written is looked up, to refuse them only for the project GitLab serves.
+        // Without a credential, and with no `public` rule naming projects, the path as written decides:
+        // anonymous clients do not get to make the proxy query GitLab's API with its token (load, and an
+        // oracle of which private projects exist: a deny rule's 403 against a challenge's 401).
         if (ctx.identity.kind === 'anonymous' && !s.policy.publicProjects) {
           const anonymous = decideNow(false)
-          if (anonymous.result === 'challenge') return done(anonymous, outcome)
+          if (anonymous.result !== 'allow') return done(anonymous, outcome)
         }
         current(ctx.project).then(
           (path) => {

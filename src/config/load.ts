@@ -196,9 +196,6 @@ const UNSET = Symbol('unset')
 /** Shapes an unset `${VAR}` may stand in as for `explain`, tried in turn until its key's check passes. */
 const STAND_INS = ['https://unset.invalid', '00000000-0000-0000-0000-000000000000', '127.0.0.1:0']
 
-/** At most this much of an unsupported reference is quoted: it is config text, and could be a literal secret. */
-const QUOTED_MAX = 40
-
 /**
  * Expands `${VAR}` inside string values (not keys; after YAML parsing, so a variable's text can never
  * add keys or change the structure). A missing variable is collected with its key path; a value that is
@@ -267,8 +264,8 @@ class Expansion {
       const parts = close === -1 ? null : REFERENCE.exec(value.slice(dollar + 2, close))
       // A nested reference (`${A:-${B}}`) is cut at its first `}`: refused rather than half-expanded.
       if (!parts || parts[3]?.includes('${')) {
-        const quoted = reference.length > QUOTED_MAX ? `${reference.slice(0, QUOTED_MAX)}...` : reference
-        this.invalid.push(`${key}: unsupported variable syntax "${quoted}"${close === -1 ? ', no closing "}"' : ''} (supported: \${VAR}, \${VAR:-default}, \${VAR-default}, \${VAR:?message}, \${VAR?message}; $$ is a literal $)`)
+        // Placed by its offset, never quoted: the text may be a literal secret that happens to hold `${`.
+        this.invalid.push(`${key}: unsupported variable syntax at character ${dollar + 1}${close === -1 ? ', no closing "}"' : ''} (supported: \${VAR}, \${VAR:-default}, \${VAR-default}, \${VAR:?message}, \${VAR?message}; $$ is a literal $)`)
         return undefined
       }
       whole = dollar === 0 && close === value.length - 1

@@ -287,8 +287,9 @@ export function attribute(method: string, path: string, query = ''): Attribution
     return lfs ? { route: 'lfs', project: git[1]!, followsRedirects: true } : gitRequest(method, git[1]!, rest, query)
   }
   // Anything else below `<project>.git/` (dumb HTTP's `HEAD`, `objects/...`) still names that project:
-  // GitLab refuses names ending in `.git`, so no group or project is called `project.git`.
-  if (git?.[2] && !git[1]!.includes('/-/')) return { route: 'web', project: git[1]! }
+  // GitLab refuses names ending in `.git`, so no group or project is called `project.git`. Not below a
+  // reserved top-level route (`/groups/...` names a group path, handled below).
+  if (git?.[2] && !git[1]!.includes('/-/') && !RESERVED_TOP.has(git[1]!.split('/')[0]!)) return { route: 'web', project: git[1]! }
   // `git clone https://host/group/project` (no .git) asks for /group/project/info/refs?service=...
   const bareGit = /^\/(.+?)\/(info\/refs|git-upload-pack|git-receive-pack)$/.exec(path)
   if (bareGit && !RESERVED_TOP.has(bareGit[1]!.split('/')[0]!)) return gitRequest(method, bareGit[1]!, `/${bareGit[2]!}`, query)

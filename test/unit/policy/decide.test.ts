@@ -393,6 +393,8 @@ describe('attribution', () => {
     // Other paths below `<project>.git/` (dumb HTTP) name the project too: no namespace may end in `.git`.
     ['/group/project.git/HEAD', { route: 'web', project: 'group/project' }],
     ['/group/project.git/objects/info/packs', { route: 'web', project: 'group/project' }],
+    // Below a reserved top-level route it is that route's: `/groups/secret/p.git/HEAD` is the group path.
+    ['/groups/secret/p.git/HEAD', { route: 'web', project: 'secret/p.git/HEAD' }],
     // Wiki, design and snippet repositories keep their suffix; project-ids.ts resolves them as GitLab does.
     ['/old-ns/vault.wiki.git/info/refs', { route: 'git', project: 'old-ns/vault.wiki', followsRedirects: true }],
     ['/old-ns/vault.design.git/git-upload-pack', { route: 'git', project: 'old-ns/vault.design', followsRedirects: true }],
