@@ -1,7 +1,8 @@
 /**
  * Composition root and the request pipeline. A request moves one way:
- * context → /-/iap/ endpoints → canonical path → GitLab attribution → authentication → policy →
- * respond or forward → one access-log record. The hot path awaits nothing for cached credentials.
+ * context → access-log health and framing → canonical path → GitLab attribution → /-/iap/ endpoints →
+ * authentication → policy → respond or forward → one access-log record. The hot path awaits nothing
+ * for cached credentials.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -314,7 +315,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
 
     if (!deps.accessLog.healthy && s.config.accessLog.onError === 'deny') {
       ctx.decision = { result: 'deny', rule: null, reason: 'access-log-unavailable' }
-      return sendStatusPage(req, res, { status: 503, title: 'Temporarily unavailable', message: 'The access log cannot be written; requests are refused until it can.', requestId: ctx.id })
+      return sendStatusPage(req, res, { status: 503, title: 'Temporarily unavailable', message: 'The access log cannot be written; requests are refused until it can.', requestId: ctx.id, reason: 'access-log-unavailable' })
     }
 
     const framing = checkRequestFraming(req)
@@ -342,7 +343,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       const notFound = (ok: boolean) => {
         if (ok) return
         ctx.decision = { result: 'deny', rule: null, reason: 'iap-endpoint-unknown' }
-        sendStatusPage(req, res, { status: 404, title: 'Not found', message: 'No such gitlab-iap endpoint.', requestId: ctx.id })
+        sendStatusPage(req, res, { status: 404, title: 'Not found', message: 'No such gitlab-iap endpoint.', requestId: ctx.id, reason: 'iap-endpoint-unknown' })
       }
       if (isPromise(handled)) {
         handled.then(notFound, (err: unknown) => {

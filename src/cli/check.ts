@@ -3,7 +3,7 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs'
 import { createSecureContext } from 'node:tls'
 import { dirname } from 'node:path'
 import { loadConfigFile, resolveConfigPath } from '../config/load.ts'
-import { configWarnings, unreadableFileWarnings } from '../config/warnings.ts'
+import { configWarnings, unreadableFileWarnings, type ConfigWarning } from '../config/warnings.ts'
 import { IapError } from '../errors.ts'
 import { redactRedisUrl } from '../auth/session/redis-url.ts'
 import { displayUrl } from '../net/display-url.ts'
@@ -18,7 +18,8 @@ export const CHECK_HELP = `Usage: gitlab-iap check [--config FILE]
 
 Validate the configuration and print a summary (listeners, issuers, rules in order).
 The config file is --config, else $GITLAB_IAP_CONFIG, else ./config.yaml.
-Exit status: 0 valid, 1 invalid.
+Valid but weak settings are warnings on stderr, one a line: warning: <key>: <message> (<code>).
+Exit status: 0 valid (warnings included), 1 invalid.
 `
 
 export function summarizeConfig(config: Config, path: string): string {
@@ -61,6 +62,11 @@ export function summarizeConfig(config: Config, path: string): string {
   return lines.join('\n') + '\n'
 }
 
+/** One warning line: `warning: <key>: <message> (<code>)`; the code is the one docs/errors.md lists and `serve` logs. */
+export function formatWarning(warning: ConfigWarning): string {
+  return `warning: ${warning.key}: ${warning.message} (${warning.code})\n`
+}
+
 export async function runCheck(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } })
   if (values.help) {
@@ -71,9 +77,10 @@ export async function runCheck(argv: string[], io: CliIo): Promise<number> {
   const fileWarnings = unreadableFileWarnings(config)
   if (config.server.tls) checkTlsFiles(config.server.tls, new Set(fileWarnings.map((w) => w.key)))
   io.stdout.write(summarizeConfig(config, path))
-  for (const warning of [...configWarnings(config), ...fileWarnings]) io.stderr.write(`warning: ${warning.key}: ${warning.message}\n`)
+  const warnings: ConfigWarning[] = [...configWarnings(config), ...fileWarnings]
   const logProblem = config.accessLog.output === 'stdout' ? undefined : logDirectoryProblem(config.accessLog.output)
-  if (logProblem) io.stderr.write(`warning: accessLog.output: ${logProblem} on this machine (serve would run without its access log)\n`)
+  if (logProblem) warnings.push({ code: 'IAP_WARN_LOG_OUTPUT_UNWRITABLE', key: 'accessLog.output', message: `${logProblem} on this machine (serve would run without its access log)` })
+  for (const warning of warnings) io.stderr.write(formatWarning(warning))
   return 0
 }
 

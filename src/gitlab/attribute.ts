@@ -53,6 +53,19 @@ const RESERVED_TOP = new Set([
   'sitemap.xml', 'sitemap.xml.gz', 'slash-command-logo.png', 'snippets', 'unsubscribes', 'uploads', 'users', 'v2',
 ])
 
+/**
+ * A reserved top-level route, also asked for in another format (`/search.json`, `/admin.json`): Rails
+ * reads a format suffix on the last segment (`search(.:format)`), so the whole path is then that route.
+ * Below it (`/search.json/x`) the suffix is part of a name: no route of GitLab's, a namespace's path.
+ */
+function isReservedTop(first: string, path: string): boolean {
+  const name = first.toLowerCase()
+  if (RESERVED_TOP.has(name)) return true
+  if (path.length > first.length + 2) return false
+  const dot = name.lastIndexOf('.')
+  return dot > 0 && RESERVED_TOP.has(name.slice(0, dot))
+}
+
 const GIT_SUFFIX = /^\/(.+?)\.git(\/.*)?$/
 /** What Workhorse serves after `<project>.git`: only these make a request git or LFS traffic (a file named `x.git` in a blob URL is not). */
 const GIT_ENDPOINT = /^\/(?:info\/refs$|git-upload-pack$|git-receive-pack$|ssh-upload-pack$|ssh-receive-pack$|info\/lfs\/|gitlab-lfs\/)/
@@ -304,7 +317,7 @@ export function attribute(method: string, path: string, query = ''): Attribution
     if (group && dash !== -1) return { route: 'web', project: group.replace(/\/$/, ''), groupWide: true }
     return group ? namespacePage(group.replace(/\/$/, ''), query) : { route: 'web' }
   }
-  if (first === '' || RESERVED_TOP.has(first.toLowerCase())) return { route: 'web' }
+  if (first === '' || isReservedTop(first, path)) return { route: 'web' }
   // /namespace/.../project/-/feature ... : everything before /-/; without /-/ the whole path is a
   // namespace candidate (a group page, a project page or a legacy route below one).
   const dash = path.indexOf('/-/')

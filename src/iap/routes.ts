@@ -74,7 +74,7 @@ export function routeIapEndpoints(given: Record<string, { methods: readonly stri
     if (!methods) return false
     if (!methods.includes(ctx.method)) {
       deny(ctx, 'method-not-allowed')
-      sendStatusPage(req, res, { status: 405, title: 'Method not allowed', message: `Use ${methods.join(' or ')}.`, requestId: ctx.id }, { allow: methods.join(', ') })
+      sendStatusPage(req, res, { status: 405, title: 'Method not allowed', message: `Use ${methods.join(' or ')}.`, requestId: ctx.id, reason: 'method-not-allowed' }, { allow: methods.join(', ') })
       return true
     }
     if (!route) return false

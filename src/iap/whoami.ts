@@ -28,7 +28,7 @@ export function createWhoami(deps: WhoamiDeps): Handler {
     else outcome = resolution.kind === 'none' ? undefined : resolution.kind === 'failed' ? resolution.outcome : { ok: true, method: 'session', identity: resolution.identity }
     if (!outcome || (outcome.ok && outcome.identity.kind === 'anonymous')) {
       deny(ctx, 'credentials-missing', 'challenge')
-      return sendJson(res, 401, { error: 'Unauthorized', message: 'Not signed in.', requestId: ctx.id, ...(deps.sessions && { login: '/-/iap/login' }) }, ctx.id, { 'www-authenticate': wwwAuthenticate('credentials-missing', undefined, false)[0]! })
+      return sendJson(res, 401, { error: 'Unauthorized', message: 'Not signed in.', reason: 'credentials-missing', requestId: ctx.id, ...(deps.sessions && { login: '/-/iap/login' }) }, ctx.id, { 'www-authenticate': wwwAuthenticate('credentials-missing', undefined, false)[0]! })
     }
     ctx.authMethod = outcome.method
     if (!outcome.ok) {

@@ -38,7 +38,10 @@ describe('log destination full', () => {
       await (await fetch(`${proxy.url}/api/v4/first`)).text()
       await expect.poll(async () => (await fetch(`${proxy.url}/api/v4/probe`)).status, { timeout: 3000 }).toBe(503)
       upstream.clear()
-      expect((await fetch(`${proxy.url}/api/v4/after`)).status).toBe(503)
+      const refused = await fetch(`${proxy.url}/api/v4/after`)
+      expect(refused.status).toBe(503)
+      // The body names why, as every refusal of the proxy's own does.
+      expect(await refused.json()).toMatchObject({ error: 'Service Unavailable', reason: 'access-log-unavailable', requestId: refused.headers.get('x-request-id') })
       expect(upstream.reached('/api/v4/after')).toHaveLength(0)
       const ready = await fetch(`${proxy.adminUrl}/readyz`)
       expect(ready.status).toBe(503)

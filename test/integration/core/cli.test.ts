@@ -68,7 +68,7 @@ describe('gitlab-iap check / serve on bad input', () => {
     const result = await cli(['check', '--config', file.path])
     file.cleanup()
     expect(result.code).toBe(0)
-    expect(result.stderr).toContain(`warning: accessLog.output: ${BIN} is not a directory on this machine`)
+    expect(result.stderr).toContain(`warning: accessLog.output: ${BIN} is not a directory on this machine (serve would run without its access log) (IAP_WARN_LOG_OUTPUT_UNWRITABLE)\n`)
   })
 
   it('finds the config through $GITLAB_IAP_CONFIG and prints a summary', async () => {
@@ -100,8 +100,8 @@ describe('gitlab-iap check / serve on bad input', () => {
     const check = await cli(['check', '--config', spec], env)
     expect(check.code).toBe(0)
     expect(check.stdout).toContain(`config ${spec}: valid`)
-    expect(check.stderr).toContain('warning: server.tls.cert: cannot read /path/tls.crt: no such file on this machine (serve refuses to start without it)\n')
-    expect(check.stderr).toContain('warning: server.tls.key: cannot read /path/tls.key: no such file on this machine')
+    expect(check.stderr).toContain('warning: server.tls.cert: cannot read /path/tls.crt: no such file on this machine (serve refuses to start without it) (IAP_WARN_FILE_UNREADABLE)\n')
+    expect(check.stderr).toContain('warning: server.tls.key: cannot read /path/tls.key: no such file on this machine (serve refuses to start without it) (IAP_WARN_FILE_UNREADABLE)\n')
     const serve = await cli(['serve', '--config', spec], env)
     expect(serve.code).toBe(1)
     expect(serve.stderr.trim()).toBe('gitlab-iap: server.tls.cert: cannot read /path/tls.crt: no such file')

@@ -102,7 +102,7 @@ describe('server.tls files that cannot be used', () => {
     expect(serve.stderr.trim()).toBe(`gitlab-iap: server.tls.cert: cannot read ${join(dir, 'missing.crt')}: no such file`)
     const check = await cli(['check', '--config', file.path])
     expect(check.code).toBe(0)
-    expect(check.stderr.trim()).toBe(`warning: server.tls.cert: cannot read ${join(dir, 'missing.crt')}: no such file on this machine (serve refuses to start without it)`)
+    expect(check.stderr.trim()).toBe(`warning: server.tls.cert: cannot read ${join(dir, 'missing.crt')}: no such file on this machine (serve refuses to start without it) (IAP_WARN_FILE_UNREADABLE)`)
     file.cleanup()
   })
 

@@ -124,6 +124,8 @@ describe('access-log records of the /-/iap/ endpoints', () => {
     expect(await recordOf(who)).toMatchObject({ ...allowed('whoami'), ...bob })
     const nobody = await fetch(`${proxy.url}/-/iap/whoami`)
     expect(nobody.status).toBe(401)
+    // Its body names the reason, like every refusal of the proxy's own.
+    expect(await nobody.clone().json()).toMatchObject({ error: 'Unauthorized', reason: 'credentials-missing', requestId: nobody.headers.get('x-request-id') })
     expect(await recordOf(nobody)).toMatchObject({ 'iap.decision.result': 'challenge', 'iap.decision.reason': 'credentials-missing', 'event.outcome': 'failure', ...anonymous })
     const jwks = await fetch(`${proxy.url}/-/iap/jwks.json`)
     expect(jwks.status).toBe(200)
@@ -142,6 +144,7 @@ describe('access-log records of the /-/iap/ endpoints', () => {
     const res = await fetch(`${proxy.url}${path}`, { method, redirect: 'manual', headers: { accept: 'application/json' } })
     expect(res.status).toBe(405)
     expect(res.headers.get('allow')).toBe(allow)
+    expect(await res.clone().json()).toMatchObject({ error: 'Method Not Allowed', reason: 'method-not-allowed', requestId: res.headers.get('x-request-id') })
     expect(await recordOf(res)).toMatchObject({ 'iap.decision.result': 'deny', 'iap.decision.reason': 'method-not-allowed', 'event.outcome': 'failure', 'http.response.status_code': 405 })
   })
 
@@ -149,7 +152,13 @@ describe('access-log records of the /-/iap/ endpoints', () => {
     for (const method of ['GET', 'POST']) {
       const res = await fetch(`${proxy.url}/-/iap/jwks`, { method, redirect: 'manual', headers: { accept: 'application/json' } })
       expect(res.status).toBe(404)
+      expect(await res.clone().json()).toMatchObject({ error: 'Not Found', reason: 'iap-endpoint-unknown', requestId: res.headers.get('x-request-id') })
       expect(await recordOf(res)).toMatchObject({ 'iap.decision.reason': 'iap-endpoint-unknown' })
     }
+    // git shows its user the text page: the reason is there too.
+    const git = await fetch(`${proxy.url}/-/iap/jwks`, { headers: { 'user-agent': 'git/2.45.1' } })
+    expect(git.status).toBe(404)
+    expect(await git.clone().text()).toBe(`gitlab-iap: No such gitlab-iap endpoint. (iap-endpoint-unknown); request id ${git.headers.get('x-request-id')}\n`)
+    await recordOf(git)
   })
 })

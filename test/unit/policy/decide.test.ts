@@ -436,6 +436,24 @@ describe('attribution', () => {
     ['/-/iAP', { route: 'iap' }],
     ['/-/iapx', { route: 'web' }],
     ['/search', { route: 'web' }],
+    // A reserved route asked for in another format is that route (Rails' `search(.:format)`), not a namespace.
+    ['/search.json', { route: 'web' }],
+    ['/search.json/', { route: 'web' }],
+    ['/admin.json', { route: 'web' }],
+    ['/dashboard.json', { route: 'web' }],
+    ['/explore.json', { route: 'web' }],
+    ['/help.json', { route: 'web' }],
+    ['/users.json', { route: 'web' }],
+    ['/groups.json', { route: 'web' }],
+    ['/projects.json', { route: 'web' }],
+    ['/explore.atom', { route: 'web' }],
+    ['/Search.XML', { route: 'web' }],
+    ['/help.html', { route: 'web' }],
+    // Rails reads the format on the last segment only: below it, the suffix is part of a namespace's name.
+    ['/search.json/vault', { route: 'web', project: 'search.json/vault' }],
+    ['/admin.json/vault/-/issues', { route: 'web', project: 'admin.json/vault' }],
+    // Not a reserved name with a suffix: a namespace's feed, as before.
+    ['/searchable.json', { route: 'web', project: 'searchable', groupWide: true }],
     ['/api/v4/search', { route: 'api' }],
   ] as const)('%s', (path, expected) => {
     expect(attribute('GET', path)).toEqual(expected)
