@@ -348,7 +348,9 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       if (isPromise(handled)) {
         handled.then(notFound, (err: unknown) => {
           deps.log.error({ err, requestId: ctx.id }, 'iap endpoint failed')
-          sendStatusPage(req, res, { status: 500, title: 'Internal error', message: 'The sign-in endpoint failed.', requestId: ctx.id })
+          // The record names what the client got; once an answer had begun it is cut, and the endpoint's decision stands.
+          if (!res.headersSent) ctx.decision = { result: 'deny', rule: null, reason: 'internal-error' }
+          sendStatusPage(req, res, { status: 500, title: 'Internal error', message: 'The sign-in endpoint failed.', requestId: ctx.id, reason: 'internal-error' })
         })
       } else notFound(handled)
       return
@@ -437,6 +439,8 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
       ctx.status = status
       writeSocketResponse(socket, status, ctx.id, extra, { reason, rule: status === 403 ? ctx.decision?.rule : null })
     }
+    // As for plain requests: a websocket would be a connection nobody can account for.
+    if (!deps.accessLog.healthy && s.config.accessLog.onError === 'deny') return refuse(503, 'access-log-unavailable')
     if (req.method === 'CONNECT') return refuse(405, 'method-not-allowed', [`allow: ${ALLOWED_METHODS}`])
     const framing = checkRequestFraming(req)
     if (framing) return refuse(framing.status, framing.reason)

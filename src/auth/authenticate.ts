@@ -14,7 +14,7 @@ import { bearerFailure, type BearerFailure } from './bearer/reasons.ts'
 import { createTokenCache, type TokenCacheOptions } from './bearer/token-cache.ts'
 import { createBearerVerifier, type VerifyResult } from './bearer/verify.ts'
 import { extractCredential, type Credential, type CredentialSource } from './credentials.ts'
-import { createGraphGroups, type GraphGroups } from './graph-groups.ts'
+import { graphGroupsFor, type GraphGroups } from './graph-groups.ts'
 import { ANONYMOUS, type Identity } from './identity.ts'
 import type { LfsGrants } from './lfs-grant.ts'
 import { createRevocations, type Revocations } from './revocations.ts'
@@ -127,14 +127,7 @@ export function createAuthenticator(options?: AuthenticatorOptions): BearerAuthe
   const graph =
     options?.graph ??
     (entra?.clientSecret
-      ? createGraphGroups({
-          tenantId: entra.tenantId,
-          clientId: entra.clientId,
-          clientSecret: entra.clientSecret,
-          authority: entra.authority,
-          graphUrl: entra.graphUrl,
-          ...(options?.fetch ? { fetch: options.fetch } : {}),
-        })
+      ? graphGroupsFor({ ...entra, clientSecret: entra.clientSecret }, { ...(options?.log && { log: options.log }), ...(options?.fetch && { fetch: options.fetch }) })
       : undefined)
   const verifier = createBearerVerifier({
     issuers,

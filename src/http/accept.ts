@@ -62,11 +62,11 @@ export function parseAccept(header: string): MediaRange[] {
 }
 
 /**
- * The weight the ranges give `type/subtype`: that of the most specific matching range (`text/html`
- * over `text/*` over the full wildcard; the first of equals), 0 when none matches. `exactOnly` ignores
- * wildcards.
+ * The range that decides for `type/subtype`: the most specific matching one (`text/html` over `text/*`
+ * over the full wildcard; the first of equals). `specificity` is 2, 1 or 0 for those, -1 (with q 0)
+ * when none matches. `exactOnly` ignores wildcards.
  */
-export function qualityOf(ranges: readonly MediaRange[], type: string, subtype: string, exactOnly = false): number {
+export function matchOf(ranges: readonly MediaRange[], type: string, subtype: string, exactOnly = false): { q: number; specificity: number } {
   let specificity = -1
   let q = 0
   for (const range of ranges) {
@@ -76,5 +76,10 @@ export function qualityOf(ranges: readonly MediaRange[], type: string, subtype: 
       q = range.q
     }
   }
-  return q
+  return { q, specificity }
+}
+
+/** The weight the ranges give `type/subtype` (`matchOf`), 0 when none matches. */
+export function qualityOf(ranges: readonly MediaRange[], type: string, subtype: string, exactOnly = false): number {
+  return matchOf(ranges, type, subtype, exactOnly).q
 }

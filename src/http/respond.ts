@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { parseAccept, qualityOf } from './accept.ts'
+import { matchOf, parseAccept, qualityOf } from './accept.ts'
 import { oneLine } from './one-line.ts'
 
 export interface StatusPage {
@@ -59,13 +59,20 @@ export function isBrowserNavigation(req: IncomingMessage): boolean {
   return qualityOf(parseAccept(accept), 'text', 'html', true) > 0
 }
 
-/** JSON unless `Accept` weighs HTML above JSON (no header, a tie, or only the full wildcard: JSON). */
+/**
+ * JSON unless `Accept` weighs HTML above JSON. On a tie the more specific range wins (RFC 9110
+ * §12.5.1): `text/html` named beside the full wildcard, which is all that reaches JSON, is a browser's
+ * HTML. An equally specific tie (no header, only the full wildcard, both named) stays JSON.
+ */
 export function prefersJson(req: Pick<IncomingMessage, 'headers'>): boolean {
   const accept = req.headers.accept
   // Only `text/html`, `text/*` or the full wildcard can give HTML any weight.
   if (typeof accept !== 'string' || !/html|\*/i.test(accept)) return true
   const ranges = parseAccept(accept)
-  return qualityOf(ranges, 'text', 'html') <= qualityOf(ranges, 'application', 'json')
+  const html = matchOf(ranges, 'text', 'html')
+  const json = matchOf(ranges, 'application', 'json')
+  if (html.q !== json.q) return html.q < json.q
+  return html.q === 0 || html.specificity <= json.specificity
 }
 
 /**

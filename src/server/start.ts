@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { createAdminHandler, type ReadinessCheck } from '../admin/routes.ts'
 import { createApp, type App, type AppDeps, type OpsLogger } from '../app.ts'
 import { createAuthenticator } from '../auth/authenticate.ts'
+import { graphGroupsFor } from '../auth/graph-groups.ts'
 import { createLfsGrants } from '../auth/lfs-grant.ts'
 import { createRevocations, shareRevocations } from '../auth/revocations.ts'
 import { systemClock } from '../auth/session/clock.ts'
@@ -145,10 +146,12 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const store = needsSessionStore(config, withSignIn) ? createConfiguredStore(config, { log, clock: systemClock, localCache: withSignIn }) : undefined
   const revoke = shareRevocations({ revocations, ...(store && { store }), log })
   // Browser sign-in (issue 5): sessions, /-/iap/ endpoints; only with entra.clientSecret + session.secret.
-  const signIn = withSignIn && store ? createBrowserSignIn(config, { log, revocations, store }) : undefined
+  // Groups overage lookups, shared by sign-in and bearer tokens; their failures reach the log.
+  const graph = config.entra?.clientSecret ? graphGroupsFor({ ...config.entra, clientSecret: config.entra.clientSecret }, { log }) : undefined
+  const signIn = withSignIn && store ? createBrowserSignIn(config, { log, revocations, store, ...(graph && { graph }) }) : undefined
   // LFS grants (two-credential git URLs): key derived from session.secret when set, so any replica accepts them.
   const lfsGrants = createLfsGrants({ audience: new URL(config.server.publicUrl).origin, ...(config.session.secret ? { secret: config.session.secret } : {}) })
-  const authenticator = createAuthenticator({ config, metrics, log, revocations, lfsGrants, ...(signIn && { session: signIn.sessionStep, graph: signIn.graph }) })
+  const authenticator = createAuthenticator({ config, metrics, log, revocations, lfsGrants, ...(graph && { graph }), ...(signIn && { session: signIn.sessionStep }) })
   // For the proxy's own endpoints (whoami): a credential rejected there is counted like anywhere else.
   const authenticate = async (req: IncomingMessage, ctx: RequestContext) => {
     const outcome = await authenticator.authenticate(req, ctx)

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { parseAccept, qualityOf } from '../../../src/http/accept.ts'
+import { matchOf, parseAccept, qualityOf } from '../../../src/http/accept.ts'
 import { isBrowserNavigation, prefersJson, wwwAuthenticate, writeSocketResponse, type SocketRefusal } from '../../../src/http/respond.ts'
 
 const request = (accept: string | undefined, method = 'GET') => ({ method, headers: accept === undefined ? {} : { accept } }) as unknown as IncomingMessage
@@ -28,6 +28,14 @@ describe('parseAccept / qualityOf', () => {
 
   it('the first q is the weight; later parameters are accept-extensions', () => {
     expect(parseAccept('text/html;level=1;q=0.3;ext=1;q=0.9')).toEqual([{ type: 'text', subtype: 'html', q: 0.3 }])
+  })
+
+  it('matchOf says how specific the deciding range is', () => {
+    const ranges = parseAccept('text/html, */*;q=0.9')
+    expect(matchOf(ranges, 'text', 'html')).toEqual({ q: 1, specificity: 2 })
+    expect(matchOf(ranges, 'application', 'json')).toEqual({ q: 0.9, specificity: 0 })
+    expect(matchOf(parseAccept('application/*'), 'application', 'json')).toEqual({ q: 1, specificity: 1 })
+    expect(matchOf(parseAccept('image/png'), 'text', 'html')).toEqual({ q: 0, specificity: -1 })
   })
 
   it('the most specific matching range decides (RFC 9110 §12.5.1)', () => {
@@ -62,6 +70,14 @@ describe('body type and browser navigation by Accept', () => {
     ['text/*', false],
     ['text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', false],
     ['application/json;q=0.1, text/html', false],
+    // A tie goes to the more specific range (RFC 9110 §12.5.1): HTML named, JSON only by a wildcard.
+    ['text/html,*/*', false],
+    ['text/html, application/*', false],
+    ['text/*, */*', false],
+    ['application/json, */*', true],
+    ['*/*, text/html;q=0.5, application/json;q=0.5', true],
+    ['text/*, application/*', true],
+    ['text/html;q=0, */*;q=0', true],
   ])('Accept %s → JSON %s', (accept, json) => {
     expect(prefersJson(request(accept))).toBe(json)
   })
