@@ -43,6 +43,8 @@ export interface DevClient {
   readonly graphRoles?: readonly string[]
   /** Object id of the app's service principal (`oid`/`sub` of app-only tokens); derived from clientId when absent. */
   readonly servicePrincipalOid?: string
+  /** The `login_hint` optional claim is configured (user tokens carry it); default true. */
+  readonly loginHintClaim?: boolean
 }
 
 /** An API (resource app) that access tokens are issued for. */

@@ -1,15 +1,17 @@
 /**
  * Faults for the discovery and JWKS endpoints, so tests can prove a relying party survives a sick IdP:
  * `down` (503), `reset` (connection destroyed, no response), `slow` (delayed, then the real answer),
- * `garbage` (200 with invalid JSON), `huge` (200 with the real document padded to several MiB).
+ * `garbage` (200 with invalid JSON), `huge` (200 with the real document padded to several MiB); and
+ * `busy` for the token endpoint (400 `temporarily_unavailable`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
-export type EndpointFault = 'down' | 'reset' | 'slow' | 'garbage' | 'huge' | 'no-id-token' | null
+export type EndpointFault = 'down' | 'busy' | 'reset' | 'slow' | 'garbage' | 'huge' | 'no-id-token' | null
 
 /**
  * Which endpoints a fault applies to: `all` is discovery and JWKS; `token` (refresh and code redemption)
- * takes `down`, `reset` and `no-id-token` (the provider's answer without its `id_token`).
+ * takes `down`, `busy` (a 400 with Entra's `temporarily_unavailable`), `reset` and `no-id-token` (the
+ * provider's answer without its `id_token`).
  */
 export type FaultTarget = 'discovery' | 'jwks' | 'token' | 'all'
 
@@ -37,6 +39,8 @@ export async function serveWithFault(
   switch (fault) {
     case 'down':
       return sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'AADSTS90033: A transient error has occurred.' }, { 'retry-after': '1' })
+    case 'busy':
+      return sendJson(res, 400, { error: 'temporarily_unavailable', error_description: 'AADSTS90033: A transient error has occurred. Please try again.\r\nTrace ID: 00000000-0000-0000-0000-000000000000' })
     case 'reset':
       req.socket.destroy()
       return

@@ -281,7 +281,7 @@ export async function startDevIdp(options: DevIdpOptions = {}): Promise<DevIdp> 
     let search = url.search
     if (route === ROUTES.token) {
       counters.tokenRequests++
-      if (faults.token === 'down' || faults.token === 'reset') return serveWithFault(faults.token, req, res, () => ({}), delay)
+      if (faults.token === 'down' || faults.token === 'busy' || faults.token === 'reset') return serveWithFault(faults.token, req, res, () => ({}), delay)
       if (faults.token === 'no-id-token') withoutIdToken(res)
     }
     if (route === ROUTES.authorization) {

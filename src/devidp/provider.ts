@@ -207,7 +207,13 @@ export function createProvider(input: ProviderInput): Provider {
       const sid = sidOf(token?.sessionUid ?? ctx.oidc.session?.uid)
       return {
         accountId: user.oid,
-        claims: async () => ({ ...userProfileClaims(tenant, user, input.overageLimit), ...(sid ? { sid } : {}) }),
+        claims: async () => {
+          const claims = { ...userProfileClaims(tenant, user, input.overageLimit), ...(sid ? { sid } : {}) }
+          // A registration without the `login_hint` optional claim gets none, as in Entra.
+          const client = ctx.oidc.client && clientsById.get(ctx.oidc.client.clientId)
+          if (client?.loginHintClaim === false) delete (claims as { login_hint?: string }).login_hint
+          return claims
+        },
       }
     },
     // No consent screen: every scope and resource the client asks for is granted, like an admin-consented app.

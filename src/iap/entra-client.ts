@@ -17,7 +17,7 @@ export interface TokenSet {
 
 export type RedeemResult =
   | { readonly ok: true; readonly tokens: TokenSet }
-  | { readonly ok: false; readonly reason: LoginFailureReason; readonly status: 400 | 403 | 502; readonly idpError?: IdpError }
+  | { readonly ok: false; readonly reason: LoginFailureReason; readonly status: 400 | 403 | 502; readonly idpError?: IdpError; readonly outage?: IdpOutage }
 
 export type LoginFailureReason =
   | 'login-denied-at-idp'
@@ -32,6 +32,24 @@ export interface IdpError {
   readonly error: string
   readonly description?: string
 }
+
+/**
+ * What the operator's log says of Entra failing a token request (`login-idp-unavailable`): the HTTP
+ * status and Entra's sanitized `error` and `error_description` when it answered, else the network error.
+ */
+export interface IdpOutage {
+  readonly httpStatus?: number
+  readonly error?: string
+  readonly description?: string
+  /** Without a usable answer: the failure's code (`ECONNRESET`, `UND_ERR_CONNECT_TIMEOUT`, `TimeoutError`, `OAUTH_RESPONSE_IS_NOT_JSON`). */
+  readonly failure?: string
+}
+
+/**
+ * Token-endpoint `error` values that mean Entra is down or busy, whatever the status: the code may be
+ * fine, so the user is told to try again, not that the sign-in response was bad.
+ */
+const OUTAGE_ERRORS = new Set(['temporarily_unavailable', 'server_error'])
 
 /**
  * Token-endpoint errors that blame the proxy's own credentials, not the user's code: Entra answers
@@ -105,6 +123,89 @@ function tokenEndpointError(err: unknown): { error: string; description?: unknow
   return undefined
 }
 
+/** The HTTP status of a token-endpoint answer openid-client refused (on its error, or the `Response` it carries as cause). */
+function httpStatusOf(err: unknown): number | undefined {
+  if (err instanceof client.ResponseBodyError || err instanceof client.WWWAuthenticateChallengeError) return err.status
+  const cause = (err as { cause?: unknown } | undefined)?.cause
+  // Duck-typed: a custom fetch (undici's) brings its own Response class.
+  const status = (cause as { status?: unknown } | undefined)?.status
+  return typeof cause === 'object' && cause !== null && 'headers' in cause && typeof status === 'number' ? status : undefined
+}
+
+/** An OAuth `error` value fit for a log field: printable ASCII (RFC 6749's alphabet), capped. */
+function sanitizeErrorCode(error: unknown): string | undefined {
+  if (typeof error !== 'string' || error === '') return undefined
+  const clean = error.replace(/[^\x20-\x7e]/g, '?')
+  return clean.length > 64 ? `${clean.slice(0, 63)}…` : clean
+}
+
+/**
+ * Entra down or busy at the token endpoint: a 5xx or 429 answer, or a `temporarily_unavailable` /
+ * `server_error` error whatever its status. Undefined for anything else (a refused code, a bad token).
+ */
+export function outageOf(err: unknown, secrets: readonly string[] = []): IdpOutage | undefined {
+  const httpStatus = httpStatusOf(err)
+  const oauth = tokenEndpointError(err)
+  const busy = oauth !== undefined && OUTAGE_ERRORS.has(oauth.error)
+  if (!busy && (httpStatus === undefined || (httpStatus < 500 && httpStatus !== 429))) return undefined
+  const error = sanitizeErrorCode(oauth?.error)
+  const description = sanitizeDescription(oauth?.description, secrets)
+  return { ...(httpStatus !== undefined && { httpStatus }), ...(error !== undefined && { error }), ...(description !== undefined && { description }) }
+}
+
+/** Most bytes of an error answer read for its `error` and `error_description`: a gateway's HTML page may be large. */
+const ERROR_BODY_MAX = 16 * 1024
+
+/**
+ * Entra's `error` and `error_description` from the unread body of a 5xx answer (openid-client reads
+ * only 4xx bodies), best effort: at most ERROR_BODY_MAX bytes and one second.
+ */
+async function errorOfBody(err: unknown, secrets: readonly string[]): Promise<Pick<IdpOutage, 'error' | 'description'>> {
+  const response = (err as { cause?: unknown } | undefined)?.cause as { bodyUsed?: boolean; body?: ReadableStream<Uint8Array> | null } | undefined
+  const body = response?.body
+  if (!body || response.bodyUsed) return {}
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  const timer = setTimeout(() => void reader.cancel().catch(() => undefined), 1000)
+  try {
+    while (size < ERROR_BODY_MAX) {
+      const { done, value } = await reader.read()
+      if (done) break
+      chunks.push(value)
+      size += value.byteLength
+    }
+  } catch {
+    return {}
+  } finally {
+    clearTimeout(timer)
+    void reader.cancel().catch(() => undefined)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    return {}
+  }
+  if (typeof json !== 'object' || json === null) return {}
+  const { error: rawError, error_description: rawDescription } = json as Record<string, unknown>
+  const error = sanitizeErrorCode(rawError)
+  const description = sanitizeDescription(rawDescription, secrets)
+  return { ...(error !== undefined && { error }), ...(description !== undefined && { description }) }
+}
+
+/** The code of a failure without a usable answer (a reset, a refused connection, a timeout), for the log; never its message. */
+function failureOf(err: unknown): string | undefined {
+  let current: unknown = err
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    const { code, name } = current as { code?: unknown; name?: unknown }
+    if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,63}$/.test(code)) return code
+    if (name === 'TimeoutError' || name === 'AbortError') return name
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
 /** Entra refusing the proxy's own client credentials (`invalid_client`, `unauthorized_client`), with its sanitized words. */
 export function clientAuthErrorOf(err: unknown, secrets: readonly string[] = []): IdpError | undefined {
   const oauth = tokenEndpointError(err)
@@ -117,7 +218,7 @@ export function clientAuthErrorOf(err: unknown, secrets: readonly string[] = [])
  * Maps openid-client's errors for a code redemption to a reason. `secrets` (the client secret, the
  * code) are cut out of the IdP's description before it can reach a log.
  */
-export function classifyRedeemError(err: unknown, secrets: readonly string[] = []): { reason: LoginFailureReason; status: 400 | 403 | 502; idpError?: IdpError } {
+export function classifyRedeemError(err: unknown, secrets: readonly string[] = []): { reason: LoginFailureReason; status: 400 | 403 | 502; idpError?: IdpError; outage?: IdpOutage } {
   if (err instanceof client.AuthorizationResponseError) {
     return err.error === 'access_denied' || err.error === 'consent_required' || err.error === 'interaction_required' || err.error === 'login_required'
       ? { reason: 'login-denied-at-idp', status: 403 }
@@ -126,6 +227,9 @@ export function classifyRedeemError(err: unknown, secrets: readonly string[] = [
   const idpError = clientAuthErrorOf(err, secrets)
   // The proxy's misconfiguration, not the user's: a gateway error, and the operator gets the IdP's words.
   if (idpError) return { reason: 'login-client-auth-failed', status: 502, idpError }
+  // Entra down or busy (a 5xx, `temporarily_unavailable`): an outage, before any reading of it as a bad response.
+  const outage = outageOf(err, secrets)
+  if (outage) return { reason: 'login-idp-unavailable', status: 502, outage }
   if (err instanceof client.ResponseBodyError) return { reason: 'login-code-rejected', status: 400 }
   const code = (err as { code?: string })?.code
   if (code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' || code === 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED' || code === 'OAUTH_MISSING_REQUIRED_CLAIM' || code === 'OAUTH_INVALID_RESPONSE' || code === 'OAUTH_JWS_SIGNATURE_VERIFICATION_FAILED' || code === 'OAUTH_JWT_UNSUPPORTED_ALG' || code === 'OAUTH_UNSUPPORTED_ALG') {
@@ -145,6 +249,8 @@ export function classifyRefreshError(err: unknown): 'session-refresh-rejected' |
   // The proxy's credentials were refused, not the user's grant (an expired client secret): an outage the
   // operator must fix, during which sessions in their refresh grace keep working, not the end of every session.
   if (clientAuthErrorOf(err)) return 'session-refresh-unavailable'
+  // Entra busy or failing (`temporarily_unavailable` may come with a 400): the grant may be fine.
+  if (outageOf(err)) return 'session-refresh-unavailable'
   if (err instanceof client.ResponseBodyError && err.status >= 400 && err.status < 500) return 'session-refresh-rejected'
   const code = (err as { code?: string })?.code
   // The new ID token does not validate (another tenant, user, audience): treat as a rejected grant.
@@ -242,7 +348,15 @@ export function createEntraClient(options: EntraClientOptions): EntraClient {
         return { ok: true, tokens: { claims: claims as Record<string, unknown>, idToken: tokens.id_token, ...(tokens.refresh_token !== undefined && { refreshToken: tokens.refresh_token }) } }
       } catch (err) {
         const code = callbackUrl.searchParams.get('code')
-        return { ok: false, ...classifyRedeemError(err, [clientSecret, ...(code ? [code] : [])]) }
+        const secrets = [clientSecret, ...(code ? [code] : [])]
+        const failed = classifyRedeemError(err, secrets)
+        if (failed.reason !== 'login-idp-unavailable') return { ok: false, ...failed }
+        // What the operator needs to tell an Entra incident from a network one: its status and words, or the network error.
+        const failure = failureOf(err)
+        const outage: IdpOutage = failed.outage
+          ? { ...(failed.outage.error === undefined && (await errorOfBody(err, secrets))), ...failed.outage }
+          : { ...(failure !== undefined && { failure }) }
+        return { ok: false, ...failed, outage }
       }
     },
     async refresh(refreshToken) {

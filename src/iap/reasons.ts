@@ -16,6 +16,7 @@ export const SIGN_IN_REASONS = [
   'login-succeeded',
   'logout',
   'logout-confirm',
+  'logout-not-signed-in',
   'front-channel-logout',
   'logout-issuer-invalid',
   'whoami',
