@@ -6,8 +6,8 @@
  *   2. `GET {graphUrl}/v1.0/users/{oid}/transitiveMemberOf/microsoft.graph.group?$select=id&$top=999`,
  *      following `@odata.nextLink` (only on the Graph origin) to the end.
  * The URL inside the token's `_claim_sources` is never called. Results are cached per `tid:oid`,
- * concurrent lookups share one request, and a failure is remembered briefly for cached lookups so an
- * outage does not turn every bearer request into a Graph call (a `fresh` lookup asks Graph anyway).
+ * concurrent lookups share one request, and a failure is remembered briefly so an outage does not turn
+ * every bearer request or session refresh into a Graph call (an interactive sign-in asks anyway).
  * Failures throw `IAP_ERR_GRAPH_UNAVAILABLE`: callers fail closed. Each failure is also logged, at most
  * once per `logIntervalMs` per cause, with the HTTP status and error code: a missing permission must not
  * look like a blip. Shared by bearer verification and browser sign-in. Needs `GroupMember.Read.All` (application).
@@ -20,9 +20,10 @@ export interface GraphGroups {
   /**
    * Transitive group object ids of the user `oid` in tenant `tenantId`. Bearer tokens take a cached
    * answer; `fresh` (a sign-in, a session refresh) asks Graph again, so a removal takes effect then,
-   * and the cache keeps the new answer.
+   * and the cache keeps the new answer. A failure is remembered briefly, except for an `interactive`
+   * sign-in, which always asks.
    */
-  groupsOf(tenantId: string, oid: string, options?: { readonly fresh?: boolean }): Promise<string[]>
+  groupsOf(tenantId: string, oid: string, options?: { readonly fresh?: boolean; readonly interactive?: boolean }): Promise<string[]>
 }
 
 /** Where failed lookups are reported (the operator log); never given a token or a secret. */
@@ -306,11 +307,15 @@ export function createGraphGroups(options: GraphGroupsOptions): GraphGroups {
     groupsOf(tenantId, oid, options) {
       if (!OBJECT_ID.test(oid)) return Promise.reject(new IapError('IAP_ERR_GRAPH_UNAVAILABLE', 'the user object id is not a GUID'))
       const key = `${tenantId}:${oid}`
-      // Fresh (an interactive sign-in, a session refresh) asks Graph even right after a failure, so the
-      // first sign-in after Graph recovers works; the remembered failure only spares Graph the bearer flood.
+      // Fresh (a sign-in, a session refresh) reads the groups again, never the cached ones. Only an
+      // interactive sign-in also asks right after a failure, so the first sign-in after Graph recovers
+      // works; refreshes, which a browser past its grace would repeat on every request, and bearer
+      // lookups keep to the remembered failure, sparing Graph the flood during an outage.
       if (!options?.fresh) {
         const hit = cache.get(key)
         if (hit) return Promise.resolve([...hit])
+      }
+      if (!options?.interactive) {
         const failed = failures.get(key)
         if (failed) return Promise.reject(failed)
       }

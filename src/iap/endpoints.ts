@@ -143,7 +143,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     if (mapped.overage) {
       if (!deps.graph) return { ok: false, reason: 'login-groups-unavailable', status: 503 }
       try {
-        user = withGraphGroups(user, await deps.graph.groupsOf(deps.tenantId, user.id, { fresh: true }))
+        user = withGraphGroups(user, await deps.graph.groupsOf(deps.tenantId, user.id, { fresh: true, interactive: true }))
       } catch {
         // Fail closed: a user whose groups cannot be read gets no session.
         return { ok: false, reason: 'login-groups-unavailable', status: 503 }
@@ -320,9 +320,12 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
   }
   const confirmLogout = async (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => {
     const found = await Promise.resolve(deps.sessions.resolve(req)).catch(() => undefined)
-    // No live session (no cookie, or one whose session is over): nothing to end, so nothing to ask. Such a
-    // request ends nothing either: a dead cookie is deleted, as any 401 does. A store that cannot tell asks.
-    if (found?.kind === 'none' || (found?.kind === 'failed' && found.outcome.status === 401)) {
+    // The session cookie is SameSite=Lax: a request another site started carries it only as a top-level
+    // GET navigation, so a missing cookie on its POST (or in its frame) proves nothing, and the question is asked.
+    const cookieWouldCome = !fromAnotherSite(req) || (req.method === 'GET' && (req.headers['sec-fetch-dest'] ?? 'document') === 'document')
+    // No live session (no cookie where one would come, or one whose session is over): nothing to end, so
+    // nothing to ask. A dead cookie is deleted, as any 401 does. A store that cannot tell asks.
+    if ((found?.kind === 'none' && cookieWouldCome) || (found?.kind === 'failed' && found.outcome.status === 401)) {
       allow(ctx, 'logout-not-signed-in')
       return sendPage(res, ctx, notSignedInPage(), found.kind === 'failed' ? { 'set-cookie': deps.sessions.clearCookie() } : {})
     }

@@ -149,9 +149,15 @@ describe('a sign-out another site started', () => {
     expect(stale.headers.getSetCookie().find((c) => c.startsWith(`${COOKIE}=`))).toMatch(/Max-Age=0/)
   })
 
-  it('a POST from another site without a session is answered the same way, and one with a session still only asks', async () => {
+  it('a POST from another site never carries the (SameSite=Lax) cookie, so it is always asked; one with a session still only asks', async () => {
+    // What a browser sends for a signed-in user's cross-site form: no cookie. The question, not "not signed in".
     const none = await logout({ 'sec-fetch-site': 'cross-site', origin: 'https://evil.example', accept: 'text/html' }, '', 'POST')
-    expect(await none.text()).toContain('You are not signed in')
+    const asked = await none.text()
+    expect(asked).toContain('Sign out of GitLab?')
+    expect(asked).not.toContain('You are not signed in')
+    // Nor a cross-site frame's GET.
+    const framed = await logout({ 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'iframe', accept: 'text/html' }, '', 'GET')
+    expect(await framed.text()).toContain('Sign out of GitLab?')
     const cookie = (await signedIn()).jar.cookieHeader(proxy.url)
     const live = await logout({ 'sec-fetch-site': 'cross-site', origin: 'https://evil.example', accept: 'text/html' }, cookie, 'POST')
     expect(await live.text()).toContain('Sign out of GitLab?')
