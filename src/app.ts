@@ -124,6 +124,8 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
   // clients reach us. GitLab's CSRF check compares Origin with it.
   const scheme = initialConfig.server.tls || initialConfig.server.publicUrl.startsWith('https:') ? 'https' : 'http'
   const { host: publicHost, origin: publicOrigin } = new URL(initialConfig.server.publicUrl)
+  // What a lapsed session's answer sets: the session cookie deleted (its name and attributes do not reload).
+  const deletedSessionCookie = clearSessionCookie(initialConfig)
 
   const forwarder: Forwarder = createForwarder(initialConfig.upstream, {
     ...(deps.ownCookie && { ownCookie: deps.ownCookie }),
@@ -380,7 +382,7 @@ export function createApp(initialConfig: Config, deps: AppDeps): App {
         // A lapsed browser session (expired, revoked, ended at refresh) also sends the browser back to sign-in.
         const lapsedSession = failed?.method === 'session' && failed.status === 401
         // Its cookie is deleted with the answer, or every request looks the dead session up again; never on the 503 above (the session may be fine).
-        const clearCookie: Record<string, string> = lapsedSession ? { 'set-cookie': clearSessionCookie(initialConfig) } : {}
+        const clearCookie: Record<string, string> = lapsedSession ? { 'set-cookie': deletedSessionCookie } : {}
         if ((!failed || lapsedSession) && deps.browserLogin && isBrowserNavigation(req) && !GIT_ROUTES.has(ctx.route) && ctx.route !== 'api') {
           return sendRedirect(res, `/-/iap/login?rd=${encodeURIComponent(loginReturnTarget(ctx.target, ctx.path))}`, ctx.id, clearCookie)
         }

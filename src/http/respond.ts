@@ -22,7 +22,12 @@ export interface StatusPage {
    * else (the usual cause of a 403 in a browser is the wrong account).
    */
   readonly signedInAs?: string
+  /** On an HTML page, the link the user follows next (under the message): home, or a sign-in again. */
+  readonly next?: { readonly href: string; readonly text: string }
 }
+
+/** The status pages' one inline style; other proxy pages build on it (src/iap/pages.ts). */
+export const STATUS_PAGE_CSS = 'body{font:16px system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .25rem}'
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
@@ -135,6 +140,7 @@ export function renderStatusPage(page: StatusPage, format: StatusPageFormat): { 
     return { body: JSON.stringify(body) + '\n', contentType: 'application/json; charset=utf-8' }
   }
   const rows = [
+    page.next ? `<p><a href="${escapeHtml(page.next.href)}">${escapeHtml(page.next.text)}</a></p>` : '',
     page.rule ? `<p>Rule: <code>${escapeHtml(page.rule)}</code></p>` : '',
     page.reason ? `<p>Reason: <code>${escapeHtml(page.reason)}</code></p>` : '',
     `<p>Request id: <code>${escapeHtml(page.requestId)}</code></p>`,
@@ -143,7 +149,7 @@ export function renderStatusPage(page: StatusPage, format: StatusPageFormat): { 
   const body =
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
     `<title>${page.status} ${escapeHtml(page.title)}</title>` +
-    `<style>body{font:16px system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .25rem}</style>` +
+    `<style>${STATUS_PAGE_CSS}</style>` +
     `</head><body><h1>${escapeHtml(page.title)}</h1><p>${escapeHtml(page.message)}</p>${rows}</body></html>\n`
   return { body, contentType: 'text/html; charset=utf-8' }
 }

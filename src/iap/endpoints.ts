@@ -17,7 +17,7 @@ import { isBrowserNavigation, isNavigationDestination, sendRedirect, sendStatusP
 import { validateRedirectTarget } from '../http/redirect-target.ts'
 import type { RequestContext } from '../server/context.ts'
 import type { EntraClient } from './entra-client.ts'
-import { HOME, logoutConfirmPage, notSignedInPage, PAGE_STYLE_HASH, sendSignInFailure, tryAgain, type NextStep } from './pages.ts'
+import { HOME, logoutConfirmPage, notSignedInPage, PAGE_STYLE_HASH, tryAgain, type NextStep } from './pages.ts'
 import { chooseTransactionSlot, clearTransactionCookie, loginState, readTransaction, retryCookieName, returnTargetOfState, storedReturnTarget, transactionCookie, TRANSACTION_TTL_MS } from './transaction.ts'
 import { allow, deny, IAP_ENDPOINT_METHODS, routeIapEndpoints, type Handler } from './routes.ts'
 import { createWhoami } from './whoami.ts'
@@ -105,7 +105,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
     const page = LOGIN_FAILURES[reason] ?? { title: status >= 500 ? UNAVAILABLE : FAILED, message: 'The sign-in did not complete.', next: 'retry' }
     const next = page.next === 'home' ? HOME : page.next === 'sign-out' ? SIGN_OUT_TO_SWITCH : tryAgain(target)
     const headers = status === 503 && extra['retry-after'] === undefined ? { ...extra, 'retry-after': '5' } : extra
-    sendSignInFailure(req, res, { status, title: page.title, message: page.message, requestId: ctx.id, reason }, next, headers)
+    sendStatusPage(req, res, { status, title: page.title, message: page.message, requestId: ctx.id, reason, next }, headers)
   }
 
   const login: Handler = async (req, res, ctx) => {
@@ -296,7 +296,7 @@ export function createIapEndpoints(deps: IapEndpointDeps) {
       // The user is told, keeps the cookie, and can try again.
       deps.log?.warn({ requestId: ctx.id }, 'logout could not delete the session record')
       deny(ctx, 'session-store-unavailable')
-      return sendSignInFailure(req, res, { status: 503, title: 'Sign-out temporarily unavailable', message: 'Your session could not be ended because the session store is unavailable.', requestId: ctx.id, reason: 'session-store-unavailable' }, { href: '/-/iap/logout', text: 'Try again' }, { 'retry-after': '5' })
+      return sendStatusPage(req, res, { status: 503, title: 'Sign-out temporarily unavailable', message: 'Your session could not be ended because the session store is unavailable.', requestId: ctx.id, reason: 'session-store-unavailable', next: { href: '/-/iap/logout', text: 'Try again' } }, { 'retry-after': '5' })
     }
     const postLogout = `${publicUrl}/`
     const endSession = await deps.entra.endSessionUrl({

@@ -133,3 +133,17 @@ export async function startServe(config: ConfigObject | string, options: StartSe
     },
   }
 }
+
+/** `gitlab-iap explain` on `config` (written to a temporary file) in a child process: its exit code and stdout. */
+export function explainWith(config: ConfigObject, args: readonly string[]): Promise<{ code: number; stdout: string }> {
+  const file = writeConfig(config)
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, 'explain', '--config', file.path, ...args], { cwd: ROOT })
+    let stdout = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.on('close', (code) => {
+      file.cleanup()
+      resolve({ code: code ?? -1, stdout })
+    })
+  })
+}

@@ -4,14 +4,14 @@
  * its pack, and git must show the user why (`remote: gitlab-iap: ...`, from a text/plain body). Readers
  * still clone and fetch; writers still push; `explain` agrees with `serve`.
  */
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, ROOT, startServe, writeConfig, type ConfigObject, type ServeHandle } from '../../helpers/serve.ts'
+import { explainWith, startServe, type ConfigObject, type ServeHandle } from '../../helpers/serve.ts'
 import { isolatedGitEnv } from '../../helpers/git.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
 import { startJwksServer, type JwksServer } from '../../helpers/jwks-server.ts'
@@ -39,18 +39,7 @@ const gitFails = async (token: string, args: string[], cwd: string): Promise<str
   throw new Error(`git ${args.join(' ')} succeeded`)
 }
 
-function explain(args: string[]): Promise<{ code: number; stdout: string }> {
-  const file = writeConfig(config)
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, 'explain', '--config', file.path, ...args], { cwd: ROOT })
-    let stdout = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.on('close', (code) => {
-      file.cleanup()
-      resolve({ code: code ?? -1, stdout })
-    })
-  })
-}
+const explain = (args: string[]) => explainWith(config, args)
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'gitlab-iap-push-adv-'))

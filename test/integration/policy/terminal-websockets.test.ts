@@ -4,10 +4,9 @@
  * before GitLab sees the handshake, a writer gets through, the access log keeps `GET`, and `explain`
  * agrees with `serve`.
  */
-import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { BIN, ROOT, startServe, writeConfig, type ConfigObject, type ServeHandle } from '../../helpers/serve.ts'
+import { explainWith, startServe, type ConfigObject, type ServeHandle } from '../../helpers/serve.ts'
 import { startUpstream, type Upstream } from '../../helpers/upstream.ts'
 import { startJwksServer, type JwksServer } from '../../helpers/jwks-server.ts'
 import { CONTRACTORS, ENGINEERING, readersAndWritersConfig } from '../../helpers/readers-writers.ts'
@@ -36,18 +35,7 @@ function open(path: string, token: string): Promise<{ status: number; welcome?: 
   })
 }
 
-function explain(args: string[]): Promise<{ code: number; stdout: string }> {
-  const file = writeConfig(config)
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, 'explain', '--config', file.path, ...args], { cwd: ROOT })
-    let stdout = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.on('close', (code) => {
-      file.cleanup()
-      resolve({ code: code ?? -1, stdout })
-    })
-  })
-}
+const explain = (args: string[]) => explainWith(config, args)
 
 beforeAll(async () => {
   idp = await startJwksServer()
